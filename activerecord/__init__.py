@@ -1,0 +1,107 @@
+"""activerecord: ActiveRecord-style pydantic models on SQLAlchemy Core, built for batch work.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class City(ActiveRecord):
+    ...     __table_name__ = "doc_cities"
+    ...     id: int | None = None
+    ...     name: str
+    >>> _ = activerecord.connect("sqlite://")
+    >>> activerecord.create_all()
+    >>> City.batch_insert_from_dicts([{"name": "Oslo"}, {"name": "Lima"}])[1].id
+    2
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backend import connect, disconnect, get_connection, get_database
+from .backend.transaction import Transaction
+from .errors import (
+    ActiveRecordError,
+    BatchValidationError,
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseError,
+    ForeignKeyViolation,
+    IntegrityError,
+    NotConnectedError,
+    NotNullViolation,
+    ParameterCountError,
+    QueryError,
+    RecordNotFound,
+    SchemaError,
+    StaleRecordError,
+    TransactionConflictError,
+    UniqueViolation,
+    UnknownColumnError,
+    UnsafeWriteError,
+    ValidationError,
+)
+from .mixins import TimestampMixin
+from .model import ActiveRecord, metadata
+from .query import SQL, Expression, Query, col
+from .schema import Col
+
+__version__ = "0.1.0"
+
+
+def create_all(database: str = "default", *, tables: Any = None) -> None:
+    """CREATE every table of :data:`metadata` (or the given tables) on a database.
+
+    >>> import activerecord
+    >>> _ = activerecord.connect("sqlite://")
+    >>> activerecord.create_all()
+    """
+    db = get_database(database)
+    with Transaction(db) as tx:
+        metadata.create_all(tx.connection, tables=tables)
+
+
+def drop_all(database: str = "default", *, tables: Any = None) -> None:
+    """DROP every table of :data:`metadata` (or the given tables) on a database."""
+    db = get_database(database)
+    with Transaction(db) as tx:
+        metadata.drop_all(tx.connection, tables=tables)
+
+
+__all__ = [
+    "ActiveRecord",
+    "ActiveRecordError",
+    "BatchValidationError",
+    "Col",
+    "ConfigurationError",
+    "DatabaseConnectionError",
+    "DatabaseError",
+    "Expression",
+    "ForeignKeyViolation",
+    "IntegrityError",
+    "NotConnectedError",
+    "NotNullViolation",
+    "ParameterCountError",
+    "Query",
+    "QueryError",
+    "RecordNotFound",
+    "SQL",
+    "SchemaError",
+    "StaleRecordError",
+    "TimestampMixin",
+    "Transaction",
+    "TransactionConflictError",
+    "UniqueViolation",
+    "UnknownColumnError",
+    "UnsafeWriteError",
+    "ValidationError",
+    "__version__",
+    "col",
+    "connect",
+    "create_all",
+    "disconnect",
+    "drop_all",
+    "get_connection",
+    "get_database",
+    "metadata",
+]

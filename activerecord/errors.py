@@ -1,0 +1,184 @@
+"""Every error the library raises, under one root.
+
+::
+
+    ActiveRecordError
+    ├── ConfigurationError
+    │   └── NotConnectedError
+    ├── SchemaError                      (TypeError)
+    ├── RecordNotFound                   (LookupError)
+    ├── ValidationError                  (ValueError)
+    │   └── BatchValidationError
+    ├── UnknownColumnError               (KeyError)
+    ├── QueryError                       (ValueError)
+    │   ├── ParameterCountError
+    │   └── UnsafeWriteError
+    ├── StaleRecordError
+    └── DatabaseError                    (.orig is the driver's exception)
+        ├── IntegrityError
+        │   ├── UniqueViolation
+        │   ├── ForeignKeyViolation
+        │   └── NotNullViolation
+        ├── DatabaseConnectionError      (ConnectionError)
+        └── TransactionConflictError     (deadlock, serialization failure, lock wait)
+
+Example::
+
+    >>> from activerecord.errors import RecordNotFound, ActiveRecordError
+    >>> issubclass(RecordNotFound, (ActiveRecordError, LookupError))
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = [
+    "ActiveRecordError",
+    "BatchValidationError",
+    "ConfigurationError",
+    "DatabaseConnectionError",
+    "DatabaseError",
+    "ForeignKeyViolation",
+    "IntegrityError",
+    "NotConnectedError",
+    "NotNullViolation",
+    "ParameterCountError",
+    "QueryError",
+    "RecordNotFound",
+    "SchemaError",
+    "StaleRecordError",
+    "TransactionConflictError",
+    "UniqueViolation",
+    "UnknownColumnError",
+    "UnsafeWriteError",
+    "ValidationError",
+]
+
+
+class ActiveRecordError(Exception):
+    """Root of every error raised by activerecord."""
+
+
+class ConfigurationError(ActiveRecordError):
+    """The library is set up wrongly (bad URL, unknown database name, ...)."""
+
+
+class NotConnectedError(ConfigurationError):
+    """A model was used before :func:`activerecord.connect` bound its database."""
+
+
+class SchemaError(ActiveRecordError, TypeError):
+    """A model cannot be mapped to a table (unmapped type, missing primary key, ...)."""
+
+
+class RecordNotFound(ActiveRecordError, LookupError):
+    """``find`` found no row for the key, or ``one()`` found none."""
+
+    def __init__(self, message: str, *, model: str | None = None, key: Any = None) -> None:
+        super().__init__(message)
+        self.model = model
+        self.key = key
+
+
+class ValidationError(ActiveRecordError, ValueError):
+    """A value did not pass the model's field validation.
+
+    ``errors`` holds pydantic's error dicts (``loc``, ``msg``, ``type``, ...).
+    """
+
+    def __init__(
+        self, message: str, *, model: str | None = None, errors: Sequence[Mapping[str, Any]] = ()
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.errors = list(errors)
+
+
+class BatchValidationError(ValidationError):
+    """One or more records of a batch failed validation; nothing was written.
+
+    ``failures`` maps the record's index in the input to its list of pydantic errors.
+    """
+
+    def __init__(self, model: str, failures: Mapping[int, Sequence[Mapping[str, Any]]]) -> None:
+        self.failures = {index: list(errs) for index, errs in failures.items()}
+        lines = []
+        for index, errs in list(self.failures.items())[:20]:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or '<record>'}: {e.get('msg')}"
+                for e in errs
+            )
+            lines.append(f"  record {index}: {detail}")
+        more = len(self.failures) - len(lines)
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        message = f"{len(self.failures)} {model} record(s) failed validation; nothing was written\n"
+        super().__init__(
+            message + "\n".join(lines),
+            model=model,
+            errors=[e for errs in self.failures.values() for e in errs],
+        )
+
+
+class UnknownColumnError(ActiveRecordError, KeyError):
+    """A column name given by the caller is not a column of the model's table."""
+
+    def __init__(self, column: str, model: str, known: Sequence[str] = ()) -> None:
+        self.column = column
+        self.model = model
+        hint = f" (columns: {', '.join(known)})" if known else ""
+        super().__init__(f"{model} has no column {column!r}{hint}")
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class QueryError(ActiveRecordError, ValueError):
+    """A query cannot be built or run as asked."""
+
+
+class ParameterCountError(QueryError):
+    """A SQL fragment's ``?`` placeholders do not match the number of parameters."""
+
+
+class UnsafeWriteError(QueryError):
+    """An update or delete would touch every row (or cannot honour limit/order)."""
+
+
+class StaleRecordError(ActiveRecordError):
+    """An optimistic-lock check failed: the row changed since the record was read."""
+
+
+class DatabaseError(ActiveRecordError):
+    """The database refused a statement. ``orig`` is the driver's exception."""
+
+    def __init__(self, message: str, *, orig: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.orig = orig
+        self.record_index: int | None = None
+
+
+class IntegrityError(DatabaseError):
+    """A constraint was violated."""
+
+
+class UniqueViolation(IntegrityError):
+    """A unique or primary key constraint was violated."""
+
+
+class ForeignKeyViolation(IntegrityError):
+    """A foreign key constraint was violated."""
+
+
+class NotNullViolation(IntegrityError):
+    """A NOT NULL column received NULL."""
+
+
+class DatabaseConnectionError(DatabaseError, ConnectionError):
+    """The connection to the database failed or was lost."""
+
+
+class TransactionConflictError(DatabaseError):
+    """A deadlock, serialization failure or lock timeout: the transaction may be retried."""

@@ -1,0 +1,199 @@
+"""What the library knows about one model class: its table, keys and name lookups.
+
+Built once per class when it is defined; every operation reads it instead of re-deriving.
+
+Example::
+
+    >>> from activerecord import ActiveRecord
+    >>> class Sample(ActiveRecord):
+    ...     __table_name__ = "doc_samples"
+    ...     id: int | None = None
+    ...     name: str
+    >>> Sample.__ar_info__.pk_fields, Sample.__ar_info__.autoincrement_pk
+    (('id',), 'id')
+"""
+
+from __future__ import annotations
+
+import decimal
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Any
+
+import sqlalchemy as sa
+from pydantic import TypeAdapter
+from pydantic.fields import FieldInfo
+
+from .errors import SchemaError, UnknownColumnError
+from .schema import Col, column_for_field, column_type, unwrap_annotated, unwrap_optional
+
+if TYPE_CHECKING:
+    from .model import ActiveRecord
+
+__all__ = ["ModelInfo", "default_table_name"]
+
+
+def default_table_name(class_name: str) -> str:
+    """``UserProfile`` → ``user_profiles`` (snake case, plural, as Rails does).
+
+    >>> default_table_name("Category"), default_table_name("Address")
+    ('categories', 'addresses')
+    """
+    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", class_name).lower()
+    if snake.endswith("y") and not snake.endswith(("ay", "ey", "oy", "uy")):
+        return snake[:-1] + "ies"
+    if snake.endswith(("s", "x", "z", "ch", "sh")):
+        return snake + "es"
+    return snake + "s"
+
+
+@dataclass
+class ModelInfo:
+    """Table and lookups of one model class."""
+
+    model_name: str
+    table: sa.Table
+    fields: tuple[str, ...]
+    columns: dict[str, sa.Column[Any]]
+    pk_fields: tuple[str, ...]
+    autoincrement_pk: str | None
+    server_generated: tuple[str, ...]
+    field_infos: dict[str, FieldInfo]
+    _adapters: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, model: type[ActiveRecord]) -> ModelInfo:
+        name = model.__name__
+        field_infos = {
+            fname: finfo
+            for fname, finfo in model.model_fields.items()
+            if not finfo.exclude
+        }
+        existing = model.__dict__.get("__table__")
+        if isinstance(existing, sa.Table):
+            table = existing
+            columns = _match_existing(name, table, field_infos)
+        else:
+            table_name = model.__dict__.get("__table_name__") or default_table_name(name)
+            metadata: sa.MetaData = model.__metadata__
+            explicit_pk = [
+                f for f, i in field_infos.items()
+                if any(isinstance(m, Col) and m.primary_key for m in i.metadata)
+            ]
+            conventional_pk = not explicit_pk and "id" in field_infos
+            columns = {
+                fname: column_for_field(
+                    name, fname, finfo, primary_key=conventional_pk and fname == "id"
+                )
+                for fname, finfo in field_infos.items()
+            }
+            if table_name in metadata.tables:
+                metadata.remove(metadata.tables[table_name])  # a redefined class replaces it
+            table = sa.Table(table_name, metadata, *columns.values())
+        pk_fields = tuple(f for f, c in columns.items() if c.primary_key)
+        if not pk_fields:
+            raise SchemaError(
+                f"{name} has no primary key: add 'id: int | None = None' or mark a field "
+                "with Annotated[..., Col(primary_key=True)]"
+            )
+        autoinc = None
+        if len(pk_fields) == 1:
+            pk_col = columns[pk_fields[0]]
+            # Reflected serial/identity columns carry a server default: still autoincrement.
+            if pk_col.autoincrement in (True, "auto") and isinstance(pk_col.type, sa.Integer):
+                autoinc = pk_fields[0]
+        server_generated = tuple(
+            f for f, c in columns.items() if c.server_default is not None and not c.primary_key
+        )
+        return cls(
+            model_name=name,
+            table=table,
+            fields=tuple(columns),
+            columns=columns,
+            pk_fields=pk_fields,
+            autoincrement_pk=autoinc,
+            server_generated=server_generated,
+            field_infos=field_infos,
+        )
+
+    def column(self, key: str) -> sa.Column[Any]:
+        """The column for a field name (or a column name); :class:`UnknownColumnError` if none.
+
+        >>> from activerecord import ActiveRecord
+        >>> class Thing(ActiveRecord):
+        ...     __table_name__ = "doc_things"
+        ...     id: int | None = None
+        >>> Thing.__ar_info__.column("nope")
+        Traceback (most recent call last):
+        ...
+        activerecord.errors.UnknownColumnError: Thing has no column 'nope' (columns: id)
+        """
+        found = self.columns.get(key)
+        if found is not None:
+            return found
+        if isinstance(key, str):
+            for column in self.columns.values():
+                if column.name == key:
+                    return column
+        raise UnknownColumnError(str(key), self.model_name, self.fields)
+
+    def field_for(self, key: str) -> str:
+        """The field name for a field or column name."""
+        return self.column(key).key
+
+    def adapter(self, fname: str) -> TypeAdapter[Any]:
+        """A cached pydantic TypeAdapter validating one field's values."""
+        adapter = self._adapters.get(fname)
+        if adapter is None:
+            finfo = self.field_infos[fname]
+            tp: Any = finfo.annotation
+            if finfo.metadata:
+                tp = Annotated.__class_getitem__((tp, *finfo.metadata))  # type: ignore[attr-defined]
+            adapter = TypeAdapter(tp)
+            self._adapters[fname] = adapter
+        return adapter
+
+
+def _match_existing(
+    model_name: str, table: sa.Table, field_infos: dict[str, FieldInfo]
+) -> dict[str, sa.Column[Any]]:
+    """Pair fields with an existing table's columns, checking that the types agree."""
+    columns: dict[str, sa.Column[Any]] = {}
+    for fname, finfo in field_infos.items():
+        opts = next((m for m in finfo.metadata if isinstance(m, Col)), None)
+        colname = opts.name if opts is not None and opts.name else fname
+        if colname not in table.c:
+            raise SchemaError(
+                f"{model_name}.{fname}: table {table.name!r} has no column {colname!r} "
+                f"(columns: {', '.join(c.name for c in table.c)})"
+            )
+        column = table.c[colname]
+        _check_type(model_name, fname, finfo, column)
+        columns[fname] = column
+    return columns
+
+
+def _python_type(sa_type: sa.types.TypeEngine[Any]) -> type | None:
+    try:
+        return sa_type.python_type
+    except NotImplementedError:
+        return None
+
+
+def _check_type(model_name: str, fname: str, finfo: FieldInfo, column: sa.Column[Any]) -> None:
+    metadata = list(finfo.metadata)
+    base = unwrap_annotated(unwrap_optional(finfo.annotation)[0], metadata)
+    expected = column_type(base, metadata=metadata)
+    have = _python_type(column.type)
+    want = None if expected is None else _python_type(expected)
+    if have is None or want is None:
+        return
+    if issubclass(want, have) or issubclass(have, want):
+        return
+    numeric = (int, float, decimal.Decimal)
+    if want in numeric and have in numeric:
+        return
+    raise SchemaError(
+        f"{model_name}.{fname}: field type {finfo.annotation!r} does not match column "
+        f"{column.table.name}.{column.name} of type {column.type!r}"
+    )

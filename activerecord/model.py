@@ -1,0 +1,371 @@
+"""The ``ActiveRecord`` base class: a pydantic model that is also a table.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Note(ActiveRecord):
+    ...     __table_name__ = "doc_notes"
+    ...     id: int | None = None
+    ...     body: str
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Note.create_table()
+    >>> note = Note.create(body="hello")
+    >>> Note.find(note.id).body
+    'hello'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+
+import pydantic
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+from .backend.database import DEFAULT, Database, get_database
+from .backend.dialects import translate_error
+from .backend.transaction import read_connection, write_connection
+from .errors import RecordNotFound, ValidationError
+from .meta import ModelInfo
+from .query.query import Query
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["ActiveRecord", "metadata"]
+
+T = TypeVar("T", bound="ActiveRecord")
+
+#: The MetaData every model's table lives in unless the model names another
+#: (``__metadata__ = my_metadata``). Hand it to Alembic's ``target_metadata``.
+metadata = sa.MetaData()
+
+
+class ActiveRecord(BaseModel):
+    """Base class of models. Subclass it, declare fields, name the table.
+
+    Class attributes: ``__table_name__`` (default: plural snake case of the class name),
+    ``__table__`` (an existing ``sqlalchemy.Table`` to sit on instead), ``__database__`` (the
+    name given to :func:`activerecord.connect`), ``__metadata__``, ``__abstract__``.
+    """
+
+    model_config = ConfigDict(validate_assignment=True, from_attributes=True)
+
+    __abstract__: ClassVar[bool] = True
+    __table_name__: ClassVar[str | None] = None
+    __database__: ClassVar[str] = DEFAULT
+    __metadata__: ClassVar[sa.MetaData] = metadata
+    __table__: ClassVar[sa.Table]
+    __ar_info__: ClassVar[ModelInfo]
+    c: ClassVar[sa.ColumnCollection[str, sa.Column[Any]]]
+
+    _ar_original: dict[str, Any] | None = PrivateAttr(default=None)
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__dict__.get("__abstract__", False):
+            return
+        info = ModelInfo.build(cls)
+        type.__setattr__(cls, "__ar_info__", info)
+        type.__setattr__(cls, "__table__", info.table)
+        type.__setattr__(cls, "c", info.table.c)
+
+    # -- binding ---------------------------------------------------------------------------
+    @classmethod
+    def database(cls) -> Database:
+        """The :class:`~activerecord.backend.database.Database` this model uses."""
+        return get_database(cls.__database__)
+
+    @classmethod
+    def create_table(cls, *, checkfirst: bool = True) -> None:
+        """CREATE TABLE (and its indexes) if it does not exist."""
+        db = cls.database()
+        with write_connection(db) as conn:
+            cls.__ar_info__.table.create(conn, checkfirst=checkfirst)
+
+    @classmethod
+    def drop_table(cls, *, checkfirst: bool = True) -> None:
+        """DROP TABLE if it exists."""
+        db = cls.database()
+        with write_connection(db) as conn:
+            cls.__ar_info__.table.drop(conn, checkfirst=checkfirst)
+
+    # -- hooks for mixins ------------------------------------------------------------------
+    @classmethod
+    def _insert_defaults(cls) -> dict[str, Any]:
+        """Values filled into inserted rows that lack them (TimestampMixin: created_at...)."""
+        return {}
+
+    @classmethod
+    def _update_defaults(cls) -> dict[str, Any]:
+        """Values set by every update unless the caller sets them (TimestampMixin: updated_at)."""
+        return {}
+
+    @classmethod
+    def _scope_criteria(cls, scope: str) -> list[ColumnElement[bool]]:
+        """The default scope's WHERE criteria for ``scope`` (SoftDeleteMixin hides rows)."""
+        return []
+
+    @classmethod
+    def _soft_delete_values(cls) -> dict[str, Any] | None:
+        """Values that mark a row deleted, or None when deletes are real."""
+        return None
+
+    # -- loading ---------------------------------------------------------------------------
+    @classmethod
+    def _from_db(cls: type[T], row: Mapping[Any, Any]) -> T:
+        record = cls.model_validate(dict(row))
+        record._mark_persisted()
+        return record
+
+    def _mark_persisted(self) -> None:
+        self._ar_original = dict(self.__dict__)
+
+    @property
+    def is_new_record(self) -> bool:
+        """True until the record has been saved or was loaded from the database."""
+        return self._ar_original is None
+
+    @property
+    def changed_fields(self) -> set[str]:
+        """Fields changed since the record was loaded or last saved."""
+        original = self._ar_original
+        fields = self.__ar_info__.fields
+        if original is None:
+            return set(fields)
+        current = self.__dict__
+        return {f for f in fields if current.get(f) != original.get(f)}
+
+    def _pk_criteria(self) -> list[ColumnElement[bool]]:
+        info = self.__ar_info__
+        source = self._ar_original or self.__dict__
+        return [info.columns[f] == source[f] for f in info.pk_fields]
+
+    # -- class-level entry points ----------------------------------------------------------
+    @classmethod
+    def query(cls: type[T]) -> Query[T]:
+        """A new :class:`~activerecord.query.query.Query` over this model."""
+        return Query(cls)
+
+    @classmethod
+    def create(cls: type[T], **values: Any) -> T:
+        """Validate, insert and return a new record."""
+        record = cls(**values)
+        record.save()
+        return record
+
+    @classmethod
+    def find(cls: type[T], pk: Any) -> T:
+        """The record with this primary key (a tuple for composite keys).
+
+        Raises :class:`~activerecord.errors.RecordNotFound` when there is none.
+        """
+        info = cls.__ar_info__
+        values = pk if isinstance(pk, tuple) else (pk,)
+        if len(values) != len(info.pk_fields):
+            raise RecordNotFound(
+                f"{cls.__name__} has a {len(info.pk_fields)}-column primary key; got {pk!r}",
+                model=cls.__name__,
+                key=pk,
+            )
+        found = cls.query().where(dict(zip(info.pk_fields, values))).first()
+        if found is None:
+            raise RecordNotFound(f"{cls.__name__} {pk!r} not found", model=cls.__name__, key=pk)
+        return found
+
+    @classmethod
+    def find_one(cls: type[T], conditions: Any, *params: Any) -> T | None:
+        """The first record matching the conditions, or None."""
+        return cls.query().where(conditions, *params).first()
+
+    @classmethod
+    def find_all(cls: type[T], conditions: Any = None, *params: Any) -> list[T]:
+        """Every record matching the conditions (all records when none are given)."""
+        query = cls.query()
+        if conditions is not None:
+            query = query.where(conditions, *params)
+        return query.all()
+
+    # -- instance persistence --------------------------------------------------------------
+    def _column_values(self, fields: Iterable[str]) -> dict[str, Any]:
+        data = self.__dict__
+        return {f: data[f] for f in fields}
+
+    def save(self) -> bool:
+        """Insert a new record or update its changed fields. Returns True if SQL ran."""
+        info = self.__ar_info__
+        db = self.database()
+        try:
+            if self._ar_original is None:
+                self._insert(db, info)
+                return True
+            changed = self.changed_fields
+            if not changed:
+                return False
+            self._update(db, info, changed)
+            return True
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"save of {type(self).__name__}") from exc
+
+    def _revalidate(self) -> None:
+        try:
+            type(self).model_validate(self.__dict__)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"invalid {type(self).__name__}: {exc}", model=type(self).__name__,
+                errors=exc.errors(),
+            ) from exc
+
+    def _insert(self, db: Database, info: ModelInfo) -> None:
+        data = self.__dict__
+        for fname, value in self._insert_defaults().items():
+            if data.get(fname) is None:
+                data[fname] = value
+        self._revalidate()
+        fields = [
+            f for f in info.fields
+            if not (data[f] is None and (f == info.autoincrement_pk or f in info.server_generated))
+        ]
+        stmt = sa.insert(info.table).values(self._column_values(fields))
+        fetch = [info.columns[f] for f in info.fields if f not in fields]
+        if fetch and db.facts.supports_returning:
+            stmt = stmt.returning(*fetch)
+        with write_connection(db) as conn:
+            result = conn.execute(stmt)
+            if fetch and db.facts.supports_returning:
+                row = result.mappings().one()
+                for column in fetch:
+                    data[column.key] = row[column.key]
+            elif fetch:
+                pk = result.inserted_primary_key
+                if info.autoincrement_pk is not None and pk is not None:
+                    data[info.autoincrement_pk] = pk[0]
+                rest = [c for c in fetch if c.key != info.autoincrement_pk]
+                if rest:
+                    stmt2 = sa.select(*rest).where(*self._pk_criteria())
+                    row2 = conn.execute(stmt2).mappings().one()
+                    for column in rest:
+                        data[column.key] = row2[column.key]
+        self._mark_persisted()
+
+    def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
+        data = self.__dict__
+        for fname, value in self._update_defaults().items():
+            if fname not in changed:
+                data[fname] = value
+                changed.add(fname)
+        self._revalidate()
+        values = self._column_values(f for f in info.fields if f in changed)
+        stmt = sa.update(info.table).where(*self._pk_criteria()).values(values)
+        with write_connection(db) as conn:
+            if conn.execute(stmt).rowcount == 0:
+                raise RecordNotFound(
+                    f"{type(self).__name__} {self._pk_value()!r} no longer exists",
+                    model=type(self).__name__,
+                    key=self._pk_value(),
+                )
+        self._mark_persisted()
+
+    def _pk_value(self) -> Any:
+        info = self.__ar_info__
+        values = tuple(self.__dict__[f] for f in info.pk_fields)
+        return values[0] if len(values) == 1 else values
+
+    def delete(self) -> bool:
+        """Delete this record's row. Returns True if a row was deleted."""
+        if self._ar_original is None:
+            return False
+        info = self.__ar_info__
+        stmt = sa.delete(info.table).where(*self._pk_criteria())
+        try:
+            with write_connection(self.database()) as conn:
+                deleted = conn.execute(stmt).rowcount
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"delete of {type(self).__name__}") from exc
+        self._ar_original = None
+        return bool(deleted)
+
+    def refresh(self: T) -> T:
+        """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""
+        info = self.__ar_info__
+        stmt = sa.select(*info.columns.values()).where(*self._pk_criteria())
+        stmt = stmt.where(*self._scope_criteria("with_deleted"))
+        with read_connection(self.database()) as conn:
+            row = conn.execute(stmt).mappings().first()
+        if row is None:
+            raise RecordNotFound(
+                f"{type(self).__name__} {self._pk_value()!r} not found",
+                model=type(self).__name__,
+                key=self._pk_value(),
+            )
+        fresh = type(self).model_validate(dict(row))
+        self.__dict__.update(fresh.__dict__)
+        self._mark_persisted()
+        return self
+
+    # -- batch entry points ----------------------------------------------------------------
+    @classmethod
+    def batch_insert(
+        cls,
+        records: Iterable[ActiveRecord],
+        *,
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+    ) -> int:
+        """Insert many instances in as few statements as the backend allows.
+
+        Primary keys (and declared server defaults) are set on the instances, in input order.
+        Atomic: on any failure nothing is written. Returns the number of rows inserted.
+
+        >>> import activerecord
+        >>> class Row(ActiveRecord):
+        ...     __table_name__ = "doc_rows"
+        ...     id: int | None = None
+        ...     n: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Row.create_table()
+        >>> Row.batch_insert([Row(n=1), Row(n=2)])
+        2
+        """
+        from .batch import batch_insert
+
+        count, _ = batch_insert(
+            cls, records, validate=validate, batch_size=batch_size, progress=progress,
+            return_records=False,
+        )
+        return count
+
+    @classmethod
+    def batch_insert_from_dicts(
+        cls: type[T],
+        rows: Iterable[Mapping[str, Any]],
+        *,
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+        return_records: bool = True,
+    ) -> list[T] | int:
+        """Insert many rows given as dicts; return the created instances (or only the count
+        with ``return_records=False``). Unknown keys are an error, with or without validation.
+
+        >>> import activerecord
+        >>> class Item(ActiveRecord):
+        ...     __table_name__ = "doc_items"
+        ...     id: int | None = None
+        ...     n: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Item.create_table()
+        >>> [i.id for i in Item.batch_insert_from_dicts([{"n": 1}, {"n": 2}])]
+        [1, 2]
+        """
+        from .batch import batch_insert
+
+        count, records = batch_insert(
+            cls, rows, validate=validate, batch_size=batch_size, progress=progress,
+            from_dicts=True, return_records=return_records,
+        )
+        return records if return_records else count

@@ -1,0 +1,431 @@
+"""``Query[T]``: an immutable, chainable query over one model.
+
+Every builder (``where``, ``order_by``, ``limit``, ...) returns a new query. Every terminal
+(``all``, ``count``, ``update``, ``delete``) has a pure twin that returns the SQLAlchemy Core
+construct (``select_statement``, ``count_statement``, ``update_statement``, ``delete_statement``),
+so SQL can be inspected with :meth:`Query.to_sql` without a server.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Member(ActiveRecord):
+    ...     __table_name__ = "doc_members"
+    ...     id: int | None = None
+    ...     status: str
+    >>> q = Member.query().where({"status": "active"}).order_by("-id").limit(5)
+    >>> print(q.to_sql(dialect="sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
+    SELECT doc_members.id, doc_members.status FROM doc_members
+    WHERE doc_members.status = ? ORDER BY doc_members.id DESC LIMIT ? OFFSET ?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
+
+import pydantic
+import sqlalchemy as sa
+from sqlalchemy.sql.elements import ColumnElement
+
+from ..backend.dialects import translate_error
+from ..backend.transaction import read_connection, write_connection
+from ..errors import (
+    QueryError,
+    RecordNotFound,
+    UnsafeWriteError,
+    ValidationError,
+)
+from .conditions import condition, resolve
+from .expression import Expression
+
+if TYPE_CHECKING:
+    from ..model import ActiveRecord
+
+__all__ = ["SQL", "Query"]
+
+T = TypeVar("T", bound="ActiveRecord")
+
+#: Scopes a query can read in: the model's default scope, everything, or only the hidden rows.
+SCOPES = ("default", "with_deleted", "only_deleted")
+
+
+class SQL(NamedTuple):
+    """A statement's SQL text and its bound parameters, as a dialect renders them."""
+
+    sql: str
+    params: dict[str, Any]
+
+    def __str__(self) -> str:
+        return self.sql
+
+
+class Query(Generic[T]):
+    """An immutable query over ``model``; build with ``Model.query()``."""
+
+    __slots__ = ("_columns", "_limit", "_model", "_offset", "_order", "_scope", "_where")
+
+    def __init__(
+        self,
+        model: type[T],
+        *,
+        where: tuple[ColumnElement[bool], ...] = (),
+        order: tuple[Any, ...] = (),
+        limit: int | None = None,
+        offset: int | None = None,
+        columns: tuple[sa.Column[Any], ...] | None = None,
+        scope: str = "default",
+    ) -> None:
+        self._model = model
+        self._where = where
+        self._order = order
+        self._limit = limit
+        self._offset = offset
+        self._columns = columns
+        self._scope = scope
+
+    def _copy(self, **changes: Any) -> Query[T]:
+        state: dict[str, Any] = {
+            "where": self._where,
+            "order": self._order,
+            "limit": self._limit,
+            "offset": self._offset,
+            "columns": self._columns,
+            "scope": self._scope,
+        }
+        state.update(changes)
+        return Query(self._model, **state)
+
+    @property
+    def model(self) -> type[T]:
+        """The model class this query reads."""
+        return self._model
+
+    # -- builders --------------------------------------------------------------------------
+    def where(self, cond: Any, *params: Any) -> Query[T]:
+        """AND a condition: a dict, a ``?`` fragment with params, or a column expression.
+
+        >>> from activerecord import ActiveRecord
+        >>> class Post(ActiveRecord):
+        ...     __table_name__ = "doc_posts"
+        ...     id: int | None = None
+        ...     views: int = 0
+        >>> q = Post.query().where("views > ?", 10).where({"id": [1, 2]})
+        >>> print(q.to_sql("sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
+        SELECT doc_posts.id, doc_posts.views FROM doc_posts
+        WHERE (views > ?) AND doc_posts.id IN (?, ?)
+        """
+        clause = condition(self._model.__ar_info__, cond, params)
+        return self._copy(where=(*self._where, clause))
+
+    def or_where(self, cond: Any, *params: Any) -> Query[T]:
+        """OR a condition with everything given so far: ``(previous) OR (cond)``."""
+        clause = condition(self._model.__ar_info__, cond, params)
+        if not self._where:
+            return self._copy(where=(clause,))
+        return self._copy(where=(sa.or_(sa.and_(*self._where), clause),))
+
+    def order_by(self, *keys: Any) -> Query[T]:
+        """Order by field names (``"-name"`` or ``"name desc"`` for descending) or expressions."""
+        info = self._model.__ar_info__
+        order: list[Any] = []
+        for key in keys:
+            if isinstance(key, str):
+                name, descending = key.strip(), False
+                if name.startswith("-"):
+                    name, descending = name[1:], True
+                else:
+                    parts = name.split()
+                    if len(parts) == 2 and parts[1].lower() in ("asc", "desc"):
+                        name, descending = parts[0], parts[1].lower() == "desc"
+                column = info.column(name)
+                order.append(column.desc() if descending else column.asc())
+            elif isinstance(key, sa.ClauseElement):
+                order.append(resolve(info, key))
+            else:
+                raise QueryError(f"cannot order by {key!r}")
+        return self._copy(order=(*self._order, *order))
+
+    def limit(self, n: int | None) -> Query[T]:
+        """At most ``n`` rows."""
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise QueryError(f"limit must be a non-negative int, got {n!r}")
+        return self._copy(limit=n)
+
+    def offset(self, n: int | None) -> Query[T]:
+        """Skip ``n`` rows."""
+        if n is not None and (not isinstance(n, int) or n < 0):
+            raise QueryError(f"offset must be a non-negative int, got {n!r}")
+        return self._copy(offset=n)
+
+    def select(self, *names: str) -> Query[T]:
+        """Read only these columns; terminals then return dicts instead of records."""
+        info = self._model.__ar_info__
+        return self._copy(columns=tuple(info.column(n) for n in names) or None)
+
+    def with_deleted(self) -> Query[T]:
+        """Include rows the model's default scope hides (soft-deleted rows)."""
+        return self._copy(scope="with_deleted")
+
+    def only_deleted(self) -> Query[T]:
+        """Only the rows the model's default scope hides."""
+        return self._copy(scope="only_deleted")
+
+    # -- pure builders ---------------------------------------------------------------------
+    def criteria(self) -> list[ColumnElement[bool]]:
+        """All WHERE criteria: the caller's plus the model's scope."""
+        return [*self._where, *self._model._scope_criteria(self._scope)]
+
+    def select_statement(self) -> sa.Select[Any]:
+        """The SELECT this query runs for ``all()``."""
+        info = self._model.__ar_info__
+        columns = self._columns or tuple(info.columns.values())
+        stmt = sa.select(*columns).where(*self.criteria())
+        if self._order:
+            stmt = stmt.order_by(*self._order)
+        if self._limit is not None:
+            stmt = stmt.limit(self._limit)
+        if self._offset is not None:
+            stmt = stmt.offset(self._offset)
+        return stmt
+
+    def count_statement(self) -> sa.Select[Any]:
+        """The SELECT COUNT(*) this query runs for ``count()``."""
+        if self._limit is not None or self._offset is not None:
+            inner = self.select_statement().subquery()
+            return sa.select(sa.func.count()).select_from(inner)
+        table = self._model.__ar_info__.table
+        return sa.select(sa.func.count()).select_from(table).where(*self.criteria())
+
+    def _check_writable(self, all_rows: bool, verb: str) -> None:
+        if self._limit is not None or self._offset is not None or self._order:
+            raise UnsafeWriteError(
+                f"cannot {verb} {self._model.__name__} rows through a query with "
+                "limit/offset/order_by; narrow it with where() instead"
+            )
+        if not self._where and not all_rows:
+            raise UnsafeWriteError(
+                f"refusing to {verb} every {self._model.__name__} row: add a where() or "
+                f"pass all_rows=True"
+            )
+
+    def update_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Check and convert the values of an update: names, types, expressions."""
+        info = self._model.__ar_info__
+        if not values:
+            raise QueryError(f"update of {info.model_name} needs at least one value")
+        out: dict[str, Any] = {}
+        for key, value in values.items():
+            if not isinstance(key, str):
+                raise QueryError(f"update keys must be column names, got {key!r}")
+            fname = info.field_for(key)
+            if isinstance(value, Expression):
+                out[fname] = value.to_clause(group=True)
+            elif isinstance(value, sa.ClauseElement):
+                out[fname] = resolve(info, value)
+            else:
+                try:
+                    out[fname] = info.adapter(fname).validate_python(value)
+                except pydantic.ValidationError as exc:
+                    raise ValidationError(
+                        f"{info.model_name}.{fname}: invalid value {value!r}: "
+                        f"{exc.errors()[0]['msg']}",
+                        model=info.model_name,
+                        errors=exc.errors(),
+                    ) from exc
+        for fname, value in self._model._update_defaults().items():
+            out.setdefault(fname, value)
+        return out
+
+    def update_statement(self, values: Mapping[str, Any], *, all_rows: bool = False) -> sa.Update:
+        """The UPDATE that ``update(values)`` runs."""
+        self._check_writable(all_rows, "update")
+        table = self._model.__ar_info__.table
+        return sa.update(table).where(*self.criteria()).values(self.update_values(values))
+
+    def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
+        """The statement ``delete()`` runs (an UPDATE for soft-deleting models)."""
+        self._check_writable(all_rows, "delete")
+        soft = self._model._soft_delete_values()
+        table = self._model.__ar_info__.table
+        if soft is not None and self._scope == "default":
+            return sa.update(table).where(*self.criteria()).values(soft)
+        return sa.delete(table).where(*self.criteria())
+
+    def hard_delete_statement(self, *, all_rows: bool = False) -> sa.Delete:
+        """The DELETE that ``hard_delete()`` runs, whatever the model's soft-delete setting."""
+        self._check_writable(all_rows, "delete")
+        return sa.delete(self._model.__ar_info__.table).where(*self.criteria())
+
+    def to_sql(self, dialect: str | sa.Dialect | None = None) -> SQL:
+        """The SELECT's SQL and parameters (for the model's database, or a named dialect)."""
+        return compile_sql(self.select_statement(), self._model, dialect)
+
+    # -- terminals -------------------------------------------------------------------------
+    def _execute(self, stmt: sa.Executable) -> sa.CursorResult[Any]:
+        db = self._model.database()
+        try:
+            with read_connection(db) as conn:
+                return conn.execute(stmt)
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"{self._model.__name__} query") from exc
+
+    def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
+        db = self._model.database()
+        try:
+            with read_connection(db) as conn:
+                result = conn.execute(stmt)
+                if self._columns is not None:
+                    return [dict(row) for row in result.mappings()]
+                return [self._model._from_db(row) for row in result.mappings()]
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"{self._model.__name__} query") from exc
+
+    def all(self) -> list[T]:
+        """Every matching record (dicts when ``select()`` narrowed the columns)."""
+        return self._rows(self.select_statement())
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.all())
+
+    def first(self) -> T | None:
+        """The first matching record (by primary key unless ordered), or None."""
+        query = self if self._order else self.order_by(*self._model.__ar_info__.pk_fields)
+        rows = query.limit(1)._rows(query.limit(1).select_statement())
+        return rows[0] if rows else None
+
+    def one(self) -> T:
+        """Exactly one record: :class:`RecordNotFound` if none, ``QueryError`` if several."""
+        rows = self.limit(2).all()
+        if not rows:
+            raise RecordNotFound(f"no {self._model.__name__} matches", model=self._model.__name__)
+        if len(rows) > 1:
+            raise QueryError(f"more than one {self._model.__name__} matches")
+        return rows[0]
+
+    def count(self) -> int:
+        """How many rows match."""
+        return int(self._execute(self.count_statement()).scalar_one())
+
+    def exists(self) -> bool:
+        """Whether any row matches."""
+        stmt = sa.select(sa.exists(self.select_statement().limit(1)))
+        return bool(self._execute(stmt).scalar_one())
+
+    def _aggregate(self, fn: Any, name: str) -> Any:
+        column = self._model.__ar_info__.column(name)
+        stmt = sa.select(fn(column)).select_from(column.table).where(*self.criteria())
+        return self._execute(stmt).scalar_one()
+
+    def sum(self, name: str) -> Any:
+        """SUM of a column over the matching rows (None if there are none)."""
+        return self._aggregate(sa.func.sum, name)
+
+    def avg(self, name: str) -> Any:
+        """AVG of a column over the matching rows."""
+        return self._aggregate(sa.func.avg, name)
+
+    def min(self, name: str) -> Any:
+        """MIN of a column over the matching rows."""
+        return self._aggregate(sa.func.min, name)
+
+    def max(self, name: str) -> Any:
+        """MAX of a column over the matching rows."""
+        return self._aggregate(sa.func.max, name)
+
+    def batches(self, size: int = 1000) -> Iterator[list[T]]:
+        """Yield lists of up to ``size`` records, by keyset pagination on the primary key.
+
+        Each batch is a fresh query (``WHERE pk > last``), so rows are never skipped or read
+        twice the way OFFSET paging does while the table changes.
+        """
+        if size < 1:
+            raise QueryError("batch size must be at least 1")
+        if self._order or self._offset is not None:
+            raise QueryError("batches() orders by the primary key; drop order_by/offset")
+        info = self._model.__ar_info__
+        pk_cols = [info.columns[f] for f in info.pk_fields]
+        remaining = self._limit
+        after: tuple[Any, ...] | None = None
+        while remaining is None or remaining > 0:
+            take = size if remaining is None else min(size, remaining)
+            query = self._copy(limit=take, order=tuple(c.asc() for c in pk_cols))
+            if after is not None:
+                key = pk_cols[0] if len(pk_cols) == 1 else sa.tuple_(*pk_cols)
+                bound = after[0] if len(pk_cols) == 1 else sa.tuple_(*after)
+                query = query._copy(where=(*query._where, key > bound))
+            rows = query._rows(query.select_statement())
+            if not rows:
+                return
+            yield rows
+            if remaining is not None:
+                remaining -= len(rows)
+            last = rows[-1]
+            if isinstance(last, dict):
+                after = tuple(last[c.key] for c in pk_cols)
+            else:
+                after = tuple(getattr(last, f) for f in info.pk_fields)
+            if len(rows) < take:
+                return
+
+    def each(self, size: int = 1000) -> Iterator[T]:
+        """Yield records one by one, reading ``size`` at a time (see :meth:`batches`)."""
+        for batch in self.batches(size):
+            yield from batch
+
+    def update(self, values: Mapping[str, Any], *, all_rows: bool = False) -> int:
+        """Run one UPDATE over the matching rows; return how many rows matched.
+
+        Values may be plain (checked against the field type), ``Expression("x + ?", 1)`` or
+        column arithmetic such as ``col("login_count") + 1``.
+        """
+        stmt = self.update_statement(values, all_rows=all_rows)
+        return self._write(stmt, "update")
+
+    def delete(self, *, all_rows: bool = False) -> int:
+        """Delete the matching rows (soft-delete for soft-deleting models); return the count."""
+        return self._write(self.delete_statement(all_rows=all_rows), "delete")
+
+    def hard_delete(self, *, all_rows: bool = False) -> int:
+        """Delete the matching rows for real, even on a soft-deleting model."""
+        return self._write(self.hard_delete_statement(all_rows=all_rows), "delete")
+
+    def _write(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
+        db = self._model.database()
+        try:
+            with write_connection(db) as conn:
+                return int(conn.execute(stmt).rowcount)
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc
+
+    def __repr__(self) -> str:
+        return f"<Query {self._model.__name__}: {self.to_sql().sql}>"
+
+
+def compile_sql(
+    stmt: sa.ClauseElement, model: type[ActiveRecord], dialect: str | sa.Dialect | None
+) -> SQL:
+    """Render a statement for a dialect: a name, a Dialect, or the model's database."""
+    resolved: sa.Dialect
+    if isinstance(dialect, sa.Dialect):
+        resolved = dialect
+    elif isinstance(dialect, str):
+        resolved = _dialect_by_name(dialect)
+    else:
+        try:
+            resolved = model.database().engine.dialect
+        except Exception:
+            resolved = _dialect_by_name("sqlite")
+    compiled = stmt.compile(dialect=resolved, compile_kwargs={"render_postcompile": True})
+    return SQL(str(compiled), dict(compiled.params))
+
+
+def _dialect_by_name(name: str) -> sa.Dialect:
+    aliases = {
+        "postgresql": "postgresql+psycopg",
+        "mysql": "mysql+pymysql",
+        "mariadb": "mysql+pymysql",
+        "sqlite": "sqlite+pysqlite",
+    }
+    url = sa.make_url(f"{aliases.get(name, name)}://")
+    return url.get_dialect()()

@@ -1,0 +1,143 @@
+"""Test fixtures: the ``backend`` parameter runs a test on SQLite, PostgreSQL and MySQL/MariaDB.
+
+Connection URLs come from environment variables (defaults: the local servers of DEVELOPERS.md):
+
+* ``AR_TEST_POSTGRESQL_URL`` (``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
+* ``AR_TEST_MYSQL_URL`` (``mysql+pymysql://root@127.0.0.1:3306/test``)
+* ``AR_TEST_SQLITE_URL`` (a file in a temporary folder)
+* ``AR_TEST_BACKENDS``: comma-separated subset to run (default: all three)
+
+When ``CI`` is true (or ``AR_REQUIRE_BACKENDS=1``) an unreachable server fails the run;
+otherwise its tests are skipped with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+import activerecord
+from activerecord.backend.database import Database
+
+DEFAULT_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+HOW_TO_START = {
+    "postgresql": "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+    "mysql": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
+}
+ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+def selected_backends() -> list[str]:
+    raw = os.environ.get("AR_TEST_BACKENDS", "")
+    names = [n.strip() for n in raw.split(",") if n.strip()] or list(ALL_BACKENDS)
+    unknown = set(names) - set(ALL_BACKENDS)
+    if unknown:
+        raise pytest.UsageError(f"AR_TEST_BACKENDS has unknown names: {sorted(unknown)}")
+    return names
+
+
+def backends_required() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes") or os.environ.get(
+        "AR_REQUIRE_BACKENDS", ""
+    ).lower() in ("1", "true", "yes", "all")
+
+
+def backend_url(name: str) -> str:
+    if name == "sqlite":
+        default = "sqlite:///" + os.path.join(_tmpdir(), "test.db")
+        return os.environ.get("AR_TEST_SQLITE_URL", default)
+    return os.environ.get(f"AR_TEST_{name.upper()}_URL", DEFAULT_URLS[name])
+
+
+_TMP: list[str] = []
+
+
+def _tmpdir() -> str:
+    if not _TMP:
+        _TMP.append(tempfile.mkdtemp(prefix="activerecord-tests-"))
+    return _TMP[0]
+
+
+_databases: dict[str, Database] = {}
+_unreachable: dict[str, str] = {}
+
+
+def database_for(name: str) -> Database:
+    """The session's Database for a backend; skip (or fail in CI) when unreachable."""
+    if name in _unreachable:
+        _skip_or_fail(name, _unreachable[name])
+    if name not in _databases:
+        url = backend_url(name)
+        try:
+            db = activerecord.connect(url, name=f"test-{name}")
+            db.facts  # noqa: B018 - probes the server
+        except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+            _unreachable[name] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+            _skip_or_fail(name, _unreachable[name])
+        _databases[name] = db
+    return _databases[name]
+
+
+def _skip_or_fail(name: str, reason: str) -> None:
+    message = f"{name} at {backend_url(name)} is unreachable ({reason})"
+    if name in HOW_TO_START:
+        message += f"; start it with: {HOW_TO_START[name]}"
+    if backends_required():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "backend" in metafunc.fixturenames:
+        names = selected_backends()
+        marker = metafunc.definition.get_closest_marker("backends")
+        if marker is not None:
+            names = [n for n in names if n in marker.args]
+        metafunc.parametrize("backend", names)
+
+
+@pytest.fixture
+def db(backend: str) -> Iterator[Database]:
+    """Bind the default database to the backend's engine for one test."""
+    database = database_for(backend)
+    activerecord.connect(database.engine)
+    default = activerecord.get_database()
+    default._facts = database.facts  # probed once per session
+    yield default
+    activerecord.disconnect("default")
+
+
+@pytest.fixture
+def fresh(db: Database) -> Callable[..., None]:
+    """``fresh(Model, ...)`` drops and re-creates the models' tables for this test."""
+
+    def make(*models: Any) -> None:
+        tables = [m.__table__ for m in models]
+        with db.engine.begin() as conn:
+            activerecord.metadata.drop_all(conn, tables=tables)
+            activerecord.metadata.create_all(conn, tables=tables)
+
+    return make
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    for database in _databases.values():
+        database.engine.dispose()
+    activerecord.disconnect()
+
+
+def dialect_name(db: Database) -> str:
+    return db.engine.dialect.name
+
+
+def raw_count(db: Database, table: str) -> int:
+    with db.engine.connect() as conn:
+        return int(conn.execute(sa.text(f"SELECT COUNT(*) FROM {table}")).scalar_one())  # noqa: S608

@@ -189,6 +189,58 @@ class ActiveRecord(BaseModel):
             query = query.where(conditions, *params)
         return query.all()
 
+    # -- aliases for names other ActiveRecord libraries use (see docs/migrating.md) --------
+    @classmethod
+    def find_one_or_fail(cls: type[T], conditions: Any, *params: Any) -> T:
+        """Like :meth:`find_one`, but raises :class:`RecordNotFound` instead of returning None.
+
+        >>> import activerecord
+        >>> class Pet(ActiveRecord):
+        ...     __table_name__ = "doc_pets"
+        ...     id: int | None = None
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Pet.create_table()
+        >>> Pet.find_one_or_fail({"id": 1})
+        Traceback (most recent call last):
+        ...
+        activerecord.errors.RecordNotFound: no Pet matches {'id': 1}
+        """
+        found = cls.find_one(conditions, *params)
+        if found is None:
+            shown = conditions if not params else (conditions, *params)
+            raise RecordNotFound(
+                f"no {cls.__name__} matches {shown!r}", model=cls.__name__, key=conditions
+            )
+        return found
+
+    @classmethod
+    def update_all(cls, values: Mapping[str, Any], conditions: Any = None, *params: Any) -> int:
+        """Alias: ``query().where(conditions).update(values)``; every row when no conditions
+        are given (the name is the explicit opt-in that ``update()`` otherwise asks for)."""
+        query = cls.query()
+        if conditions is None:
+            return query.update(values, all_rows=True)
+        return query.where(conditions, *params).update(values)
+
+    @classmethod
+    def delete_all(cls, conditions: Any = None, *params: Any) -> int:
+        """Alias: ``query().where(conditions).delete()``; every row when no conditions are given.
+        Soft-deleting models mark rows, as ``delete()`` does."""
+        query = cls.query()
+        if conditions is None:
+            return query.delete(all_rows=True)
+        return query.where(conditions, *params).delete()
+
+    @classmethod
+    def query_with_deleted(cls: type[T]) -> Query[T]:
+        """Alias: ``query().with_deleted()``."""
+        return cls.query().with_deleted()
+
+    @classmethod
+    def query_only_deleted(cls: type[T]) -> Query[T]:
+        """Alias: ``query().only_deleted()``."""
+        return cls.query().only_deleted()
+
     # -- instance persistence --------------------------------------------------------------
     def _column_values(self, fields: Iterable[str]) -> dict[str, Any]:
         data = self.__dict__

@@ -18,6 +18,7 @@ from sqlalchemy import event
 from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError, NotConnectedError
+from ..log import before_cursor_execute
 from .dialects import DialectFacts
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
@@ -141,6 +142,8 @@ def connect(
                 f"cannot create an engine for {url_or_engine!r}: {exc}"
             ) from exc
     _prepare_sqlite(engine)
+    if not event.contains(engine, "before_cursor_execute", before_cursor_execute):
+        event.listen(engine, "before_cursor_execute", before_cursor_execute)
     db = Database(name, engine, owns_engine=owns)
     with _registry_lock:
         old = _registry.get(name)

@@ -45,6 +45,7 @@ from .mixins import TimestampMixin
 from .model import ActiveRecord, metadata
 from .query import SQL, Expression, Query, col
 from .schema import Col
+from .softdelete import SoftDeleteMixin, soft_unique
 
 __version__ = "0.1.0"
 
@@ -87,6 +88,7 @@ __all__ = [
     "RecordNotFound",
     "SQL",
     "SchemaError",
+    "SoftDeleteMixin",
     "StaleRecordError",
     "TimestampMixin",
     "Transaction",
@@ -104,4 +106,5 @@ __all__ = [
     "get_connection",
     "get_database",
     "metadata",
+    "soft_unique",
 ]

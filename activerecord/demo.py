@@ -15,12 +15,12 @@ from typing import Annotated, Any
 from pydantic import Field
 
 import activerecord
-from activerecord import ActiveRecord, Col, TimestampMixin
+from activerecord import ActiveRecord, Col, SoftDeleteMixin, TimestampMixin
 from activerecord.backend import get_connection
 from activerecord.backend.transaction import Transaction
 from activerecord.query.expression import Expression
 
-__all__ = ["User", "run"]
+__all__ = ["SoftUser", "User", "run"]
 
 
 class User(TimestampMixin, ActiveRecord):
@@ -36,6 +36,21 @@ class User(TimestampMixin, ActiveRecord):
     last_login: dt.datetime | None = None
 
 
+class SoftUser(SoftDeleteMixin, TimestampMixin, ActiveRecord):
+    """The guide's users with ``SoftDeleteMixin`` (its own table, so the other sections keep
+    real deletes). An email is unique among live rows only."""
+
+    __table_name__ = "soft_users"
+    __soft_unique__ = ("email",)
+
+    id: int | None = None
+    username: Annotated[str, Field(max_length=64)]
+    email: Annotated[str, Field(max_length=128)]
+    status: str = "active"
+    login_count: int = 0
+    last_login: dt.datetime | None = None
+
+
 def _section(out: Callable[[str], Any], title: str) -> None:
     out("")
     out(f"== {title} ==")
@@ -44,8 +59,9 @@ def _section(out: Callable[[str], Any], title: str) -> None:
 def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, int]:
     """Run every section of the guide against ``url``; return the final counts by status."""
     activerecord.connect(url)
-    User.drop_table()
-    User.create_table()
+    for model in (User, SoftUser):
+        model.drop_table()
+        model.create_table()
     out(f"connected to {activerecord.get_database().engine.url.render_as_string()}")
 
     _section(out, "Batch Creation: creating multiple records")
@@ -129,6 +145,8 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
         .delete()
     out(f"deleted {affected_rows} inactive users created more than a year ago")
 
+    _soft_deletes(out)
+
     _section(out, "Using transactions for batch operations")
     new_users = [User(username=f"new{i}", email=f"new{i}@example.com") for i in range(3)]
     User.query().where({"username": "user3"}).update({"status": "trial"})
@@ -164,6 +182,41 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
     _section(out, "Summary")
     out(f"users by status: {counts}; total {User.query().count()}")
     return counts
+
+
+def _soft_deletes(out: Callable[[str], Any]) -> None:
+    """The guide's soft-delete section, on the soft-deleting users model."""
+    _section(out, "Soft deletes in batch operations")
+    User = SoftUser  # the guide's code as written, on a model with SoftDeleteMixin
+    User.batch_insert_from_dicts([
+        {"username": f"soft{i}", "email": f"soft{i}@example.com",
+         "status": "inactive" if i < 4 else "active"}
+        for i in range(6)
+    ])
+
+    # Mark all inactive users as deleted
+    marked = User.query()\
+        .where({"status": "inactive"})\
+        .delete()  # Records are soft-deleted
+    out(f"soft-deleted {marked} inactive users: {User.query().count()} visible, "
+        f"{User.query().with_deleted().count()} stored")
+
+    restored = User.query().only_deleted().where({"username": "soft0"}).restore()
+    out(f"restored {restored} user: {User.query().count()} visible")
+
+    # Force actual deletion even with SoftDeleteMixin
+    removed = User.query()\
+        .where({"status": "inactive"})\
+        .hard_delete()  # Records are permanently removed
+    out(f"hard-deleted {removed} inactive users (soft-deleted or not): "
+        f"{User.query().with_deleted().count()} stored")
+
+    leaver = User.find_one({"username": "soft4"})
+    assert leaver is not None
+    leaver.delete()
+    again = User.create(username="soft4-again", email=leaver.email)
+    out(f"soft-deleted {leaver.email} and created it again as id {again.id} "
+        f"(unique among live rows only)")
 
 
 def _trigger_statements(dialect: str) -> tuple[str, str]:

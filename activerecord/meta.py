@@ -137,6 +137,18 @@ class ModelInfo:
                     return column
         raise UnknownColumnError(str(key), self.model_name, self.fields)
 
+    def labelled(self, column: sa.Column[Any]) -> sa.ColumnElement[Any]:
+        """The column labelled with its field name when its SQL name differs (``Col(name=)``),
+        so result rows are keyed by field names."""
+        for fname, candidate in self.columns.items():
+            if candidate is column:
+                return column if column.name == fname else column.label(fname)
+        return column
+
+    def select_list(self) -> list[sa.ColumnElement[Any]]:
+        """Every column, labelled by field name (see :meth:`labelled`)."""
+        return [c if c.name == f else c.label(f) for f, c in self.columns.items()]
+
     def field_for(self, key: str) -> str:
         """The field name for a field or column name."""
         return self.column(key).key

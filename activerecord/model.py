@@ -114,6 +114,11 @@ class ActiveRecord(BaseModel):
         """Values that mark a row deleted, or None when deletes are real."""
         return None
 
+    @classmethod
+    def _restore_values(cls) -> dict[str, Any] | None:
+        """Values that bring a soft-deleted row back, or None when the model has no soft deletes."""
+        return None
+
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def _from_db(cls: type[T], row: Mapping[Any, Any]) -> T:
@@ -282,25 +287,24 @@ class ActiveRecord(BaseModel):
             if not (data[f] is None and (f == info.autoincrement_pk or f in info.server_generated))
         ]
         stmt = sa.insert(info.table).values(self._column_values(fields))
-        fetch = [info.columns[f] for f in info.fields if f not in fields]
+        fetch_fields = [f for f in info.fields if f not in fields]
+        fetch = [info.columns[f] for f in fetch_fields]
         if fetch and db.facts.supports_returning:
             stmt = stmt.returning(*fetch)
         with write_connection(db) as conn:
             result = conn.execute(stmt)
             if fetch and db.facts.supports_returning:
-                row = result.mappings().one()
-                for column in fetch:
-                    data[column.key] = row[column.key]
+                for fname, value in zip(fetch_fields, result.one()):
+                    data[fname] = value
             elif fetch:
                 pk = result.inserted_primary_key
                 if info.autoincrement_pk is not None and pk is not None:
                     data[info.autoincrement_pk] = pk[0]
-                rest = [c for c in fetch if c.key != info.autoincrement_pk]
+                rest = [f for f in fetch_fields if f != info.autoincrement_pk]
                 if rest:
-                    stmt2 = sa.select(*rest).where(*self._pk_criteria())
-                    row2 = conn.execute(stmt2).mappings().one()
-                    for column in rest:
-                        data[column.key] = row2[column.key]
+                    stmt2 = sa.select(*(info.columns[f] for f in rest)).where(*self._pk_criteria())
+                    for fname, value in zip(rest, conn.execute(stmt2).one()):
+                        data[fname] = value
         self._mark_persisted()
 
     def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
@@ -343,7 +347,7 @@ class ActiveRecord(BaseModel):
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""
         info = self.__ar_info__
-        stmt = sa.select(*info.columns.values()).where(*self._pk_criteria())
+        stmt = sa.select(*info.select_list()).where(*self._pk_criteria())
         stmt = stmt.where(*self._scope_criteria("with_deleted"))
         with read_connection(self.database()) as conn:
             row = conn.execute(stmt).mappings().first()

@@ -26,6 +26,10 @@ def test_demo_runs_the_guide(backend):
     assert "User user1 has ID: 1" in text
     assert "Updated 2500 records" in text
     assert "a failed transaction rolled back: 0 users" in text
+    assert "soft-deleted 4 inactive users: 2 visible, 6 stored" in text
+    assert "restored 1 user: 3 visible" in text
+    assert "hard-deleted 4 inactive users (soft-deleted or not): 2 stored" in text
+    assert "created it again as id 7" in text
     assert counts == {"active": 509, "archived": 2500, "inactive": 1}
 
 

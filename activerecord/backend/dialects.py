@@ -29,7 +29,7 @@ from ..errors import (
     UniqueViolation,
 )
 
-__all__ = ["DialectFacts", "translate_error"]
+__all__ = ["DialectFacts", "partial_index_supported", "translate_error"]
 
 #: PostgreSQL binds parameters server side; one statement takes at most 65,535.
 _PG_MAX_PARAMS = 65_535
@@ -83,7 +83,7 @@ class DialectFacts:
             max_params=max_params,
             max_packet_bytes=max_packet,
             autoinc_consecutive=consecutive,
-            supports_partial_index=name in ("sqlite", "postgresql"),
+            supports_partial_index=partial_index_supported(dialect),
             supports_savepoints=True,
         )
 
@@ -105,6 +105,19 @@ class DialectFacts:
             # Leave half the packet as headroom for the statement text and escaping.
             rows = min(rows, max(1, (self.max_packet_bytes // 2) // max(row_bytes, 1)))
         return max(rows, 1)
+
+
+def partial_index_supported(dialect: sa.Dialect) -> bool:
+    """Whether ``CREATE INDEX ... WHERE`` exists: PostgreSQL and SQLite yes, MySQL/MariaDB no.
+
+    Asked at DDL time (no probe needed), e.g. by soft-delete unique keys, which use a partial
+    unique index where this holds and a generated column otherwise.
+
+    >>> import sqlalchemy as sa
+    >>> partial_index_supported(sa.create_engine("sqlite://").dialect)
+    True
+    """
+    return dialect.name in ("sqlite", "postgresql")
 
 
 def _sqlite_max_variables(conn: sa.Connection) -> int:

@@ -179,7 +179,10 @@ class Query(Generic[T]):
     def select_statement(self) -> sa.Select[Any]:
         """The SELECT this query runs for ``all()``."""
         info = self._model.__ar_info__
-        columns = self._columns or tuple(info.columns.values())
+        if self._columns:
+            columns = [info.labelled(c) for c in self._columns]
+        else:
+            columns = info.select_list()
         stmt = sa.select(*columns).where(*self.criteria())
         if self._order:
             stmt = stmt.order_by(*self._order)
@@ -244,18 +247,114 @@ class Query(Generic[T]):
         return sa.update(table).where(*self.criteria()).values(self.update_values(values))
 
     def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
-        """The statement ``delete()`` runs (an UPDATE for soft-deleting models)."""
+        """The statement ``delete()`` runs: on a soft-deleting model, an UPDATE that marks the
+        matching rows not already deleted (even under ``with_deleted()``).
+
+        >>> from activerecord import ActiveRecord, SoftDeleteMixin
+        >>> class Tag(SoftDeleteMixin, ActiveRecord):
+        ...     __table_name__ = "doc_tags"
+        ...     id: int | None = None
+        >>> stmt = Tag.query().where({"id": 1}).delete_statement()
+        >>> print(compile_sql(stmt, Tag, "sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
+        UPDATE doc_tags SET deleted_at=? WHERE doc_tags.id = ? AND doc_tags.deleted_at IS NULL
+        """
         self._check_writable(all_rows, "delete")
-        soft = self._model._soft_delete_values()
-        table = self._model.__ar_info__.table
-        if soft is not None and self._scope == "default":
-            return sa.update(table).where(*self.criteria()).values(soft)
-        return sa.delete(table).where(*self.criteria())
+        model = self._model
+        soft = model._soft_delete_values()
+        table = model.__ar_info__.table
+        if soft is None:
+            return sa.delete(table).where(*self.criteria())
+        criteria = self.criteria()
+        if self._scope != "default":
+            criteria += model._scope_criteria("default")
+        return sa.update(table).where(*criteria).values(self._by_column(soft))
 
     def hard_delete_statement(self, *, all_rows: bool = False) -> sa.Delete:
-        """The DELETE that ``hard_delete()`` runs, whatever the model's soft-delete setting."""
+        """The DELETE that ``hard_delete()`` runs, whatever the model's soft-delete setting.
+
+        It removes matching rows whether or not they are soft-deleted (a purge);
+        ``only_deleted()`` narrows it to the soft-deleted ones.
+        """
         self._check_writable(all_rows, "delete")
-        return sa.delete(self._model.__ar_info__.table).where(*self.criteria())
+        scope = "with_deleted" if self._scope == "default" else self._scope
+        criteria = [*self._where, *self._model._scope_criteria(scope)]
+        return sa.delete(self._model.__ar_info__.table).where(*criteria)
+
+    def restore_statement(self, *, all_rows: bool = False) -> sa.Update:
+        """The UPDATE that ``restore()`` runs: clear ``deleted_at`` on matching deleted rows.
+
+        Needs a soft-deleting model and a query that can see deleted rows (``only_deleted()``
+        or ``with_deleted()``); :class:`QueryError` otherwise.
+        """
+        model = self._model
+        values = model._restore_values()
+        if values is None:
+            raise QueryError(
+                f"{model.__name__} has no soft deletes to restore (add SoftDeleteMixin)"
+            )
+        if self._scope == "default":
+            raise QueryError(
+                f"{model.__name__}.query() hides soft-deleted rows, so restore() would match "
+                "none: use query().only_deleted()...restore()"
+            )
+        self._check_writable(all_rows, "restore")
+        criteria = [*self._where, *model._scope_criteria("only_deleted")]
+        table = model.__ar_info__.table
+        return sa.update(table).where(*criteria).values(self._by_column(values))
+
+    def _by_column(self, values: Mapping[str, Any]) -> dict[sa.Column[Any], Any]:
+        columns = self._model.__ar_info__.columns
+        return {columns[f]: v for f, v in values.items()}
+
+    def subquery_of(self, name: str) -> sa.Select[Any]:
+        """``SELECT <name> FROM ... WHERE <this query's criteria, scope included>``, for use
+        inside other statements (``column.in_(...)``), so hidden rows never leak through.
+
+        >>> from activerecord import ActiveRecord, SoftDeleteMixin
+        >>> class Org(SoftDeleteMixin, ActiveRecord):
+        ...     __table_name__ = "doc_orgs"
+        ...     id: int | None = None
+        >>> sql = compile_sql(Org.query().subquery_of("id"), Org, "sqlite").sql
+        >>> print(sql)  # doctest: +NORMALIZE_WHITESPACE
+        SELECT doc_orgs.id FROM doc_orgs WHERE doc_orgs.deleted_at IS NULL
+        """
+        return self.select(name).select_statement()
+
+    def where_in(self, name: str, other: Query[Any]) -> Query[T]:
+        """AND ``name IN (SELECT ... FROM other)``; the subquery carries ``other``'s criteria and
+        its model's scope (a soft-deleted row of ``other`` never matches).
+
+        ``other`` selects one column with ``select("col")``, or its single-column primary key.
+
+        >>> from activerecord import ActiveRecord, SoftDeleteMixin
+        >>> class Team(SoftDeleteMixin, ActiveRecord):
+        ...     __table_name__ = "doc_teams"
+        ...     id: int | None = None
+        >>> class Player(ActiveRecord):
+        ...     __table_name__ = "doc_players"
+        ...     id: int | None = None
+        ...     team_id: int
+        >>> q = Player.query().where_in("team_id", Team.query())
+        >>> print(q.to_sql("sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
+        SELECT doc_players.id, doc_players.team_id FROM doc_players
+        WHERE doc_players.team_id IN (SELECT doc_teams.id FROM doc_teams
+        WHERE doc_teams.deleted_at IS NULL)
+        """
+        if not isinstance(other, Query):
+            raise QueryError(f"where_in() takes a Query, got {type(other).__name__}")
+        column = self._model.__ar_info__.column(name)
+        if other._columns is None:
+            pk = other._model.__ar_info__.pk_fields
+            if len(pk) != 1:
+                raise QueryError(
+                    f"where_in(): select one column of {other._model.__name__} with select()"
+                )
+            other = other.select(pk[0])
+        elif len(other._columns) != 1:
+            raise QueryError(
+                f"where_in(): the {other._model.__name__} query must select exactly one column"
+            )
+        return self._copy(where=(*self._where, column.in_(other.select_statement())))
 
     def to_sql(self, dialect: str | sa.Dialect | None = None) -> SQL:
         """The SELECT's SQL and parameters (for the model's database, or a named dialect)."""
@@ -362,7 +461,7 @@ class Query(Generic[T]):
                 remaining -= len(rows)
             last = rows[-1]
             if isinstance(last, dict):
-                after = tuple(last[c.key] for c in pk_cols)
+                after = tuple(last[f] for f in info.pk_fields)
             else:
                 after = tuple(getattr(last, f) for f in info.pk_fields)
             if len(rows) < take:
@@ -387,8 +486,28 @@ class Query(Generic[T]):
         return self._write(self.delete_statement(all_rows=all_rows), "delete")
 
     def hard_delete(self, *, all_rows: bool = False) -> int:
-        """Delete the matching rows for real, even on a soft-deleting model."""
+        """Delete the matching rows for real, even on a soft-deleting model, including rows
+        already soft-deleted (``only_deleted()`` limits it to those); return the count."""
         return self._write(self.hard_delete_statement(all_rows=all_rows), "delete")
+
+    def restore(self, *, all_rows: bool = False) -> int:
+        """Bring soft-deleted rows back in one UPDATE; return how many were restored.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord, SoftDeleteMixin
+        >>> class Doc(SoftDeleteMixin, ActiveRecord):
+        ...     __table_name__ = "doc_docs"
+        ...     id: int | None = None
+        ...     kind: str
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Doc.create_table()
+        >>> _ = Doc.batch_insert_from_dicts([{"kind": "a"}, {"kind": "a"}, {"kind": "b"}])
+        >>> Doc.query().where({"kind": "a"}).delete()
+        2
+        >>> Doc.query().only_deleted().where({"kind": "a"}).restore()
+        2
+        """
+        return self._write(self.restore_statement(all_rows=all_rows), "restore")
 
     def _write(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
         db = self._model.database()

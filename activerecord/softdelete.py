@@ -1,0 +1,256 @@
+"""Soft deletes: rows are marked with ``deleted_at`` instead of removed, and hidden everywhere.
+
+A model with :class:`SoftDeleteMixin` gets a nullable ``deleted_at`` timestamp. Every statement
+the library builds for it (reads, counts, aggregates, batches, updates, and the subqueries of
+:meth:`Query.where_in <activerecord.query.query.Query.where_in>`) leaves soft-deleted rows out
+unless the query says ``with_deleted()``; ``only_deleted()`` shows just them.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord, SoftDeleteMixin
+    >>> class Memo(SoftDeleteMixin, ActiveRecord):
+    ...     __table_name__ = "doc_memos"
+    ...     id: int | None = None
+    ...     text: str
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Memo.create_table()
+    >>> _ = Memo.batch_insert_from_dicts([{"text": "a"}, {"text": "b"}])
+    >>> Memo.query().where({"text": "a"}).delete()
+    1
+    >>> Memo.query().count(), Memo.query().with_deleted().count()
+    (1, 2)
+    >>> Memo.query().only_deleted().restore(all_rows=True)
+    1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from .backend.dialects import partial_index_supported, translate_error
+from .backend.transaction import write_connection
+from .errors import SchemaError
+from .mixins import now
+from .model import ActiveRecord
+from .schema import UTCDateTime
+
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["SoftDeleteMixin", "soft_unique"]
+
+#: The field every soft-deleting model has (its column name can be changed, see the mixin).
+DELETED_AT = "deleted_at"
+
+
+class SoftDeleteMixin(ActiveRecord):
+    """Soft deletes for a model: ``delete()`` marks rows, every query hides marked rows.
+
+    The field is ``deleted_at``. Its column name is configurable by redeclaring the field with
+    :class:`~activerecord.Col`: ``deleted_at: Annotated[datetime | None, Col(name="removed_on")]
+    = None`` (also how a model on an existing table names its column). An aware type
+    (``AwareDatetime | None``) stores UTC times.
+
+    ``__soft_unique__ = ("email", ("tenant_id", "slug"))`` declares unique keys that only hold
+    among live rows (see :func:`soft_unique`).
+
+    With :class:`~activerecord.TimestampMixin`, soft delete and restore also set ``updated_at``.
+    """
+
+    __abstract__: ClassVar[bool] = True
+    __soft_unique__: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
+
+    deleted_at: dt.datetime | None = None
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        if cls.__dict__.get("__abstract__", False):
+            return
+        for spec in cls.__soft_unique__:
+            soft_unique(cls, *((spec,) if isinstance(spec, str) else spec))
+
+    # -- hooks the Query asks --------------------------------------------------------------
+    @classmethod
+    def _deleted_column(cls) -> sa.Column[Any]:
+        return cls.__ar_info__.columns[DELETED_AT]
+
+    @classmethod
+    def _scope_criteria(cls, scope: str) -> list[ColumnElement[bool]]:
+        criteria = super()._scope_criteria(scope)
+        if scope == "default":
+            return [*criteria, cls._deleted_column().is_(None)]
+        if scope == "only_deleted":
+            return [*criteria, cls._deleted_column().is_not(None)]
+        return criteria
+
+    @classmethod
+    def _deletion_stamp(cls) -> dt.datetime:
+        if isinstance(cls._deleted_column().type, UTCDateTime):
+            return dt.datetime.now(dt.timezone.utc)
+        return now()
+
+    @classmethod
+    def _soft_delete_values(cls) -> dict[str, Any]:
+        return {**cls._update_defaults(), DELETED_AT: cls._deletion_stamp()}
+
+    @classmethod
+    def _restore_values(cls) -> dict[str, Any]:
+        return {**cls._update_defaults(), DELETED_AT: None}
+
+    # -- instance level --------------------------------------------------------------------
+    @property
+    def is_deleted(self) -> bool:
+        """True when the record is soft-deleted (``deleted_at`` is set)."""
+        return self.deleted_at is not None
+
+    def delete(self) -> bool:
+        """Soft-delete this record: set ``deleted_at`` (and ``updated_at``) on its row.
+
+        Returns False when the row is already deleted (or gone). Other unsaved changes to the
+        record are neither written nor lost.
+
+        >>> import activerecord
+        >>> class Pin(SoftDeleteMixin, ActiveRecord):
+        ...     __table_name__ = "doc_pins"
+        ...     id: int | None = None
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Pin.create_table()
+        >>> pin = Pin.create()
+        >>> pin.delete(), pin.is_deleted, Pin.query().count()
+        (True, True, 0)
+        >>> pin.restore(), pin.is_deleted, Pin.query().count()
+        (True, False, 1)
+        >>> pin.hard_delete(), Pin.query().with_deleted().count()
+        (True, 0)
+        """
+        return self._mark(self._soft_delete_values(), "default", "delete")
+
+    def restore(self) -> bool:
+        """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
+
+        Returns False when the row is not soft-deleted (or gone). See :meth:`delete`.
+        """
+        return self._mark(self._restore_values(), "only_deleted", "restore")
+
+    def hard_delete(self) -> bool:
+        """Remove this record's row for real, deleted or not. Returns True if a row went.
+
+        See :meth:`delete` for an example.
+        """
+        return ActiveRecord.delete(self)
+
+    def _mark(self, values: dict[str, Any], scope: str, verb: str) -> bool:
+        original = self._ar_original
+        if original is None:
+            return False
+        info = self.__ar_info__
+        stmt = (
+            sa.update(info.table)
+            .where(*self._pk_criteria(), *self._scope_criteria(scope))
+            .values({info.columns[f]: v for f, v in values.items()})
+        )
+        try:
+            with write_connection(self.database()) as conn:
+                changed = conn.execute(stmt).rowcount
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
+        if not changed:
+            return False
+        self.__dict__.update(values)
+        original.update(values)
+        return True
+
+
+# -- unique keys among live rows -----------------------------------------------------------
+_LIVE_KEYS = "activerecord_soft_unique"
+
+
+def soft_unique(model: type[SoftDeleteMixin], *fields: str, name: str | None = None) -> sa.Index:
+    """A unique key over ``fields`` that only holds among rows not soft-deleted.
+
+    So a soft-deleted row does not block re-creating a record with the same values. Call it
+    before the table is created (or declare ``__soft_unique__`` on the model). Per backend:
+
+    * PostgreSQL, SQLite: a partial unique index ``... WHERE deleted_at IS NULL``;
+    * MySQL, MariaDB (no partial indexes): a virtual generated column ``<deleted_at>_live``
+      (``IF(deleted_at IS NULL, 1, NULL)``) and a unique index over ``(fields..., live)``;
+      NULLs never collide in a unique index, so deleted rows never conflict.
+
+    Two live rows with the same values raise :class:`~activerecord.UniqueViolation`.
+
+    >>> import activerecord
+    >>> class Handle(SoftDeleteMixin, ActiveRecord):
+    ...     __table_name__ = "doc_handles"
+    ...     id: int | None = None
+    ...     nick: str
+    >>> print(soft_unique(Handle, "nick").name)
+    uq_doc_handles_nick_live
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Handle.create_table()
+    >>> Handle.create(nick="ada").delete()
+    True
+    >>> Handle.create(nick="ada").id
+    2
+    """
+    info = getattr(model, "__ar_info__", None)
+    if info is None or not issubclass(model, SoftDeleteMixin):
+        raise SchemaError(f"soft_unique needs a concrete SoftDeleteMixin model, got {model!r}")
+    if not fields:
+        raise SchemaError(f"soft_unique({model.__name__}) needs at least one field")
+    columns = [info.column(f) for f in fields]
+    table = info.table
+    deleted = info.columns[DELETED_AT]
+    name = name or f"uq_{table.name}_{'_'.join(c.name for c in columns)}_live"
+    index = sa.Index(
+        name,
+        *columns,
+        unique=True,
+        postgresql_where=deleted.is_(None),
+        sqlite_where=deleted.is_(None),
+    ).ddl_if(callable_=_partial_ok)
+    keys: list[tuple[str, list[str]]] | None = table.info.get(_LIVE_KEYS)
+    if keys is None:
+        keys = table.info[_LIVE_KEYS] = []
+        table.info[_LIVE_KEYS + "_deleted"] = deleted.name
+        event.listen(table, "after_create", _add_live_keys)
+    keys.append((name, [c.name for c in columns]))
+    return index
+
+
+def _partial_ok(
+    ddl: Any,
+    target: Any,
+    bind: sa.Connection | None,
+    tables: list[sa.Table] | None = None,
+    state: Any = None,
+    *,
+    dialect: sa.Dialect,
+    **kw: Any,
+) -> bool:
+    return partial_index_supported(dialect)
+
+
+def _add_live_keys(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
+    """After CREATE TABLE where partial indexes do not exist: the generated-column recipe."""
+    dialect = connection.dialect
+    if partial_index_supported(dialect):
+        return
+    quote = dialect.identifier_preparer.quote
+    deleted_name = table.info[_LIVE_KEYS + "_deleted"]
+    live = f"{deleted_name}_live"
+    parts = [
+        f"ADD COLUMN {quote(live)} TINYINT AS "
+        f"(IF({quote(deleted_name)} IS NULL, 1, NULL)) VIRTUAL"
+    ]
+    for name, column_names in table.info[_LIVE_KEYS]:
+        cols = ", ".join(quote(c) for c in [*column_names, live])
+        parts.append(f"ADD UNIQUE INDEX {quote(name)} ({cols})")
+    table_name = dialect.identifier_preparer.format_table(table)
+    sql = f"ALTER TABLE {table_name} " + ", ".join(parts)
+    connection.exec_driver_sql(sql)

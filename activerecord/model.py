@@ -219,6 +219,11 @@ class ActiveRecord(BaseModel):
         return found
 
     @classmethod
+    def bulk_create(cls, records: Iterable[ActiveRecord], **options: Any) -> int:
+        """Alias of :meth:`batch_insert` (same options, same result)."""
+        return cls.batch_insert(records, **options)
+
+    @classmethod
     def update_all(cls, values: Mapping[str, Any], conditions: Any = None, *params: Any) -> int:
         """Alias: ``query().where(conditions).update(values)``; every row when no conditions
         are given (the name is the explicit opt-in that ``update()`` otherwise asks for)."""

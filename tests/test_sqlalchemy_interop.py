@@ -134,3 +134,36 @@ def run_migrations_online():
 
 run_migrations_online()
 '''
+
+
+def test_aliases_behave_like_the_originals(fresh, backend):
+    from .test_softdelete import Author as SoftUser  # a soft-deleting model
+
+    fresh(User, SoftUser)
+    users = [User(username=f"a{i}", email=f"a{i}@example.com") for i in range(4)]
+    assert User.bulk_create(users) == 4 and users[3].id == 4
+    assert User.update_all({"status": "x"}, {"username": ["a0", "a1"]}) == 2
+    assert User.update_all({"login_count": 7}) == 4
+    assert User.find_one_or_fail({"username": "a0"}).status == "x"
+    with pytest.raises(activerecord.RecordNotFound):
+        User.find_one_or_fail("username = ?", "zz")
+    assert User.delete_all({"status": "x"}) == 2
+    assert User.delete_all() == 2
+    SoftUser.batch_insert_from_dicts([{"name": "s1"}, {"name": "s2"}])
+    assert SoftUser.delete_all({"name": "s1"}) == 1
+    assert SoftUser.query().count() == 1
+    assert SoftUser.query_with_deleted().count() == 2
+    assert [s.name for s in SoftUser.query_only_deleted().all()] == ["s1"]
+
+
+def test_or_grouping_under_soft_delete_scope(fresh, backend):
+    from .test_softdelete import Author as SoftUser
+
+    fresh(SoftUser)
+    SoftUser.batch_insert_from_dicts([{"name": n} for n in ("a", "b", "c")])
+    SoftUser.query().where({"name": "b"}).delete()
+    # (name = a OR name = b) AND deleted_at IS NULL: the deleted b must not leak
+    q = SoftUser.query().where("name = ? OR name = ?", "a", "b")
+    assert [s.name for s in q.all()] == ["a"]
+    assert SoftUser.query().where({"name": "a"}).or_where({"name": "b"}).count() == 1
+    assert SoftUser.query().where({"name": "c"}).where("name = ? OR 1 = 1", "a").count() == 1

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -151,7 +152,16 @@ class ModelInfo:
 
     def field_for(self, key: str) -> str:
         """The field name for a field or column name."""
-        return self.column(key).key
+        if key in self.columns:
+            return key
+        column = self.column(key)
+        return next(f for f, c in self.columns.items() if c is column)
+
+    def by_column(self, values: Mapping[str, Any]) -> dict[sa.Column[Any], Any]:
+        """Field-keyed values re-keyed by Column objects, for insert/update ``values()``
+        (a column's key differs from its field name on an existing table with other names)."""
+        columns = self.columns
+        return {columns[f]: v for f, v in values.items()}
 
     def adapter(self, fname: str) -> TypeAdapter[Any]:
         """A cached pydantic TypeAdapter validating one field's values."""

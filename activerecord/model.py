@@ -291,7 +291,7 @@ class ActiveRecord(BaseModel):
             f for f in info.fields
             if not (data[f] is None and (f == info.autoincrement_pk or f in info.server_generated))
         ]
-        stmt = sa.insert(info.table).values(self._column_values(fields))
+        stmt = sa.insert(info.table).values(info.by_column(self._column_values(fields)))
         fetch_fields = [f for f in info.fields if f not in fields]
         fetch = [info.columns[f] for f in fetch_fields]
         if fetch and db.facts.supports_returning:
@@ -320,7 +320,7 @@ class ActiveRecord(BaseModel):
                 changed.add(fname)
         self._revalidate()
         values = self._column_values(f for f in info.fields if f in changed)
-        stmt = sa.update(info.table).where(*self._pk_criteria()).values(values)
+        stmt = sa.update(info.table).where(*self._pk_criteria()).values(info.by_column(values))
         with write_connection(db) as conn:
             if conn.execute(stmt).rowcount == 0:
                 raise RecordNotFound(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import pathlib
+from typing import Annotated
 
 import pytest
 import sqlalchemy as sa
@@ -167,3 +168,40 @@ def test_or_grouping_under_soft_delete_scope(fresh, backend):
     assert [s.name for s in q.all()] == ["a"]
     assert SoftUser.query().where({"name": "a"}).or_where({"name": "b"}).count() == 1
     assert SoftUser.query().where({"name": "c"}).where("name = ? OR 1 = 1", "a").count() == 1
+
+
+legacy_table = sa.Table(
+    "legacy_people",
+    sa.MetaData(),
+    sa.Column("PersonID", sa.Integer, primary_key=True),
+    sa.Column("FullName", sa.String(80), nullable=False),
+    sa.Column("Visits", sa.Integer, nullable=False, server_default="0"),
+)
+
+
+class Person(ActiveRecord):
+    """A model whose field names differ from an existing table's column names."""
+
+    __table__ = legacy_table
+    id: Annotated[int | None, activerecord.Col(name="PersonID")] = None
+    name: Annotated[str, activerecord.Col(name="FullName")]
+    visits: Annotated[int, activerecord.Col(name="Visits")] = 0
+
+
+def test_existing_table_with_other_column_names(db, backend):
+    with db.engine.begin() as conn:
+        legacy_table.drop(conn, checkfirst=True)
+        legacy_table.create(conn)
+    ann = Person.create(name="Ann")
+    Person.create(name="Bob")
+    Person.create(name="Cy")
+    assert Person.find(ann.id).name == "Ann"
+    ann.visits = 3
+    ann.save()
+    assert Person.query().where({"name": "Ann"}).one().visits == 3
+    bump = {"visits": activerecord.col("visits") + 2}
+    assert Person.query().where({"visits": 0}).update(bump) == 2
+    assert sorted(p.visits for p in Person.query().all()) == [2, 2, 3]
+    assert Person.query().where({"FullName": "Bob"}).count() == 1  # column names work too
+    with db.engine.begin() as conn:
+        legacy_table.drop(conn)

@@ -244,7 +244,8 @@ class Query(Generic[T]):
         """The UPDATE that ``update(values)`` runs."""
         self._check_writable(all_rows, "update")
         table = self._model.__ar_info__.table
-        return sa.update(table).where(*self.criteria()).values(self.update_values(values))
+        update_values = self._model.__ar_info__.by_column(self.update_values(values))
+        return sa.update(table).where(*self.criteria()).values(update_values)
 
     def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
         """The statement ``delete()`` runs: on a soft-deleting model, an UPDATE that marks the

@@ -1,0 +1,170 @@
+"""Hostile input: every place a user can put a string, with classic injection payloads.
+
+A value must round-trip unchanged as data; a name that is not a column must be rejected before
+any SQL runs; no payload may ever execute (the canary table survives, row counts are exact).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import pytest
+import sqlalchemy as sa
+from pydantic import Field
+
+import activerecord
+from activerecord import ActiveRecord, Col, Expression, QueryError, UnknownColumnError, col
+
+PAYLOADS = [
+    "'",
+    "''",
+    '"',
+    "`",
+    "\\",
+    "\\'",
+    "\\\\'; DROP TABLE hostile_canary; --",
+    "x'; DROP TABLE hostile_canary; --",
+    'x"; DROP TABLE hostile_canary; --',
+    "1; DELETE FROM hostile_items",
+    "1 OR 1=1",
+    "' OR '1'='1",
+    "admin'--",
+    "/* comment */ SELECT 1",
+    "-- comment",
+    "?",
+    "? OR 1=1",
+    ":name",
+    "%s",
+    "%(x)s",
+    "$1",
+    "); DROP TABLE hostile_canary; --",
+    "ＡＤＭＩＮ＇ ＯＲ １＝１",  # fullwidth confusables
+    "ʼ OR ʼ1ʼ=ʼ1",  # modifier-letter apostrophes
+    "\u202e' OR 1=1 --",
+    "x" * 5000,
+    "emoji 😀 and 中文",
+]
+
+
+class Item(ActiveRecord):
+    __table_name__ = "hostile_items"
+
+    id: int | None = None
+    name: str
+    code: Annotated[str, Field(max_length=40), Col(index=True)] = "c"
+    qty: int = 0
+
+
+class Canary(ActiveRecord):
+    __table_name__ = "hostile_canary"
+
+    id: int | None = None
+    alive: bool = True
+
+
+def _setup(fresh):
+    fresh(Item, Canary)
+    Canary.create()
+
+
+def _canary_alive(db) -> bool:
+    return sa.inspect(db.engine).has_table("hostile_canary") and Canary.query().count() == 1
+
+
+def _allowed(payload: str, backend: str) -> bool:
+    return not (backend == "postgresql" and "\x00" in payload)
+
+
+def test_values_round_trip_in_every_write_path(fresh, db, backend):
+    _setup(fresh)
+    payloads = [p for p in PAYLOADS if _allowed(p, backend)]
+    for p in payloads:
+        Item.create(name=p)
+    Item.batch_insert([Item(name=p) for p in payloads])
+    Item.batch_insert_from_dicts([{"name": p} for p in payloads])
+    assert Item.query().count() == 3 * len(payloads)
+    for p in payloads:
+        assert Item.query().where({"name": p}).count() == 3, p
+        assert Item.query().where("name = ?", p).count() == 3, p
+        assert Item.query().where(Item.c.name == p).count() == 3, p
+    # update values and ? parameters inside expressions
+    first = Item.query().order_by("id").first()
+    assert first is not None
+    for p in payloads:
+        assert Item.query().where({"id": first.id}).update({"name": p}) == 1
+        assert Item.find(first.id).name == p
+        expr = Expression("? || ''", p) if backend != "mysql" else Expression("CONCAT(?, '')", p)
+        assert Item.query().where({"id": first.id}).update({"name": expr}) == 1
+        assert Item.find(first.id).name == p
+    assert _canary_alive(db)
+
+
+def test_nul_bytes(fresh, db, backend):
+    _setup(fresh)
+    payload = "a\x00b'; DROP TABLE hostile_canary; --"
+    if backend == "postgresql":
+        # PostgreSQL text cannot hold NUL: a clear database error, nothing executed.
+        with pytest.raises(activerecord.ActiveRecordError):
+            Item.create(name=payload)
+    else:
+        rec = Item.create(name=payload)
+        assert Item.find(rec.id).name == payload
+    assert _canary_alive(db)
+
+
+@pytest.mark.parametrize("payload", [p for p in PAYLOADS if len(p) < 100])
+def test_names_are_rejected_before_sql(fresh, db, backend, payload):
+    _setup(fresh)
+    Item.create(name="keep")
+    with pytest.raises(UnknownColumnError):
+        Item.query().where({payload: 1})
+    with pytest.raises((UnknownColumnError, QueryError)):
+        Item.query().order_by(payload)
+    with pytest.raises(UnknownColumnError):
+        Item.query().select(payload)
+    with pytest.raises(UnknownColumnError):
+        Item.query().where({"name": "keep"}).update({payload: "x"})
+    with pytest.raises(UnknownColumnError):
+        Item.query().where(col(payload) == 1)
+    with pytest.raises(UnknownColumnError):
+        Item.batch_insert_from_dicts([{"name": "n", payload: "x"}], validate=False)
+    with pytest.raises(UnknownColumnError):
+        Item.batch_insert_from_dicts([{"name": "n", payload: "x"}])
+    with pytest.raises(UnknownColumnError):
+        Item.query().sum(payload)
+    assert Item.query().count() == 1
+    assert _canary_alive(db)
+
+
+def test_placeholder_count_mismatch_never_runs(fresh, db, backend):
+    _setup(fresh)
+    with pytest.raises(activerecord.ParameterCountError):
+        Item.query().where("name = ? OR 1=1", "x", "; DROP TABLE hostile_canary")
+    with pytest.raises(activerecord.ParameterCountError):
+        Item.query().where("name = ?")
+    assert _canary_alive(db)
+
+
+def test_quoted_identifiers_for_odd_table_and_column_names(db, backend):
+    weird = sa.Table(
+        "odd table; --",
+        sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("select", sa.String(40)),
+    )
+
+    class Odd(ActiveRecord):
+        __table__ = weird
+        id: int | None = None
+        value: Annotated[str | None, Col(name="select")] = None
+
+    with db.engine.begin() as conn:
+        weird.drop(conn, checkfirst=True)
+        weird.create(conn)
+    try:
+        rows = [Odd.create(value=p) for p in PAYLOADS[:10]]
+        assert [Odd.find(r.id).value for r in rows] == PAYLOADS[:10]
+        assert Odd.query().where({"select": "'"}).count() == 1
+    finally:
+        with db.engine.begin() as conn:
+            weird.drop(conn)

@@ -19,6 +19,7 @@
         │   ├── UniqueViolation
         │   ├── ForeignKeyViolation
         │   └── NotNullViolation
+        ├── DataError                    (value out of range, too long, invalid for the column)
         ├── DatabaseConnectionError      (ConnectionError)
         └── TransactionConflictError     (deadlock, serialization failure, lock wait)
 
@@ -38,6 +39,7 @@ __all__ = [
     "ActiveRecordError",
     "BatchValidationError",
     "ConfigurationError",
+    "DataError",
     "DatabaseConnectionError",
     "DatabaseError",
     "ForeignKeyViolation",
@@ -174,6 +176,10 @@ class ForeignKeyViolation(IntegrityError):
 
 class NotNullViolation(IntegrityError):
     """A NOT NULL column received NULL."""
+
+
+class DataError(DatabaseError):
+    """The database (or its driver) rejected a value: out of range, too long, invalid."""
 
 
 class DatabaseConnectionError(DatabaseError, ConnectionError):

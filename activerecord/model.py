@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 from .backend.database import DEFAULT, Database, get_database
-from .backend.dialects import translate_error
+from .backend.dialects import overflow_error, translate_error
 from .backend.transaction import read_connection, write_connection
 from .errors import RecordNotFound, ValidationError
 from .meta import ModelInfo
@@ -157,8 +157,17 @@ class ActiveRecord(BaseModel):
 
     @classmethod
     def create(cls: type[T], **values: Any) -> T:
-        """Validate, insert and return a new record."""
-        record = cls(**values)
+        """Validate, insert and return a new record.
+
+        Invalid values raise :class:`~activerecord.errors.ValidationError` (constructing the
+        instance yourself raises pydantic's own ``ValidationError``, as any pydantic model does).
+        """
+        try:
+            record = cls(**values)
+        except pydantic.ValidationError as exc:
+            raise ValidationError(
+                f"invalid {cls.__name__}: {exc}", model=cls.__name__, errors=exc.errors()
+            ) from exc
         record.save()
         return record
 
@@ -271,6 +280,8 @@ class ActiveRecord(BaseModel):
             return True
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"save of {type(self).__name__}") from exc
+        except OverflowError as exc:
+            raise overflow_error(exc, context=f"save of {type(self).__name__}") from exc
 
     def _revalidate(self) -> None:
         try:

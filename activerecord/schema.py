@@ -226,7 +226,8 @@ def column_type(
     if issubclass(tp, dt.time):
         return sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
     if issubclass(tp, uuid.UUID):
-        return sa.Uuid()
+        # MariaDB's native UUID type rejects some valid UUIDs (odd variant bits): use CHAR(32).
+        return sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql", "mariadb")
     if issubclass(tp, str):
         length = _max_length(metadata)
         if length is not None:

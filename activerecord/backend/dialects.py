@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from ..errors import (
     DatabaseConnectionError,
     DatabaseError,
+    DataError,
     ForeignKeyViolation,
     IntegrityError,
     NotNullViolation,
@@ -131,6 +132,8 @@ def _sqlite_max_variables(conn: sa.Connection) -> int:
 
 _PG_CONFLICT = {"40001", "40P01", "55P03"}
 _MYSQL_CONFLICT = {1213, 1205}
+#: Out of range, data too long, incorrect value / integer / datetime value.
+_MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
 _MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
 
@@ -159,6 +162,8 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
             kind = TransactionConflictError
         elif code in _MYSQL_CONNECTION:
             kind = DatabaseConnectionError
+        elif code in _MYSQL_DATA:
+            kind = DataError
         elif isinstance(err, sa_exc.IntegrityError):
             kind = IntegrityError
     elif isinstance(sqlstate, str):  # psycopg
@@ -174,6 +179,8 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
             kind = TransactionConflictError
         elif sqlstate.startswith("08") or sqlstate in ("57P01", "57P02", "57P03"):
             kind = DatabaseConnectionError
+        elif sqlstate.startswith("22"):
+            kind = DataError
     else:  # sqlite3 and anything else
         if "unique constraint" in text or "primary key must be unique" in text:
             kind = UniqueViolation
@@ -188,3 +195,9 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
     if kind is DatabaseError and isinstance(err, sa_exc.IntegrityError):
         kind = IntegrityError
     return kind(message, orig=orig)
+
+
+def overflow_error(err: OverflowError, *, context: str = "") -> DataError:
+    """The stdlib sqlite3 driver raises a bare ``OverflowError`` for an int beyond 64 bits."""
+    prefix = f"{context}: " if context else ""
+    return DataError(f"{prefix}value out of range for an integer column ({err})", orig=err)

@@ -28,7 +28,7 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..backend.dialects import translate_error
+from ..backend.dialects import overflow_error, translate_error
 from ..backend.transaction import read_connection, write_connection
 from ..errors import (
     QueryError,
@@ -517,6 +517,8 @@ class Query(Generic[T]):
                 return int(conn.execute(stmt).rowcount)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc
+        except OverflowError as exc:
+            raise overflow_error(exc, context=f"{verb} of {self._model.__name__}") from exc
 
     def __repr__(self) -> str:
         return f"<Query {self._model.__name__}: {self.to_sql().sql}>"

@@ -101,12 +101,12 @@ def _kill(db, conn: sa.Connection) -> None:
         return
     if name == "postgresql":
         pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar()
-        kill = "SELECT pg_terminate_backend(%s)" % int(pid)
+        kill = "SELECT pg_terminate_backend(%s)"
     else:
         pid = conn.exec_driver_sql("SELECT CONNECTION_ID()").scalar()
-        kill = "KILL %d" % int(pid)
+        kill = "KILL %s"  # PyMySQL interpolates client side
     with db.engine.connect() as other:
-        other.exec_driver_sql(kill)
+        other.exec_driver_sql(kill, (int(pid),))
 
 
 def test_original_exception_survives_a_failed_rollback(db, fresh):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import threading
 from collections.abc import Callable
@@ -400,6 +401,23 @@ def test_a_copied_context_in_another_thread_does_not_join(db, fresh):
         (joined, count), = run_threads(lambda: context.run(elsewhere))
     assert joined is False
     assert count == 0
+
+
+@pytest.mark.backends("sqlite")
+def test_asyncio_tasks_never_share_a_transaction(db, fresh):
+    fresh(TxAccount)
+
+    async def child() -> bool:
+        return in_transaction()  # created inside the parent's block: it copied the context
+
+    async def parent() -> tuple[bool, bool, bool]:
+        with Transaction():
+            inside = in_transaction()
+            child_joined = await asyncio.create_task(child())
+            still = in_transaction()
+        return inside, child_joined, still
+
+    assert asyncio.run(parent()) == (True, False, True)
 
 
 # -- retries ----------------------------------------------------------------------------------

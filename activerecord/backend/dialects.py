@@ -123,6 +123,11 @@ class DialectFacts:
     def transaction_setup(self, isolation_level: str | None, read_only: bool) -> TransactionSetup:
         """The SQL that gives one transaction its isolation level and read-only mode.
 
+        Plain statements rather than SQLAlchemy's ``isolation_level`` execution option: on
+        SQLite that option hands transaction control back to the stdlib driver (breaking
+        savepoints, see database.py), and per-transaction statements leave nothing to reset
+        on PostgreSQL and MySQL.
+
         ``begin`` runs right after the transaction begins (before any other statement);
         ``reset`` runs on the driver connection after COMMIT or ROLLBACK, to undo settings
         that outlive a transaction (SQLite pragmas), so the pool never gets them back.

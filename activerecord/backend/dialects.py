@@ -224,6 +224,7 @@ def _sqlite_max_variables(conn: sa.Connection) -> int:
 
 _PG_CONFLICT = {"40001", "40P01", "55P03"}
 _MYSQL_CONFLICT = {1213, 1205}
+_MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")
 _SQLITE_CONFLICT = ("database is locked", "database table is locked")
 _MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
@@ -298,7 +299,7 @@ def is_conflict(orig: BaseException) -> bool:
     if isinstance(sqlstate, str):
         return sqlstate in _PG_CONFLICT
     args = getattr(orig, "args", ())
-    if args and isinstance(args[0], int) and type(orig).__module__.startswith("pymysql"):
+    if args and isinstance(args[0], int) and type(orig).__module__.startswith(_MYSQL_DRIVERS):
         return args[0] in _MYSQL_CONFLICT
     if isinstance(orig, sqlite3.OperationalError):
         text = str(orig).lower()

@@ -166,14 +166,16 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
     _section(out, "Raw connections (disabling triggers or checks)")
     huge_dataset = [User(username=f"huge{i}", email=f"huge{i}@example.com") for i in range(500)]
     disable, enable = _trigger_statements(activerecord.get_database().engine.dialect.name)
-    conn = get_connection()
-    with conn.cursor() as cursor:
-        cursor.execute(disable)
-        try:
-            User.batch_insert(huge_dataset)
-        finally:
-            cursor.execute(enable)
-    conn.close()
+    # Inside a Transaction the raw connection is the one the batch insert uses, so session
+    # settings (MySQL, SQLite) apply to it too; PostgreSQL's ALTER TABLE is transactional.
+    with Transaction():
+        conn = get_connection()
+        with conn.cursor() as cursor:
+            cursor.execute(disable)
+            try:
+                User.batch_insert(huge_dataset)
+            finally:
+                cursor.execute(enable)
     out(f"ran {disable!r}, inserted {len(huge_dataset)} users, ran {enable!r}")
 
     counts: dict[str, int] = {}
@@ -225,4 +227,5 @@ def _trigger_statements(dialect: str) -> tuple[str, str]:
         return "ALTER TABLE users DISABLE TRIGGER ALL", "ALTER TABLE users ENABLE TRIGGER ALL"
     if dialect in ("mysql", "mariadb"):
         return "SET FOREIGN_KEY_CHECKS = 0", "SET FOREIGN_KEY_CHECKS = 1"
-    return "PRAGMA foreign_keys = OFF", "PRAGMA foreign_keys = ON"
+    # PRAGMA foreign_keys is ignored inside a transaction; deferring the checks is not.
+    return "PRAGMA defer_foreign_keys = ON", "PRAGMA defer_foreign_keys = OFF"

@@ -19,9 +19,16 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ..errors import ConfigurationError
 from .database import DEFAULT, Database, connect, disconnect, get_database
 from .dialects import DialectFacts
-from .transaction import Transaction, current_connection, resolve_database
+from .transaction import (
+    Transaction,
+    after_commit,
+    current_connection,
+    in_transaction,
+    resolve_database,
+)
 
 __all__ = [
     "DEFAULT",
@@ -29,18 +36,21 @@ __all__ = [
     "DialectFacts",
     "RawConnection",
     "Transaction",
+    "after_commit",
     "connect",
     "disconnect",
     "get_connection",
     "get_database",
+    "in_transaction",
 ]
 
 
 class _Cursor:
     """A DB-API cursor that is also a context manager (the stdlib sqlite3 one is not)."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, connection: RawConnection) -> None:
         self._cursor = cursor
+        self._connection = connection  # keeps the connection out of the pool while in use
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cursor, name)
@@ -55,10 +65,11 @@ class _Cursor:
         self._cursor.close()
 
 
-def _release(conn: sa.Connection, dbapi: Any, restore: Any) -> None:
+def _release(conn: sa.Connection, dbapi: Any, facts: DialectFacts) -> None:
     try:
-        if restore is not None:
-            restore(dbapi)
+        facts.set_autocommit(dbapi, False)
+    except Exception:  # noqa: BLE001 - a connection we cannot switch back is not pooled again
+        conn.invalidate()
     finally:
         conn.close()
 
@@ -66,17 +77,27 @@ def _release(conn: sa.Connection, dbapi: Any, restore: Any) -> None:
 class RawConnection:
     """A DB-API connection handed out by :func:`get_connection`.
 
-    Inside a ``Transaction`` it is that transaction's connection: raw SQL commits or rolls
-    back together with model operations, and ``close()`` does nothing. Outside one it is a
-    pooled connection in autocommit mode (each statement commits at once), returned to the
-    pool by ``close()``, by leaving a ``with`` block, or when it is garbage collected.
+    Inside a ``Transaction`` it is that transaction's own driver connection: raw SQL commits
+    or rolls back together with model operations. ``commit()`` and ``close()`` do nothing
+    there (the ``Transaction`` decides), and ``rollback()`` raises :class:`ConfigurationError`
+    (raise an exception out of the block instead).
+
+    Outside one it is a pooled connection switched to autocommit mode, so each statement
+    commits at once and holds no locks afterwards (the seed's ``ALTER TABLE ... DISABLE
+    TRIGGER ALL`` must not block the batch insert that follows on another connection). It
+    goes back to the pool, switched back out of autocommit, on ``close()``, on leaving a
+    ``with`` block, or when it is garbage collected, whichever comes first. Session settings
+    you change on it (``SET ...``) stay with the pooled connection: undo them yourself.
+
+    Raw SQL uses the driver's own placeholder style (``?`` on SQLite, ``%s`` on PostgreSQL
+    and MySQL).
     """
 
-    def __init__(self, dbapi: Any, owner: sa.Connection | None, restore: Any = None) -> None:
+    def __init__(self, dbapi: Any, owner: sa.Connection | None, facts: DialectFacts) -> None:
         self._dbapi = dbapi
         self._owner = owner
         self._finalizer = (
-            weakref.finalize(self, _release, owner, dbapi, restore) if owner is not None else None
+            weakref.finalize(self, _release, owner, dbapi, facts) if owner is not None else None
         )
 
     @property
@@ -84,17 +105,34 @@ class RawConnection:
         """The driver's own connection object."""
         return self._dbapi
 
+    @property
+    def in_transaction(self) -> bool:
+        """True when this is the connection of an ambient ``Transaction``."""
+        return self._owner is None
+
     def cursor(self, *args: Any, **kwargs: Any) -> _Cursor:
         """A driver cursor usable as ``with conn.cursor() as cursor:`` on every backend."""
-        return _Cursor(self._dbapi.cursor(*args, **kwargs))
+        if self.closed:
+            raise ConfigurationError("this raw connection was closed (returned to the pool)")
+        return _Cursor(self._dbapi.cursor(*args, **kwargs), self)
 
     def commit(self) -> None:
-        """Commit; inside a ``Transaction`` the transaction decides, so this does nothing."""
-        if self._owner is not None:
+        """Commit; in autocommit mode and inside a ``Transaction`` there is nothing to do."""
+        if self._owner is not None and not self.closed:
             self._dbapi.commit()
 
+    def rollback(self) -> None:
+        """Roll back; inside a ``Transaction`` raise an exception out of the block instead."""
+        if self._owner is None:
+            raise ConfigurationError(
+                "this connection belongs to a Transaction: raise an exception out of the "
+                "with block to roll back"
+            )
+        if not self.closed:
+            self._dbapi.rollback()
+
     def close(self) -> None:
-        """Return the connection to the pool (no-op inside a ``Transaction``)."""
+        """Return the connection to the pool (does nothing inside a ``Transaction``)."""
         if self._finalizer is not None:
             self._finalizer()
 
@@ -113,36 +151,27 @@ class RawConnection:
         self.close()
 
 
-def _autocommit(dbapi: Any, dialect: str) -> Any:
-    """Switch a driver connection to autocommit; return a function that switches it back."""
-    if dialect == "postgresql":
-        dbapi.autocommit = True
-
-        def restore(c: Any) -> None:
-            c.autocommit = False
-
-        return restore
-    if dialect in ("mysql", "mariadb"):
-        dbapi.autocommit(True)
-
-        def restore_mysql(c: Any) -> None:
-            c.autocommit(False)
-
-        return restore_mysql
-    return None  # sqlite connections already run in autocommit mode (see database.py)
-
-
 def get_connection(target: Any = None) -> RawConnection:
-    """A DB-API connection for raw SQL (see :class:`RawConnection` for its lifetime)."""
+    """A DB-API connection for raw SQL (see :class:`RawConnection` for its lifetime).
+
+    ``target`` picks the database like ``Transaction`` does (None, a name, a model class).
+
+    >>> import activerecord
+    >>> _ = activerecord.connect("sqlite://")
+    >>> with Transaction():
+    ...     get_connection().in_transaction
+    True
+    """
     db = resolve_database(target)
+    facts = db.facts
     ambient = current_connection(db)
     if ambient is not None:
-        return RawConnection(ambient.connection.dbapi_connection, None)
+        return RawConnection(ambient.connection.dbapi_connection, None, facts)
     conn = db.engine.connect()
     try:
         dbapi = conn.connection.dbapi_connection
-        restore = _autocommit(dbapi, db.engine.dialect.name)
+        facts.set_autocommit(dbapi, True)
     except BaseException:
         conn.close()
         raise
-    return RawConnection(dbapi, conn, restore)
+    return RawConnection(dbapi, conn, facts)

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from ..errors import (
+    ConfigurationError,
     DatabaseConnectionError,
     DatabaseError,
     DataError,
@@ -30,7 +32,15 @@ from ..errors import (
     UniqueViolation,
 )
 
-__all__ = ["DialectFacts", "partial_index_supported", "translate_error"]
+__all__ = [
+    "DialectFacts",
+    "TransactionSetup",
+    "is_conflict",
+    "normalize_isolation_level",
+    "overflow_error",
+    "partial_index_supported",
+    "translate_error",
+]
 
 #: PostgreSQL binds parameters server side; one statement takes at most 65,535.
 _PG_MAX_PARAMS = 65_535
@@ -107,6 +117,104 @@ class DialectFacts:
             rows = min(rows, max(1, (self.max_packet_bytes // 2) // max(row_bytes, 1)))
         return max(rows, 1)
 
+    # -- transactions ------------------------------------------------------------------------
+    @property
+    def isolation_levels(self) -> tuple[str, ...]:
+        """The isolation levels one transaction may ask for on this database."""
+        return _ISOLATION_LEVELS.get(self.name, ())
+
+    def transaction_setup(self, isolation_level: str | None, read_only: bool) -> TransactionSetup:
+        """The SQL that gives one transaction its isolation level and read-only mode.
+
+        Plain statements rather than SQLAlchemy's ``isolation_level`` execution option: on
+        SQLite that option hands transaction control back to the stdlib driver (breaking
+        savepoints, see database.py), and per-transaction statements leave nothing to reset
+        on PostgreSQL and MySQL.
+
+        ``begin`` runs right after the transaction begins (before any other statement);
+        ``reset`` runs on the driver connection after COMMIT or ROLLBACK, to undo settings
+        that outlive a transaction (SQLite pragmas), so the pool never gets them back.
+
+        >>> import sqlalchemy as sa
+        >>> facts = DialectFacts.probe(sa.create_engine("sqlite://"))
+        >>> facts.transaction_setup("serializable", True).reset
+        ('PRAGMA query_only = 0',)
+        """
+        level = normalize_isolation_level(isolation_level)
+        if level is not None:
+            if level not in self.isolation_levels:
+                raise ConfigurationError(
+                    f"isolation level {isolation_level!r} is not available on {self.name}; "
+                    f"choose one of {', '.join(self.isolation_levels)}"
+                )
+        begin: list[str] = []
+        reset: list[str] = []
+        if self.name == "postgresql":
+            # Valid as the first statements of the transaction psycopg opened.
+            if level is not None:
+                begin.append(f"SET TRANSACTION ISOLATION LEVEL {level}")
+            if read_only:
+                begin.append("SET TRANSACTION READ ONLY")
+        elif self.name == "mysql":
+            # SET TRANSACTION (no SESSION) applies to the next transaction only, and must come
+            # before it starts; START TRANSACTION then starts it explicitly and consumes it.
+            if level is not None:
+                begin.append(f"SET TRANSACTION ISOLATION LEVEL {level}")
+            if read_only:
+                begin.append("START TRANSACTION READ ONLY")
+            elif level is not None:
+                begin.append("START TRANSACTION")
+        elif self.name == "sqlite":
+            # Connection-wide pragmas: turned back off after the transaction.
+            if level == "READ UNCOMMITTED":
+                begin.append("PRAGMA read_uncommitted = 1")
+                reset.append("PRAGMA read_uncommitted = 0")
+            if read_only:
+                begin.append("PRAGMA query_only = 1")
+                reset.append("PRAGMA query_only = 0")
+        elif read_only:
+            raise ConfigurationError(f"read-only transactions are not supported on {self.name}")
+        return TransactionSetup(tuple(begin), tuple(reset))
+
+    def set_autocommit(self, dbapi_connection: Any, on: bool) -> None:
+        """Switch a driver connection's autocommit mode (used by raw connections).
+
+        SQLite connections of this library always run in driver autocommit mode (the library
+        emits BEGIN itself, see database.py), so there is nothing to switch there.
+        """
+        if self.name == "postgresql":
+            dbapi_connection.autocommit = on
+        elif self.name == "mysql":
+            dbapi_connection.autocommit(on)
+
+
+@dataclass(frozen=True)
+class TransactionSetup:
+    """Statements run after BEGIN (``begin``) and after the transaction ends (``reset``)."""
+
+    begin: tuple[str, ...] = ()
+    reset: tuple[str, ...] = ()
+
+
+def normalize_isolation_level(level: str | None) -> str | None:
+    """``"repeatable_read"`` -> ``"REPEATABLE READ"`` (None stays None).
+
+    >>> normalize_isolation_level("read_committed")
+    'READ COMMITTED'
+    """
+    if level is None:
+        return None
+    return " ".join(level.replace("_", " ").upper().split())
+
+
+_SQL_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+#: SQLite is always serializable; READ UNCOMMITTED only matters with a shared cache.
+_ISOLATION_LEVELS = {
+    "postgresql": _SQL_LEVELS,
+    "mysql": _SQL_LEVELS,
+    "sqlite": ("READ UNCOMMITTED", "SERIALIZABLE"),
+}
+
 
 def partial_index_supported(dialect: sa.Dialect) -> bool:
     """Whether ``CREATE INDEX ... WHERE`` exists: PostgreSQL and SQLite yes, MySQL/MariaDB no.
@@ -134,6 +242,8 @@ _PG_CONFLICT = {"40001", "40P01", "55P03"}
 _MYSQL_CONFLICT = {1213, 1205}
 #: Out of range, data too long, incorrect value / integer / datetime value.
 _MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
+_MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")
+_SQLITE_CONFLICT = ("database is locked", "database table is locked")
 _MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
 
@@ -188,7 +298,7 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
             kind = ForeignKeyViolation
         elif "not null constraint" in text:
             kind = NotNullViolation
-        elif "database is locked" in text or "database table is locked" in text:
+        elif any(marker in text for marker in _SQLITE_CONFLICT):
             kind = TransactionConflictError
         elif isinstance(err, sa_exc.IntegrityError):
             kind = IntegrityError
@@ -201,3 +311,26 @@ def overflow_error(err: OverflowError, *, context: str = "") -> DataError:
     """The stdlib sqlite3 driver raises a bare ``OverflowError`` for an int beyond 64 bits."""
     prefix = f"{context}: " if context else ""
     return DataError(f"{prefix}value out of range for an integer column ({err})", orig=err)
+
+
+def is_conflict(orig: BaseException) -> bool:
+    """True if a driver exception is a deadlock, serialization failure or lock timeout.
+
+    Works on the driver's own exceptions (raised by raw cursors), not only wrapped ones:
+    PostgreSQL SQLSTATE 40001 / 40P01 / 55P03, MySQL 1213 / 1205, SQLite "database is locked".
+
+    >>> import sqlite3
+    >>> is_conflict(sqlite3.OperationalError("database is locked"))
+    True
+    """
+    # MySQL drivers set a sqlstate too ("HY000" for a lock wait timeout): test codes first.
+    args = getattr(orig, "args", ())
+    if args and isinstance(args[0], int) and type(orig).__module__.startswith(_MYSQL_DRIVERS):
+        return args[0] in _MYSQL_CONFLICT
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(sqlstate, str):
+        return sqlstate in _PG_CONFLICT
+    if isinstance(orig, sqlite3.OperationalError):
+        text = str(orig).lower()
+        return any(marker in text for marker in _SQLITE_CONFLICT)
+    return False

@@ -1,7 +1,9 @@
 """Ambient transactions: ``with Transaction():`` and every operation inside joins it.
 
-The open transaction of each database lives in a :class:`contextvars.ContextVar`, so two
-threads or asyncio tasks never share one by accident. A nested ``Transaction`` is a savepoint.
+The open transaction of each database lives in a :class:`contextvars.ContextVar` and belongs
+to the thread (and asyncio task) that opened it: other threads and tasks never join it, even
+ones that copied the context (``asyncio.to_thread``, child tasks); they run on their own
+connections. A nested ``Transaction`` is a savepoint.
 
 Example::
 
@@ -15,8 +17,11 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import inspect
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,15 +33,16 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from ..errors import ConfigurationError, TransactionConflictError
+from ..errors import ConfigurationError, DatabaseError, TransactionConflictError
 from .database import DEFAULT, Database, get_database
-from .dialects import translate_error
+from .dialects import is_conflict, normalize_isolation_level, translate_error
 
 __all__ = [
     "Transaction",
     "after_commit",
     "current_connection",
     "in_transaction",
+    "is_retryable",
     "read_connection",
     "resolve_database",
     "write_connection",
@@ -45,17 +51,54 @@ __all__ = [
 P = ParamSpec("P")
 R = TypeVar("R")
 
+#: Upper bound of one retry's sleep, in seconds.
+_MAX_BACKOFF = 2.0
 
-@dataclass
+
+def _owner() -> tuple[int, object | None]:
+    try:
+        task: object | None = asyncio.current_task()
+    except RuntimeError:  # no running event loop
+        task = None
+    return threading.get_ident(), task
+
+
+@dataclass(eq=False)
 class _Frame:
+    """One open outermost transaction: its connection, savepoint depth and pending hooks."""
+
     db: Database
     conn: sa.Connection
+    isolation_level: str | None
+    read_only: bool
+    reset: tuple[str, ...]
+    owner: tuple[int, object | None] = field(default_factory=_owner)
     depth: int = 0
-    hooks: list[tuple[int, Callable[[], Any]]] = field(default_factory=list)
+    #: [depth, hook]: the depth moves up when the savepoint that registered it is released.
+    hooks: list[list[Any]] = field(default_factory=list)
+    #: Set when a savepoint could not be rolled back: the transaction must not commit.
+    broken: BaseException | None = None
+
+    def owned_here(self) -> bool:
+        thread, task = _owner()
+        return self.owner[0] == thread and self.owner[1] is task
+
+
+@dataclass(eq=False)
+class _Entry:
+    """One entered ``Transaction`` block: the outermost one or a savepoint."""
+
+    tx: Transaction
+    frame: _Frame
+    savepoint: sa.NestedTransaction | None
+    depth: int
 
 
 _frames: ContextVar[dict[str, _Frame] | None] = ContextVar(
     "activerecord_transactions", default=None
+)
+_entries: ContextVar[tuple[_Entry, ...]] = ContextVar(
+    "activerecord_transaction_blocks", default=()
 )
 
 
@@ -77,42 +120,79 @@ def resolve_database(target: Any = None) -> Database:
 
 def _frame(db: Database) -> _Frame | None:
     frames = _frames.get()
-    return None if frames is None else frames.get(db.name)
+    if not frames:
+        return None
+    frame = frames.get(db.name)
+    return frame if frame is not None and frame.owned_here() else None
 
 
 def in_transaction(target: Any = None) -> bool:
-    """True inside a ``Transaction`` on the given database (default: the default one)."""
+    """True inside a ``Transaction`` on the given database (default: the default one).
+
+    >>> import activerecord
+    >>> _ = activerecord.connect("sqlite://")
+    >>> in_transaction()
+    False
+    """
     return _frame(resolve_database(target)) is not None
 
 
 def current_connection(target: Any = None) -> sa.Connection | None:
-    """The SQLAlchemy Connection of the ambient transaction, or None outside one."""
+    """The SQLAlchemy Connection of the ambient transaction, or None outside one.
+
+    >>> import activerecord
+    >>> _ = activerecord.connect("sqlite://")
+    >>> current_connection() is None
+    True
+    """
     frame = _frame(resolve_database(target))
     return None if frame is None else frame.conn
 
 
 def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
-    """Run ``fn`` once the outermost transaction commits; drop it if its scope rolls back.
+    """Run ``fn`` once the outermost transaction has committed; drop it on rollback.
 
-    Outside a transaction ``fn`` runs at once.
+    A hook registered inside a savepoint is dropped if that savepoint rolls back. Hooks run
+    in registration order, outside the transaction (the connection is back in the pool). If
+    one raises, the others still run and the first exception is raised afterwards; the data
+    stays committed. Outside a transaction ``fn`` runs at once.
+
+    >>> import activerecord
+    >>> _ = activerecord.connect("sqlite://")
+    >>> with Transaction():
+    ...     after_commit(lambda: print("committed"))
+    ...     print("inside")
+    inside
+    committed
     """
     frame = _frame(resolve_database(target))
     if frame is None:
         fn()
     else:
-        frame.hooks.append((frame.depth, fn))
+        frame.hooks.append([frame.depth, fn])
 
 
 class Transaction:
-    """A transaction (or a savepoint when nested) that library operations join.
+    """A transaction (or a savepoint when nested) that every library operation joins.
 
-    Usable as a context manager or a decorator. On an exception it rolls back and re-raises
-    the exception unchanged. As a decorator, ``retries=N`` re-runs the function on deadlocks
-    and serialization failures (outermost level only), with exponential backoff.
+    ``Transaction()`` uses the default database; ``Transaction(Model)``,
+    ``Transaction("name")`` or ``Transaction(database)`` another one. On normal exit it
+    commits; on any exception it rolls back and re-raises that same exception.
+
+    ``isolation_level`` ("READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE", ...; SQLite:
+    "SERIALIZABLE" or "READ UNCOMMITTED") and ``read_only`` apply to the outermost
+    transaction; a nested one may only repeat them.
+
+    ``retries=N`` re-runs the work up to N more times on deadlocks, serialization failures
+    and lock timeouts, sleeping ``backoff * 2**attempt`` seconds (with jitter) in between.
+    Python cannot re-run a ``with`` block, so retries need the decorator form or
+    :meth:`run`; ``with Transaction(retries=N)`` raises :class:`ConfigurationError`.
+    Retries happen at the outermost level only: nested, a conflict propagates to the
+    outermost retrying transaction.
 
     >>> import activerecord
     >>> _ = activerecord.connect("sqlite://")
-    >>> @Transaction()
+    >>> @Transaction(retries=3)
     ... def work():
     ...     return in_transaction()
     >>> work()
@@ -128,47 +208,71 @@ class Transaction:
         retries: int = 0,
         backoff: float = 0.05,
     ) -> None:
+        if inspect.isfunction(target) or inspect.ismethod(target):
+            raise ConfigurationError("decorate with @Transaction() (with parentheses)")
+        if retries < 0:
+            raise ConfigurationError(f"retries must be >= 0, got {retries}")
         self._target = target
-        self.isolation_level = isolation_level
+        self.isolation_level = normalize_isolation_level(isolation_level)
         self.read_only = read_only
         self.retries = retries
         self.backoff = backoff
-        self._stack: list[tuple[Database, Any, Any]] = []
+
+    def __repr__(self) -> str:
+        return (
+            f"Transaction({self._target!r}, isolation_level={self.isolation_level!r}, "
+            f"read_only={self.read_only}, retries={self.retries})"
+        )
 
     # -- context manager -------------------------------------------------------------------
     def __enter__(self) -> Transaction:
+        if self.retries:
+            raise ConfigurationError(
+                "Transaction(retries=N) cannot re-run a with block; decorate a function with "
+                "@Transaction(retries=N) or call Transaction(retries=N).run(fn)"
+            )
         db = resolve_database(self._target)
         frame = _frame(db)
-        if frame is None:
-            conn = db.engine.connect()
-            try:
-                if self.isolation_level is not None:
-                    conn.execution_options(isolation_level=self.isolation_level)
-                conn.begin()
-                if self.read_only:
-                    _set_read_only(conn)
-            except sa_exc.DBAPIError as exc:
-                conn.close()
-                raise translate_error(exc, context="cannot begin a transaction") from exc
-            except BaseException:
-                conn.close()
-                raise
-            frames = dict(_frames.get() or {})
-            frames[db.name] = _Frame(db, conn)
-            token = _frames.set(frames)
-            self._stack.append((db, None, token))
-        else:
-            if self.isolation_level is not None:
-                raise ConfigurationError(
-                    "isolation_level can only be set on the outermost Transaction"
-                )
-            try:
-                savepoint = frame.conn.begin_nested()
-            except sa_exc.DBAPIError as exc:
-                raise translate_error(exc, context="cannot open a savepoint") from exc
-            frame.depth += 1
-            self._stack.append((db, savepoint, None))
+        entry = self._begin(db) if frame is None else self._savepoint(frame)
+        _entries.set(_entries.get() + (entry,))
         return self
+
+    def _begin(self, db: Database) -> _Entry:
+        setup = db.facts.transaction_setup(self.isolation_level, self.read_only)
+        try:
+            conn = db.engine.connect()
+        except sa_exc.DBAPIError as exc:
+            raise translate_error(exc, context="cannot connect") from exc
+        try:
+            conn.begin()
+            for statement in setup.begin:
+                conn.exec_driver_sql(statement)
+        except BaseException as exc:
+            _release(conn, setup.reset, failed=True)
+            if isinstance(exc, sa_exc.DBAPIError):
+                raise translate_error(exc, context="cannot begin a transaction") from exc
+            raise
+        frame = _Frame(db, conn, self.isolation_level, self.read_only, setup.reset)
+        frames = dict(_frames.get() or {})
+        frames[db.name] = frame
+        _frames.set(frames)
+        return _Entry(self, frame, None, 0)
+
+    def _savepoint(self, frame: _Frame) -> _Entry:
+        if self.isolation_level not in (None, frame.isolation_level) or (
+            self.read_only and not frame.read_only
+        ):
+            raise ConfigurationError(
+                "isolation_level and read_only apply to the outermost Transaction; a nested "
+                f"one cannot change them (outer: {frame.isolation_level}, "
+                f"read_only={frame.read_only})"
+            )
+        try:
+            savepoint = frame.conn.begin_nested()
+        except sa_exc.DBAPIError as exc:
+            raise translate_error(exc, context="cannot open a savepoint") from exc
+        frame.depth += 1
+        return _Entry(self, frame, savepoint, frame.depth)
 
     def __exit__(
         self,
@@ -176,51 +280,29 @@ class Transaction:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        db, savepoint, token = self._stack.pop()
-        frame = _frame(db)
-        assert frame is not None
-        if savepoint is not None:
-            depth = frame.depth
-            frame.depth -= 1
-            if exc_type is None:
-                try:
-                    savepoint.commit()
-                except sa_exc.DBAPIError as err:
-                    raise translate_error(err, context="cannot release a savepoint") from err
-            else:
-                frame.hooks[:] = [(d, h) for d, h in frame.hooks if d < depth]
-                if savepoint.is_active:
-                    savepoint.rollback()
-            return
-        conn = frame.conn
-        try:
-            if exc_type is None:
-                try:
-                    conn.commit()
-                except sa_exc.DBAPIError as err:
-                    raise translate_error(err, context="commit failed") from err
-            else:
-                try:
-                    conn.rollback()
-                except sa_exc.DBAPIError:
-                    pass  # the original exception matters more than a failed rollback
-        finally:
-            _frames.reset(token)
-            conn.close()
-        if exc_type is None:
-            for _depth, hook in frame.hooks:
-                hook()
+        entry = self._pop_entry()
+        if entry.savepoint is not None:
+            _end_savepoint(entry, exc)
+        else:
+            _end_transaction(entry.frame, exc, failed=exc_type is not None)
+
+    def _pop_entry(self) -> _Entry:
+        entries = _entries.get()
+        for i in range(len(entries) - 1, -1, -1):
+            if entries[i].tx is self:
+                _entries.set(entries[:i] + entries[i + 1 :])
+                return entries[i]
+        raise ConfigurationError("this Transaction was not entered in this thread or task")
 
     @property
     def connection(self) -> sa.Connection:
         """The SQLAlchemy Connection this transaction runs on (only inside the block)."""
-        if not self._stack:
-            raise ConfigurationError("Transaction.connection is only available inside the block")
-        frame = _frame(self._stack[-1][0])
-        assert frame is not None
-        return frame.conn
+        for entry in reversed(_entries.get()):
+            if entry.tx is self:
+                return entry.frame.conn
+        raise ConfigurationError("Transaction.connection is only available inside the block")
 
-    # -- decorator -------------------------------------------------------------------------
+    # -- decorator and retries -------------------------------------------------------------
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -229,16 +311,18 @@ class Transaction:
         return wrapper
 
     def run(self, fn: Callable[[], R]) -> R:
-        """Call ``fn`` inside a fresh copy of this transaction, retrying conflicts if asked."""
+        """Call ``fn`` inside a fresh copy of this transaction, retrying conflicts if asked.
+
+        >>> import activerecord
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Transaction(retries=2).run(lambda: in_transaction())
+        True
+        """
         db = resolve_database(self._target)
-        outermost = _frame(db) is None
         attempt = 0
         while True:
-            tx = Transaction(
-                db,
-                isolation_level=self.isolation_level,
-                read_only=self.read_only,
-            )
+            outermost = _frame(db) is None
+            tx = Transaction(db, isolation_level=self.isolation_level, read_only=self.read_only)
             try:
                 with tx:
                     return fn()
@@ -246,31 +330,131 @@ class Transaction:
                 if not (outermost and attempt < self.retries and is_retryable(exc)):
                     raise
                 attempt += 1
-                delay = self.backoff * (2 ** (attempt - 1))
+                delay = min(self.backoff * (2 ** (attempt - 1)), _MAX_BACKOFF)
                 time.sleep(delay * (0.5 + random.random()))
 
 
+def _end_savepoint(entry: _Entry, exc: BaseException | None) -> None:
+    frame, savepoint, depth = entry.frame, entry.savepoint, entry.depth
+    assert savepoint is not None
+    frame.depth = depth - 1
+    if exc is None:
+        try:
+            savepoint.commit()
+        except sa_exc.DBAPIError as err:
+            _drop_hooks(frame, depth)
+            raise translate_error(err, context="cannot release a savepoint") from err
+        for hook in frame.hooks:  # released work now belongs to the enclosing level
+            if hook[0] >= depth:
+                hook[0] = depth - 1
+        return
+    _drop_hooks(frame, depth)
+    try:
+        if savepoint.is_active:
+            savepoint.rollback()
+    except Exception as err:  # noqa: BLE001 - the original exception must propagate
+        # E.g. MySQL rolls the whole transaction back on a deadlock and forgets its
+        # savepoints: the outer transaction must not commit what is left.
+        frame.broken = err if not is_retryable(exc) else exc
+
+
+def _drop_hooks(frame: _Frame, depth: int) -> None:
+    frame.hooks[:] = [hook for hook in frame.hooks if hook[0] < depth]
+
+
+def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) -> None:
+    frames = dict(_frames.get() or {})
+    if frames.get(frame.db.name) is frame:
+        del frames[frame.db.name]
+        _frames.set(frames)
+    conn = frame.conn
+    hooks: list[Callable[[], Any]] = []
+    try:
+        if not failed and frame.broken is None:
+            try:
+                conn.commit()
+            except sa_exc.DBAPIError as err:
+                failed = True
+                raise translate_error(err, context="commit failed") from err
+            hooks = [hook for _depth, hook in frame.hooks]
+        else:
+            try:
+                conn.rollback()
+            except Exception:  # noqa: BLE001 - the original exception matters more
+                _invalidate(conn)
+            if not failed and frame.broken is not None:
+                failed = True
+                kind = TransactionConflictError if is_retryable(frame.broken) else DatabaseError
+                raise kind(
+                    "cannot commit: a savepoint could not be rolled back, so the database "
+                    f"rolled the transaction back ({frame.broken})"
+                ) from frame.broken
+    finally:
+        _release(conn, frame.reset, failed=failed)
+    _run_hooks(hooks)
+
+
+def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+    first: Exception | None = None
+    for hook in hooks:
+        try:
+            hook()
+        except Exception as err:  # noqa: BLE001 - run every hook, raise the first error
+            if first is None:
+                first = err
+    if first is not None:
+        raise first
+
+
+def _invalidate(conn: sa.Connection) -> None:
+    try:
+        conn.invalidate()
+    except Exception:  # noqa: BLE001, S110 - best effort on a connection already broken
+        pass
+
+
+def _release(conn: sa.Connection, reset: tuple[str, ...], *, failed: bool) -> None:
+    """Undo connection-wide settings, then give the connection back to the pool."""
+    try:
+        if reset and not conn.invalidated:
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for statement in reset:
+                    cursor.execute(statement)
+            finally:
+                cursor.close()
+    except Exception:  # noqa: BLE001 - never pool a connection we could not reset
+        _invalidate(conn)
+    try:
+        conn.close()
+    except Exception:
+        if not failed:
+            raise
+
+
 def is_retryable(exc: BaseException) -> bool:
-    """True for deadlocks, serialization failures, lock timeouts and SQLite's busy error."""
-    if isinstance(exc, TransactionConflictError):
-        return True
-    if isinstance(exc, sa_exc.DBAPIError):
-        return isinstance(translate_error(exc), TransactionConflictError)
-    cause = exc.__cause__
-    return isinstance(cause, BaseException) and cause is not exc and is_retryable(cause)
+    """True for deadlocks, serialization failures, lock timeouts and SQLite's busy error.
 
+    Recognises the library's :class:`TransactionConflictError`, SQLAlchemy-wrapped driver
+    errors, the drivers' own exceptions (from raw cursors), and errors raised ``from`` one.
 
-def _set_read_only(conn: sa.Connection) -> None:
-    name = conn.dialect.name
-    if name == "postgresql":
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-    elif name in ("mysql", "mariadb"):
-        # MySQL takes SET TRANSACTION only before the transaction starts: restart it.
-        conn.rollback()
-        conn.exec_driver_sql("SET TRANSACTION READ ONLY")
-        conn.begin()
-    else:
-        conn.exec_driver_sql("PRAGMA query_only = ON")
+    >>> import sqlite3
+    >>> is_retryable(sqlite3.OperationalError("database is locked"))
+    True
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, TransactionConflictError):
+            return True
+        if isinstance(current, sa_exc.DBAPIError):
+            if isinstance(translate_error(current), TransactionConflictError):
+                return True
+        elif is_conflict(current):
+            return True
+        current = current.__cause__
+    return False
 
 
 @contextmanager

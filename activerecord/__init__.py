@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from .backend import connect, disconnect, get_connection, get_database
+from .backend.external import using
 from .backend.transaction import Transaction
 from .errors import (
     ActiveRecordError,
@@ -109,4 +110,5 @@ __all__ = [
     "get_database",
     "metadata",
     "soft_unique",
+    "using",
 ]

@@ -205,3 +205,49 @@ def test_existing_table_with_other_column_names(db, backend):
     assert Person.query().where({"FullName": "Bob"}).count() == 1  # column names work too
     with db.engine.begin() as conn:
         legacy_table.drop(conn)
+
+
+def _reset_accounts(db):
+    with db.engine.begin() as conn:
+        Base.metadata.drop_all(conn)
+        Base.metadata.create_all(conn)
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_orm_session_and_batch_writes_share_one_transaction(db, backend, outcome):
+    _reset_accounts(db)
+    with orm.Session(db.engine) as session:
+        session.add(OrmAccount(owner="orm", balance=1))
+        with activerecord.using(session):
+            Account.batch_insert([Account(owner="ours1"), Account(owner="ours2")])
+            assert Account.query().count() == 3  # the ORM row was flushed into the same tx
+            Account.query().where({"owner": "orm"}).update({"balance": 5})
+            with activerecord.Transaction():  # a savepoint inside the caller's transaction
+                Account.create(owner="inner")
+        assert session.scalars(sa.select(OrmAccount.owner).order_by(OrmAccount.id)).all() == [
+            "orm", "ours1", "ours2", "inner"
+        ]
+        session.commit() if outcome == "commit" else session.rollback()
+    expected = 4 if outcome == "commit" else 0
+    assert Account.query().count() == expected
+
+
+@pytest.mark.parametrize("outcome", ["commit", "rollback"])
+def test_outside_connection_is_joined(db, backend, outcome):
+    _reset_accounts(db)
+    with db.engine.connect() as conn:
+        conn.execute(sa.insert(OrmAccount.__table__).values(owner="core", balance=0))
+        with activerecord.using(conn):
+            Account.batch_insert_from_dicts([{"owner": "a"}, {"owner": "b"}])
+            with pytest.raises(activerecord.ConfigurationError):
+                activerecord.backend.transaction.after_commit(lambda: None)
+            try:
+                with activerecord.Transaction():
+                    Account.create(owner="doomed")
+                    raise RuntimeError("undo the savepoint only")
+            except RuntimeError:
+                pass
+        assert conn.execute(sa.select(sa.func.count()).select_from(OrmAccount)).scalar() == 3
+        conn.commit() if outcome == "commit" else conn.rollback()
+    assert Account.query().count() == (3 if outcome == "commit" else 0)
+    assert Account.query().where({"owner": "doomed"}).count() == 0

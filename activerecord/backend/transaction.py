@@ -78,6 +78,8 @@ class _Frame:
     hooks: list[list[Any]] = field(default_factory=list)
     #: Set when a savepoint could not be rolled back: the transaction must not commit.
     broken: BaseException | None = None
+    #: The caller's own Connection or Session (see ``using``): the caller commits, not us.
+    external: bool = False
 
     def owned_here(self) -> bool:
         thread, task = _owner()
@@ -168,6 +170,11 @@ def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
     frame = _frame(resolve_database(target))
     if frame is None:
         fn()
+    elif frame.external:
+        raise ConfigurationError(
+            "after_commit is not available inside using(): the caller's connection or "
+            "session decides when to commit; register the hook with it instead"
+        )
     else:
         frame.hooks.append([frame.depth, fn])
 

@@ -23,13 +23,19 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import BatchValidationError, DatabaseError, FileFormatError, LoadValidationError
+from ..errors import (
+    BatchValidationError,
+    DatabaseError,
+    FileFormatError,
+    LoadValidationError,
+    UnknownColumnError,
+)
 from .progress import Progress, progress_callback
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["load_rows", "map_names"]
+__all__ = ["field_of", "load_rows", "map_names"]
 
 
 def map_names(
@@ -44,7 +50,6 @@ def map_names(
     ``columns`` renames source columns (``{"E-mail": "email"}``) or drops them (``None``);
     other names must be a field or column name of the model (UnknownColumnError otherwise).
     """
-    info = model.__ar_info__
     out: list[str | None] = []
     seen: dict[str, Any] = {}
     for name in names:
@@ -56,11 +61,7 @@ def map_names(
                 continue
         else:
             target = key if isinstance(key, str) else str(key)
-        try:
-            fname = info.field_for(target)
-        except KeyError as exc:  # UnknownColumnError: say where the name came from
-            exc.args = (f"{source}: {exc.args[0]}",)
-            raise
+        fname = field_of(model, target, source)
         if fname in seen:
             raise FileFormatError(
                 f"columns {seen[fname]!r} and {name!r} both load field {fname!r}", path=source
@@ -68,6 +69,19 @@ def map_names(
         seen[fname] = name
         out.append(fname)
     return out
+
+
+def field_of(model: type[ActiveRecord], name: str, source: str) -> str:
+    """The field loading a source column: by field name, else by the table's column name."""
+    info = model.__ar_info__
+    if name in info.columns:
+        return name
+    for fname, column in info.columns.items():
+        if column.name == name:
+            return fname
+    error = UnknownColumnError(name, info.model_name, info.fields)
+    error.args = (f"{source}: {error.args[0]}",)
+    raise error
 
 
 def load_rows(

@@ -4,8 +4,8 @@ with the same validation and batch insert as a declared model.
 Fields come from the reflected columns' Python types: a nullable column, one with a server
 default and an autoincrement primary key become ``X | None = None``; a ``VARCHAR(n)`` gets
 ``max_length=n``; a type with no Python equivalent (or JSON) accepts any value. A column
-whose name is not a usable field name (``"first name"``, ``"json"``) gets a field named after
-it (``first_name``, ``json_``) bound to the column with ``Col(name=...)``.
+whose name is not a usable field name (``"first name"``, ``"json"``) gets a field (and a column
+key) named after it: ``first_name``, ``json_``; files and DataFrames may use either name.
 
 Example::
 
@@ -31,7 +31,6 @@ from pydantic import Field
 from ..backend.database import DEFAULT, get_database
 from ..errors import SchemaError
 from ..model import ActiveRecord
-from ..schema import Col
 
 __all__ = ["model_for_table", "model_on_table"]
 
@@ -39,8 +38,20 @@ __all__ = ["model_for_table", "model_on_table"]
 def model_for_table(name: str, database: str = DEFAULT, *, schema: str | None = None) -> Any:
     """A model class on the table ``name`` of a connected database, read by reflection."""
     db = get_database(database)
+    taken: set[str] = set()
+
+    def key_column(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
+        column_info["key"] = _field_name(str(column_info["name"]), taken)
+        taken.add(column_info["key"])
+
     try:
-        table = sa.Table(name, sa.MetaData(), autoload_with=db.engine, schema=schema)
+        table = sa.Table(
+            name,
+            sa.MetaData(),
+            autoload_with=db.engine,
+            schema=schema,
+            listeners=[("column_reflect", key_column)],
+        )
     except sa.exc.NoSuchTableError as exc:
         raise SchemaError(f"no table named {name!r} in database {db.name!r}") from exc
     return model_on_table(table, database)
@@ -75,17 +86,18 @@ def _field_name(key: str, taken: set[str]) -> str:
 
 
 def model_on_table(table: sa.Table, database: str = DEFAULT) -> Any:
-    """A model class on an existing (e.g. reflected) ``Table``."""
+    """A model class on an existing ``Table`` whose column keys are usable field names."""
     annotations: dict[str, Any] = {}
     namespace: dict[str, Any] = {}
-    taken: set[str] = set()
     pk = list(table.primary_key.columns)
     for column in table.columns:
-        fname = _field_name(column.key, taken)
-        taken.add(fname)
+        fname = column.key
+        if _field_name(fname, set()) != fname:
+            raise SchemaError(
+                f"column key {fname!r} of table {table.name!r} is not a usable field name; "
+                "give the column a key= (model_for_table does that when it reflects)"
+            )
         tp = _python_type(column)
-        if fname != column.key:
-            tp = Annotated[tp, Col(name=column.key)]
         autoinc = len(pk) == 1 and column is pk[0] and column.autoincrement in (True, "auto") and (
             isinstance(column.type, sa.Integer)
         )

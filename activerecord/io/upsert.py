@@ -40,6 +40,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from ..backend.dialects import translate_error
 from ..backend.transaction import write_connection
 from ..errors import BatchValidationError, QueryError, UnknownColumnError
+from .loader import field_of
 
 if TYPE_CHECKING:
     from ..meta import ModelInfo
@@ -51,7 +52,7 @@ __all__ = ["check_upsert_key", "upsert_rows"]
 def check_upsert_key(model: type[ActiveRecord], key: Sequence[str]) -> tuple[str, ...]:
     """The key's field names, if they are the primary key or a unique key of the table."""
     info = model.__ar_info__
-    fields = tuple(info.field_for(k) for k in key)
+    fields = tuple(field_of(model, k, "upsert key") for k in key)
     if not fields:
         raise QueryError("an upsert needs at least one key column")
     wanted = {info.columns[f].name for f in fields}

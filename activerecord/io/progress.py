@@ -38,7 +38,7 @@ def progress_callback(
         from tqdm.auto import tqdm  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("progress=True needs tqdm: pip install 'activerecord[progress]'") from exc
-    bar = tqdm(total=total, unit=" rows", unit_scale=True, desc=desc, dynamic_ncols=True)
+    bar = tqdm(total=total, unit=" rows", desc=desc, dynamic_ncols=True)
 
     def update(done: int) -> None:
         bar.update(done - bar.n)

@@ -526,26 +526,28 @@ def test_cli_loads_a_csv_into_an_existing_table(db, backend, tmp_path):
     assert raw_count(db, "io_cli_people") == 121
 
 
-def test_cli_exit_codes(db, backend, tmp_path):
+def test_cli_exit_codes(db, backend, tmp_path, capsys):
     _cli_table(db)
     url = backend_url(backend)
     path = tmp_path / "people.csv"
     path.write_text("name,e-mail,age\nA,a@x,1\nB,b@x,old\nC,c@x,3\n")
-    done = _cli(str(path), "--url", url, "--table", "io_cli_people", "-q")
-    assert done.returncode == 1
-    assert "line 3: age" in done.stderr and done.stdout == ""
+    assert main(["load", str(path), "--url", url, "--table", "io_cli_people", "-q"]) == 1
+    out = capsys.readouterr()
+    assert "line 3: age" in out.err and out.out == ""
     assert raw_count(db, "io_cli_people") == 0
 
     for args in (
         [str(path), "--url", url, "--table", "io_no_such_table"],
         [str(tmp_path / "missing.csv"), "--url", url, "--table", "io_cli_people"],
         [str(path), "--url", url, "--table", "io_cli_people", "--upsert", "name"],
+        [str(path), "--url", url, "--table", "io_cli_people", "--batch-size", "0"],
         [str(path), "--url", "nosuchdb://x", "--table", "io_cli_people"],
-        [str(path), "--table", "io_cli_people"],
     ):
-        done = _cli(*args)
-        assert done.returncode == 2, (args, done.stderr)
-        assert done.stderr.strip(), args
+        assert main(["load", *args]) == 2, args
+        assert capsys.readouterr().err.startswith("error: "), args
+    with pytest.raises(SystemExit) as caught:  # argparse: --url is required
+        main(["load", str(path), "--table", "io_cli_people"])
+    assert caught.value.code == 2
 
 
 @pytest.mark.backends("sqlite")

@@ -12,6 +12,8 @@ Values are converted by the model's own pydantic validation (``"42"`` → ``42``
   else it is reported as invalid;
 * a cell of a JSON field (``dict``/``list``) is parsed as JSON.
 
+(``validate=False`` skips the model's validation, so values reach the database as read.)
+
 Errors name the line: a record with the wrong number of fields, bad JSON or a decoding error
 raises :class:`~activerecord.errors.FileFormatError` (``people.csv, line 7: ...``); records
 that fail validation raise :class:`~activerecord.errors.LoadValidationError` listing each bad
@@ -158,6 +160,7 @@ def read_csv(
         header: list[str] = []
         while not header:
             header = next(reader)
+        header[0] = header[0].lstrip("\ufeff")  # a byte order mark read as text
         names = map_names(model, header, columns, source=source)
         keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
         converters = [(pos, fname, _cell_converter(model, fname)) for pos, fname in keep]

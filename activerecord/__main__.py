@@ -1,4 +1,5 @@
-"""Command line: ``python -m activerecord demo [--url URL]``."""
+"""Command line: ``python -m activerecord demo [--url URL]`` and ``python -m activerecord load``
+(see :mod:`activerecord.io.cli`)."""
 
 from __future__ import annotations
 
@@ -8,15 +9,20 @@ import sys
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit code."""
+    from .io import cli
+
     parser = argparse.ArgumentParser(prog="python -m activerecord")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="walk through the batch-operations guide")
     demo.add_argument("--url", default="sqlite://", help="database URL (default: in-memory)")
+    cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
 
         run(args.url)
+    elif args.command == "load":
+        return cli.run(args)
     return 0
 
 

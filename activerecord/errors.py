@@ -9,6 +9,8 @@
     ├── RecordNotFound                   (LookupError)
     ├── ValidationError                  (ValueError)
     │   └── BatchValidationError
+    │       └── LoadValidationError      (.locations: DataFrame row / file line of each record)
+    ├── FileFormatError                  (ValueError; .path, .line)
     ├── UnknownColumnError               (KeyError)
     ├── QueryError                       (ValueError)
     │   ├── ParameterCountError
@@ -42,8 +44,10 @@ __all__ = [
     "DataError",
     "DatabaseConnectionError",
     "DatabaseError",
+    "FileFormatError",
     "ForeignKeyViolation",
     "IntegrityError",
+    "LoadValidationError",
     "NotConnectedError",
     "NotNullViolation",
     "ParameterCountError",
@@ -122,6 +126,57 @@ class BatchValidationError(ValidationError):
             model=model,
             errors=[e for errs in self.failures.values() for e in errs],
         )
+
+
+class LoadValidationError(BatchValidationError):
+    """Records loaded from a DataFrame or a file failed validation; nothing was written.
+
+    ``failures`` is keyed by the record's index in the input, as for
+    :class:`BatchValidationError`; ``locations`` maps the same index to where the record came
+    from (the DataFrame row label, or the file's line number) and ``unit`` names it (``"row"``
+    or ``"line"``). The message names the locations.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        failures: Mapping[int, Sequence[Mapping[str, Any]]],
+        locations: Mapping[int, Any],
+        *,
+        unit: str = "row",
+        source: str | None = None,
+    ) -> None:
+        super().__init__(model, failures)
+        self.locations = {index: locations.get(index, index) for index in self.failures}
+        self.unit = unit
+        self.source = source
+        lines = []
+        for index, errs in list(self.failures.items())[:20]:
+            detail = "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', ())) or '<record>'}: {e.get('msg')}"
+                for e in errs
+            )
+            where = self.locations[index]
+            shown = repr(where) if unit == "row" else str(where)  # a label may be a str
+            lines.append(f"  {unit} {shown}: {detail}")
+        more = len(self.failures) - len(lines)
+        if more > 0:
+            lines.append(f"  ... and {more} more")
+        origin = f" from {source}" if source else ""
+        self.args = (
+            f"{len(self.failures)} {model} record(s){origin} failed validation; nothing was "
+            "written\n" + "\n".join(lines),
+        )
+
+
+class FileFormatError(ActiveRecordError, ValueError):
+    """A file being loaded is malformed at ``line`` (wrong field count, bad JSON, ...)."""
+
+    def __init__(self, message: str, *, path: str | None = None, line: int | None = None) -> None:
+        where = ", ".join(p for p in (path, None if line is None else f"line {line}") if p)
+        super().__init__(f"{where}: {message}" if where else message)
+        self.path = path
+        self.line = line
 
 
 class UnknownColumnError(ActiveRecordError, KeyError):

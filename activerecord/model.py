@@ -17,7 +17,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pydantic
@@ -260,6 +260,85 @@ class ActiveRecord(BaseModel):
         """Alias: ``query().only_deleted()``."""
         return cls.query().only_deleted()
 
+    # -- data loading (activerecord.io) ----------------------------------------------------
+    @classmethod
+    def insert_dataframe(
+        cls,
+        df: Any,
+        *,
+        columns: Mapping[str, str | None] | None = None,
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+        upsert: Sequence[str] | None = None,
+    ) -> int:
+        """Insert a pandas or polars DataFrame's rows; return the count.
+
+        Columns map to fields; NaN/NaT/NA/None become NULL; numpy and pandas scalars become
+        Python values. A bad row raises :class:`~activerecord.errors.LoadValidationError`
+        naming its row label. See :mod:`activerecord.io.dataframes`.
+        """
+        from .io.dataframes import insert_dataframe
+
+        count: int = insert_dataframe(
+            cls, df, columns=columns, validate=validate, batch_size=batch_size,
+            progress=progress, upsert=upsert,
+        )
+        return count
+
+    @classmethod
+    def load_csv(
+        cls,
+        source: Any,
+        *,
+        columns: Mapping[str, str | None] | None = None,
+        delimiter: str = ",",
+        encoding: str = "utf-8-sig",
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+        upsert: Sequence[str] | None = None,
+    ) -> int:
+        """Stream a CSV file (path or text file, with a header row) into the table; return the
+        count. Errors name the line. See :mod:`activerecord.io.files` for the conversion rules.
+
+        >>> import io, activerecord
+        >>> class Town(ActiveRecord):
+        ...     __table_name__ = "doc_towns"
+        ...     id: int | None = None
+        ...     name: str
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Town.create_table()
+        >>> Town.load_csv(io.StringIO("name\\nOslo\\n"))
+        1
+        """
+        from .io.files import load_csv
+
+        return load_csv(
+            cls, source, columns=columns, delimiter=delimiter, encoding=encoding,
+            validate=validate, batch_size=batch_size, progress=progress, upsert=upsert,
+        )
+
+    @classmethod
+    def load_jsonl(
+        cls,
+        source: Any,
+        *,
+        columns: Mapping[str, str | None] | None = None,
+        encoding: str = "utf-8",
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+        upsert: Sequence[str] | None = None,
+    ) -> int:
+        """Stream a JSON Lines file (one object per line) into the table; return the count."""
+        from .io.files import load_jsonl
+
+        return load_jsonl(
+            cls, source, columns=columns, encoding=encoding, validate=validate,
+            batch_size=batch_size, progress=progress, upsert=upsert,
+        )
+
     # -- instance persistence --------------------------------------------------------------
     def _column_values(self, fields: Iterable[str]) -> dict[str, Any]:
         data = self.__dict__
@@ -435,7 +514,14 @@ class ActiveRecord(BaseModel):
         [1, 2]
         """
         from .batch import batch_insert
+        from .io.dataframes import insert_dataframe, is_dataframe
 
+        if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
+            loaded: list[T] | int = insert_dataframe(
+                cls, rows, validate=validate, batch_size=batch_size, progress=progress,
+                return_records=return_records,
+            )
+            return loaded
         count, records = batch_insert(
             cls, rows, validate=validate, batch_size=batch_size, progress=progress,
             from_dicts=True, return_records=return_records,

@@ -383,7 +383,9 @@ class Query(Generic[T]):
 
     def all(self) -> list[T]:
         """Every matching record (dicts when ``select()`` narrowed the columns)."""
-        return self._rows(self.select_statement())
+        from ..io.display import RecordList  # a list that notebooks show as a table
+
+        return RecordList(self._rows(self.select_statement()))
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.all())
@@ -519,6 +521,53 @@ class Query(Generic[T]):
             raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc
         except OverflowError as exc:
             raise overflow_error(exc, context=f"{verb} of {self._model.__name__}") from exc
+
+    # -- reading out and notebook display (activerecord.io) --------------------------------
+    def to_dicts(self, *, chunk_size: int = 10_000) -> list[dict[str, Any]]:
+        """Every matching row as a dict keyed by field name, read ``chunk_size`` rows at a
+        time through a server-side cursor (no pydantic validation: fast).
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Dot(ActiveRecord):
+        ...     __table_name__ = "doc_dots"
+        ...     id: int | None = None
+        ...     x: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Dot.create_table()
+        >>> _ = Dot.batch_insert_from_dicts([{"x": 5}])
+        >>> Dot.query().to_dicts()
+        [{'id': 1, 'x': 5}]
+        """
+        from ..io.reading import query_dicts
+
+        return query_dicts(self, chunk_size)
+
+    def to_pandas(self, *, chunk_size: int = 10_000) -> Any:
+        """The matching rows as a pandas DataFrame, streamed and built ``chunk_size`` rows at a
+        time (needs pandas: ``pip install 'activerecord[dataframes]'``)."""
+        from ..io.reading import query_pandas
+
+        return query_pandas(self, chunk_size)
+
+    def to_polars(self, *, chunk_size: int = 10_000) -> Any:
+        """The matching rows as a polars DataFrame, streamed and built ``chunk_size`` rows at a
+        time (needs polars: ``pip install 'activerecord[dataframes]'``)."""
+        from ..io.reading import query_polars
+
+        return query_polars(self, chunk_size)
+
+    def _repr_html_(self) -> str:
+        """Jupyter shows a query as its first rows in a table, captioned with its SQL."""
+        from ..io.display import query_html
+
+        return query_html(self)
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        """IPython's plain-text display: the SQL and the first rows as a text table."""
+        from ..io.display import query_text
+
+        p.text(query_text(self))
 
     def __repr__(self) -> str:
         return f"<Query {self._model.__name__}: {self.to_sql().sql}>"

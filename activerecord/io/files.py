@@ -1,0 +1,316 @@
+"""CSV and JSON Lines files in, streamed: a file larger than memory loads in bounded memory.
+
+The file is read lazily, one record at a time, and the batch insert consumes the records a
+chunk at a time; only the current chunk (and the line numbers of records that failed
+validation) are held. A file ending in ``.gz`` is decompressed on the fly.
+
+Values are converted by the model's own pydantic validation (``"42"`` → ``42``,
+``"2024-05-01"`` → a date, ``"true"`` → ``True``). In a CSV, where every value is text:
+
+* an **empty cell** in a text field (``str``, ``bytes``) stays an empty string; in any other
+  field it means NULL when the field is optional, else the field's default when it has one,
+  else it is reported as invalid;
+* a cell of a JSON field (``dict``/``list``) is parsed as JSON.
+
+(``validate=False`` skips the model's validation, so values reach the database as read.)
+
+Errors name the line: a record with the wrong number of fields, bad JSON or a decoding error
+raises :class:`~activerecord.errors.FileFormatError` (``people.csv, line 7: ...``); records
+that fail validation raise :class:`~activerecord.errors.LoadValidationError` listing each bad
+record's line. Either way nothing is written.
+
+Example::
+
+    >>> import io, activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Visit(ActiveRecord):
+    ...     __table_name__ = "doc_visits"
+    ...     id: int | None = None
+    ...     page: str
+    ...     ms: int | None = None
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Visit.create_table()
+    >>> load_csv(Visit, io.StringIO("page,ms\\n/home,12\\n/about,\\n"))
+    2
+    >>> [(v.page, v.ms) for v in Visit.query().order_by("id")]
+    [('/home', 12), ('/about', None)]
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import enum
+import gzip
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import IO, TYPE_CHECKING, Any, get_origin
+
+from ..errors import FileFormatError
+from ..schema import unwrap_annotated, unwrap_optional
+from .loader import load_rows, map_names
+from .progress import Progress
+
+if TYPE_CHECKING:
+    from ..model import ActiveRecord
+
+__all__ = ["Source", "load_csv", "load_jsonl", "read_csv", "read_jsonl"]
+
+#: A path, or an open text file (anything iterating over lines).
+Source = str | os.PathLike[str] | IO[str]
+
+_OMIT = object()
+
+
+class LineMap:
+    """Record index → line number in O(breaks) memory: only where the step changes.
+
+    For a CSV without multi-line records or blank lines, that is one entry for the whole file.
+
+    >>> lines = LineMap()
+    >>> for index, line in enumerate([2, 3, 5, 6]):
+    ...     lines.add(index, line)
+    >>> [lines.line(i) for i in range(4)], len(lines.starts)
+    ([2, 3, 5, 6], 2)
+    """
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.offsets: list[int] = []
+
+    def add(self, index: int, line: int) -> None:
+        if not self.offsets or self.offsets[-1] != line - index:
+            self.starts.append(index)
+            self.offsets.append(line - index)
+
+    def line(self, index: int) -> int:
+        pos = bisect.bisect_right(self.starts, index) - 1
+        return index + self.offsets[max(pos, 0)] if self.offsets else index
+
+
+def _name(source: Source) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return os.fspath(source)
+    return str(getattr(source, "name", "<stream>"))
+
+
+@contextmanager
+def _open(source: Source, encoding: str) -> Iterator[IO[str]]:
+    if not isinstance(source, (str, os.PathLike)):
+        yield source
+        return
+    path = os.fspath(source)
+    if path.endswith(".gz"):
+        with gzip.open(path, "rt", encoding=encoding, newline="") as fz:
+            yield fz
+    else:
+        with open(path, encoding=encoding, newline="") as f:
+            yield f
+
+
+def _blank_value(model: type[ActiveRecord], fname: str) -> Any:
+    """What an empty CSV cell means for a field (see the module docs)."""
+    finfo = model.__ar_info__.field_infos[fname]
+    base, optional = unwrap_optional(finfo.annotation)
+    base = unwrap_annotated(base, [])
+    if isinstance(base, type) and issubclass(base, (str, bytes)) and not issubclass(
+        base, enum.Enum
+    ):
+        return ""
+    if optional:
+        return None
+    if not finfo.is_required():
+        return _OMIT
+    return ""
+
+
+def _cell_converter(model: type[ActiveRecord], fname: str) -> Callable[[str], Any]:
+    blank = _blank_value(model, fname)
+    finfo = model.__ar_info__.field_infos[fname]
+    base = unwrap_annotated(unwrap_optional(finfo.annotation)[0], [])
+    is_json = (get_origin(base) or base) in (dict, list)
+
+    def convert(text: str) -> Any:
+        if text == "":
+            return blank
+        if is_json:
+            try:
+                return json.loads(text)
+            except ValueError:
+                return text  # validation reports it, with the line
+        return text
+
+    return convert
+
+
+def read_csv(
+    model: type[ActiveRecord],
+    f: IO[str],
+    lines: LineMap,
+    *,
+    source: str,
+    columns: Mapping[str, str | None] | None = None,
+    delimiter: str = ",",
+) -> Iterator[dict[str, Any]]:
+    """Yield a CSV's records as dicts keyed by field name, noting each one's line."""
+    reader = csv.reader(f, delimiter=delimiter, strict=True)
+    try:
+        header: list[str] = []
+        while not header:
+            header = next(reader)
+        header[0] = header[0].lstrip("\ufeff")  # a byte order mark read as text
+        names = map_names(model, header, columns, source=source)
+        keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
+        converters = [(pos, fname, _cell_converter(model, fname)) for pos, fname in keep]
+        width = len(header)
+        previous = reader.line_num
+        index = 0
+        for row in reader:
+            start, previous = previous + 1, reader.line_num
+            if not row:
+                continue  # a blank line
+            if len(row) != width:
+                raise FileFormatError(
+                    f"expected {width} fields (as in the header), got {len(row)}",
+                    path=source,
+                    line=start,
+                )
+            record: dict[str, Any] = {}
+            for pos, fname, convert in converters:
+                value = convert(row[pos])
+                if value is not _OMIT:
+                    record[fname] = value
+            lines.add(index, start)
+            index += 1
+            yield record
+    except StopIteration:
+        return  # an empty file
+    except csv.Error as exc:
+        raise FileFormatError(str(exc), path=source, line=reader.line_num) from exc
+    except UnicodeDecodeError as exc:
+        line = reader.line_num + 1
+        raise FileFormatError(f"not valid text: {exc}", path=source, line=line) from exc
+
+
+def read_jsonl(
+    model: type[ActiveRecord],
+    f: IO[str],
+    lines: LineMap,
+    *,
+    source: str,
+    columns: Mapping[str, str | None] | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Yield a JSON Lines file's objects as dicts keyed by field name, noting each one's line."""
+    mapped: dict[str, str | None] = {}
+    index = 0
+    number = 0
+    try:
+        for number, text in enumerate(f, start=1):  # noqa: B007 - number is read after
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError as exc:
+                raise FileFormatError(f"invalid JSON: {exc}", path=source, line=number) from exc
+            if not isinstance(obj, dict):
+                raise FileFormatError(
+                    f"expected a JSON object, got {type(obj).__name__}", path=source, line=number
+                )
+            record: dict[str, Any] = {}
+            for key, value in obj.items():
+                fname = mapped.get(key, "")
+                if fname == "":
+                    fname = map_names(model, [key], columns, source=source)[0]
+                    mapped[key] = fname
+                if fname is not None:
+                    record[fname] = value
+            lines.add(index, number)
+            index += 1
+            yield record
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"not valid text: {exc}", path=source, line=number + 1) from exc
+
+
+def _load(
+    model: type[ActiveRecord],
+    source: Source,
+    read: Callable[..., Iterator[dict[str, Any]]],
+    *,
+    encoding: str,
+    validate: bool,
+    batch_size: int | None,
+    progress: Progress,
+    upsert: Sequence[str] | None,
+    **options: Any,
+) -> int:
+    name = _name(source)
+    lines = LineMap()
+    with _open(source, encoding) as f:
+        rows = read(model, f, lines, source=name, **options)
+        count: int = load_rows(
+            model,
+            rows,
+            locate=lines.line,
+            unit="line",
+            source=name,
+            validate=validate,
+            batch_size=batch_size,
+            progress=progress,
+            upsert=upsert,
+        )
+    return count
+
+
+def load_csv(
+    model: type[ActiveRecord],
+    source: Source,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    delimiter: str = ",",
+    encoding: str = "utf-8-sig",
+    validate: bool = True,
+    batch_size: int | None = None,
+    progress: Progress = False,
+    upsert: Sequence[str] | None = None,
+) -> int:
+    """Stream a CSV file (with a header row) into the model's table; return the row count.
+
+    ``columns`` renames (``{"E-mail": "email"}``) or drops (``{"notes": None}``) header
+    names; ``upsert=("email",)`` updates rows whose key exists instead of failing.
+    """
+    return _load(
+        model, source, read_csv, encoding=encoding, validate=validate, batch_size=batch_size,
+        progress=progress, upsert=upsert, columns=columns, delimiter=delimiter,
+    )
+
+
+def load_jsonl(
+    model: type[ActiveRecord],
+    source: Source,
+    *,
+    columns: Mapping[str, str | None] | None = None,
+    encoding: str = "utf-8",
+    validate: bool = True,
+    batch_size: int | None = None,
+    progress: Progress = False,
+    upsert: Sequence[str] | None = None,
+) -> int:
+    """Stream a JSON Lines file (one object per line) into the model's table; return the count.
+
+    >>> import io, activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Hit(ActiveRecord):
+    ...     __table_name__ = "doc_hits"
+    ...     id: int | None = None
+    ...     path: str
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Hit.create_table()
+    >>> load_jsonl(Hit, io.StringIO('{"path": "/"}\\n{"path": "/a"}\\n'))
+    2
+    """
+    return _load(
+        model, source, read_jsonl, encoding=encoding, validate=validate, batch_size=batch_size,
+        progress=progress, upsert=upsert, columns=columns,
+    )

@@ -1,0 +1,134 @@
+"""The shared core of every loader: header mapping, progress, and errors that name the row.
+
+A loader turns its source (a DataFrame, a CSV or JSON Lines file) into dicts keyed by field
+name and hands them, lazily, to ``Model.batch_insert_from_dicts`` (or to the upsert in
+:mod:`activerecord.io.upsert`). When validation fails, the record indexes of the
+:class:`~activerecord.errors.BatchValidationError` are mapped back to DataFrame row labels or
+file line numbers in a :class:`~activerecord.errors.LoadValidationError`.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Pet(ActiveRecord):
+    ...     __table_name__ = "doc_loader_pets"
+    ...     id: int | None = None
+    ...     name: str
+    >>> map_names(Pet, ["Name", "id"], {"Name": "name"}, source="pets.csv")
+    ['name', 'id']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import (
+    BatchValidationError,
+    DatabaseError,
+    FileFormatError,
+    LoadValidationError,
+    UnknownColumnError,
+)
+from .progress import Progress, progress_callback
+
+if TYPE_CHECKING:
+    from ..model import ActiveRecord
+
+__all__ = ["field_of", "load_rows", "map_names"]
+
+
+def map_names(
+    model: type[ActiveRecord],
+    names: Sequence[Any],
+    columns: Mapping[str, str | None] | None,
+    *,
+    source: str,
+) -> list[str | None]:
+    """The field each source column goes to (None: skipped), checked against the table.
+
+    ``columns`` renames source columns (``{"E-mail": "email"}``) or drops them (``None``);
+    other names must be a field or column name of the model (UnknownColumnError otherwise).
+    """
+    out: list[str | None] = []
+    seen: dict[str, Any] = {}
+    for name in names:
+        key = str(name).strip() if isinstance(name, str) else name
+        if columns is not None and key in columns:
+            target = columns[key]
+            if target is None:
+                out.append(None)
+                continue
+        else:
+            target = key if isinstance(key, str) else str(key)
+        fname = field_of(model, target, source)
+        if fname in seen:
+            raise FileFormatError(
+                f"columns {seen[fname]!r} and {name!r} both load field {fname!r}", path=source
+            )
+        seen[fname] = name
+        out.append(fname)
+    return out
+
+
+def field_of(model: type[ActiveRecord], name: str, source: str) -> str:
+    """The field loading a source column: by field name, else by the table's column name."""
+    info = model.__ar_info__
+    if name in info.columns:
+        return name
+    for fname, column in info.columns.items():
+        if column.name == name:
+            return fname
+    error = UnknownColumnError(name, info.model_name, info.fields)
+    error.args = (f"{source}: {error.args[0]}",)
+    raise error
+
+
+def load_rows(
+    model: type[ActiveRecord],
+    rows: Iterable[dict[str, Any]],
+    *,
+    locate: Callable[[int], Any],
+    unit: str,
+    source: str,
+    total: int | None = None,
+    validate: bool = True,
+    batch_size: int | None = None,
+    progress: Progress = False,
+    upsert: Sequence[str] | None = None,
+    return_records: bool = False,
+) -> Any:
+    """Insert (or upsert on the ``upsert`` key) dict rows; map errors to ``locate(index)``.
+
+    Returns the number of rows, or the inserted records with ``return_records``.
+    """
+    callback, close = progress_callback(progress, total=total, desc=f"load {model.__name__}")
+    try:
+        if upsert:
+            from .upsert import upsert_rows
+
+            if return_records:
+                raise ValueError("return_records is not supported with upsert")
+            return upsert_rows(
+                model, rows, upsert, validate=validate, batch_size=batch_size, progress=callback
+            )
+        return model.batch_insert_from_dicts(
+            rows,
+            validate=validate,
+            batch_size=batch_size,
+            progress=callback or False,
+            return_records=return_records,
+        )
+    except LoadValidationError:
+        raise
+    except BatchValidationError as exc:
+        locations = {index: locate(index) for index in exc.failures}
+        raise LoadValidationError(
+            model.__name__, exc.failures, locations, unit=unit, source=source
+        ) from None
+    except DatabaseError as exc:
+        if exc.record_index is not None and exc.args:
+            exc.args = (f"{exc.args[0]} ({unit} {locate(exc.record_index)} of {source})",)
+        raise
+    finally:
+        close()

@@ -1,0 +1,46 @@
+"""Progress bars for long loads: tqdm (``tqdm.auto``, a widget in notebooks), rows and rows/s.
+
+``progress`` is what every loader accepts: ``False`` (quiet), ``True`` (a tqdm bar) or a
+callable taking the number of rows done so far.
+
+Example::
+
+    >>> seen = []
+    >>> callback, close = progress_callback(seen.append, total=10, desc="load")
+    >>> callback(5); close(); seen
+    [5]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["Progress", "progress_callback"]
+
+#: ``progress=`` of a loader: quiet (False), a tqdm bar (True), or a callback(rows_done).
+Progress = bool | Callable[[int], Any]
+
+
+def _noop() -> None:
+    return None
+
+
+def progress_callback(
+    progress: Progress, *, total: int | None, desc: str
+) -> tuple[Callable[[int], Any] | None, Callable[[], None]]:
+    """Turn ``progress=`` into a callback taking rows done (or None), and a close function."""
+    if not progress:
+        return None, _noop
+    if callable(progress):
+        return progress, _noop
+    try:
+        from tqdm.auto import tqdm  # type: ignore[import-untyped]
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ImportError("progress=True needs tqdm: pip install 'activerecord[progress]'") from exc
+    bar = tqdm(total=total, unit=" rows", desc=desc, dynamic_ncols=True)
+
+    def update(done: int) -> None:
+        bar.update(done - bar.n)
+
+    return update, bar.close

@@ -182,8 +182,8 @@ class SqliteRowidStrategy(InsertStrategy):
         if not fetch_key:
             self._executemany(shape, rows, 0)
             return None
-        if not self._range_is_provable():
-            return self._one_by_one(shape, rows, 0)
+        # Write first, read after: a read before the first write in a deferred transaction
+        # would hold a shared lock that deadlocks against a concurrent writer.
         try:
             cursor.execute(shape.sql, rows[0])
         except Exception as exc:
@@ -191,8 +191,14 @@ class SqliteRowidStrategy(InsertStrategy):
         first = int(cursor.lastrowid)
         n = len(rows)
         pk = self.info.columns[self.info.autoincrement_pk or ""]
+        if n == 1:
+            return [first]
         top = self.conn.execute(sa.select(sa.func.max(pk))).scalar_one()
-        if top != first or first + n - 1 >= _SQLITE_MAX_ROWID:
+        if (
+            not self._range_is_provable()
+            or top != first
+            or first + n - 1 >= _SQLITE_MAX_ROWID
+        ):
             return [first, *self._one_by_one(shape, rows[1:], 1)]
         self._executemany(shape, rows[1:], 1)
         last = self.conn.execute(sa.select(sa.func.last_insert_rowid())).scalar_one()

@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -291,8 +292,9 @@ def _write_chunk(
     pk = info.autoincrement_pk
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
     groups: dict[tuple[bool, ...], list[int]] = {}
-    if not generated:
-        groups[()] = list(range(len(datas)))
+    flags = [tuple(data[f] is None for f in generated) for data in datas[:1]]
+    if not generated or _all_alike(datas, generated, flags[0]):
+        groups[flags[0] if flags else ()] = list(range(len(datas)))
     else:
         for n, data in enumerate(datas):
             groups.setdefault(tuple(data[f] is None for f in generated), []).append(n)
@@ -315,6 +317,18 @@ def _write_chunk(
         rest = [f for f in missing if f != pk]
         if rest:
             _fetch_generated(conn, info, group, rest)
+
+
+def _all_alike(datas: list[dict[str, Any]], generated: list[str], first: tuple[bool, ...]) -> bool:
+    """True when every row leaves the same generated columns to the database (the usual)."""
+    for fname, missing in zip(generated, first):
+        values = list(map(itemgetter(fname), datas))
+        if missing:
+            if values.count(None) != len(values):
+                return False
+        elif None in values:
+            return False
+    return True
 
 
 def _fetch_generated(

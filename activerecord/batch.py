@@ -169,7 +169,7 @@ class _Preparer:
         if not isinstance(row, Mapping):
             raise TypeError(f"record {index}: expected a dict, got {type(row).__name__}")
         for key in row:
-            if key not in self.known or key not in self.info.columns:
+            if key not in self.known:
                 err = UnknownColumnError(str(key), self.info.model_name, self.info.fields)
                 err.args = (f"record {index}: {err.args[0]}",)
                 raise err
@@ -189,6 +189,8 @@ class _Preparer:
                 for fname, factory in self.factories.items():
                     if fname not in item:
                         data[fname] = factory()
+            elif not defaults and self.validate:
+                data = item  # pydantic copies it into the instance; no need to copy twice
             else:
                 data = dict(item)
             for fname, value in defaults.items():
@@ -201,17 +203,19 @@ class _Preparer:
         self, chunk: list[Any], offset: int, defaults: dict[str, Any]
     ) -> list[dict[str, Any]]:
         model = self.model
-        datas = []
-        for i, item in enumerate(chunk):
-            if not isinstance(item, model):
-                raise TypeError(
-                    f"record {offset + i}: expected a {model.__name__}, got {type(item).__name__}"
-                )
-            data = item.__dict__
-            for fname, value in defaults.items():
-                if data.get(fname) is None:
-                    data[fname] = value
-            datas.append(data)
+        if not all(type(item) is model for item in chunk):
+            for i, item in enumerate(chunk):
+                if not isinstance(item, model):
+                    raise TypeError(
+                        f"record {offset + i}: expected a {model.__name__}, "
+                        f"got {type(item).__name__}"
+                    )
+        datas = [item.__dict__ for item in chunk]
+        if defaults:
+            for data in datas:
+                for fname, value in defaults.items():
+                    if data.get(fname) is None:
+                        data[fname] = value
         return datas
 
 

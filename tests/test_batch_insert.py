@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import threading
+import uuid
 from typing import Annotated, Any
 
 import pytest
@@ -24,6 +26,7 @@ from activerecord import (
 from activerecord.insert.shape import InsertShape, split_values
 from activerecord.insert.strategies import MysqlValuesStrategy, strategy_for
 from tests.conftest import raw_count
+from tests.models import Everything, Status
 
 
 class Member(TimestampMixin, ActiveRecord):
@@ -167,6 +170,21 @@ def test_server_defaults_are_read_back(fresh, db, path):
     Gadget.batch_insert(gadgets)
     assert [g.rank for g in gadgets] == [7, 1, 7]
     assert [Gadget.find(g.id).name for g in gadgets] == ["a", "b", "c"]
+
+
+def test_every_column_type_round_trips(fresh, db, path):
+    fresh(Everything)
+    full = Everything(
+        i=-5, s="é'\\\"x", t="long text", b=True, f=1.5, d=decimal.Decimal("12.3456"),
+        ts=dt.datetime(2024, 1, 2, 3, 4, 5, 6),
+        tz=dt.datetime(2024, 1, 2, 3, 4, 5, tzinfo=dt.timezone.utc),
+        day=dt.date(2024, 2, 29), tm=dt.time(1, 2, 3, 4), u=uuid.uuid4(), e=Status.INACTIVE,
+        raw=b"\x00\x01\\N\n", doc={"a": [1, "b"], "c": None}, items=[1, 2],
+    )
+    records = [full, Everything()]
+    Everything.batch_insert(records)
+    for record in records:
+        assert Everything.find(record.id).model_dump() == record.model_dump()
 
 
 def test_timestamps_as_for_single_saves(fresh, db, backend):

@@ -31,7 +31,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -45,7 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CoreStrategy", "InsertStrategy", "strategy_for"]
 
-Data = Sequence[Mapping[str, Any]]
+Data = Sequence[dict[str, Any]]
 
 #: SQLite's largest rowid; past it SQLite picks rowids at random.
 _SQLITE_MAX_ROWID = 2**63 - 1
@@ -243,7 +244,7 @@ class PostgresCopyStrategy(InsertStrategy):
         super().__init__(conn, info, facts)
         self.sequence = sequence
         self.reserves_keys = sequence is not None
-        self._copy_sql: dict[tuple[str, ...], str] = {}
+        self._copy_sql: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
 
     @staticmethod
     def key_sequence(conn: sa.Connection, info: ModelInfo) -> str | None:
@@ -266,36 +267,60 @@ class PostgresCopyStrategy(InsertStrategy):
             return None
         return str(row[0])
 
-    def _copy(self, shape: InsertShape) -> str:
-        sql = self._copy_sql.get(shape.keys)
-        if sql is None:
+    def _copy(self, shape: InsertShape) -> tuple[str, list[int] | None]:
+        """The COPY statement: binary (5x less client CPU) when psycopg knows every column's
+        type, else text."""
+        found = self._copy_sql.get(shape.keys)
+        if found is None:
             prep = self.dialect.identifier_preparer
             cols = ", ".join(prep.quote(c.name) for c in shape.columns)
-            sql = f"COPY {prep.format_table(shape.table)} ({cols}) FROM STDIN"
-            self._copy_sql[shape.keys] = sql
-        return sql
+            oids = self._binary_oids(shape)
+            binary = " (FORMAT BINARY)" if oids is not None else ""
+            found = (f"COPY {prep.format_table(shape.table)} ({cols}) FROM STDIN{binary}", oids)
+            self._copy_sql[shape.keys] = found
+        return found
+
+    def _binary_oids(self, shape: InsertShape) -> list[int] | None:
+        types = self.conn.connection.dbapi_connection.adapters.types  # type: ignore[union-attr]
+        oids = []
+        for column in shape.columns:
+            name = column.type.dialect_impl(self.dialect).compile(dialect=self.dialect).lower()
+            base = "float8" if name == "float" else re.sub(r"\(.*\)", "", name).strip()
+            info = types.get(base)
+            if info is None:
+                return None
+            oids.append(int(info.oid))
+        return oids
 
     def _reserve(self, n: int) -> list[int]:
-        stmt = sa.select(sa.func.nextval(self.sequence)).select_from(
+        # One row holding an array: n values parsed by the driver in C, not n result rows.
+        stmt = sa.select(sa.func.array_agg(sa.func.nextval(self.sequence))).select_from(
             sa.func.generate_series(1, n)
         )
-        return [int(row[0]) for row in self.conn.execute(stmt)]
+        return list(self.conn.execute(stmt).scalar_one())
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
-        rows = shape.rows(data)
-        if not rows:
+        if not data:
             return [] if fetch_key else None
         keys: list[Any] | None = None
+        pk = self.info.autoincrement_pk or ""
         if fetch_key:
-            keys = self._reserve(len(rows))
-            pos = shape.fields.index(self.info.autoincrement_pk or "")
-            rows = [(*r[:pos], k, *r[pos + 1 :]) for k, r in zip(keys, rows)]
+            keys = self._reserve(len(data))
+            for row_data, key in zip(data, keys):
+                row_data[pk] = key
+        rows = shape.rows(data)
         try:
-            with self.cursor.copy(self._copy(shape)) as copy:
+            sql, oids = self._copy(shape)
+            with self.cursor.copy(sql) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
                 write_row = copy.write_row
                 for row in rows:
                     write_row(row)
         except Exception as exc:
+            if fetch_key:
+                for row_data in data:
+                    row_data[pk] = None
             raise self._failed(exc, shape, rows) from exc
         return keys
 

@@ -1,7 +1,13 @@
 """Batch insert: chunking, validation with a per-record report, primary keys set back.
 
+A call streams its input chunk by chunk (a generator is never materialised): each chunk is
+validated as a whole by a cached ``TypeAdapter(list[Model])``, then written by the backend's
+insert strategy (:mod:`activerecord.insert`), which returns the exact generated keys.
+
 The whole call is atomic: every chunk runs in one transaction (a savepoint inside an ambient
-``Transaction``), so a failure anywhere leaves the database as it was.
+``Transaction``), so a failure anywhere leaves the database as it was. With ``validate=True``
+every record is checked; if any fails, the rest are still checked (nothing more is written),
+the transaction rolls back and one :class:`BatchValidationError` lists them all.
 
 Example::
 
@@ -23,15 +29,20 @@ Example::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import weakref
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 import sqlalchemy as sa
+from pydantic_core import PydanticUndefined
 
 from .backend.dialects import translate_error
 from .backend.transaction import write_connection
 from .errors import BatchValidationError, UnknownColumnError
+from .insert.locate import WriteFailed
+from .insert.strategies import InsertStrategy, strategy_for
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -41,6 +52,21 @@ __all__ = ["ProgressCallback", "batch_insert"]
 
 #: ``progress=`` may be a callable taking the number of rows done so far.
 ProgressCallback = Callable[[int], Any]
+
+_adapters: weakref.WeakKeyDictionary[type, pydantic.TypeAdapter[Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+#: Rows per SELECT when reading back server-generated values by key.
+_FETCH_ROWS = 1000
+
+
+def _list_adapter(model: type[ActiveRecord]) -> pydantic.TypeAdapter[Any]:
+    adapter = _adapters.get(model)
+    if adapter is None:
+        adapter = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
+        _adapters[model] = adapter
+    return adapter
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -52,24 +78,145 @@ def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
         yield chunk
 
 
-def _progress(progress: bool | ProgressCallback, total: int | None, name: str) -> Any:
-    if callable(progress):
-        return progress
-    if not progress:
-        return None
-    try:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("progress=True needs tqdm: pip install 'activerecord[progress]'") from exc
-    return tqdm(total=total, unit="rows", desc=f"insert {name}")
+class _Progress:
+    """A tqdm bar (``progress=True``; notebooks detected by ``tqdm.auto``) or a callback."""
+
+    def __init__(self, progress: bool | ProgressCallback, total: int | None, name: str) -> None:
+        self.callback: ProgressCallback | None = None
+        self.bar: Any = None
+        self.done = 0
+        if callable(progress):
+            self.callback = progress
+        elif progress:
+            try:
+                from tqdm.auto import tqdm  # type: ignore[import-untyped]
+            except ImportError as exc:  # pragma: no cover - depends on the environment
+                raise ImportError(
+                    "progress=True needs tqdm: pip install 'activerecord[progress]'"
+                ) from exc
+            self.bar = tqdm(total=total, unit="rows", desc=f"insert {name}")
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.callback is not None:
+            self.callback(self.done)
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
-def _check_keys(info: ModelInfo, index: int, row: Mapping[str, Any]) -> None:
-    for key in row:
-        if key not in info.columns:
-            err = UnknownColumnError(str(key), info.model_name, info.fields)
-            err.args = (f"record {index}: {err.args[0]}",)
-            raise err
+class _Preparer:
+    """Turns one chunk of input into row dicts (and instances), filling defaults."""
+
+    def __init__(
+        self,
+        model: type[ActiveRecord],
+        info: ModelInfo,
+        *,
+        validate: bool,
+        from_dicts: bool,
+        return_records: bool,
+    ) -> None:
+        self.model = model
+        self.info = info
+        self.validate = validate
+        self.from_dicts = from_dicts
+        self.need_instances = return_records or not from_dicts
+        self.known = frozenset(model.model_fields)
+        self.adapter = _list_adapter(model) if validate else None
+        # Field defaults for dicts written without validation or instances.
+        self.constants: dict[str, Any] = {}
+        self.factories: dict[str, Callable[[], Any]] = {}
+        for fname in info.fields:
+            finfo = model.model_fields[fname]
+            if finfo.default_factory is not None:
+                self.factories[fname] = finfo.default_factory  # type: ignore[assignment]
+            else:
+                default = finfo.default
+                self.constants[fname] = None if default is PydanticUndefined else default
+
+    def __call__(
+        self, chunk: list[Any], offset: int, failures: dict[int, list[Any]]
+    ) -> tuple[list[dict[str, Any]], list[ActiveRecord] | None]:
+        defaults = self.model._insert_defaults()
+        if self.from_dicts:
+            datas = self._dicts(chunk, offset, defaults)
+        else:
+            datas = self._instances(chunk, offset, defaults)
+        instances: list[ActiveRecord] | None = chunk if not self.from_dicts else None
+        if self.adapter is not None:
+            try:
+                validated = self.adapter.validate_python(datas)
+            except pydantic.ValidationError as exc:
+                for error in exc.errors(include_url=False):
+                    loc = error.get("loc", ())
+                    index = offset + int(loc[0]) if loc and isinstance(loc[0], int) else offset
+                    failures.setdefault(index, []).append({**error, "loc": tuple(loc[1:])})
+                return [], None
+            if self.from_dicts:
+                instances = validated
+                datas = [record.__dict__ for record in validated]
+        elif self.from_dicts and self.need_instances:
+            construct = self.model.model_construct
+            instances = [construct(**data) for data in datas]
+            datas = [record.__dict__ for record in instances]
+        return datas, instances
+
+    def _check_keys(self, index: int, row: Any) -> None:
+        if not isinstance(row, Mapping):
+            raise TypeError(f"record {index}: expected a dict, got {type(row).__name__}")
+        for key in row:
+            if key not in self.known:
+                err = UnknownColumnError(str(key), self.info.model_name, self.info.fields)
+                err.args = (f"record {index}: {err.args[0]}",)
+                raise err
+
+    def _dicts(
+        self, chunk: list[Any], offset: int, defaults: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        known = self.known
+        fill = not self.validate and not self.need_instances
+        datas = []
+        for i, item in enumerate(chunk):
+            if not (isinstance(item, dict) and item.keys() <= known):
+                self._check_keys(offset + i, item)
+            if fill:  # rows go straight to the database: give every column its default
+                data = dict(self.constants)
+                data.update(item)
+                for fname, factory in self.factories.items():
+                    if fname not in item:
+                        data[fname] = factory()
+            elif not defaults and self.validate:
+                data = item  # pydantic copies it into the instance; no need to copy twice
+            else:
+                data = dict(item)
+            for fname, value in defaults.items():
+                if data.get(fname) is None:
+                    data[fname] = value
+            datas.append(data)
+        return datas
+
+    def _instances(
+        self, chunk: list[Any], offset: int, defaults: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        model = self.model
+        if not all(type(item) is model for item in chunk):
+            for i, item in enumerate(chunk):
+                if not isinstance(item, model):
+                    raise TypeError(
+                        f"record {offset + i}: expected a {model.__name__}, "
+                        f"got {type(item).__name__}"
+                    )
+        datas = [item.__dict__ for item in chunk]
+        if defaults:
+            for data in datas:
+                for fname, value in defaults.items():
+                    if data.get(fname) is None:
+                        data[fname] = value
+        return datas
 
 
 def batch_insert(
@@ -89,117 +236,124 @@ def batch_insert(
     info = model.__ar_info__
     db = model.database()
     facts = db.facts
-    size = batch_size or max(facts.rows_per_statement(len(info.fields)), 1)
-    total = len(records) if hasattr(records, "__len__") else None  # type: ignore[arg-type]
-    bar = _progress(progress, total, model.__name__)
-    done = 0
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    size = batch_size or facts.chunk_rows(len(info.fields))
+    total = len(records) if isinstance(records, Sized) else None
+    bar = _Progress(progress, total, model.__name__)
+    prepare = _Preparer(
+        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
+    )
+    context = f"batch insert of {model.__name__}"
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}
-    offset = 0
     try:
         with write_connection(db, statements=2) as conn:
-            for chunk in _chunks(records, size):
-                instances = _prepare(model, info, chunk, offset, validate, from_dicts, failures)
-                offset += len(chunk)
-                if failures:
-                    continue  # keep validating to report every bad record; write nothing
-                _insert_chunk(conn, model, info, instances, facts.supports_returning)
-                done += len(instances)
-                if return_records:
-                    out.extend(instances)
-                if bar is not None:
-                    if callable(bar) and not hasattr(bar, "update"):
-                        bar(done)
-                    else:
-                        bar.update(len(instances))
-            if failures:
-                raise BatchValidationError(model.__name__, failures)
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=f"batch insert of {model.__name__}") from exc
-    finally:
-        if bar is not None and hasattr(bar, "close"):
-            bar.close()
-    return done, out
-
-
-def _prepare(
-    model: type[ActiveRecord],
-    info: ModelInfo,
-    chunk: list[Any],
-    offset: int,
-    validate: bool,
-    from_dicts: bool,
-    failures: dict[int, list[Any]],
-) -> list[ActiveRecord]:
-    defaults = model._insert_defaults()
-    instances: list[ActiveRecord] = []
-    for i, item in enumerate(chunk):
-        index = offset + i
-        if from_dicts:
-            if not isinstance(item, Mapping):
-                raise TypeError(f"record {index}: expected a dict, got {type(item).__name__}")
-            _check_keys(info, index, item)
-            data = dict(item)
-        else:
-            if not isinstance(item, model):
-                raise TypeError(
-                    f"record {index}: expected a {model.__name__}, got {type(item).__name__}"
-                )
-            data = item.__dict__
-        for fname, value in defaults.items():
-            if data.get(fname) is None:
-                data[fname] = value
-        if validate:
+            strategy = strategy_for(conn, info, facts)
             try:
-                validated = model.model_validate(data)
-            except pydantic.ValidationError as exc:
-                failures[index] = exc.errors()
-                continue
-            if from_dicts:
-                instances.append(validated)
-            else:
-                instances.append(item)
-        elif from_dicts:
-            instances.append(model.model_construct(**data))
-        else:
-            instances.append(item)
-    return instances
+                offset = 0
+                for chunk in _chunks(records, size):
+                    datas, instances = prepare(chunk, offset, failures)
+                    if not failures:
+                        _write_chunk(conn, strategy, info, datas, offset)
+                        if instances is not None:
+                            _mark_persisted(instances, datas)
+                            if return_records:
+                                out.extend(instances)
+                        bar.advance(len(chunk))
+                    offset += len(chunk)
+                if failures:
+                    raise BatchValidationError(model.__name__, failures)
+            finally:
+                strategy.close()
+    except WriteFailed as exc:
+        raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc, context=context) from exc
+    finally:
+        bar.close()
+    return bar.done, out
 
 
-def _insert_chunk(
-    conn: sa.Connection,
-    model: type[ActiveRecord],
-    info: ModelInfo,
-    instances: list[ActiveRecord],
-    returning: bool,
-) -> None:
-    autoinc = info.autoincrement_pk
-    groups: dict[tuple[str, ...], list[ActiveRecord]] = {}
-    for record in instances:
-        data = record.__dict__
-        fields = tuple(
-            f for f in info.fields
-            if not (data.get(f) is None and (f == autoinc or f in info.server_generated))
-        )
-        groups.setdefault(fields, []).append(record)
-    for fields, group in groups.items():
-        fetch = [info.columns[f] for f in info.fields if f not in fields]
-        rows = [{f: r.__dict__[f] for f in fields} for r in group]
-        stmt = sa.insert(info.table)
-        if fetch and returning:
-            stmt = stmt.returning(*fetch, sort_by_parameter_order=True)
-            result = conn.execute(stmt, rows)
-            for record, row in zip(group, result.all()):
-                data = record.__dict__
-                for column, value in zip(fetch, row):
-                    data[column.key] = value
-        elif fetch:
-            for record, values in zip(group, rows):
-                result = conn.execute(stmt, values)
-                pk = result.inserted_primary_key
-                if autoinc is not None and pk is not None:
-                    record.__dict__[autoinc] = pk[0]
-        else:
-            conn.execute(stmt, rows)
-        for record in group:
+def _mark_persisted(instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
+    # ActiveRecord._mark_persisted, minus pydantic's __setattr__ (a third of the cost).
+    for record, data in zip(instances, datas):
+        private = record.__pydantic_private__
+        if private is None:
             record._mark_persisted()
+        else:
+            private["_ar_original"] = dict(data)
+
+
+def _write_chunk(
+    conn: sa.Connection,
+    strategy: InsertStrategy,
+    info: ModelInfo,
+    datas: list[dict[str, Any]],
+    offset: int,
+) -> None:
+    """Write one chunk: rows grouped by which generated columns they leave to the database."""
+    pk = info.autoincrement_pk
+    generated = ([pk] if pk is not None else []) + list(info.server_generated)
+    groups: dict[tuple[bool, ...], list[int]] = {}
+    flags = [tuple(data[f] is None for f in generated) for data in datas[:1]]
+    if not generated or _all_alike(datas, generated, flags[0]):
+        groups[flags[0] if flags else ()] = list(range(len(datas)))
+    else:
+        for n, data in enumerate(datas):
+            groups.setdefault(tuple(data[f] is None for f in generated), []).append(n)
+    for missing_flags, positions in groups.items():
+        missing = {f for f, gone in zip(generated, missing_flags) if gone}
+        fetch_key = pk is not None and pk in missing
+        group = datas if len(positions) == len(datas) else [datas[n] for n in positions]
+        sent = [f for f in info.fields if f not in missing]
+        if fetch_key and strategy.reserves_keys:
+            sent.insert(0, pk)  # type: ignore[arg-type]
+        shape = strategy.shape(tuple(sent), fetch_key)
+        try:
+            keys = strategy.write(shape, group, fetch_key)
+        except WriteFailed as exc:
+            exc.row = None if exc.row is None else offset + positions[exc.row]
+            raise
+        if fetch_key and keys is not None:
+            for data, key in zip(group, keys):
+                data[pk] = key  # type: ignore[index]
+        rest = [f for f in missing if f != pk]
+        if rest:
+            _fetch_generated(conn, info, group, rest)
+
+
+def _all_alike(datas: list[dict[str, Any]], generated: list[str], first: tuple[bool, ...]) -> bool:
+    """True when every row leaves the same generated columns to the database (the usual)."""
+    for fname, missing in zip(generated, first):
+        values = list(map(itemgetter(fname), datas))
+        if missing:
+            if values.count(None) != len(values):
+                return False
+        elif None in values:
+            return False
+    return True
+
+
+def _fetch_generated(
+    conn: sa.Connection, info: ModelInfo, group: list[dict[str, Any]], fields: list[str]
+) -> None:
+    """Read server-generated values of rows whose keys are known, by key."""
+    pk_cols = [info.columns[f] for f in info.pk_fields]
+    wanted = [info.columns[f] for f in fields]
+    key_expr = pk_cols[0] if len(pk_cols) == 1 else sa.tuple_(*pk_cols)
+    for piece in _chunks(group, _FETCH_ROWS):
+        keys = [
+            data[info.pk_fields[0]] if len(pk_cols) == 1
+            else tuple(data[f] for f in info.pk_fields)
+            for data in piece
+        ]
+        stmt = sa.select(*pk_cols, *wanted).where(key_expr.in_(keys))
+        found = {}
+        for row in conn.execute(stmt):
+            key = row[0] if len(pk_cols) == 1 else tuple(row[: len(pk_cols)])
+            found[key] = row[len(pk_cols) :]
+        for data, key in zip(piece, keys):
+            values = found[key]
+            for fname, value in zip(fields, values):
+                data[fname] = value

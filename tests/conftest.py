@@ -101,7 +101,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marker = metafunc.definition.get_closest_marker("backends")
         if marker is not None:
             names = [n for n in names if n in marker.args]
-        metafunc.parametrize("backend", names)
+        paths = getattr(metafunc.module, "PATHS", None)
+        if "insert_path" in metafunc.fixturenames and paths is not None:
+            # Only the (backend, path) pairs that exist: no skip entries for missing paths.
+            pairs = [(b, p) for b in names for p in paths[b]]
+            metafunc.parametrize(("backend", "insert_path"), pairs)
+        else:
+            metafunc.parametrize("backend", names)
 
 
 @pytest.fixture

@@ -13,12 +13,15 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.sqlite import base as sqlite_types
 
 from ..errors import (
     ConfigurationError,
@@ -35,6 +38,7 @@ from ..errors import (
 __all__ = [
     "DialectFacts",
     "TransactionSetup",
+    "bind_processor",
     "is_conflict",
     "normalize_isolation_level",
     "overflow_error",
@@ -46,6 +50,19 @@ __all__ = [
 _PG_MAX_PARAMS = 65_535
 #: Cap on rows in one multi-row statement: beyond this, statements get slower to parse.
 _MAX_ROWS_PER_STATEMENT = 2_000
+
+
+#: Fast batch-insert paths, by (dialect name, driver); anything else uses SQLAlchemy Core.
+_INSERT_STRATEGIES = {
+    ("sqlite", "pysqlite"): "sqlite_rowid",
+    ("postgresql", "psycopg"): "pg_copy",
+    ("mysql", "pymysql"): "mysql_values",
+    ("mariadb", "pymysql"): "mysql_values",
+}
+#: Headroom left in MySQL's max_allowed_packet for the packet header and statement text.
+_PACKET_HEADROOM = 64 * 1024
+#: Largest multi-row INSERT we build on MySQL even when the packet allows more.
+_MAX_STATEMENT_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -62,6 +79,9 @@ class DialectFacts:
     autoinc_consecutive: bool
     supports_partial_index: bool
     supports_savepoints: bool
+    #: How batch inserts write and get keys back (see activerecord/insert/strategies.py):
+    #: "sqlite_rowid", "pg_copy", "mysql_values" or "core" (SQLAlchemy's own executemany).
+    insert_strategy: str = "core"
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -96,6 +116,7 @@ class DialectFacts:
             autoinc_consecutive=consecutive,
             supports_partial_index=partial_index_supported(dialect),
             supports_savepoints=True,
+            insert_strategy=_INSERT_STRATEGIES.get((name, dialect.driver), "core"),
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:
@@ -116,6 +137,29 @@ class DialectFacts:
             # Leave half the packet as headroom for the statement text and escaping.
             rows = min(rows, max(1, (self.max_packet_bytes // 2) // max(row_bytes, 1)))
         return max(rows, 1)
+
+    @property
+    def max_statement_bytes(self) -> int | None:
+        """Byte budget of one multi-row statement where the limit is a packet (MySQL).
+
+        >>> import sqlalchemy as sa
+        >>> DialectFacts.probe(sa.create_engine("sqlite://")).max_statement_bytes is None
+        True
+        """
+        if self.max_packet_bytes is None:
+            return None
+        budget = self.max_packet_bytes - _PACKET_HEADROOM
+        return max(min(budget, _MAX_STATEMENT_BYTES), 16 * 1024)
+
+    def chunk_rows(self, ncols: int) -> int:
+        """Default rows per batch chunk (the unit validated, then written): about 100,000
+        values, at most 10,000 rows. Statements inside a chunk obey the hard limits above.
+
+        >>> import sqlalchemy as sa
+        >>> DialectFacts.probe(sa.create_engine("sqlite://")).chunk_rows(6)
+        10000
+        """
+        return max(100, min(10_000, 100_000 // max(ncols, 1)))
 
     # -- transactions ------------------------------------------------------------------------
     @property
@@ -229,6 +273,38 @@ def partial_index_supported(dialect: sa.Dialect) -> bool:
     return dialect.name in ("sqlite", "postgresql")
 
 
+def bind_processor(
+    type_: sa.types.TypeEngine[Any], dialect: sa.Dialect
+) -> Callable[[Any], Any] | None:
+    """The function SQLAlchemy applies to a bound value of ``type_`` (None: none applies).
+
+    Where SQLAlchemy's own is slow and an exact equivalent is known, that one: SQLite
+    DATETIME's default text format is ``datetime.isoformat(" ", "microseconds")`` for naive
+    datetimes (5x faster than its %-formatting).
+
+    >>> import datetime as dt
+    >>> from sqlalchemy.dialects import sqlite as sqlite_dialect
+    >>> bind_processor(sa.DateTime(), sqlite_dialect.dialect())(dt.datetime(2024, 1, 2, 3, 4))
+    '2024-01-02 03:04:00.000000'
+    """
+    impl = type_.dialect_impl(dialect)
+    proc = impl.bind_processor(dialect)
+    if (
+        proc is not None
+        and type(impl) is sqlite_types.DATETIME
+        and getattr(impl, "_storage_format", None) == sqlite_types.DATETIME._storage_format
+    ):
+        slow = proc
+
+        def fast(value: Any) -> Any:
+            if type(value) is dt.datetime and value.tzinfo is None:
+                return value.isoformat(" ", "microseconds")
+            return slow(value)
+
+        return fast
+    return proc
+
+
 def _sqlite_max_variables(conn: sa.Connection) -> int:
     raw = conn.connection.dbapi_connection
     getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
@@ -247,19 +323,39 @@ _SQLITE_CONFLICT = ("database is locked", "database table is locked")
 _MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
 
 
-def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseError:
-    """Map a driver error (wrapped by SQLAlchemy) to the library's error tree.
+def _is_integrity(err: BaseException) -> bool:
+    if isinstance(err, sa_exc.IntegrityError):
+        return True
+    # A raw driver exception: every DB-API driver names its class IntegrityError.
+    return any(cls.__name__ == "IntegrityError" for cls in type(err).__mro__)
 
-    The returned error keeps the driver's exception as ``.orig``.
+
+def translate_error(
+    err: BaseException, *, context: str = "", record_index: int | None = None
+) -> DatabaseError:
+    """Map a driver error to the library's error tree.
+
+    ``err`` is either SQLAlchemy's wrapper (``DBAPIError``) or the driver's own exception
+    (raised by code that runs statements on the raw DB-API cursor). The returned error keeps
+    the driver's exception as ``.orig`` and, when given, the failing record's ``record_index``.
+
+    >>> import sqlite3
+    >>> e = translate_error(sqlite3.IntegrityError("UNIQUE constraint failed: t.x"), record_index=3)
+    >>> type(e).__name__, e.record_index
+    ('UniqueViolation', 3)
     """
-    orig = err.orig
+    wrapped = err if isinstance(err, sa_exc.DBAPIError) else None
+    orig: BaseException = err if wrapped is None or wrapped.orig is None else wrapped.orig
     message = f"{context}: {orig}" if context else str(orig)
     kind: type[DatabaseError] = DatabaseError
     sqlstate = getattr(orig, "sqlstate", None)
     args = getattr(orig, "args", ())
     code = args[0] if args and isinstance(args[0], int) else None
     text = str(orig).lower()
-    if err.connection_invalidated or isinstance(err, sa_exc.DisconnectionError):
+    integrity = _is_integrity(orig) or (wrapped is not None and _is_integrity(wrapped))
+    if wrapped is not None and (
+        wrapped.connection_invalidated or isinstance(wrapped, sa_exc.DisconnectionError)
+    ):
         kind = DatabaseConnectionError
     elif code is not None:  # PyMySQL (its errors carry a sqlstate too: test the code first)
         if code in (1062, 1586):
@@ -274,7 +370,7 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
             kind = DatabaseConnectionError
         elif code in _MYSQL_DATA:
             kind = DataError
-        elif isinstance(err, sa_exc.IntegrityError):
+        elif integrity:
             kind = IntegrityError
     elif isinstance(sqlstate, str):  # psycopg
         if sqlstate == "23505":
@@ -300,11 +396,17 @@ def translate_error(err: sa_exc.DBAPIError, *, context: str = "") -> DatabaseErr
             kind = NotNullViolation
         elif any(marker in text for marker in _SQLITE_CONFLICT):
             kind = TransactionConflictError
-        elif isinstance(err, sa_exc.IntegrityError):
+        elif integrity:
             kind = IntegrityError
-    if kind is DatabaseError and isinstance(err, sa_exc.IntegrityError):
+    if kind is DatabaseError and integrity:
         kind = IntegrityError
-    return kind(message, orig=orig)
+    if record_index is not None:
+        message = f"{context}: record {record_index}: {orig}" if context else (
+            f"record {record_index}: {orig}"
+        )
+    error = kind(message, orig=orig)
+    error.record_index = record_index
+    return error
 
 
 def overflow_error(err: OverflowError, *, context: str = "") -> DataError:

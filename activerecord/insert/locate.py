@@ -1,0 +1,89 @@
+"""Which row of a failed statement the database blames, where it says.
+
+* PostgreSQL ``COPY``: the error context names the line (``COPY users, line 7``).
+* MySQL/MariaDB: data errors name the row (``... at row 3``); a duplicate key names the
+  value (``Duplicate entry 'x' for key 'email'``): the row holding it in a unique column
+  (the second holder when two rows of the statement share it).
+* ``Column 'x' cannot be null``: the first row with NULL in that column.
+
+Example::
+
+    >>> class Err(Exception):
+    ...     pass
+    >>> blamed_row(Err(1406, "Data too long for column 'name' at row 3"), [], [])
+    2
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+__all__ = ["WriteFailed", "blamed_row"]
+
+_COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
+_AT_ROW = re.compile(r"\bat row (\d+)\b")
+_DUPLICATE = re.compile(r"Duplicate entry '(.*)' for key '([^']*)'", re.S)
+_NULL_COLUMN = re.compile(r"Column '([^']*)' cannot be null")
+
+
+class WriteFailed(Exception):
+    """Raised by a strategy: the driver's error and the failing row's position in the group."""
+
+    def __init__(self, orig: BaseException, row: int | None) -> None:
+        super().__init__(str(orig))
+        self.orig = orig
+        self.row = row
+
+
+def _message(err: BaseException) -> str:
+    args: tuple[Any, ...] = tuple(getattr(err, "args", ()))
+    if len(args) >= 2 and isinstance(args[0], int):
+        return str(args[1])
+    return str(err)
+
+
+def blamed_row(
+    err: BaseException, rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, bool]]
+) -> int | None:
+    """The 0-based row of ``rows`` the error names, or None when it names none.
+
+    ``columns`` gives, per value position, the column name and whether it is unique on its own.
+    """
+    diag = getattr(err, "diag", None)
+    context = getattr(diag, "context", None) if diag is not None else None
+    for text in (context, _message(err)):
+        if text:
+            found = _COPY_LINE.search(text)
+            if found:
+                return int(found.group(1)) - 1
+    text = _message(err)
+    found = _AT_ROW.search(text)
+    if found:
+        return int(found.group(1)) - 1
+    found = _DUPLICATE.search(text)
+    if found:
+        value = found.group(1)
+        unique = [i for i, (_name, is_unique) in enumerate(columns) if is_unique]
+        holders = [
+            n for n, row in enumerate(rows)
+            if any(row[i] is not None and _render(row[i]) == value for i in unique)
+        ]
+        if holders:
+            return holders[1] if len(holders) > 1 else holders[0]
+        return None
+    found = _NULL_COLUMN.search(text)
+    if found:
+        name = found.group(1)
+        positions = [i for i, (col, _u) in enumerate(columns) if col == name]
+        for n, row in enumerate(rows):
+            if any(row[i] is None for i in positions):
+                return n
+    return None
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)

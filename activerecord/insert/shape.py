@@ -1,0 +1,169 @@
+"""One insert shape: the columns a group of rows sends, compiled once for one dialect.
+
+The statement is a Core construct (``sa.insert(table)`` today; an ``on_conflict_do_update``
+or ``on_duplicate_key_update`` construct fits the same slot) compiled by the engine's dialect
+once per batch call. Strategies then run its text on the DB-API cursor, so no statement is
+compiled per row or per chunk. Values go through the columns' bind processors (the same
+conversions SQLAlchemy applies), column by column.
+
+Example::
+
+    >>> import sqlalchemy as sa
+
+    >>> from sqlalchemy.dialects import sqlite
+    >>> t = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True),
+    ...              sa.Column("a", sa.Integer), sa.Column("b", sa.String))
+    >>> shape = InsertShape.build(t, {"a": "a", "b": "b"}, ("b", "a"), sqlite.dialect())
+    >>> shape.sql, shape.fields
+    ('INSERT INTO t (a, b) VALUES (?, ?)', ('a', 'b'))
+    >>> shape.rows([{"a": 1, "b": "x"}])
+    [(1, 'x')]
+"""
+
+from __future__ import annotations
+
+import copy
+import weakref
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from operator import itemgetter
+from typing import Any
+
+import sqlalchemy as sa
+
+from ..backend.dialects import bind_processor
+
+__all__ = ["InsertShape", "positional", "split_values"]
+
+Processor = Callable[[Any], Any]
+
+_positional: weakref.WeakKeyDictionary[sa.Dialect, sa.Dialect] = weakref.WeakKeyDictionary()
+
+
+def positional(dialect: sa.Dialect) -> sa.Dialect:
+    """The dialect compiling with ``format`` (``%s``) placeholders when it names them.
+
+    Same as ``create_engine(..., paramstyle="format")``: drivers with ``pyformat`` (PyMySQL,
+    psycopg) accept both. Positional text lets strategies repeat one row's ``VALUES`` text.
+
+    >>> from sqlalchemy.dialects import mysql
+    >>> positional(mysql.pymysql.dialect()).paramstyle
+    'format'
+    """
+    if dialect.positional:
+        return dialect
+    clone = _positional.get(dialect)
+    if clone is None:
+        clone = copy.copy(dialect)
+        clone.paramstyle = "format"
+        clone.positional = True
+        _positional[dialect] = clone
+    return clone
+
+
+def split_values(single: str, double: str) -> tuple[str, str, str]:
+    """Split a one-row INSERT into (head, row, tail), given the same statement with two rows.
+
+    Two-row = head + row + ", " + row + tail, whatever the dialect puts around the VALUES
+    (RETURNING, ON CONFLICT, ON DUPLICATE KEY UPDATE): comparing the two finds the row text.
+
+    >>> split_values("INSERT INTO t (a) VALUES (%s) RETURNING t.id",
+    ...              "INSERT INTO t (a) VALUES (%s), (%s) RETURNING t.id")
+    ('INSERT INTO t (a) VALUES ', '(%s)', ' RETURNING t.id')
+    """
+    width = len(double) - len(single) - 2
+    if width > 0:
+        for end in range(len(single), width - 1, -1):
+            row = single[end - width : end]
+            if double == single[:end] + ", " + row + single[end:]:
+                return single[: end - width], row, single[end:]
+    raise ValueError(f"cannot find the VALUES row of {single!r}")
+
+
+@dataclass
+class InsertShape:
+    """The columns one group of rows sends, in the order the compiled statement binds them."""
+
+    table: sa.Table
+    fields: tuple[str, ...]
+    keys: tuple[str, ...]
+    dialect: sa.Dialect
+    construct: sa.Insert
+    sql: str
+    processors: tuple[Processor | None, ...] = field(repr=False)
+
+    @classmethod
+    def build(
+        cls,
+        table: sa.Table,
+        key_of: Mapping[str, str],
+        fields: Sequence[str],
+        dialect: sa.Dialect,
+        construct: sa.Insert | None = None,
+        *,
+        positional_params: bool = False,
+    ) -> InsertShape:
+        """Compile ``construct`` (default ``sa.insert(table)``) for the given fields once.
+
+        ``key_of`` maps a model field name to its column key; ``positional_params`` asks for
+        ``%s`` placeholders from a dialect that would name them.
+        """
+        if positional_params:
+            dialect = positional(dialect)
+        construct = sa.insert(table) if construct is None else construct
+        keys = [key_of[f] for f in fields]
+        compiled = construct.compile(dialect=dialect, column_keys=keys)
+        order = getattr(compiled, "positiontup", None)
+        if compiled.positional and order is not None:
+            if sorted(order) != sorted(keys):
+                # The table has client-side defaults SQLAlchemy would compute: not our shape.
+                raise ValueError(f"statement binds {order}, rows give {keys}")
+            field_of = {key_of[f]: f for f in fields}
+            fields = [field_of[k] for k in order]
+            keys = list(order)
+        columns = [table.c[k] for k in keys]
+        processors = tuple(bind_processor(c.type, dialect) for c in columns)
+        return cls(
+            table=table,
+            fields=tuple(fields),
+            keys=tuple(keys),
+            dialect=dialect,
+            construct=construct,
+            sql=compiled.string,
+            processors=processors,
+        )
+
+    @cached_property
+    def columns(self) -> list[sa.Column[Any]]:
+        return [self.table.c[k] for k in self.keys]
+
+    @cached_property
+    def values_parts(self) -> tuple[str, str, str]:
+        """(head, row, tail) of the multi-row form, for strategies that build one."""
+        blank = {k: None for k in self.keys}
+        double = self.construct.values([blank, blank]).compile(dialect=self.dialect)
+        return split_values(self.sql, double.string)
+
+    @cached_property
+    def _row(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+        """One function per shape building a row tuple: fields read and processed in one
+        call per row (the fastest pure-Python form; field names enter only as literals)."""
+        if not any(self.processors):
+            if len(self.fields) == 1:
+                only = self.fields[0]
+                return lambda data: (data[only],)
+            return itemgetter(*self.fields)
+        items = [
+            f"d[{name!r}]" if proc is None else f"p{i}(d[{name!r}])"
+            for i, (name, proc) in enumerate(zip(self.fields, self.processors))
+        ]
+        procs = {f"p{i}": proc for i, proc in enumerate(self.processors) if proc is not None}
+        source = f"def row(d):\n    return ({', '.join(items)},)\n"
+        namespace: dict[str, Any] = {}
+        exec(compile(source, f"<insert row {self.table.name}>", "exec"), procs, namespace)
+        return namespace["row"]  # type: ignore[no-any-return]
+
+    def rows(self, dicts: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Parameter tuples, in statement order, with bind processors applied."""
+        return list(map(self._row, dicts))

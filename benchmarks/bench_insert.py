@@ -1,0 +1,360 @@
+"""Batch insert, side by side: raw driver, SQLAlchemy Core/ORM, Django, peewee and ours.
+
+Run (Django and peewee come with the ``bench`` extra)::
+
+    python -m benchmarks.bench_insert --rows 100000 --backends sqlite,postgresql,mysql
+
+Server URLs come from ``AR_TEST_POSTGRESQL_URL`` / ``AR_TEST_MYSQL_URL`` (the tests' variables;
+defaults: the local servers); SQLite uses a file in a temporary folder. Each method inserts the
+same rows of a users-like table (id, username, email, status, login_count, created_at) into an
+emptied table in one transaction. Objects (ORM, Django, our instances) are built before the
+clock starts; ``ours dicts validate=True`` includes pydantic validation and building the
+returned instances. Prints rows/s and the ratio to raw driver executemany (higher is faster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sqlite3
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+from pydantic import Field
+
+import activerecord
+from activerecord import ActiveRecord, Col
+
+TABLE = "bench_users"
+COLUMNS = ("username", "email", "status", "login_count", "created_at")
+DEFAULT_URLS = {
+    "postgresql": "postgresql+psycopg://postgres@127.0.0.1:5432/test",
+    "mysql": "mysql+pymysql://root@127.0.0.1:3306/test",
+}
+
+
+class BenchUser(ActiveRecord):
+    __table_name__ = TABLE
+
+    id: int | None = None
+    username: Annotated[str, Field(max_length=64)]
+    email: Annotated[str, Field(max_length=128), Col(unique=True)]
+    status: Annotated[str, Field(max_length=16)] = "active"
+    login_count: int = 0
+    created_at: dt.datetime | None = None
+
+
+def backend_url(name: str, tmp: str) -> str:
+    if name == "sqlite":
+        return "sqlite:///" + os.path.join(tmp, "bench.db")
+    return os.environ.get(f"AR_TEST_{name.upper()}_URL", DEFAULT_URLS[name])
+
+
+def make_rows(n: int) -> list[dict[str, Any]]:
+    stamp = dt.datetime(2024, 5, 1, 12, 30, 15, 123456)
+    return [
+        {
+            "username": f"user{i}",
+            "email": f"user{i}@example.com",
+            "status": "active" if i % 3 else "inactive",
+            "login_count": i % 100,
+            "created_at": stamp,
+        }
+        for i in range(n)
+    ]
+
+
+class Runner:
+    """One backend: engines, table reset, and one timed function per method."""
+
+    def __init__(self, name: str, url: str, rows: list[dict[str, Any]]) -> None:
+        self.name = name
+        self.url = url
+        self.rows = rows
+        self.engine = sa.create_engine(url)
+        self.table = BenchUser.__table__
+
+    def reset(self) -> None:
+        with self.engine.begin() as conn:
+            self.table.drop(conn, checkfirst=True)
+            self.table.create(conn)
+
+    def count_and_ids(self) -> tuple[int, bool]:
+        with self.engine.connect() as conn:
+            n = conn.execute(sa.select(sa.func.count()).select_from(self.table)).scalar_one()
+        return int(n), True
+
+    # -- methods ---------------------------------------------------------------------------
+    def raw_driver(self) -> Callable[[], object]:
+        names = ", ".join(COLUMNS)
+        tuples = [tuple(r[c] for c in COLUMNS) for r in self.rows]
+        if self.name == "sqlite":
+            path = sa.make_url(self.url).database or ""
+            sql = f"INSERT INTO {TABLE} ({names}) VALUES (?, ?, ?, ?, ?)"  # noqa: S608
+            # Python's own datetime adapter (deprecated as a default since 3.12), made explicit.
+            sqlite3.register_adapter(dt.datetime, lambda v: v.isoformat(" "))
+
+            def run_sqlite() -> None:
+                conn = sqlite3.connect(path, isolation_level=None)
+                conn.execute("BEGIN")
+                conn.executemany(sql, tuples)
+                conn.execute("COMMIT")
+                conn.close()
+
+            return run_sqlite
+        sql = f"INSERT INTO {TABLE} ({names}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
+
+        def run() -> None:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                cursor.executemany(sql, tuples)
+                conn.commit()
+            finally:
+                conn.close()
+
+        return run
+
+    def core_executemany(self) -> Callable[[], object]:
+        def run() -> None:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(self.table), self.rows)
+
+        return run
+
+    def core_returning(self) -> Callable[[], object] | None:
+        if not self.engine.dialect.insert_returning:
+            return None
+        stmt = sa.insert(self.table).returning(self.table.c.id, sort_by_parameter_order=True)
+
+        def run() -> list[Any]:
+            with self.engine.begin() as conn:
+                return conn.execute(stmt, self.rows).scalars().all()  # type: ignore[no-any-return]
+
+        return run
+
+    def orm_add_all(self) -> Callable[[], object]:
+        from sqlalchemy.orm import Session, registry
+
+        reg = registry()
+
+        class OrmUser:
+            pass
+
+        reg.map_imperatively(OrmUser, self.table)
+        objects = []
+        for r in self.rows:
+            obj = OrmUser()
+            for key, value in r.items():
+                setattr(obj, key, value)
+            objects.append(obj)
+
+        def run() -> None:
+            with Session(self.engine) as session, session.begin():
+                session.add_all(objects)
+                session.flush()
+
+        return run
+
+    def django_bulk_create(self) -> Callable[[], object]:
+        from django.db import transaction
+
+        model = django_model(self.name)
+        objects = [model(**r) for r in self.rows]
+
+        def run() -> None:
+            with transaction.atomic(using=self.name):
+                model.objects.using(self.name).bulk_create(objects)
+
+        return run
+
+    def peewee_insert_many(self) -> Callable[[], object]:
+        import peewee
+
+        parts = urlsplit(self.url.replace("+psycopg", "").replace("+pymysql", ""))
+        database: peewee.Database
+        if self.name == "sqlite":
+            database = peewee.SqliteDatabase(sa.make_url(self.url).database)
+        elif self.name == "postgresql":
+            database = peewee.PostgresqlDatabase(
+                parts.path.lstrip("/"), host=parts.hostname, port=parts.port,
+                user=parts.username, password=parts.password,
+            )
+        else:
+            database = peewee.MySQLDatabase(
+                parts.path.lstrip("/"), host=parts.hostname, port=parts.port or 3306,
+                user=parts.username, password=parts.password or "",
+            )
+
+        class PwUser(peewee.Model):
+            username = peewee.CharField()
+            email = peewee.CharField()
+            status = peewee.CharField()
+            login_count = peewee.IntegerField()
+            created_at = peewee.DateTimeField()
+
+            class Meta:
+                table_name = TABLE
+
+        PwUser._meta.set_database(database)
+
+        def run() -> None:
+            with database.atomic():
+                for chunk in peewee.chunked(self.rows, 1000):
+                    PwUser.insert_many(chunk).execute()
+            database.close()
+
+        return run
+
+    def ours_instances(self) -> Callable[[], object]:
+        users = [BenchUser(**r) for r in self.rows]
+
+        def run() -> list[BenchUser]:
+            BenchUser.batch_insert(users, validate=False)
+            assert users[-1].id is not None
+            return users
+
+        return run
+
+    def ours_dicts(self) -> Callable[[], object]:
+        def run() -> object:
+            created = BenchUser.batch_insert_from_dicts(self.rows, validate=True)
+            assert created[-1].id is not None  # type: ignore[index]
+            return created
+
+        return run
+
+
+_django_models: dict[str, Any] = {}
+
+
+def setup_django(urls: dict[str, str]) -> None:
+    import django
+    from django.conf import settings
+
+    if settings.configured:
+        return
+    databases: dict[str, dict[str, Any]] = {}
+    for name, url in urls.items():
+        parsed = sa.make_url(url)
+        if name == "sqlite":
+            databases[name] = {"ENGINE": "django.db.backends.sqlite3", "NAME": parsed.database}
+            continue
+        if name == "mysql":
+            import pymysql
+
+            pymysql.version_info = (2, 2, 1, "final", 0)  # Django checks mysqlclient's version
+            pymysql.install_as_MySQLdb()
+        databases[name] = {
+            "ENGINE": f"django.db.backends.{name}",
+            "NAME": parsed.database,
+            "USER": parsed.username or "",
+            "PASSWORD": parsed.password or "",
+            "HOST": parsed.host or "",
+            "PORT": str(parsed.port or ""),
+        }
+    databases["default"] = databases[next(iter(databases))]
+    settings.configure(DATABASES=databases, INSTALLED_APPS=[], USE_TZ=False)
+    django.setup()
+
+
+def django_model(alias: str) -> Any:
+    model = _django_models.get("model")
+    if model is None:
+        from django.db import models
+
+        class DjUser(models.Model):
+            username = models.CharField(max_length=64)
+            email = models.CharField(max_length=128, unique=True)
+            status = models.CharField(max_length=16)
+            login_count = models.BigIntegerField()
+            created_at = models.DateTimeField()
+
+            class Meta:
+                app_label = "bench"
+                db_table = TABLE
+                managed = False
+
+        model = _django_models["model"] = DjUser
+    return model
+
+
+METHODS = [
+    ("raw driver executemany (no PKs)", "raw_driver"),
+    ("SQLAlchemy Core executemany (no PKs)", "core_executemany"),
+    ("SQLAlchemy Core RETURNING, ordered", "core_returning"),
+    ("SQLAlchemy ORM add_all + flush", "orm_add_all"),
+    ("Django bulk_create", "django_bulk_create"),
+    ("peewee insert_many (chunks of 1000)", "peewee_insert_many"),
+    ("ours: instances, validate=False", "ours_instances"),
+    ("ours: dicts, validate=True", "ours_dicts"),
+]
+
+
+def measure(runner: Runner, method: str, repeat: int) -> float | None:
+    best: float | None = None
+    for _ in range(repeat):
+        runner.reset()
+        fn = getattr(runner, method)()
+        if fn is None:
+            return None
+        started = time.perf_counter()
+        fn()
+        elapsed = time.perf_counter() - started
+        count, _ = runner.count_and_ids()
+        if count != len(runner.rows):
+            raise RuntimeError(f"{method} on {runner.name} wrote {count} rows")
+        rate = len(runner.rows) / elapsed
+        best = rate if best is None else max(best, rate)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per method; best is kept")
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
+    urls = {name: backend_url(name, tmp) for name in names}
+    setup_django(urls)
+    rows = make_rows(args.rows)
+    results: dict[str, dict[str, float | None]] = {}
+    for name in names:
+        activerecord.connect(urls[name])
+        runner = Runner(name, urls[name], rows)
+        results[name] = {}
+        for label, method in METHODS:
+            results[name][label] = measure(runner, method, args.repeat)
+            print(f"  {name:<10} {label:<40} {_fmt(results[name][label])}", flush=True)
+        runner.engine.dispose()
+        activerecord.disconnect()
+    print()
+    print(f"{args.rows:,} rows, rows/s (ratio to raw driver executemany)")
+    header = "| method | " + " | ".join(names) + " |"
+    print(header)
+    print("|---|" + "---|" * len(names))
+    for label, _method in METHODS:
+        cells = []
+        for name in names:
+            rate = results[name][label]
+            raw = results[name][METHODS[0][0]]
+            if rate is None or raw is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{rate / 1000:.0f}k ({rate / raw:.2f}x)")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+def _fmt(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f} rows/s"
+
+
+if __name__ == "__main__":
+    main()

@@ -41,7 +41,7 @@ from .errors import (
     UnsafeWriteError,
     ValidationError,
 )
-from .mixins import TimestampMixin
+from .mixins import OptimisticLockMixin, TimestampMixin, optimistic_lock
 from .model import ActiveRecord, metadata
 from .query import SQL, Expression, Query, col
 from .schema import Col
@@ -81,6 +81,7 @@ __all__ = [
     "IntegrityError",
     "NotConnectedError",
     "NotNullViolation",
+    "OptimisticLockMixin",
     "ParameterCountError",
     "Query",
     "QueryError",
@@ -104,4 +105,5 @@ __all__ = [
     "get_connection",
     "get_database",
     "metadata",
+    "optimistic_lock",
 ]

@@ -111,7 +111,8 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
     User.query()\
         .where({"status": "active"})\
         .update({"login_count": Expression("login_count + 1")})
-    out(f"login_count of user2 is now {User.find_one({'username': 'user2'}).login_count}")
+    user2 = User.query().where({"username": "user2"}).one()
+    out(f"login_count of user2 is now {user2.login_count}")
 
     _section(out, "Batch Deletes")
     User.query().where({"username": ["fast0", "fast1"]}).update({"status": "temporary"})

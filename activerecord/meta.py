@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import decimal
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -136,6 +137,23 @@ class ModelInfo:
                 if column.name == key:
                     return column
         raise UnknownColumnError(str(key), self.model_name, self.fields)
+
+    def select_columns(self, columns: Iterable[sa.Column[Any]] | None = None) -> list[Any]:
+        """Columns to SELECT so that result keys are field names (a renamed column is labelled).
+
+        >>> from typing import Annotated
+        >>> from activerecord import ActiveRecord, Col
+        >>> class Label(ActiveRecord):
+        ...     __table_name__ = "doc_labels"
+        ...     id: int | None = None
+        ...     text: Annotated[str, Col(name="label_text")]
+        >>> [str(c) for c in Label.__ar_info__.select_columns()]
+        ['doc_labels.id', 'doc_labels.label_text']
+        >>> [c.key for c in Label.__ar_info__.select_columns()]
+        ['id', 'text']
+        """
+        chosen = self.columns.values() if columns is None else columns
+        return [c if c.name == c.key else c.label(c.key) for c in chosen]
 
     def field_for(self, key: str) -> str:
         """The field name for a field or column name."""

@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import translate_error
 from .backend.transaction import read_connection, write_connection
-from .errors import RecordNotFound, ValidationError
+from .errors import RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
 
@@ -113,6 +113,19 @@ class ActiveRecord(BaseModel):
     def _soft_delete_values(cls) -> dict[str, Any] | None:
         """Values that mark a row deleted, or None when deletes are real."""
         return None
+
+    @classmethod
+    def _lock_field(cls) -> str | None:
+        """The optimistic-lock version field, or None (OptimisticLockMixin names one)."""
+        return None
+
+    def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        """Extra WHERE criteria and SET values of this record's ``save()`` update.
+
+        When the criteria are not empty and no row matches, ``save()`` raises
+        :class:`~activerecord.errors.StaleRecordError` (OptimisticLockMixin checks the version).
+        """
+        return [], {}
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod
@@ -259,14 +272,19 @@ class ActiveRecord(BaseModel):
                 changed.add(fname)
         self._revalidate()
         values = self._column_values(f for f in info.fields if f in changed)
-        stmt = sa.update(info.table).where(*self._pk_criteria()).values(values)
+        guard, extra = self._update_guard()
+        values.update(extra)
+        stmt = sa.update(info.table).where(*self._pk_criteria(), *guard).values(values)
         with write_connection(db) as conn:
             if conn.execute(stmt).rowcount == 0:
-                raise RecordNotFound(
-                    f"{type(self).__name__} {self._pk_value()!r} no longer exists",
-                    model=type(self).__name__,
-                    key=self._pk_value(),
-                )
+                name, key = type(self).__name__, self._pk_value()
+                if guard:
+                    raise StaleRecordError(
+                        f"{name} {key!r} was changed or deleted since it was read",
+                        model=name, keys=[key],
+                    )
+                raise RecordNotFound(f"{name} {key!r} no longer exists", model=name, key=key)
+        data.update(extra)
         self._mark_persisted()
 
     def _pk_value(self) -> Any:
@@ -291,7 +309,7 @@ class ActiveRecord(BaseModel):
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""
         info = self.__ar_info__
-        stmt = sa.select(*info.columns.values()).where(*self._pk_criteria())
+        stmt = sa.select(*info.select_columns()).where(*self._pk_criteria())
         stmt = stmt.where(*self._scope_criteria("with_deleted"))
         with read_connection(self.database()) as conn:
             row = conn.execute(stmt).mappings().first()
@@ -369,3 +387,38 @@ class ActiveRecord(BaseModel):
             from_dicts=True, return_records=return_records,
         )
         return records if return_records else count
+
+    @classmethod
+    def batch_update(
+        cls,
+        records: Iterable[ActiveRecord],
+        fields: Iterable[str] | None = None,
+        *,
+        batch_size: int | None = None,
+        touch: bool = True,
+    ) -> int:
+        """Write many records, each with its own values, by primary key; return rows matched.
+
+        ``fields`` names what to write (default: every field changed on any record; all
+        fields for records not loaded from the database). One statement per chunk (see
+        :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
+        ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
+        ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
+        record raises :class:`~activerecord.errors.StaleRecordError` naming it.
+
+        >>> import activerecord
+        >>> class Stock(ActiveRecord):
+        ...     __table_name__ = "doc_stocks"
+        ...     id: int | None = None
+        ...     qty: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Stock.create_table()
+        >>> items = [Stock(qty=1), Stock(qty=2)]
+        >>> _ = Stock.batch_insert(items)
+        >>> items[0].qty, items[1].qty = 10, 20
+        >>> Stock.batch_update(items, ["qty"])
+        2
+        """
+        from .batch_update import batch_update
+
+        return batch_update(cls, records, fields, batch_size=batch_size, touch=touch)

@@ -35,6 +35,11 @@ __all__ = ["DialectFacts", "translate_error"]
 _PG_MAX_PARAMS = 65_535
 #: Cap on rows in one multi-row statement: beyond this, statements get slower to parse.
 _MAX_ROWS_PER_STATEMENT = 2_000
+#: How ``batch_update`` writes many rows by key, per database (see :attr:`DialectFacts.
+#: batch_update_style`), and the most rows it puts in one statement (or one executemany call).
+#: PostgreSQL plans a VALUES list of more than ~500 rows as a hash join over the whole table.
+_BATCH_UPDATE_STYLE = {"postgresql": "values", "mysql": "union", "sqlite": "executemany"}
+_BATCH_UPDATE_ROWS = {"values": 500, "union": 2_000, "executemany": 10_000}
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,13 @@ class DialectFacts:
     autoinc_consecutive: bool
     supports_partial_index: bool
     supports_savepoints: bool
+    #: How ``batch_update`` writes many rows, each with its own values, by primary key:
+    #: ``"values"``: ``UPDATE t SET a = v.a FROM (VALUES ...) AS v(k, a) WHERE t.k = v.k``;
+    #: ``"union"``: ``UPDATE t, (SELECT .. AS k, .. AS a UNION ALL SELECT ..) v SET t.a = v.a
+    #: WHERE t.k = v.k`` (MySQL/MariaDB: their executemany runs one round trip per row);
+    #: ``"executemany"``: ``UPDATE t SET a = ? WHERE k = ?`` per row in the driver's C loop
+    #: (SQLite: no round trips, so this beats one big statement).
+    batch_update_style: str = "executemany"
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -85,6 +97,9 @@ class DialectFacts:
             autoinc_consecutive=consecutive,
             supports_partial_index=name in ("sqlite", "postgresql"),
             supports_savepoints=True,
+            batch_update_style=_BATCH_UPDATE_STYLE.get(
+                "mysql" if name == "mariadb" else name, "executemany"
+            ),
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:
@@ -104,6 +119,19 @@ class DialectFacts:
         if self.max_packet_bytes is not None:
             # Leave half the packet as headroom for the statement text and escaping.
             rows = min(rows, max(1, (self.max_packet_bytes // 2) // max(row_bytes, 1)))
+        return max(rows, 1)
+
+    def update_rows_per_statement(self, ncols: int) -> int:
+        """How many rows of ``ncols`` values ``batch_update`` writes per statement.
+
+        >>> import sqlalchemy as sa
+        >>> DialectFacts.probe(sa.create_engine("sqlite://")).update_rows_per_statement(3)
+        10000
+        """
+        cap = _BATCH_UPDATE_ROWS.get(self.batch_update_style, _MAX_ROWS_PER_STATEMENT)
+        if self.batch_update_style == "executemany":
+            return cap  # one row per statement: only memory bounds a chunk
+        rows = min(cap, self.rows_per_statement(ncols, row_bytes=32 * max(ncols, 1)))
         return max(rows, 1)
 
 

@@ -33,6 +33,7 @@ Example::
 from __future__ import annotations
 
 import functools
+import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -201,27 +202,61 @@ def _resolve_fields(
     return out
 
 
-def _check_keys(model: type[ActiveRecord], records: list[ActiveRecord]) -> None:
+def _original(record: ActiveRecord) -> dict[str, Any] | None:
+    """The values the record was read with (None for a record never loaded or saved)."""
+    private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow in bulk
+    return None if private is None else private.get("_ar_original")
+
+
+def _rows(
+    model: type[ActiveRecord],
+    records: list[ActiveRecord],
+    row_fields: Sequence[str],
+    lock: str | None,
+) -> list[tuple[Any, ...]]:
+    """One tuple per record: primary key as read, the fields to write, the version as read.
+
+    Checks missing and repeated keys. This loop runs once per record, so it stays lean:
+    an ``itemgetter`` over the instance dict, and the original key only when it differs.
+    """
     info = model.__ar_info__
-    get_key = operator.itemgetter(*info.pk_fields)
-    seen: dict[Any, int] = {}
-    for index, record in enumerate(records):
-        if not isinstance(record, model):
-            raise TypeError(
-                f"record {index}: expected a {model.__name__}, got {type(record).__name__}"
+    pk_fields = info.pk_fields
+    nkeys = len(pk_fields)
+    get_row = operator.itemgetter(*row_fields)  # >= 2 fields: a key and a value
+    get_key = operator.itemgetter(*pk_fields)
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for record in records:
+        data = record.__dict__
+        row = get_row(data)
+        private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow
+        original = private.get("_ar_original") if private else None
+        if original is not None and (lock is not None or get_key(original) != get_key(data)):
+            # Find the row by the key it was read with; check the version it was read with.
+            row = (
+                *(original[f] for f in pk_fields),
+                *row[nkeys:len(row) - (1 if lock else 0)],
+                *((original[lock],) if lock else ()),
             )
-        key = get_key(record._ar_original or record.__dict__)
-        if key is None or (isinstance(key, tuple) and None in key):
-            raise QueryError(
-                f"record {index}: {model.__name__} has no primary key value; batch_update "
-                "writes existing rows (use batch_insert for new ones)"
-            )
-        first = seen.setdefault(key, index)
-        if first != index:
-            raise QueryError(
-                f"records {first} and {index}: {model.__name__} {key!r} appears twice in "
-                "one batch_update"
-            )
+        append(row)
+    keys = [row[0] for row in rows] if nkeys == 1 else [row[:nkeys] for row in rows]
+    missing = (k is None for k in keys) if nkeys == 1 else (None in k for k in keys)
+    if any(missing):
+        index = next(i for i, r in enumerate(rows) if None in r[:nkeys])
+        raise QueryError(
+            f"record {index}: {model.__name__} has no primary key value; batch_update "
+            "writes existing rows (use batch_insert for new ones)"
+        )
+    if len(set(keys)) != len(keys):
+        seen: dict[Any, int] = {}
+        for index, key in enumerate(keys):
+            first = seen.setdefault(key, index)
+            if first != index:
+                raise QueryError(
+                    f"records {first} and {index}: {model.__name__} {key!r} appears twice in "
+                    "one batch_update"
+                )
+    return rows
 
 
 def batch_update(
@@ -238,50 +273,40 @@ def batch_update(
     items = list(records)
     if not items:
         return 0
-    _check_keys(model, items)
+    if not all(map(isinstance, items, itertools.repeat(model))):
+        index, record = next((i, r) for i, r in enumerate(items) if not isinstance(r, model))
+        raise TypeError(
+            f"record {index}: expected a {model.__name__}, got {type(record).__name__}"
+        )
     names = _resolve_fields(model, items, fields)
     if not names:
         return 0  # fields=None and nothing changed: no SQL, like save()
     lock = model._lock_field()
+    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
+    rows = _rows(model, items, row_fields, lock)
     defaults = model._update_defaults() if touch else {}
     scalars = tuple(f for f in defaults if f not in names and f != lock)
-    scalar_values = [defaults[f] for f in scalars]
     db = model.database()
     facts = db.facts
     dialect = db.engine.dialect
     style = facts.batch_update_style
-    width = len(info.pk_fields) + len(names) + (1 if lock else 0)
-    size = batch_size or facts.update_rows_per_statement(width + len(scalars))
+    size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
     if size < 1:
         raise QueryError("batch_size must be at least 1")
-    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
     procs = _processors(info, row_fields, dialect)
-    scalar_procs = _processors(info, scalars, dialect)
-    for j, proc in scalar_procs:
+    scalar_values = [defaults[f] for f in scalars]
+    for j, proc in _processors(info, scalars, dialect):
         scalar_values[j] = proc(scalar_values[j])
-    get_keys = operator.itemgetter(*info.pk_fields)
-    get_values = operator.itemgetter(*names)
-    nkeys, nvalues = len(info.pk_fields), len(names)
-
-    def row(record: ActiveRecord) -> list[Any]:
-        data = record.__dict__
-        source = record._ar_original or data
-        keys = get_keys(source)
-        values = get_values(data)
-        out = [*(keys if nkeys > 1 else (keys,)), *(values if nvalues > 1 else (values,))]
-        if lock:
-            out.append(source[lock])
-        for j, proc in procs:
-            out[j] = proc(out[j])
-        return out
 
     count = 0
     try:
         with write_connection(db, statements=2) as conn:
             for start in range(0, len(items), size):
-                chunk = items[start:start + size]
+                chunk = rows[start:start + size]
+                if procs:
+                    chunk = [_process(row, procs) for row in chunk]
                 plan = _plan(model, dialect, style, tuple(names), scalars, len(chunk))
-                matched = _run_chunk(conn, plan, [row(r) for r in chunk], scalar_values)
+                matched = _run_chunk(conn, plan, chunk, tuple(scalar_values))
                 if lock and matched != len(chunk):
                     raise _StaleChunk(start, start + len(chunk))
                 count += matched
@@ -289,23 +314,36 @@ def batch_update(
         raise _stale_error(model, items, stale.start) from None
     except sa.exc.DBAPIError as exc:
         raise translate_error(exc, context=f"batch update of {model.__name__}") from exc
-    for record in items:
-        data = record.__dict__
-        for fname, value in zip(scalars, (defaults[f] for f in scalars)):
-            data[fname] = value
+    stamps = {f: defaults[f] for f in scalars}
+    for record, row in zip(items, rows):
+        if stamps:
+            record.__dict__.update(stamps)
         if lock:
-            data[lock] = (record._ar_original or data)[lock] + 1
+            record.__dict__[lock] = row[-1] + 1
         record._mark_persisted()
     return count
 
 
+def _process(
+    row: tuple[Any, ...], procs: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for j, proc in procs:
+        values[j] = proc(values[j])
+    return tuple(values)
+
+
 def _run_chunk(
-    conn: sa.Connection, plan: _Plan, rows: list[list[Any]], scalars: list[Any]
+    conn: sa.Connection, plan: _Plan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]
 ) -> int:
+    params: Any
     if plan.per_row:
         if plan.order is not None:
-            order = plan.order
-            params: Any = [tuple((r + scalars)[k] for k in order) for r in rows]
+            pick = operator.itemgetter(*plan.order)  # a statement has >= 2 parameters
+            if scalars:
+                params = [pick(r + scalars) for r in rows]
+            else:
+                params = list(map(pick, rows))
         else:
             assert plan.names is not None
             params = [dict(zip(plan.names, r + scalars)) for r in rows]
@@ -313,7 +351,7 @@ def _run_chunk(
         flat = [value for r in rows for value in r]
         flat.extend(scalars)
         if plan.order is not None:
-            params = tuple(flat[k] for k in plan.order)
+            params = operator.itemgetter(*plan.order)(flat)
         else:
             assert plan.names is not None
             params = dict(zip(plan.names, flat))
@@ -340,7 +378,7 @@ def _stale_error(
     with read_connection(model.database()) as conn:
         for chunk_start in range(start, len(records), 1000):
             wanted = {
-                get_keys(r._ar_original or r.__dict__): i
+                get_keys(_original(r) or r.__dict__): i
                 for i, r in enumerate(records[chunk_start:chunk_start + 1000], chunk_start)
             }
             stmt = sa.select(*pk_columns, info.columns[lock]).where(key_expr.in_(list(wanted)))
@@ -350,11 +388,11 @@ def _stale_error(
             }
             for key, index in wanted.items():
                 record = records[index]
-                if current.get(key) != (record._ar_original or record.__dict__)[lock]:
+                if current.get(key) != (_original(record) or record.__dict__)[lock]:
                     stale.append((index, key))
     if not stale:  # changed back meanwhile: name the failing chunk's first record
         first = records[start]
-        stale = [(start, get_keys(first._ar_original or first.__dict__))]
+        stale = [(start, get_keys(_original(first) or first.__dict__))]
     stale.sort()
     shown = ", ".join(f"record {i} ({k!r})" for i, k in stale[:20])
     more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""

@@ -2,8 +2,9 @@
 database allows.
 
 The statement form is a dialect fact (:attr:`~activerecord.backend.dialects.DialectFacts.
-batch_update_style`): ``UPDATE ... FROM (VALUES ...)`` on PostgreSQL, a multi-table UPDATE
-joined to a ``UNION ALL`` derived table on MySQL/MariaDB, the driver's executemany on SQLite.
+batch_update_style`): ``UPDATE ... FROM unnest(array per column)`` on PostgreSQL, a
+multi-table UPDATE joined to a ``UNION ALL`` derived table on MySQL/MariaDB, the driver's
+executemany on SQLite (``UPDATE ... FROM (VALUES ...)`` is there for other databases).
 Each form is built as a SQLAlchemy Core construct and compiled once per chunk shape; the chunks
 then run as that compiled SQL with bound parameters, so compiling never grows with the batch.
 
@@ -62,6 +63,7 @@ class _Plan:
     #: Named paramstyles: the parameter names, row-major then scalars.
     names: tuple[str, ...] | None
     per_row: bool  # executemany: parameters are one tuple per row
+    columnar: bool = False  # unnest: one array parameter per column (names a0, a1, ...)
 
 
 class _StaleChunk(Exception):
@@ -84,8 +86,8 @@ def batch_update_statement(
     """The Core UPDATE that writes ``nrows`` records' ``fields`` by primary key in one statement.
 
     Row parameters are named ``r{row}_{position}`` (primary key fields, then ``fields``, then
-    the lock version); ``scalars`` (values shared by every row, such as ``updated_at``) are
-    named ``s{position}``.
+    the lock version), or ``a{position}`` (one array per column) for the ``unnest`` style;
+    ``scalars`` (values shared by every row, such as ``updated_at``) are named ``s{position}``.
 
     >>> from activerecord import ActiveRecord
     >>> from activerecord.query.query import compile_sql
@@ -112,6 +114,11 @@ def batch_update_statement(
 
     if style == "executemany":
         refs: list[Any] = [bind(0, j) for j in range(len(columns))]
+    elif style == "unnest":
+        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
+        table_valued = sa.func.unnest(*arrays).table_valued(*[f"c{j}" for j in range(len(columns))])
+        unnested = table_valued.render_derived(name="v")
+        refs = [unnested.c[f"c{j}"] for j in range(len(columns))]
     elif style == "values":
         source = sa.values(
             *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name="v"
@@ -149,6 +156,12 @@ def _plan(
     stmt = batch_update_statement(model, fields, nrows, style=style, scalars=scalars)
     compiled = stmt.compile(dialect=dialect)
     width = len(model.__ar_info__.pk_fields) + len(fields) + (1 if model._lock_field() else 0)
+    if style == "unnest":
+        names = [f"a{j}" for j in range(width)] + [f"s{j}" for j in range(len(scalars))]
+        positions = compiled.positiontup
+        if positions is not None:
+            return _Plan(str(compiled), tuple(names.index(n) for n in positions), None, False, True)
+        return _Plan(str(compiled), None, tuple(names), False, True)
     rows = 1 if style == "executemany" else nrows
     index: dict[str, int] = {f"r{i}_{j}": i * width + j for i in range(rows) for j in range(width)}
     index.update({f"s{j}": rows * width + j for j in range(len(scalars))})
@@ -337,7 +350,15 @@ def _run_chunk(
     conn: sa.Connection, plan: _Plan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]
 ) -> int:
     params: Any
-    if plan.per_row:
+    if plan.columnar:
+        arrays: list[Any] = [list(column) for column in zip(*rows)]
+        arrays.extend(scalars)
+        if plan.order is not None:
+            params = tuple(arrays[k] for k in plan.order)
+        else:
+            assert plan.names is not None
+            params = dict(zip(plan.names, arrays))
+    elif plan.per_row:
         if plan.order is not None:
             pick = operator.itemgetter(*plan.order)  # a statement has >= 2 parameters
             if scalars:

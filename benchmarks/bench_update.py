@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--backends", default="sqlite,postgresql,mysql")
-    parser.add_argument("--repeat", type=int, default=3, help="runs of each set-based operation")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of each set-based operation")
     parser.add_argument("--pk-repeat", type=int, default=1, help="runs of each by-key update")
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]

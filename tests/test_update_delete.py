@@ -599,6 +599,7 @@ def test_update_statement_adds_updated_at_and_version():
 @pytest.mark.parametrize(
     ("style", "dialect", "shape"),
     [
+        ("unnest", "postgresql", "FROM unnest(%(a0)s::BIGINT[], %(a1)s::BIGINT[]) AS v(c0, c1)"),
         ("values", "postgresql", "FROM (VALUES (%(r0_0)s::BIGINT, %(r0_1)s::BIGINT"),
         ("union", "mysql", "UNION ALL SELECT"),
         ("executemany", "sqlite", "WHERE ud_counters.id = ?"),

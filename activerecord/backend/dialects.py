@@ -37,9 +37,11 @@ _PG_MAX_PARAMS = 65_535
 _MAX_ROWS_PER_STATEMENT = 2_000
 #: How ``batch_update`` writes many rows by key, per database (see :attr:`DialectFacts.
 #: batch_update_style`), and the most rows it puts in one statement (or one executemany call).
-#: PostgreSQL plans a VALUES list of more than ~500 rows as a hash join over the whole table.
-_BATCH_UPDATE_STYLE = {"postgresql": "values", "mysql": "union", "sqlite": "executemany"}
-_BATCH_UPDATE_ROWS = {"values": 500, "union": 2_000, "executemany": 10_000}
+#: PostgreSQL: one array parameter per column, so psycopg never re-parses a statement with
+#: thousands of placeholders (it does not cache long ones) and the row count is free of the
+#: 65,535-parameter limit.
+_BATCH_UPDATE_STYLE = {"postgresql": "unnest", "mysql": "union", "sqlite": "executemany"}
+_BATCH_UPDATE_ROWS = {"unnest": 10_000, "values": 500, "union": 2_000, "executemany": 10_000}
 
 
 @dataclass(frozen=True)
@@ -57,6 +59,8 @@ class DialectFacts:
     supports_partial_index: bool
     supports_savepoints: bool
     #: How ``batch_update`` writes many rows, each with its own values, by primary key:
+    #: ``"unnest"``: ``UPDATE t SET a = v.a FROM unnest(:keys, :as) AS v(k, a) WHERE t.k = v.k``
+    #: (PostgreSQL, one array per column);
     #: ``"values"``: ``UPDATE t SET a = v.a FROM (VALUES ...) AS v(k, a) WHERE t.k = v.k``;
     #: ``"union"``: ``UPDATE t, (SELECT .. AS k, .. AS a UNION ALL SELECT ..) v SET t.a = v.a
     #: WHERE t.k = v.k`` (MySQL/MariaDB: their executemany runs one round trip per row);
@@ -129,8 +133,8 @@ class DialectFacts:
         10000
         """
         cap = _BATCH_UPDATE_ROWS.get(self.batch_update_style, _MAX_ROWS_PER_STATEMENT)
-        if self.batch_update_style == "executemany":
-            return cap  # one row per statement: only memory bounds a chunk
+        if self.batch_update_style in ("executemany", "unnest"):
+            return cap  # a fixed number of parameters: only memory bounds a chunk
         rows = min(cap, self.rows_per_statement(ncols, row_bytes=32 * max(ncols, 1)))
         return max(rows, 1)
 

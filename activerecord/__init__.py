@@ -45,7 +45,7 @@ from .errors import (
     UnsafeWriteError,
     ValidationError,
 )
-from .mixins import TimestampMixin
+from .mixins import OptimisticLockMixin, TimestampMixin, optimistic_lock
 from .model import ActiveRecord, metadata
 from .query import SQL, Expression, Query, col
 from .schema import Col
@@ -89,6 +89,7 @@ __all__ = [
     "LoadValidationError",
     "NotConnectedError",
     "NotNullViolation",
+    "OptimisticLockMixin",
     "ParameterCountError",
     "Query",
     "QueryError",
@@ -113,6 +114,7 @@ __all__ = [
     "get_connection",
     "get_database",
     "metadata",
+    "optimistic_lock",
     "soft_unique",
     "using",
 ]

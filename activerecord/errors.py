@@ -205,7 +205,24 @@ class UnsafeWriteError(QueryError):
 
 
 class StaleRecordError(ActiveRecordError):
-    """An optimistic-lock check failed: the row changed since the record was read."""
+    """An optimistic-lock check failed: the row changed (or vanished) since the record was read.
+
+    ``keys`` are the primary keys of the stale records; ``indexes`` their positions in the input
+    of a batch (empty for a single ``save()``).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str | None = None,
+        keys: Sequence[Any] = (),
+        indexes: Sequence[int] = (),
+    ) -> None:
+        super().__init__(message)
+        self.model = model
+        self.keys = list(keys)
+        self.indexes = list(indexes)
 
 
 class DatabaseError(ActiveRecordError):

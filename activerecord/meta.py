@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import decimal
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -149,6 +149,24 @@ class ModelInfo:
     def select_list(self) -> list[sa.ColumnElement[Any]]:
         """Every column, labelled by field name (see :meth:`labelled`)."""
         return [c if c.name == f else c.label(f) for f, c in self.columns.items()]
+
+    def select_columns(self, columns: Iterable[sa.Column[Any]] | None = None) -> list[Any]:
+        """Columns to SELECT so that result keys are field names (a renamed column is labelled).
+
+        >>> from typing import Annotated
+        >>> from activerecord import ActiveRecord, Col
+        >>> class Label(ActiveRecord):
+        ...     __table_name__ = "doc_labels"
+        ...     id: int | None = None
+        ...     text: Annotated[str, Col(name="label_text")]
+        >>> [str(c) for c in Label.__ar_info__.select_columns()]
+        ['doc_labels.id', 'doc_labels.label_text']
+        >>> [c.key for c in Label.__ar_info__.select_columns()]
+        ['id', 'text']
+        """
+        if columns is None:
+            return self.select_list()
+        return [self.labelled(c) for c in columns]
 
     def field_for(self, key: str) -> str:
         """The field name for a field or column name."""

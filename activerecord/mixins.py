@@ -1,4 +1,5 @@
-"""Reusable model behaviour: timestamps kept right in single and batch writes.
+"""Reusable model behaviour: timestamps and optimistic locking, kept right in single and batch
+writes.
 
 Example::
 
@@ -17,11 +18,14 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from .model import ActiveRecord
 
-__all__ = ["TimestampMixin", "now"]
+if TYPE_CHECKING:
+    from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = ["OptimisticLockMixin", "TimestampMixin", "now", "optimistic_lock"]
 
 
 def now() -> dt.datetime:
@@ -46,3 +50,78 @@ class TimestampMixin(ActiveRecord):
     @classmethod
     def _update_defaults(cls) -> dict[str, Any]:
         return {**super()._update_defaults(), "updated_at": now()}
+
+
+class _OptimisticLock(ActiveRecord):
+    """Checks and bumps the version field named by ``__version_field__`` on every update."""
+
+    __abstract__: ClassVar[bool] = True
+    __version_field__: ClassVar[str] = "version"
+
+    @classmethod
+    def _lock_field(cls) -> str | None:
+        return cls.__version_field__
+
+    def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        guard, extra = super()._update_guard()
+        field = self.__version_field__
+        source = self._ar_original or self.__dict__
+        version = source[field]
+        column = self.__ar_info__.columns[field]
+        return [*guard, column == version], {**extra, field: version + 1}
+
+
+class OptimisticLockMixin(_OptimisticLock):
+    """Adds ``version: int``; every update checks it and adds one.
+
+    ``save()`` raises :class:`~activerecord.errors.StaleRecordError` when the row's version is
+    no longer the one the record was read with; ``batch_update`` does the same for every record
+    of the batch and then writes nothing; ``Query.update`` adds one to the version of every row
+    it changes. For another field name use :func:`optimistic_lock`.
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord, OptimisticLockMixin, StaleRecordError
+    >>> class Doc(OptimisticLockMixin, ActiveRecord):
+    ...     __table_name__ = "doc_docs"
+    ...     id: int | None = None
+    ...     body: str
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Doc.create_table()
+    >>> mine = Doc.create(body="a")
+    >>> theirs = Doc.find(mine.id)
+    >>> theirs.body = "b"; theirs.save(); theirs.version
+    True
+    1
+    >>> mine.body = "c"
+    >>> mine.save()
+    Traceback (most recent call last):
+    ...
+    activerecord.errors.StaleRecordError: Doc 1 was changed or deleted since it was read
+    """
+
+    __abstract__: ClassVar[bool] = True
+
+    version: int = 0
+
+
+def optimistic_lock(field: str = "version") -> type[ActiveRecord]:
+    """A mixin like :class:`OptimisticLockMixin` whose version field is named ``field``.
+
+    >>> from activerecord import ActiveRecord, optimistic_lock
+    >>> class Page(optimistic_lock("lock_version"), ActiveRecord):
+    ...     __table_name__ = "doc_pages"
+    ...     id: int | None = None
+    >>> Page.__ar_info__.fields
+    ('lock_version', 'id')
+    """
+    if not field.isidentifier() or field.startswith("_"):
+        raise ValueError(f"optimistic_lock() needs a public field name, got {field!r}")
+    namespace = {
+        "__module__": __name__,
+        "__qualname__": f"OptimisticLock_{field}",
+        "__annotations__": {field: int},
+        field: 0,
+        "__abstract__": True,
+        "__version_field__": field,
+    }
+    return type(f"OptimisticLock_{field}", (_OptimisticLock,), namespace)

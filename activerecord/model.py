@@ -27,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, PrivateAttr
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import overflow_error, translate_error
 from .backend.transaction import read_connection, write_connection
-from .errors import RecordNotFound, ValidationError
+from .errors import RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
 
@@ -119,6 +119,19 @@ class ActiveRecord(BaseModel):
         """Values that bring a soft-deleted row back, or None when the model has no soft deletes."""
         return None
 
+    @classmethod
+    def _lock_field(cls) -> str | None:
+        """The optimistic-lock version field, or None (OptimisticLockMixin names one)."""
+        return None
+
+    def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        """Extra WHERE criteria and SET values of this record's ``save()`` update.
+
+        When the criteria are not empty and no row matches, ``save()`` raises
+        :class:`~activerecord.errors.StaleRecordError` (OptimisticLockMixin checks the version).
+        """
+        return [], {}
+
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def _from_db(cls: type[T], row: Mapping[Any, Any]) -> T:
@@ -127,7 +140,13 @@ class ActiveRecord(BaseModel):
         return record
 
     def _mark_persisted(self) -> None:
-        self._ar_original = dict(self.__dict__)
+        # Straight into pydantic's private storage: its __setattr__ costs more than the copy,
+        # which shows in batches of 100k records.
+        private = self.__pydantic_private__
+        if private is None:
+            self._ar_original = dict(self.__dict__)
+        else:
+            private["_ar_original"] = dict(self.__dict__)
 
     @property
     def is_new_record(self) -> bool:
@@ -410,14 +429,20 @@ class ActiveRecord(BaseModel):
                 changed.add(fname)
         self._revalidate()
         values = self._column_values(f for f in info.fields if f in changed)
-        stmt = sa.update(info.table).where(*self._pk_criteria()).values(info.by_column(values))
+        guard, extra = self._update_guard()
+        values.update(extra)
+        stmt = sa.update(info.table).where(*self._pk_criteria(), *guard)
+        stmt = stmt.values(info.by_column(values))
         with write_connection(db) as conn:
             if conn.execute(stmt).rowcount == 0:
-                raise RecordNotFound(
-                    f"{type(self).__name__} {self._pk_value()!r} no longer exists",
-                    model=type(self).__name__,
-                    key=self._pk_value(),
-                )
+                name, key = type(self).__name__, self._pk_value()
+                if guard:
+                    raise StaleRecordError(
+                        f"{name} {key!r} was changed or deleted since it was read",
+                        model=name, keys=[key],
+                    )
+                raise RecordNotFound(f"{name} {key!r} no longer exists", model=name, key=key)
+        data.update(extra)
         self._mark_persisted()
 
     def _pk_value(self) -> Any:
@@ -442,7 +467,7 @@ class ActiveRecord(BaseModel):
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""
         info = self.__ar_info__
-        stmt = sa.select(*info.select_list()).where(*self._pk_criteria())
+        stmt = sa.select(*info.select_columns()).where(*self._pk_criteria())
         stmt = stmt.where(*self._scope_criteria("with_deleted"))
         with read_connection(self.database()) as conn:
             row = conn.execute(stmt).mappings().first()
@@ -527,3 +552,38 @@ class ActiveRecord(BaseModel):
             from_dicts=True, return_records=return_records,
         )
         return records if return_records else count
+
+    @classmethod
+    def batch_update(
+        cls,
+        records: Iterable[ActiveRecord],
+        fields: Iterable[str] | None = None,
+        *,
+        batch_size: int | None = None,
+        touch: bool = True,
+    ) -> int:
+        """Write many records, each with its own values, by primary key; return rows matched.
+
+        ``fields`` names what to write (default: every field changed on any record; all
+        fields for records not loaded from the database). One statement per chunk (see
+        :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
+        ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
+        ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
+        record raises :class:`~activerecord.errors.StaleRecordError` naming it.
+
+        >>> import activerecord
+        >>> class Stock(ActiveRecord):
+        ...     __table_name__ = "doc_stocks"
+        ...     id: int | None = None
+        ...     qty: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Stock.create_table()
+        >>> items = [Stock(qty=1), Stock(qty=2)]
+        >>> _ = Stock.batch_insert(items)
+        >>> items[0].qty, items[1].qty = 10, 20
+        >>> Stock.batch_update(items, ["qty"])
+        2
+        """
+        from .batch_update import batch_update
+
+        return batch_update(cls, records, fields, batch_size=batch_size, touch=touch)

@@ -50,6 +50,13 @@ __all__ = [
 _PG_MAX_PARAMS = 65_535
 #: Cap on rows in one multi-row statement: beyond this, statements get slower to parse.
 _MAX_ROWS_PER_STATEMENT = 2_000
+#: How ``batch_update`` writes many rows by key, per database (see :attr:`DialectFacts.
+#: batch_update_style`), and the most rows it puts in one statement (or one executemany call).
+#: PostgreSQL: one array parameter per column, so psycopg never re-parses a statement with
+#: thousands of placeholders (it does not cache long ones) and the row count is free of the
+#: 65,535-parameter limit.
+_BATCH_UPDATE_STYLE = {"postgresql": "unnest", "mysql": "union", "sqlite": "executemany"}
+_BATCH_UPDATE_ROWS = {"unnest": 10_000, "values": 500, "union": 2_000, "executemany": 10_000}
 
 
 #: Fast batch-insert paths, by (dialect name, driver); anything else uses SQLAlchemy Core.
@@ -82,6 +89,15 @@ class DialectFacts:
     #: How batch inserts write and get keys back (see activerecord/insert/strategies.py):
     #: "sqlite_rowid", "pg_copy", "mysql_values" or "core" (SQLAlchemy's own executemany).
     insert_strategy: str = "core"
+    #: How ``batch_update`` writes many rows, each with its own values, by primary key:
+    #: ``"unnest"``: ``UPDATE t SET a = v.a FROM unnest(:keys, :as) AS v(k, a) WHERE t.k = v.k``
+    #: (PostgreSQL, one array per column);
+    #: ``"values"``: ``UPDATE t SET a = v.a FROM (VALUES ...) AS v(k, a) WHERE t.k = v.k``;
+    #: ``"union"``: ``UPDATE t, (SELECT .. AS k, .. AS a UNION ALL SELECT ..) v SET t.a = v.a
+    #: WHERE t.k = v.k`` (MySQL/MariaDB: their executemany runs one round trip per row);
+    #: ``"executemany"``: ``UPDATE t SET a = ? WHERE k = ?`` per row in the driver's C loop
+    #: (SQLite: no round trips, so this beats one big statement).
+    batch_update_style: str = "executemany"
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -117,6 +133,9 @@ class DialectFacts:
             supports_partial_index=partial_index_supported(dialect),
             supports_savepoints=True,
             insert_strategy=_INSERT_STRATEGIES.get((name, dialect.driver), "core"),
+            batch_update_style=_BATCH_UPDATE_STYLE.get(
+                "mysql" if name == "mariadb" else name, "executemany"
+            ),
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:
@@ -160,6 +179,19 @@ class DialectFacts:
         10000
         """
         return max(100, min(10_000, 100_000 // max(ncols, 1)))
+
+    def update_rows_per_statement(self, ncols: int) -> int:
+        """How many rows of ``ncols`` values ``batch_update`` writes per statement.
+
+        >>> import sqlalchemy as sa
+        >>> DialectFacts.probe(sa.create_engine("sqlite://")).update_rows_per_statement(3)
+        10000
+        """
+        cap = _BATCH_UPDATE_ROWS.get(self.batch_update_style, _MAX_ROWS_PER_STATEMENT)
+        if self.batch_update_style in ("executemany", "unnest"):
+            return cap  # a fixed number of parameters: only memory bounds a chunk
+        rows = min(cap, self.rows_per_statement(ncols, row_bytes=32 * max(ncols, 1)))
+        return max(rows, 1)
 
     # -- transactions ------------------------------------------------------------------------
     @property

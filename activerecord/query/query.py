@@ -179,11 +179,7 @@ class Query(Generic[T]):
     def select_statement(self) -> sa.Select[Any]:
         """The SELECT this query runs for ``all()``."""
         info = self._model.__ar_info__
-        if self._columns:
-            columns = [info.labelled(c) for c in self._columns]
-        else:
-            columns = info.select_list()
-        stmt = sa.select(*columns).where(*self.criteria())
+        stmt = sa.select(*info.select_columns(self._columns)).where(*self.criteria())
         if self._order:
             stmt = stmt.order_by(*self._order)
         if self._limit is not None:
@@ -211,9 +207,40 @@ class Query(Generic[T]):
                 f"refusing to {verb} every {self._model.__name__} row: add a where() or "
                 f"pass all_rows=True"
             )
+        self._check_one_table(self._where, verb)
 
-    def update_values(self, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Check and convert the values of an update: names, types, expressions."""
+    def _check_one_table(self, clauses: Any, verb: str) -> None:
+        # A column of another table would make the UPDATE/DELETE a multi-table one, joined
+        # with no condition; a subquery (``Model.c.id.in_(select(...))``) is the safe form.
+        table = self._model.__ar_info__.table
+        for clause in clauses:
+            for source in getattr(clause, "_from_objects", ()):
+                if source is not table:
+                    name = getattr(source, "name", None) or type(source).__name__
+                    raise QueryError(
+                        f"cannot {verb} {self._model.__name__} rows with a condition or value "
+                        f"on another table ({name!r}); use a subquery, for example "
+                        f"{self._model.__name__}.c.id.in_(select(...))"
+                    )
+
+    def update_values(self, values: Mapping[str, Any], *, touch: bool = True) -> dict[str, Any]:
+        """Check and convert the values of an update: names, types, expressions.
+
+        Plain values are validated against the field's type (a wrong type raises
+        :class:`~activerecord.errors.ValidationError` before any SQL). Unless the caller sets
+        them, the model's automatic values are added: ``updated_at`` for ``TimestampMixin``
+        (``touch=False`` leaves it alone) and ``version + 1`` for ``OptimisticLockMixin``.
+
+        >>> from activerecord import ActiveRecord, col
+        >>> class Counter(ActiveRecord):
+        ...     __table_name__ = "doc_counters"
+        ...     id: int | None = None
+        ...     n: int = 0
+        >>> Counter.query().update_values({"n": "7"})
+        {'n': 7}
+        >>> str(Counter.query().update_values({"n": col("n") + 1})["n"])
+        'doc_counters.n + :n_1'
+        """
         info = self._model.__ar_info__
         if not values:
             raise QueryError(f"update of {info.model_name} needs at least one value")
@@ -222,6 +249,8 @@ class Query(Generic[T]):
             if not isinstance(key, str):
                 raise QueryError(f"update keys must be column names, got {key!r}")
             fname = info.field_for(key)
+            if fname in out:
+                raise QueryError(f"update of {info.model_name} sets {fname!r} twice")
             if isinstance(value, Expression):
                 out[fname] = value.to_clause(group=True)
             elif isinstance(value, sa.ClauseElement):
@@ -236,16 +265,34 @@ class Query(Generic[T]):
                         model=info.model_name,
                         errors=exc.errors(),
                     ) from exc
-        for fname, value in self._model._update_defaults().items():
-            out.setdefault(fname, value)
+        if touch:
+            for fname, value in self._model._update_defaults().items():
+                out.setdefault(fname, value)
+        lock = self._model._lock_field()
+        if lock is not None and lock not in out:
+            out[lock] = info.columns[lock] + 1
         return out
 
-    def update_statement(self, values: Mapping[str, Any], *, all_rows: bool = False) -> sa.Update:
-        """The UPDATE that ``update(values)`` runs."""
+    def update_statement(
+        self, values: Mapping[str, Any], *, all_rows: bool = False, touch: bool = True
+    ) -> sa.Update:
+        """The UPDATE that ``update(values)`` runs.
+
+        >>> from activerecord import ActiveRecord, Expression
+        >>> class Score(ActiveRecord):
+        ...     __table_name__ = "doc_scores"
+        ...     id: int | None = None
+        ...     points: float = 0
+        >>> stmt = Score.query().where({"id": 1}).update_statement(
+        ...     {"points": Expression("points * ?", 1.5)})
+        >>> print(compile_sql(stmt, Score, "sqlite").sql)
+        UPDATE doc_scores SET points=(points * ?) WHERE doc_scores.id = ?
+        """
         self._check_writable(all_rows, "update")
-        table = self._model.__ar_info__.table
-        update_values = self._model.__ar_info__.by_column(self.update_values(values))
-        return sa.update(table).where(*self.criteria()).values(update_values)
+        checked = self.update_values(values, touch=touch)
+        self._check_one_table(checked.values(), "update")
+        info = self._model.__ar_info__
+        return sa.update(info.table).where(*self.criteria()).values(info.by_column(checked))
 
     def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
         """The statement ``delete()`` runs: on a soft-deleting model, an UPDATE that marks the
@@ -475,17 +522,54 @@ class Query(Generic[T]):
         for batch in self.batches(size):
             yield from batch
 
-    def update(self, values: Mapping[str, Any], *, all_rows: bool = False) -> int:
+    def update(
+        self, values: Mapping[str, Any], *, all_rows: bool = False, touch: bool = True
+    ) -> int:
         """Run one UPDATE over the matching rows; return how many rows matched.
 
-        Values may be plain (checked against the field type), ``Expression("x + ?", 1)`` or
-        column arithmetic such as ``col("login_count") + 1``.
+        The count includes rows whose values did not change, on every backend. Values may be
+        plain (checked against the field type), ``Expression("x + ?", 1)`` (a raw fragment)
+        or column arithmetic such as ``col("login_count") + 1`` or ``User.c.login_count + 1``.
+        ``updated_at`` of a ``TimestampMixin`` model is set too, unless given or ``touch=False``.
+        A query without ``where()`` raises :class:`~activerecord.errors.UnsafeWriteError`
+        unless ``all_rows=True``.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord, col
+        >>> class Visit(ActiveRecord):
+        ...     __table_name__ = "doc_visits"
+        ...     id: int | None = None
+        ...     page: str
+        ...     hits: int = 0
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Visit.create_table()
+        >>> _ = Visit.batch_insert([Visit(page="a"), Visit(page="a"), Visit(page="b")])
+        >>> Visit.query().where({"page": "a"}).update({"hits": col("hits") + 1})
+        2
+        >>> Visit.query().update({"hits": 0}, all_rows=True)
+        3
         """
-        stmt = self.update_statement(values, all_rows=all_rows)
+        stmt = self.update_statement(values, all_rows=all_rows, touch=touch)
         return self._write(stmt, "update")
 
     def delete(self, *, all_rows: bool = False) -> int:
-        """Delete the matching rows (soft-delete for soft-deleting models); return the count."""
+        """Delete the matching rows (soft-delete for soft-deleting models); return the count.
+
+        A query without ``where()`` raises :class:`~activerecord.errors.UnsafeWriteError`
+        unless ``all_rows=True``; limit/offset/order_by are refused.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Job(ActiveRecord):
+        ...     __table_name__ = "doc_jobs"
+        ...     id: int | None = None
+        ...     state: str
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Job.create_table()
+        >>> _ = Job.batch_insert([Job(state="done"), Job(state="done"), Job(state="new")])
+        >>> Job.query().where({"state": "done"}).delete()
+        2
+        """
         return self._write(self.delete_statement(all_rows=all_rows), "delete")
 
     def hard_delete(self, *, all_rows: bool = False) -> int:

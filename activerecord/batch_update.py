@@ -1,0 +1,426 @@
+"""Update many records, each with its own values, by primary key, in as few statements as the
+database allows.
+
+The statement form is a dialect fact (:attr:`~activerecord.backend.dialects.DialectFacts.
+batch_update_style`): ``UPDATE ... FROM unnest(array per column)`` on PostgreSQL, a
+multi-table UPDATE joined to a ``UNION ALL`` derived table on MySQL/MariaDB, the driver's
+executemany on SQLite (``UPDATE ... FROM (VALUES ...)`` is there for other databases).
+Each form is built as a SQLAlchemy Core construct and compiled once per chunk shape; the chunks
+then run as that compiled SQL with bound parameters, so compiling never grows with the batch.
+
+The whole call is atomic (one transaction, or a savepoint inside an ambient ``Transaction``).
+The count is of rows matched, including rows whose values did not change, on every backend.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Player(ActiveRecord):
+    ...     __table_name__ = "doc_players"
+    ...     id: int | None = None
+    ...     score: int = 0
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Player.create_table()
+    >>> players = [Player(), Player(), Player()]
+    >>> _ = Player.batch_insert(players)
+    >>> for n, player in enumerate(players):
+    ...     player.score = n * 10
+    >>> Player.batch_update(players)
+    3
+    >>> [p.score for p in Player.query().order_by("id")]
+    [0, 10, 20]
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from .backend.dialects import translate_error
+from .backend.transaction import read_connection, write_connection
+from .errors import QueryError, StaleRecordError
+
+if TYPE_CHECKING:
+    from .meta import ModelInfo
+    from .model import ActiveRecord
+
+__all__ = ["batch_update", "batch_update_statement"]
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One compiled statement shape: SQL text and how to lay the parameters out for it."""
+
+    sql: str
+    #: Positional paramstyles: for each placeholder, its index into row values + scalars.
+    order: tuple[int, ...] | None
+    #: Named paramstyles: the parameter names, row-major then scalars.
+    names: tuple[str, ...] | None
+    per_row: bool  # executemany: parameters are one tuple per row
+    columnar: bool = False  # unnest: one array parameter per column (names a0, a1, ...)
+
+
+class _StaleChunk(Exception):
+    """Internal: a chunk matched fewer rows than it had records (optimistic lock failed)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(start, end)
+        self.start = start
+        self.end = end
+
+
+def batch_update_statement(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    nrows: int,
+    *,
+    style: str,
+    scalars: Sequence[str] = (),
+) -> sa.Update:
+    """The Core UPDATE that writes ``nrows`` records' ``fields`` by primary key in one statement.
+
+    Row parameters are named ``r{row}_{position}`` (primary key fields, then ``fields``, then
+    the lock version), or ``a{position}`` (one array per column) for the ``unnest`` style;
+    ``scalars`` (values shared by every row, such as ``updated_at``) are named ``s{position}``.
+
+    >>> from activerecord import ActiveRecord
+    >>> from activerecord.query.query import compile_sql
+    >>> class Gauge(ActiveRecord):
+    ...     __table_name__ = "doc_gauges"
+    ...     id: int | None = None
+    ...     level: int = 0
+    >>> stmt = batch_update_statement(Gauge, ["level"], 2, style="values")
+    >>> print(compile_sql(stmt, Gauge, "postgresql").sql)  # doctest: +NORMALIZE_WHITESPACE
+    UPDATE doc_gauges SET level=v.c1 FROM (VALUES (%(r0_0)s::BIGINT, %(r0_1)s::BIGINT),
+    (%(r1_0)s::BIGINT, %(r1_1)s::BIGINT)) AS v (c0, c1) WHERE doc_gauges.id = v.c0
+    """
+    info = model.__ar_info__
+    table = info.table
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
+    columns = [info.columns[f] for f in row_fields]
+    nkeys = len(info.pk_fields)
+    scalar_values = {f: sa.bindparam(f"s{j}", type_=info.columns[f].type)
+                     for j, f in enumerate(scalars)}
+
+    def bind(i: int, j: int) -> sa.BindParameter[Any]:
+        return sa.bindparam(f"r{i}_{j}", type_=columns[j].type)
+
+    if style == "executemany":
+        refs: list[Any] = [bind(0, j) for j in range(len(columns))]
+    elif style == "unnest":
+        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
+        table_valued = sa.func.unnest(*arrays).table_valued(*[f"c{j}" for j in range(len(columns))])
+        unnested = table_valued.render_derived(name="v")
+        refs = [unnested.c[f"c{j}"] for j in range(len(columns))]
+    elif style == "values":
+        source = sa.values(
+            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name="v"
+        ).data([tuple(bind(i, j) for j in range(len(columns))) for i in range(nrows)])
+        refs = [source.c[f"c{j}"] for j in range(len(columns))]
+    elif style == "union":
+        selects = [
+            sa.select(*[
+                bind(i, j).label(f"c{j}") if i == 0 else bind(i, j) for j in range(len(columns))
+            ])
+            for i in range(nrows)
+        ]
+        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery("v")
+        refs = [derived.c[f"c{j}"] for j in range(len(columns))]
+    else:
+        raise QueryError(f"unknown batch update style {style!r}")
+    criteria = [columns[j] == refs[j] for j in range(nkeys)]
+    values: dict[str, Any] = {f: refs[nkeys + j] for j, f in enumerate(fields)}
+    values.update(scalar_values)
+    if lock:
+        criteria.append(info.columns[lock] == refs[-1])
+        values[lock] = refs[-1] + sa.literal_column("1", sa.Integer)
+    return sa.update(table).where(*criteria).values(values)
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(
+    model: type[ActiveRecord],
+    dialect: sa.Dialect,
+    style: str,
+    fields: tuple[str, ...],
+    scalars: tuple[str, ...],
+    nrows: int,
+) -> _Plan:
+    stmt = batch_update_statement(model, fields, nrows, style=style, scalars=scalars)
+    compiled = stmt.compile(dialect=dialect)
+    width = len(model.__ar_info__.pk_fields) + len(fields) + (1 if model._lock_field() else 0)
+    if style == "unnest":
+        names = [f"a{j}" for j in range(width)] + [f"s{j}" for j in range(len(scalars))]
+        positions = compiled.positiontup
+        if positions is not None:
+            return _Plan(str(compiled), tuple(names.index(n) for n in positions), None, False, True)
+        return _Plan(str(compiled), None, tuple(names), False, True)
+    rows = 1 if style == "executemany" else nrows
+    index: dict[str, int] = {f"r{i}_{j}": i * width + j for i in range(rows) for j in range(width)}
+    index.update({f"s{j}": rows * width + j for j in range(len(scalars))})
+    positions = compiled.positiontup
+    if positions is not None:
+        return _Plan(str(compiled), tuple(index[n] for n in positions), None, rows != nrows)
+    return _Plan(str(compiled), None, tuple(index), rows != nrows)
+
+
+def _processors(
+    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    found: list[tuple[int, Callable[[Any], Any]]] = []
+    for j, fname in enumerate(fields):
+        type_ = info.columns[fname].type
+        proc = type_.dialect_impl(dialect).bind_processor(dialect)
+        if proc is not None:
+            found.append((j, proc))
+    return found
+
+
+def _resolve_fields(
+    model: type[ActiveRecord], records: list[ActiveRecord], fields: Iterable[str] | None
+) -> list[str]:
+    info = model.__ar_info__
+    lock = model._lock_field()
+    if fields is None:
+        changed: set[str] = set()
+        for record in records:
+            changed |= record.changed_fields
+        return [f for f in info.fields if f in changed and f not in info.pk_fields and f != lock]
+    if isinstance(fields, str):
+        fields = [fields]
+    out: list[str] = []
+    for name in fields:
+        fname = info.field_for(name)  # UnknownColumnError before any SQL
+        if fname in info.pk_fields:
+            raise QueryError(
+                f"batch_update of {info.model_name} finds rows by their primary key: it cannot "
+                f"also set {fname!r}"
+            )
+        if fname == lock:
+            raise QueryError(
+                f"{info.model_name}.{fname} is the optimistic-lock version: batch_update "
+                "checks and bumps it itself"
+            )
+        if fname not in out:
+            out.append(fname)
+    if not out:
+        raise QueryError(f"batch_update of {info.model_name} needs at least one field")
+    return out
+
+
+def _original(record: ActiveRecord) -> dict[str, Any] | None:
+    """The values the record was read with (None for a record never loaded or saved)."""
+    private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow in bulk
+    return None if private is None else private.get("_ar_original")
+
+
+def _rows(
+    model: type[ActiveRecord],
+    records: list[ActiveRecord],
+    row_fields: Sequence[str],
+    lock: str | None,
+) -> list[tuple[Any, ...]]:
+    """One tuple per record: primary key as read, the fields to write, the version as read.
+
+    Checks missing and repeated keys. This loop runs once per record, so it stays lean:
+    an ``itemgetter`` over the instance dict, and the original key only when it differs.
+    """
+    info = model.__ar_info__
+    pk_fields = info.pk_fields
+    nkeys = len(pk_fields)
+    get_row = operator.itemgetter(*row_fields)  # >= 2 fields: a key and a value
+    get_key = operator.itemgetter(*pk_fields)
+    rows: list[tuple[Any, ...]] = []
+    append = rows.append
+    for record in records:
+        data = record.__dict__
+        row = get_row(data)
+        private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow
+        original = private.get("_ar_original") if private else None
+        if original is not None and (lock is not None or get_key(original) != get_key(data)):
+            # Find the row by the key it was read with; check the version it was read with.
+            row = (
+                *(original[f] for f in pk_fields),
+                *row[nkeys:len(row) - (1 if lock else 0)],
+                *((original[lock],) if lock else ()),
+            )
+        append(row)
+    keys = [row[0] for row in rows] if nkeys == 1 else [row[:nkeys] for row in rows]
+    missing = (k is None for k in keys) if nkeys == 1 else (None in k for k in keys)
+    if any(missing):
+        index = next(i for i, r in enumerate(rows) if None in r[:nkeys])
+        raise QueryError(
+            f"record {index}: {model.__name__} has no primary key value; batch_update "
+            "writes existing rows (use batch_insert for new ones)"
+        )
+    if len(set(keys)) != len(keys):
+        seen: dict[Any, int] = {}
+        for index, key in enumerate(keys):
+            first = seen.setdefault(key, index)
+            if first != index:
+                raise QueryError(
+                    f"records {first} and {index}: {model.__name__} {key!r} appears twice in "
+                    "one batch_update"
+                )
+    return rows
+
+
+def batch_update(
+    model: type[ActiveRecord],
+    records: Iterable[ActiveRecord],
+    fields: Iterable[str] | None = None,
+    *,
+    batch_size: int | None = None,
+    touch: bool = True,
+) -> int:
+    """Write ``fields`` of every record by primary key; see the module docs and
+    :meth:`ActiveRecord.batch_update <activerecord.model.ActiveRecord.batch_update>`."""
+    info = model.__ar_info__
+    items = list(records)
+    if not items:
+        return 0
+    if not all(map(isinstance, items, itertools.repeat(model))):
+        index, record = next((i, r) for i, r in enumerate(items) if not isinstance(r, model))
+        raise TypeError(
+            f"record {index}: expected a {model.__name__}, got {type(record).__name__}"
+        )
+    names = _resolve_fields(model, items, fields)
+    if not names:
+        return 0  # fields=None and nothing changed: no SQL, like save()
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
+    rows = _rows(model, items, row_fields, lock)
+    defaults = model._update_defaults() if touch else {}
+    scalars = tuple(f for f in defaults if f not in names and f != lock)
+    db = model.database()
+    facts = db.facts
+    dialect = db.engine.dialect
+    style = facts.batch_update_style
+    size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
+    if size < 1:
+        raise QueryError("batch_size must be at least 1")
+    procs = _processors(info, row_fields, dialect)
+    scalar_values = [defaults[f] for f in scalars]
+    for j, proc in _processors(info, scalars, dialect):
+        scalar_values[j] = proc(scalar_values[j])
+
+    count = 0
+    try:
+        with write_connection(db, statements=2) as conn:
+            for start in range(0, len(items), size):
+                chunk = rows[start:start + size]
+                if procs:
+                    chunk = [_process(row, procs) for row in chunk]
+                plan = _plan(model, dialect, style, tuple(names), scalars, len(chunk))
+                matched = _run_chunk(conn, plan, chunk, tuple(scalar_values))
+                if lock and matched != len(chunk):
+                    raise _StaleChunk(start, start + len(chunk))
+                count += matched
+    except _StaleChunk as stale:
+        raise _stale_error(model, items, stale.start) from None
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc, context=f"batch update of {model.__name__}") from exc
+    stamps = {f: defaults[f] for f in scalars}
+    for record, row in zip(items, rows):
+        if stamps:
+            record.__dict__.update(stamps)
+        if lock:
+            record.__dict__[lock] = row[-1] + 1
+        record._mark_persisted()
+    return count
+
+
+def _process(
+    row: tuple[Any, ...], procs: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for j, proc in procs:
+        values[j] = proc(values[j])
+    return tuple(values)
+
+
+def _run_chunk(
+    conn: sa.Connection, plan: _Plan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]
+) -> int:
+    params: Any
+    if plan.columnar:
+        arrays: list[Any] = [list(column) for column in zip(*rows)]
+        arrays.extend(scalars)
+        if plan.order is not None:
+            params = tuple(arrays[k] for k in plan.order)
+        else:
+            assert plan.names is not None
+            params = dict(zip(plan.names, arrays))
+    elif plan.per_row:
+        if plan.order is not None:
+            pick = operator.itemgetter(*plan.order)  # a statement has >= 2 parameters
+            if scalars:
+                params = [pick(r + scalars) for r in rows]
+            else:
+                params = list(map(pick, rows))
+        else:
+            assert plan.names is not None
+            params = [dict(zip(plan.names, r + scalars)) for r in rows]
+    else:
+        flat = [value for r in rows for value in r]
+        flat.extend(scalars)
+        if plan.order is not None:
+            params = operator.itemgetter(*plan.order)(flat)
+        else:
+            assert plan.names is not None
+            params = dict(zip(plan.names, flat))
+    # The statement is a compiled Core construct (see _plan); only its parameters change.
+    result = conn.exec_driver_sql(plan.sql, params)
+    return int(result.rowcount)
+
+
+def _stale_error(
+    model: type[ActiveRecord], records: list[ActiveRecord], start: int
+) -> StaleRecordError:
+    """Name every record from ``start`` on whose row is gone or has another version.
+
+    Records before ``start`` matched in earlier chunks; the rest are read again (after the
+    rollback) so the error names all stale records, not only those of the failing chunk.
+    """
+    info = model.__ar_info__
+    lock = model._lock_field()
+    assert lock is not None
+    pk_columns = [info.columns[f] for f in info.pk_fields]
+    get_keys = operator.itemgetter(*info.pk_fields)
+    key_expr = pk_columns[0] if len(pk_columns) == 1 else sa.tuple_(*pk_columns)
+    stale: list[tuple[int, Any]] = []
+    with read_connection(model.database()) as conn:
+        for chunk_start in range(start, len(records), 1000):
+            wanted = {
+                get_keys(_original(r) or r.__dict__): i
+                for i, r in enumerate(records[chunk_start:chunk_start + 1000], chunk_start)
+            }
+            stmt = sa.select(*pk_columns, info.columns[lock]).where(key_expr.in_(list(wanted)))
+            current = {
+                (tuple(row[:-1]) if len(pk_columns) > 1 else row[0]): row[-1]
+                for row in conn.execute(stmt)
+            }
+            for key, index in wanted.items():
+                record = records[index]
+                if current.get(key) != (_original(record) or record.__dict__)[lock]:
+                    stale.append((index, key))
+    if not stale:  # changed back meanwhile: name the failing chunk's first record
+        first = records[start]
+        stale = [(start, get_keys(_original(first) or first.__dict__))]
+    stale.sort()
+    shown = ", ".join(f"record {i} ({k!r})" for i, k in stale[:20])
+    more = f" and {len(stale) - 20} more" if len(stale) > 20 else ""
+    return StaleRecordError(
+        f"{len(stale)} {model.__name__} record(s) were changed or deleted since they were read: "
+        f"{shown}{more}; nothing was written",
+        model=model.__name__,
+        keys=[k for _, k in stale],
+        indexes=[i for i, _ in stale],
+    )

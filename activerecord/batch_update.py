@@ -141,7 +141,8 @@ def batch_update_statement(
     if lock:
         criteria.append(info.columns[lock] == refs[-1])
         values[lock] = refs[-1] + sa.literal_column("1", sa.Integer)
-    return sa.update(table).where(*criteria).values(values)
+    # Keyed by Column: on an existing table a column's key may differ from its field name.
+    return sa.update(table).where(*criteria).values(info.by_column(values))
 
 
 @functools.lru_cache(maxsize=64)

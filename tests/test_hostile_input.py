@@ -162,7 +162,8 @@ def test_quoted_identifiers_for_odd_table_and_column_names(db, backend):
         weird.drop(conn, checkfirst=True)
         weird.create(conn)
     try:
-        rows = [Odd.create(value=p) for p in PAYLOADS[:10]]
+        rows = Odd.batch_insert_from_dicts([{"value": p} for p in PAYLOADS[:10]])
+        assert isinstance(rows, list)
         assert [Odd.find(r.id).value for r in rows] == PAYLOADS[:10]
         assert Odd.query().where({"select": "'"}).count() == 1
     finally:

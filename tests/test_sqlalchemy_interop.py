@@ -193,8 +193,7 @@ def test_existing_table_with_other_column_names(db, backend):
         legacy_table.drop(conn, checkfirst=True)
         legacy_table.create(conn)
     ann = Person.create(name="Ann")
-    Person.create(name="Bob")
-    Person.create(name="Cy")
+    Person.batch_insert([Person(name="Bob"), Person(name="Cy")])
     assert Person.find(ann.id).name == "Ann"
     ann.visits = 3
     ann.save()
@@ -202,6 +201,11 @@ def test_existing_table_with_other_column_names(db, backend):
     bump = {"visits": activerecord.col("visits") + 2}
     assert Person.query().where({"visits": 0}).update(bump) == 2
     assert sorted(p.visits for p in Person.query().all()) == [2, 2, 3]
+    people = Person.query().order_by("id").all()
+    for p in people:
+        p.visits += 10
+    assert Person.batch_update(people) == 3
+    assert sorted(p.visits for p in Person.query().all()) == [12, 12, 13]
     assert Person.query().where({"FullName": "Bob"}).count() == 1  # column names work too
     with db.engine.begin() as conn:
         legacy_table.drop(conn)

@@ -270,9 +270,8 @@ def column_for_field(
     args: list[Any] = []
     if opts.foreign_key:
         args.append(sa.ForeignKey(opts.foreign_key))
+    # A str is a literal value (quoted, as SQLAlchemy does); sa.text("now()") is SQL.
     server_default: Any = opts.server_default
-    if isinstance(server_default, str):
-        server_default = sa.text(server_default)
     return sa.Column(
         opts.name or field_name,
         sa_type,

@@ -23,6 +23,7 @@
         │   └── NotNullViolation
         ├── DataError                    (value out of range, too long, invalid for the column)
         ├── DatabaseConnectionError      (ConnectionError)
+        │   └── PoolTimeoutError         (no pooled connection free within pool_timeout)
         └── TransactionConflictError     (deadlock, serialization failure, lock wait)
 
 Example::
@@ -51,6 +52,7 @@ __all__ = [
     "NotConnectedError",
     "NotNullViolation",
     "ParameterCountError",
+    "PoolTimeoutError",
     "QueryError",
     "RecordNotFound",
     "SchemaError",
@@ -256,6 +258,15 @@ class DataError(DatabaseError):
 
 class DatabaseConnectionError(DatabaseError, ConnectionError):
     """The connection to the database failed or was lost."""
+
+
+class PoolTimeoutError(DatabaseConnectionError):
+    """Every pooled connection stayed in use for the engine's ``pool_timeout``.
+
+    More threads work at once than ``pool_size + max_overflow`` allows, or connections are
+    held too long (a long ``Transaction``, a raw connection never closed). ``orig`` is
+    SQLAlchemy's ``TimeoutError``.
+    """
 
 
 class TransactionConflictError(DatabaseError):

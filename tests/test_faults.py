@@ -151,3 +151,35 @@ def test_lock_timeout_is_typed_and_retry_succeeds(fresh, db, backend):
         release.set()
         holder.join(10)
     assert User.find_one({"username": "u0"}).login_count == 2
+
+
+def test_connection_killed_mid_batch_update(fresh, db, backend):
+    """batch_update has no progress callback: an engine event kills the session before its
+    second UPDATE statement runs (the event only observes; the kill is a real server one)."""
+    fresh(User)
+    records = users(30)
+    User.batch_insert(records)
+    for record in records:
+        record.login_count = 7
+    updates: list[str] = []
+
+    def before_execute(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            updates.append(statement)
+            if len(updates) == 2:
+                assert kill_other_connections(db) >= 1
+
+    sa.event.listen(db.engine, "before_cursor_execute", before_execute)
+    try:
+        with pytest.raises(DatabaseError) as info:
+            User.batch_update(records, ["login_count"], batch_size=10)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", before_execute)
+    assert isinstance(info.value, DatabaseConnectionError), repr(info.value)
+    assert info.value.orig is not None
+    assert len(updates) == 2  # the first chunk ran, the second met the dead connection
+    # the first chunk was rolled back with the rest, and the engine recovers on the next call
+    assert User.query().where({"login_count": 7}).count() == 0
+    assert User.query().count() == 30
+    assert User.batch_update(records, ["login_count"], batch_size=10) == 30
+    assert User.query().where({"login_count": 7}).count() == 30

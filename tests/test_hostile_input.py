@@ -6,8 +6,11 @@ any SQL runs; no payload may ever execute (the canary table survives, row counts
 
 from __future__ import annotations
 
+import io
+import json
 from typing import Annotated
 
+import pandas as pd
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
@@ -60,6 +63,16 @@ class Canary(ActiveRecord):
 
     id: int | None = None
     alive: bool = True
+
+
+class Keyed(ActiveRecord):
+    """A unique key to upsert on."""
+
+    __table_name__ = "hostile_keyed"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=100), Col(unique=True)]
+    note: str = ""
 
 
 def _setup(fresh):
@@ -132,7 +145,19 @@ def test_names_are_rejected_before_sql(fresh, db, backend, payload):
         Item.batch_insert_from_dicts([{"name": "n", payload: "x"}])
     with pytest.raises(UnknownColumnError):
         Item.query().sum(payload)
+    record = Item.find_one({"name": "keep"})
+    assert record is not None
+    record.qty = 5
+    with pytest.raises(UnknownColumnError):
+        Item.batch_update([record], [payload])
+    with pytest.raises(UnknownColumnError):
+        Item.load_jsonl(io.StringIO('{"name": "n"}\n'), upsert=[payload])
+    with pytest.raises(UnknownColumnError):
+        Item.insert_dataframe(pd.DataFrame({"name": ["n"]}), upsert=[payload])
+    with pytest.raises(UnknownColumnError):
+        Item.load_jsonl(io.StringIO(json.dumps({"name": "n", payload: "x"}) + "\n"))
     assert Item.query().count() == 1
+    assert Item.find(record.id).qty == 0
     assert _canary_alive(db)
 
 
@@ -169,3 +194,21 @@ def test_quoted_identifiers_for_odd_table_and_column_names(db, backend):
     finally:
         with db.engine.begin() as conn:
             weird.drop(conn)
+
+
+def test_upsert_keys_and_values_round_trip(fresh, db, backend):
+    """Payloads as the values of a conflict target and as the values an upsert writes."""
+    fresh(Keyed, Canary)
+    Canary.create()
+    keys = [p for p in PAYLOADS if _allowed(p, backend) and len(p) <= 100]
+    lines = "".join(json.dumps({"code": p, "note": "old"}) + "\n" for p in keys)
+    assert Keyed.load_jsonl(io.StringIO(lines), upsert=["code"]) == len(keys)
+    # the second load hits every key: each row gets the next payload as its note
+    notes = {p: PAYLOADS[(i + 1) % len(PAYLOADS)] for i, p in enumerate(keys)}
+    notes = {p: n for p, n in notes.items() if _allowed(n, backend)}
+    frame = pd.DataFrame({"code": list(notes), "note": list(notes.values())})
+    assert Keyed.insert_dataframe(frame, upsert=["code"]) == len(notes)
+    assert Keyed.query().count() == len(keys)
+    stored = {k.code: k.note for k in Keyed.query().all()}
+    assert stored == {p: notes.get(p, "old") for p in keys}
+    assert _canary_alive(db)

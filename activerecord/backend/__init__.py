@@ -25,6 +25,7 @@ from .dialects import DialectFacts
 from .transaction import (
     Transaction,
     after_commit,
+    checkout,
     current_connection,
     in_transaction,
     resolve_database,
@@ -167,7 +168,7 @@ def get_connection(target: Any = None) -> RawConnection:
     ambient = current_connection(db)
     if ambient is not None:
         return RawConnection(ambient.connection.dbapi_connection, None, facts)
-    conn = db.engine.connect()
+    conn = checkout(db)
     try:
         dbapi = conn.connection.dbapi_connection
         facts.set_autocommit(dbapi, True)

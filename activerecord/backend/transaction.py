@@ -33,13 +33,19 @@ from typing import Any, ParamSpec, TypeVar
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from ..errors import ConfigurationError, DatabaseError, TransactionConflictError
+from ..errors import (
+    ConfigurationError,
+    DatabaseError,
+    PoolTimeoutError,
+    TransactionConflictError,
+)
 from .database import DEFAULT, Database, get_database
 from .dialects import is_conflict, normalize_isolation_level, translate_error
 
 __all__ = [
     "Transaction",
     "after_commit",
+    "checkout",
     "current_connection",
     "in_transaction",
     "is_retryable",
@@ -246,10 +252,7 @@ class Transaction:
 
     def _begin(self, db: Database) -> _Entry:
         setup = db.facts.transaction_setup(self.isolation_level, self.read_only)
-        try:
-            conn = db.engine.connect()
-        except sa_exc.DBAPIError as exc:
-            raise translate_error(exc, context="cannot connect") from exc
+        conn = checkout(db)
         try:
             conn.begin()
             for statement in setup.begin:
@@ -464,6 +467,23 @@ def is_retryable(exc: BaseException) -> bool:
     return False
 
 
+def checkout(db: Database) -> sa.Connection:
+    """A connection from ``db``'s pool, with failures as library errors.
+
+    :class:`~activerecord.errors.PoolTimeoutError` when no pooled connection became free
+    within the engine's ``pool_timeout``; :class:`~activerecord.errors.DatabaseConnectionError`
+    (or another translated error) when connecting failed.
+    """
+    try:
+        return db.engine.connect()
+    except sa_exc.TimeoutError as exc:  # not a DBAPIError: the pool gave up, not the driver
+        raise PoolTimeoutError(
+            f"no free connection in the pool of database {db.name!r}: {exc}", orig=exc
+        ) from exc
+    except sa_exc.DBAPIError as exc:
+        raise translate_error(exc, context="cannot connect") from exc
+
+
 @contextmanager
 def read_connection(db: Database) -> Iterator[sa.Connection]:
     """A connection for reads: the ambient transaction's, or a pooled one returned after."""
@@ -471,7 +491,7 @@ def read_connection(db: Database) -> Iterator[sa.Connection]:
     if frame is not None:
         yield frame.conn
         return
-    with db.engine.connect() as conn:
+    with checkout(db) as conn:
         yield conn
 
 

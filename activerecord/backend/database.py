@@ -11,15 +11,18 @@ Example::
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigurationError, NotConnectedError
+from ..errors import ConfigurationError, NotConnectedError, PoolTimeoutError
 from ..log import before_cursor_execute
-from .dialects import DialectFacts
+from .dialects import DialectFacts, translate_error
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
 
@@ -52,12 +55,38 @@ class Database:
         if facts is None:
             with self._lock:
                 if self._facts is None:
-                    self._facts = DialectFacts.probe(self.engine)
+                    with _connect_errors(self):
+                        self._facts = DialectFacts.probe(self.engine)
                 facts = self._facts
         return facts
 
     def __repr__(self) -> str:
         return f"<Database {self.name!r} {self.engine.url.render_as_string(hide_password=True)}>"
+
+
+@contextmanager
+def _connect_errors(db: Database) -> Iterator[None]:
+    """Turn a failure to get a connection into the library's errors."""
+    try:
+        yield
+    except sa_exc.TimeoutError as exc:  # not a DBAPIError: the pool gave up, not the driver
+        raise PoolTimeoutError(
+            f"no free connection in the pool of database {db.name!r}: {exc}", orig=exc
+        ) from exc
+    except sa_exc.DBAPIError as exc:
+        raise translate_error(exc, context="cannot connect") from exc
+
+
+def checkout(db: Database) -> sa.Connection:
+    """A connection from ``db``'s pool, with failures as library errors.
+
+    :class:`~activerecord.errors.PoolTimeoutError` when no pooled connection became free
+    within the engine's ``pool_timeout``; :class:`~activerecord.errors.DatabaseConnectionError`
+    (or another translated error) when connecting failed.
+    """
+    with _connect_errors(db):
+        return db.engine.connect()
+    raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
 _registry: dict[str, Database] = {}

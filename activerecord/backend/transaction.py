@@ -36,10 +36,9 @@ from sqlalchemy import exc as sa_exc
 from ..errors import (
     ConfigurationError,
     DatabaseError,
-    PoolTimeoutError,
     TransactionConflictError,
 )
-from .database import DEFAULT, Database, get_database
+from .database import DEFAULT, Database, checkout, get_database
 from .dialects import is_conflict, normalize_isolation_level, translate_error
 
 __all__ = [
@@ -465,23 +464,6 @@ def is_retryable(exc: BaseException) -> bool:
             return True
         current = current.__cause__
     return False
-
-
-def checkout(db: Database) -> sa.Connection:
-    """A connection from ``db``'s pool, with failures as library errors.
-
-    :class:`~activerecord.errors.PoolTimeoutError` when no pooled connection became free
-    within the engine's ``pool_timeout``; :class:`~activerecord.errors.DatabaseConnectionError`
-    (or another translated error) when connecting failed.
-    """
-    try:
-        return db.engine.connect()
-    except sa_exc.TimeoutError as exc:  # not a DBAPIError: the pool gave up, not the driver
-        raise PoolTimeoutError(
-            f"no free connection in the pool of database {db.name!r}: {exc}", orig=exc
-        ) from exc
-    except sa_exc.DBAPIError as exc:
-        raise translate_error(exc, context="cannot connect") from exc
 
 
 @contextmanager

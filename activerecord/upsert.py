@@ -61,7 +61,7 @@ from .backend.dialects import translate_error
 from .backend.transaction import Transaction, write_connection
 from .batch import ProgressCallback, _chunks, _mark_persisted, _Preparer, _Progress, _write_chunk
 from .errors import BatchValidationError, QueryError, UniqueViolation, ValidationError
-from .insert.conflict import ConflictKey, find_existing, key_of, resolve_target, unique_keys
+from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
 from .insert.locate import WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy, strategy_for
@@ -234,6 +234,7 @@ class _Run:
         self.facts = self.db.facts
         self.dialect = self.db.engine.dialect
         self._plans: dict[tuple[MergeSpec, int], MergePlan] = {}
+        self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
 
     def chunk(
@@ -273,17 +274,25 @@ class _Run:
         info = self.info
         found: dict[int, tuple[Any, ...]] = {}
         remaining = positions
+        stored, changing = self.read_fields()
         for key in self.keys:
-            wanted = {key_of(datas[p], key): p for p in remaining}
-            wanted.pop(None, None)
+            get = key_getter(key)
+            wanted: dict[Any, int] = {}
+            for p in remaining:
+                value = get(datas[p])
+                if value is not None:
+                    wanted[value] = p
             if not wanted:
                 continue
             piece = min(_LOOKUP_ROWS, (self.facts.max_params or 65_535) // len(key.fields))
-            existing = find_existing(conn, self.model, key, list(wanted), piece=piece)  # type: ignore[arg-type]
+            existing = find_existing(
+                conn, self.model, key, list(wanted), piece=piece,
+                any_array=self.facts.lookup_any_array, extra=stored,
+            )
             for value, p in wanted.items():
-                hit = existing.get(value)  # type: ignore[arg-type]
+                hit = existing.get(value)
                 if hit is not None:
-                    found[p] = hit[0]
+                    found[p] = hit
             remaining = [p for p in remaining if p not in found]
         new = remaining
         if new:
@@ -304,15 +313,17 @@ class _Run:
                 if isinstance(translate_error(exc), UniqueViolation):
                     raise _Raced from exc
                 raise
-        pk_fields = info.pk_fields
-        for p, pk_value in found.items():
-            data = datas[p]
-            for fname, value in zip(pk_fields, pk_value):
-                data[fname] = value
+        names = [*info.pk_fields, *stored]
+        adapters = [None] * len(info.pk_fields) + [info.adapter(f) for f in stored]
+        for p, hit in found.items():
+            datas[p].update(
+                (f, v if a is None else a.validate_python(v))
+                for f, a, v in zip(names, adapters, hit)
+            )
         existing_positions = [p for p in positions if p in found]
         updated = self._merge(conn, datas, given, existing_positions) if existing_positions else 0
-        if self.refresh and existing_positions:
-            self._read_back(conn, datas, given, existing_positions)
+        if changing and existing_positions:
+            self._read_back(conn, datas, changing, existing_positions)
         return new, UpsertResult(len(new), updated, len(existing_positions) - updated)
 
     def _merge(
@@ -369,26 +380,40 @@ class _Run:
             self._plans[(spec, rows)] = plan
         return plan
 
+    def read_fields(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The stored values existing rows give back to instances (none for dicts): read with
+        the lookup (columns the upsert leaves alone), and after the update (columns it may
+        change: ``updated_at``, the lock version, expressions, ``deleted_at`` on revive)."""
+        if not self.refresh:
+            return (), ()
+        if self._read_fields is None:
+            info = self.info
+            written = set(info.pk_fields)
+            changing: set[str] = set()
+            if self.updates is not None:  # (insert-or-ignore reads the whole stored row)
+                updates = self.updates
+                written |= set(updates.key.fields)
+                values = updates.values_for(None)
+                written |= {f for f, v in values.items() if v is None}
+                changing = {f for f, v in values.items() if v is not None}
+                changing |= set(updates.scalar_values)
+                if self.model._lock_field():
+                    changing.add(self.model._lock_field())  # type: ignore[arg-type]
+            self._read_fields = (
+                tuple(f for f in info.fields if f not in written and f not in changing),
+                tuple(f for f in info.fields if f in changing),
+            )
+        return self._read_fields
+
     def _read_back(
         self,
         conn: sa.Connection,
         datas: list[dict[str, Any]],
-        given: list[tuple[str, ...]] | None,
+        fields: Sequence[str],
         positions: list[int],
     ) -> None:
-        """Existing rows: give the instances the stored values of the columns the upsert did
-        not write from them (timestamps, expressions, columns left alone)."""
+        """Existing rows: give the instances the stored values of ``fields`` after the update."""
         info = self.info
-        written = set(info.pk_fields)
-        if self.updates is not None:  # (insert-or-ignore reads the whole stored row)
-            written |= set(self.updates.key.fields)
-            written |= {
-                f for f, v in self.updates.values_for(None if given is None else ()).items()
-                if v is None
-            }
-        fields = [f for f in info.fields if f not in written]
-        if not fields:
-            return
         pk_cols = [info.columns[f] for f in info.pk_fields]
         key_expr: Any = pk_cols[0] if len(pk_cols) == 1 else sa.tuple_(*pk_cols)
         get_key = itemgetter(*info.pk_fields)
@@ -422,23 +447,19 @@ def _process(row: tuple[Any, ...], procs: list[tuple[int, Any]]) -> tuple[Any, .
 
 def _generations(datas: list[dict[str, Any]], keys: list[ConflictKey]) -> list[list[int]]:
     """Positions split so no key repeats within one part; parts apply in order."""
-    seen: dict[tuple[int, tuple[Any, ...]], int] = {}
     out: list[list[int]] = [[]]
-    single = len(keys) == 1 and keys[0]
+    getters = [key_getter(k) for k in keys]
+    if len(keys) == 1:
+        get = getters[0]
+        values = [get(data) for data in datas]
+        if len(set(values)) == len(values):  # the usual: no key repeats
+            return [list(range(len(datas)))]
+    seen: dict[tuple[int, Any], int] = {}
     for p, data in enumerate(datas):
-        if single:
-            value = key_of(data, single)
-            if value is None:
-                gen = 0
-            else:
-                gen = seen.get((0, value), 0)
-                seen[(0, value)] = gen + 1
-        else:
-            found = [(n, key_of(data, k)) for n, k in enumerate(keys)]
-            found = [f for f in found if f[1] is not None]
-            gen = max((seen.get(f, 0) for f in found), default=0)  # type: ignore[arg-type]
-            for f in found:
-                seen[f] = gen + 1  # type: ignore[index]
+        found = [(n, v) for n, v in enumerate(g(data) for g in getters) if v is not None]
+        gen = max((seen.get(f, 0) for f in found), default=0)
+        for f in found:
+            seen[f] = gen + 1
         while len(out) <= gen:
             out.append([])
         out[gen].append(p)

@@ -450,3 +450,16 @@ def test_merge_statement_compiles_per_dialect(dialect, style, expected):
     sql = " ".join(str(merge_statement(Member, spec, style, 2).compile(dialect=dialect)).split())
     assert expected in sql
     assert "updated_at=" in sql.replace(" = ", "=")
+
+
+def test_multi_row_plan_grown_from_one_row_equals_the_compiled_statement():
+    from activerecord.insert.merge import MergePlan
+
+    spec = MergeSpec.build(
+        Member, {"username": None, "logins": col("logins") + excluded("logins") + 3},
+        scalars=("updated_at",),
+    )
+    dialect = mysql.pymysql.dialect()
+    grown = MergePlan.compile(Member, spec, "union", 9, dialect, binary_text=True)
+    assert grown == MergePlan._compile(Member, spec, "union", 9, dialect, True)
+    assert grown.sql.count("UNION ALL") == 8 and "CAST(up_members.username AS BINARY)" in grown.sql

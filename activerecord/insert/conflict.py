@@ -26,8 +26,9 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
     from ..meta import ModelInfo
     from ..model import ActiveRecord
 
-__all__ = ["ConflictKey", "find_existing", "resolve_target", "unique_keys"]
+__all__ = ["ConflictKey", "find_existing", "key_getter", "resolve_target", "unique_keys"]
 
 #: Where :func:`activerecord.soft_unique` registers its keys on the table.
 _LIVE_KEYS = "activerecord_soft_unique"
@@ -122,42 +123,54 @@ def resolve_target(info: ModelInfo, target: str | Sequence[str] | None) -> Confl
     )
 
 
-def key_of(data: dict[str, Any], key: ConflictKey) -> tuple[Any, ...] | None:
-    """The row's value of the key, or None when part of it is NULL (NULL never conflicts)."""
-    value = tuple(data.get(f) for f in key.fields)
-    return None if None in value else value
+def key_getter(key: ConflictKey) -> Callable[[dict[str, Any]], Any]:
+    """A function giving a row's value of the key (a tuple for several columns), or None
+    when part of it is NULL (NULL never conflicts)."""
+    if len(key.fields) == 1:
+        return itemgetter(key.fields[0])
+    get = itemgetter(*key.fields)
+
+    def value(data: dict[str, Any]) -> Any:
+        found = get(data)
+        return None if None in found else found
+
+    return value
 
 
 def find_existing(
     conn: sa.Connection,
     model: type[ActiveRecord],
     key: ConflictKey,
-    values: Sequence[tuple[Any, ...]],
+    values: Sequence[Any],
     *,
     piece: int,
-    lock: bool = True,
-) -> dict[tuple[Any, ...], tuple[tuple[Any, ...], bool]]:
-    """The rows holding these key values: key -> (primary key, soft-deleted?).
+    any_array: bool = False,
+    extra: Sequence[str] = (),
+) -> dict[Any, tuple[Any, ...]]:
+    """The rows holding these key values: key value -> (primary key..., ``extra`` fields...).
 
     Rows are locked (``FOR UPDATE``; SQLite has one writer and ignores it) so that they
-    cannot change or go before the write. ``piece`` bounds the values per statement.
+    cannot change or go before the write. ``piece`` bounds the values per ``IN`` list;
+    ``any_array`` sends a one-column key as one array (``= ANY(:values)``, PostgreSQL).
     """
     info = model.__ar_info__
     pk_cols = [info.columns[f] for f in info.pk_fields]
     key_cols = [info.columns[f] for f in key.fields]
-    deleted = model._scope_criteria("only_deleted")
-    flag: Any = sa.and_(*deleted) if deleted else sa.false()
-    expr: Any = key_cols[0] if len(key_cols) == 1 else sa.tuple_(*key_cols)
-    found: dict[tuple[Any, ...], tuple[tuple[Any, ...], bool]] = {}
-    npk, nkey = len(pk_cols), len(key_cols)
-    for start in range(0, len(values), piece):
-        part = values[start : start + piece]
-        wanted = [v[0] for v in part] if nkey == 1 else list(part)
-        stmt = sa.select(*pk_cols, *key_cols, flag.label("ar_deleted")).where(expr.in_(wanted))
+    extra_cols = [info.columns[f] for f in extra]
+    nkey = len(key_cols)
+    expr: Any = key_cols[0] if nkey == 1 else sa.tuple_(*key_cols)
+    found: dict[Any, tuple[Any, ...]] = {}
+    step = len(values) if any_array and nkey == 1 else piece
+    for start in range(0, len(values), max(step, 1)):
+        part = list(values[start : start + step])
+        if any_array and nkey == 1:
+            criterion = expr == sa.any_(sa.bindparam("keys", part, type_=sa.ARRAY(expr.type)))
+        else:
+            criterion = expr.in_(part)
+        stmt = sa.select(*key_cols, *pk_cols, *extra_cols).where(criterion)
         if key.live_only:
             stmt = stmt.where(*model._scope_criteria("default"))
-        if lock:
-            stmt = stmt.with_for_update()
+        stmt = stmt.with_for_update()
         for row in conn.execute(stmt):
-            found[tuple(row[npk : npk + nkey])] = (tuple(row[:npk]), bool(row[-1]))
+            found[row[0] if nkey == 1 else tuple(row[:nkey])] = tuple(row[nkey:])
     return found

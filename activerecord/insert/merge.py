@@ -40,6 +40,7 @@ from sqlalchemy.sql import visitors
 from ..backend.dialects import bind_processor
 from ..errors import QueryError
 from ..query.expression import Excluded
+from .shape import positional
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -106,9 +107,9 @@ def _refs(style: str, columns: Sequence[sa.Column[Any]], nrows: int) -> list[Any
         return [values.c[f"c{j}"] for j in range(len(columns))]
     if style == "union":
         selects = [
+            # Every row labelled alike, so one row's text repeats (see MergePlan.compile).
             sa.select(*[
-                sa.bindparam(f"r{i}_{j}", type_=c.type).label(f"c{j}") if i == 0
-                else sa.bindparam(f"r{i}_{j}", type_=c.type)
+                sa.bindparam(f"r{i}_{j}", type_=c.type).label(f"c{j}")
                 for j, c in enumerate(columns)
             ])
             for i in range(nrows)
@@ -194,6 +195,52 @@ class MergePlan:
     def compile(
         cls, model: type[ActiveRecord], spec: MergeSpec, style: str, nrows: int,
         dialect: sa.Dialect, *, binary_text: bool = False,
+    ) -> MergePlan:
+        """The plan for ``nrows`` rows. Multi-row forms are compiled for 2, 3 and 4 rows and
+        grown by repeating one row's text (checked: growing 2 to 4 must give the compiled 4),
+        since compiling thousands of rows costs SQLAlchemy about a second."""
+        if style in ("union", "values") and nrows > 4:
+            dialect = positional(dialect)  # one row's text repeats only without row names
+            two, three, four = (
+                cls._compile(model, spec, style, n, dialect, binary_text) for n in (2, 3, 4)
+            )
+            grown = two._grow(three, 4)
+            if grown is not None and grown == four:
+                return two._grow(three, nrows) or four
+        return cls._compile(model, spec, style, nrows, dialect, binary_text)
+
+    def _grow(self, three: MergePlan, nrows: int) -> MergePlan | None:
+        """This two-row plan grown to ``nrows`` rows, by the row that ``three`` adds."""
+        w = self.width
+        extra = len(three.sql) - len(self.sql)
+        if self.names is not None or len(three.slots) - len(self.slots) != w or extra <= 0:
+            return None
+        at = next(
+            (a for a in range(len(self.slots) + 1)
+             if three.slots[:a] == self.slots[:a] and three.slots[a + w:] == self.slots[a:]),
+            None,
+        )
+        prefix = 0
+        while prefix < len(self.sql) and self.sql[prefix] == three.sql[prefix]:
+            prefix += 1
+        cut = next(
+            (i for i in range(prefix, -1, -1) if three.sql[i + extra:] == self.sql[i:]), None
+        )
+        if at is None or cut is None:
+            return None
+        segment = three.sql[cut:cut + extra]
+        row_slots = three.slots[at:at + w]
+        slots = list(self.slots[:at])
+        for r in range(nrows - 2):
+            slots += [(kind, v + r * w) if kind == 0 else (kind, v) for kind, v in row_slots]
+        slots += self.slots[at:]
+        sql = self.sql[:cut] + segment * (nrows - 2) + self.sql[cut:]
+        return MergePlan(sql, tuple(slots), None, self.style, w)
+
+    @classmethod
+    def _compile(
+        cls, model: type[ActiveRecord], spec: MergeSpec, style: str, nrows: int,
+        dialect: sa.Dialect, binary_text: bool,
     ) -> MergePlan:
         stmt = merge_statement(model, spec, style, nrows, binary_text=binary_text)
         compiled = stmt.compile(dialect=dialect)

@@ -463,3 +463,31 @@ def test_multi_row_plan_grown_from_one_row_equals_the_compiled_statement():
     grown = MergePlan.compile(Member, spec, "union", 9, dialect, binary_text=True)
     assert grown == MergePlan._compile(Member, spec, "union", 9, dialect, True)
     assert grown.sql.count("UNION ALL") == 8 and "CAST(up_members.username AS BINARY)" in grown.sql
+
+
+@pytest.mark.backends("postgresql")
+def test_a_key_inserted_concurrently_after_the_lookup_is_updated_on_a_retry(db, fresh):
+    """Another transaction commits one of the chunk's new keys between our lookup and our
+    insert: the chunk rolls back to its savepoint and runs again, finding that row."""
+    fresh(Member)
+    fired: list[str] = []
+
+    def race(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if not fired and "FOR UPDATE" in statement and "up_members" in statement:
+            fired.append(statement)
+            with db.engine.connect() as other:  # a second connection, committed at once
+                other.execute(sa.insert(Member.__table__).values(
+                    email="b@x", username="theirs", logins=0, score=0, status="active",
+                ))
+                other.commit()
+
+    sa.event.listen(db.engine, "after_cursor_execute", race)
+    try:
+        records = [Member(email="a@x", username="a"), Member(email="b@x", username="mine")]
+        result = Member.batch_upsert(records, conflict="email")
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", race)
+    assert fired
+    assert result == UpsertResult(inserted=1, updated=1)
+    assert {m.email: m.username for m in Member.query()} == {"a@x": "a", "b@x": "mine"}
+    assert records[1].id == Member.query().where({"email": "b@x"}).one().id

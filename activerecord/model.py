@@ -549,7 +549,12 @@ class ActiveRecord(BaseModel):
         from .batch import batch_insert
         from .io.dataframes import insert_dataframe, is_dataframe
 
-        if is_dataframe(rows) and on_conflict == "error":  # pandas/polars: NaN → NULL...
+        if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
+            if on_conflict != "error":
+                raise ValueError(
+                    "on_conflict is not supported for a DataFrame; use "
+                    "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
+                )
             loaded: list[T] | int = insert_dataframe(
                 cls, rows, validate=validate, batch_size=batch_size, progress=progress,
                 return_records=return_records,

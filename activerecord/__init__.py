@@ -49,8 +49,10 @@ from .errors import (
 from .mixins import OptimisticLockMixin, TimestampMixin, optimistic_lock
 from .model import ActiveRecord, metadata
 from .query import SQL, Expression, Query, col
+from .query.expression import excluded, greatest, least
 from .schema import Col
 from .softdelete import SoftDeleteMixin, soft_unique
+from .upsert import UpsertResult
 
 __version__ = "0.1.0"
 
@@ -106,6 +108,7 @@ __all__ = [
     "UniqueViolation",
     "UnknownColumnError",
     "UnsafeWriteError",
+    "UpsertResult",
     "ValidationError",
     "__version__",
     "col",
@@ -113,8 +116,11 @@ __all__ = [
     "create_all",
     "disconnect",
     "drop_all",
+    "excluded",
     "get_connection",
     "get_database",
+    "greatest",
+    "least",
     "metadata",
     "optimistic_lock",
     "soft_unique",

@@ -228,11 +228,22 @@ def batch_insert(
     progress: bool | ProgressCallback = False,
     from_dicts: bool = False,
     return_records: bool = True,
+    on_conflict: str = "error",
 ) -> tuple[int, list[Any]]:
     """Insert ``records`` (instances, or dicts with ``from_dicts``); see the module docs.
 
     Returns the row count and, when ``return_records``, the inserted instances in input order.
+    ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`activerecord.upsert`).
     """
+    if on_conflict != "error":
+        if on_conflict != "ignore":
+            raise ValueError(f"on_conflict must be 'error' or 'ignore', got {on_conflict!r}")
+        from .upsert import insert_ignoring
+
+        return insert_ignoring(
+            model, records, validate=validate, batch_size=batch_size, progress=progress,
+            from_dicts=from_dicts, return_records=return_records,
+        )
     info = model.__ar_info__
     db = model.database()
     facts = db.facts

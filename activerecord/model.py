@@ -34,6 +34,8 @@ from .query.query import Query
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
+    from .upsert import UpsertResult
+
 __all__ = ["ActiveRecord", "metadata"]
 
 T = TypeVar("T", bound="ActiveRecord")
@@ -491,11 +493,14 @@ class ActiveRecord(BaseModel):
         validate: bool = True,
         batch_size: int | None = None,
         progress: Any = False,
+        on_conflict: str = "error",
     ) -> int:
         """Insert many instances in as few statements as the backend allows.
 
         Primary keys (and declared server defaults) are set on the instances, in input order.
         Atomic: on any failure nothing is written. Returns the number of rows inserted.
+        ``on_conflict="ignore"`` skips records whose primary or unique key already exists
+        (their instances get the existing row's key and values; see :meth:`batch_upsert`).
 
         >>> import activerecord
         >>> class Row(ActiveRecord):
@@ -511,7 +516,7 @@ class ActiveRecord(BaseModel):
 
         count, _ = batch_insert(
             cls, records, validate=validate, batch_size=batch_size, progress=progress,
-            return_records=False,
+            return_records=False, on_conflict=on_conflict,
         )
         return count
 
@@ -524,9 +529,12 @@ class ActiveRecord(BaseModel):
         batch_size: int | None = None,
         progress: Any = False,
         return_records: bool = True,
+        on_conflict: str = "error",
     ) -> list[T] | int:
         """Insert many rows given as dicts; return the created instances (or only the count
         with ``return_records=False``). Unknown keys are an error, with or without validation.
+        ``on_conflict="ignore"`` skips rows whose primary or unique key already exists (only
+        the inserted rows are returned or counted).
 
         >>> import activerecord
         >>> class Item(ActiveRecord):
@@ -542,6 +550,11 @@ class ActiveRecord(BaseModel):
         from .io.dataframes import insert_dataframe, is_dataframe
 
         if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
+            if on_conflict != "error":
+                raise ValueError(
+                    "on_conflict is not supported for a DataFrame; use "
+                    "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
+                )
             loaded: list[T] | int = insert_dataframe(
                 cls, rows, validate=validate, batch_size=batch_size, progress=progress,
                 return_records=return_records,
@@ -549,9 +562,58 @@ class ActiveRecord(BaseModel):
             return loaded
         count, records = batch_insert(
             cls, rows, validate=validate, batch_size=batch_size, progress=progress,
-            from_dicts=True, return_records=return_records,
+            from_dicts=True, return_records=return_records, on_conflict=on_conflict,
         )
         return records if return_records else count
+
+    @classmethod
+    def batch_upsert(
+        cls,
+        records: Iterable[Any],
+        *,
+        conflict: str | Sequence[str] | None = None,
+        update: Sequence[str] | Mapping[str, Any] | None = None,
+        validate: bool = True,
+        batch_size: int | None = None,
+        progress: Any = False,
+        revive: bool = False,
+        touch: bool = True,
+    ) -> UpsertResult:
+        """Insert the records (instances or dicts) whose key is new, update those whose key
+        exists; return an :class:`~activerecord.UpsertResult` with exact ``inserted``,
+        ``updated`` and ``unchanged`` counts on every backend.
+
+        ``conflict``: the unique key rows are matched on: column names, or a constraint or index
+        name (default: the primary key); anything that is not a unique key is an error before
+        any SQL. ``update``: what existing rows get: field names (take the incoming values), or
+        a dict whose values are ``excluded("f")`` (incoming), expressions over the stored row
+        (``col("n") + excluded("n")``, ``greatest(col("s"), excluded("s"))``, ``Expression``)
+        or constants. Default: every non-key field (for dicts, the fields each row gives),
+        without ``created_at``. ``()`` updates nothing. Only rows whose values change are
+        written and get ``updated_at`` (``touch=False``: never). A key repeated in one call:
+        the rows apply in order, the last one wins. A soft-deleted row holding the key is left
+        alone (``unchanged``) unless ``revive=True``. Primary keys are set on the instances,
+        new and existing; existing rows' other stored values (timestamps, columns computed by
+        expressions) are read back into them. Atomic. See :mod:`activerecord.upsert`.
+
+        >>> import activerecord
+        >>> class Sku(ActiveRecord):
+        ...     __table_name__ = "doc_skus"
+        ...     id: int | None = None
+        ...     qty: int = 0
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Sku.create_table()
+        >>> _ = Sku.batch_insert([Sku(id=1, qty=1)])
+        >>> items = [Sku(id=1, qty=5), Sku(id=2, qty=2), Sku(id=2, qty=2)]
+        >>> Sku.batch_upsert(items)
+        UpsertResult(inserted=1, updated=1, unchanged=1)
+        """
+        from .upsert import batch_upsert
+
+        return batch_upsert(
+            cls, records, conflict=conflict, update=update, validate=validate,
+            batch_size=batch_size, progress=progress, revive=revive, touch=touch,
+        )
 
     @classmethod
     def batch_update(

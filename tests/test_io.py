@@ -33,7 +33,7 @@ from activerecord import (
 from activerecord.__main__ import main
 from activerecord.io.display import MAX_ROWS, RecordList, text_table
 from activerecord.io.reading import iter_chunks
-from activerecord.io.upsert import _statement, check_upsert_key
+from activerecord.io.upsert import check_upsert_key
 
 from .conftest import backend_url, raw_count
 from .models import Status
@@ -350,27 +350,6 @@ def test_upsert_key_must_be_unique(db):
     with pytest.raises(UnknownColumnError):
         check_upsert_key(IoPerson, ["nope"])
     assert check_upsert_key(IoPerson, ["id"]) == ("id",)
-
-
-@pytest.mark.parametrize(
-    ("dialect", "expected"),
-    [
-        ("postgresql", "ON CONFLICT (email) DO UPDATE SET name = excluded.name"),
-        ("sqlite", "ON CONFLICT (email) DO UPDATE SET name = excluded.name"),
-        ("mysql", "ON DUPLICATE KEY UPDATE name = VALUES(name)"),
-    ],
-)
-def test_upsert_statement_compiles_per_dialect(dialect, expected):
-    from sqlalchemy.dialects import mysql, postgresql, sqlite
-
-    dialects = {
-        "postgresql": postgresql.dialect(),
-        "sqlite": sqlite.dialect(),
-        "mysql": mysql.dialect(),
-    }
-    stmt = _statement(IoPerson.__ar_info__, dialect, ("email",), ["name"])
-    sql = " ".join(str(stmt.compile(dialect=dialects[dialect])).split())
-    assert expected in sql
 
 
 # -- reading out -----------------------------------------------------------------------------

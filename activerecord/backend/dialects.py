@@ -98,6 +98,14 @@ class DialectFacts:
     #: ``"executemany"``: ``UPDATE t SET a = ? WHERE k = ?`` per row in the driver's C loop
     #: (SQLite: no round trips, so this beats one big statement).
     batch_update_style: str = "executemany"
+    #: Whether string equality must be asked for byte by byte to see every change: MySQL's
+    #: default collations ignore case and trailing spaces (``'a' <=> 'A'`` is true), so an
+    #: upsert compares strings as ``CAST(x AS BINARY)`` there before deciding a row changed.
+    text_compare_binary: bool = False
+    #: Whether an upsert looks its keys up as one array parameter (``key = ANY(:keys)``,
+    #: PostgreSQL: one value for psycopg to send, nothing for the server to parse) rather
+    #: than an ``IN`` list of one parameter per key.
+    lookup_any_array: bool = False
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -136,6 +144,8 @@ class DialectFacts:
             batch_update_style=_BATCH_UPDATE_STYLE.get(
                 "mysql" if name == "mariadb" else name, "executemany"
             ),
+            text_compare_binary=name in ("mysql", "mariadb"),
+            lookup_any_array=name == "postgresql",
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:

@@ -17,8 +17,8 @@ order when asked. Each fast path is exact, not a guess:
   row order; else one row per statement.
 * ``core``: SQLAlchemy Core executemany (``RETURNING ... sort_by_parameter_order``).
 
-An upsert fits the same plan: its construct replaces ``sa.insert(table)`` in the shape (not on
-the consecutive-key path: ``ON DUPLICATE KEY UPDATE`` is a "mixed-mode" insert on MySQL).
+An upsert (:mod:`activerecord.upsert`) inserts only the rows whose key it found absent, with
+these same strategies, and updates the others by primary key (:mod:`.merge`).
 
 Example::
 

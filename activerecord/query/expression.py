@@ -17,11 +17,13 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql.elements import TextClause
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.elements import ColumnClause, TextClause
+from sqlalchemy.sql.functions import GenericFunction
 
 from ..errors import ParameterCountError
 
-__all__ = ["Expression", "col", "fragment"]
+__all__ = ["Expression", "col", "excluded", "fragment", "greatest", "least"]
 
 _QUOTES = {"'", '"', "`"}
 
@@ -108,3 +110,60 @@ def col(name: str) -> sa.ColumnClause[Any]:
     if not isinstance(name, str):
         raise TypeError("col() takes a column name")
     return sa.column(name)
+
+
+class Excluded(ColumnClause[Any]):
+    """The incoming value of a column in an upsert (see :func:`excluded`)."""
+
+    inherit_cache = True
+
+
+def excluded(name: str) -> Excluded:
+    """In ``batch_upsert(update={...})``: the value the incoming row brings for ``name``.
+
+    ``col(name)`` is the value the existing row holds, so ``col("n") + excluded("n")`` adds
+    the incoming value to the stored one. Names are checked against the model's table.
+
+    >>> str(col("login_count") + excluded("login_count"))
+    'login_count + login_count'
+    """
+    if not isinstance(name, str):
+        raise TypeError("excluded() takes a column name")
+    return Excluded(name)
+
+
+class greatest(GenericFunction[Any]):  # noqa: N801 - reads as SQL
+    """The greatest of its arguments: ``GREATEST`` (SQLite: the two-argument ``max``).
+
+    Arguments should not be NULL: databases differ on NULL here.
+
+    >>> from sqlalchemy.dialects import sqlite
+    >>> str(greatest(col("score"), excluded("score")).compile(dialect=sqlite.dialect()))
+    'max(score, score)'
+    """
+
+    name = "greatest"
+    _register = False
+    inherit_cache = True
+
+
+class least(GenericFunction[Any]):  # noqa: N801 - reads as SQL
+    """The least of its arguments: ``LEAST`` (SQLite: the two-argument ``min``).
+
+    >>> str(least(col("score"), 3))
+    'least(score, :least_1)'
+    """
+
+    name = "least"
+    _register = False
+    inherit_cache = True
+
+
+@compiles(greatest, "sqlite")
+def _greatest_sqlite(element: greatest, compiler: Any, **kw: Any) -> str:
+    return f"max({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(least, "sqlite")
+def _least_sqlite(element: least, compiler: Any, **kw: Any) -> str:
+    return f"min({compiler.process(element.clauses, **kw)})"

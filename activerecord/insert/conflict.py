@@ -1,0 +1,176 @@
+"""Conflict targets of an upsert: the unique key rows are matched on, and who holds each key.
+
+A target is the primary key, a unique column, a ``UniqueConstraint``, a unique index, or a
+soft-unique key (:func:`~activerecord.soft_unique`, held only by rows not soft-deleted),
+given by its columns or by its constraint/index name. Anything else is a :class:`QueryError`
+before any SQL runs: MySQL's ``ON DUPLICATE KEY`` would act on whichever unique key fires.
+
+Example::
+
+    >>> import sqlalchemy as sa
+    >>> from activerecord import ActiveRecord
+    >>> class Member(ActiveRecord):
+    ...     __table__ = sa.Table("doc_members", sa.MetaData(),
+    ...         sa.Column("id", sa.Integer, primary_key=True),
+    ...         sa.Column("email", sa.String(50), unique=True), sa.Column("nick", sa.String(50)))
+    ...     id: int | None = None
+    ...     email: str
+    ...     nick: str
+    >>> resolve_target(Member.__ar_info__, ["email"]).fields
+    ('email',)
+    >>> resolve_target(Member.__ar_info__, ["nick"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    activerecord.errors.QueryError: cannot upsert Member on nick: it is neither the primary ...
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..errors import QueryError
+
+if TYPE_CHECKING:
+    from ..meta import ModelInfo
+    from ..model import ActiveRecord
+
+__all__ = ["ConflictKey", "find_existing", "key_getter", "resolve_target", "unique_keys"]
+
+#: Where :func:`activerecord.soft_unique` registers its keys on the table.
+_LIVE_KEYS = "activerecord_soft_unique"
+
+
+@dataclass(frozen=True)
+class ConflictKey:
+    """One unique key: its fields, its name (if named), and whether only live rows hold it."""
+
+    fields: tuple[str, ...]
+    name: str | None = None
+    live_only: bool = False
+
+
+def unique_keys(info: ModelInfo) -> list[ConflictKey]:
+    """Every unique key of the model's table, the primary key first."""
+    table = info.table
+    field_of = {id(c): f for f, c in info.columns.items()}
+    by_name = {c.name: f for f, c in info.columns.items()}
+
+    def fields(columns: Any) -> tuple[str, ...] | None:
+        out = tuple(field_of.get(id(c)) or by_name.get(c.name, "") for c in columns)
+        return out if all(out) else None
+
+    keys = [ConflictKey(info.pk_fields, _name(table.primary_key.name))]
+    keys += [
+        ConflictKey((field_of[id(c)],)) for c in table.columns if c.unique and id(c) in field_of
+    ]
+    for constraint in table.constraints:
+        if isinstance(constraint, sa.UniqueConstraint):
+            found = fields(constraint.columns)
+            if found:
+                keys.append(ConflictKey(found, _name(constraint.name)))
+    live = {name: cols for name, cols in table.info.get(_LIVE_KEYS, [])}
+    for index in table.indexes:
+        if not index.unique or index.name in live:
+            continue
+        partial = any(
+            (index.dialect_options[d].get("where") is not None)
+            for d in ("postgresql", "sqlite")
+            if d in index.dialect_options
+        )
+        found = fields(index.columns)
+        if found and not partial:  # a partial index's predicate is not ours to repeat
+            keys.append(ConflictKey(found, _name(index.name)))
+    for name, colnames in live.items():
+        found = tuple(by_name.get(c, "") for c in colnames)
+        if all(found):
+            keys.append(ConflictKey(found, name, live_only=True))
+    return keys
+
+
+def _name(name: Any) -> str | None:
+    return None if name is None or type(name).__name__ == "_NoneName" else str(name)
+
+
+def resolve_target(info: ModelInfo, target: str | Sequence[str] | None) -> ConflictKey:
+    """The unique key named by ``target``: a constraint/index name, or column/field names.
+
+    ``None`` is the primary key. Names are checked against the table first
+    (:class:`~activerecord.errors.UnknownColumnError`).
+    """
+    keys = unique_keys(info)
+    if target is None:
+        return keys[0]
+    if isinstance(target, str):
+        named = [k for k in keys if k.name == target]
+        if named:
+            return named[0]
+        target = (target,)
+    names = list(target)
+    if not names:
+        raise QueryError("an upsert needs at least one conflict column")
+    wanted = tuple(info.field_for(str(n)) for n in names)
+    for key in keys:
+        if set(key.fields) == set(wanted):
+            return key
+    raise QueryError(
+        f"cannot upsert {info.model_name} on {', '.join(wanted)}: it is neither the primary "
+        f"key nor a unique key of table {info.table.name!r}"
+    )
+
+
+def key_getter(key: ConflictKey) -> Callable[[dict[str, Any]], Any]:
+    """A function giving a row's value of the key (a tuple for several columns), or None
+    when part of it is NULL (NULL never conflicts)."""
+    if len(key.fields) == 1:
+        return itemgetter(key.fields[0])
+    get = itemgetter(*key.fields)
+
+    def value(data: dict[str, Any]) -> Any:
+        found = get(data)
+        return None if None in found else found
+
+    return value
+
+
+def find_existing(
+    conn: sa.Connection,
+    model: type[ActiveRecord],
+    key: ConflictKey,
+    values: Sequence[Any],
+    *,
+    piece: int,
+    any_array: bool = False,
+    extra: Sequence[str] = (),
+) -> dict[Any, tuple[Any, ...]]:
+    """The rows holding these key values: key value -> (primary key..., ``extra`` fields...).
+
+    Rows are locked (``FOR UPDATE``; SQLite has one writer and ignores it) so that they
+    cannot change or go before the write. ``piece`` bounds the values per ``IN`` list;
+    ``any_array`` sends a one-column key as one array (``= ANY(:values)``, PostgreSQL).
+    """
+    info = model.__ar_info__
+    pk_cols = [info.columns[f] for f in info.pk_fields]
+    key_cols = [info.columns[f] for f in key.fields]
+    extra_cols = [info.columns[f] for f in extra]
+    nkey = len(key_cols)
+    expr: Any = key_cols[0] if nkey == 1 else sa.tuple_(*key_cols)
+    found: dict[Any, tuple[Any, ...]] = {}
+    step = len(values) if any_array and nkey == 1 else piece
+    for start in range(0, len(values), max(step, 1)):
+        part = list(values[start : start + step])
+        if any_array and nkey == 1:
+            criterion = expr == sa.any_(sa.bindparam("keys", part, type_=sa.ARRAY(expr.type)))
+        else:
+            criterion = expr.in_(part)
+        stmt = sa.select(*key_cols, *pk_cols, *extra_cols).where(criterion)
+        if key.live_only:
+            stmt = stmt.where(*model._scope_criteria("default"))
+        stmt = stmt.with_for_update()
+        for row in conn.execute(stmt):
+            found[row[0] if nkey == 1 else tuple(row[:nkey])] = tuple(row[nkey:])
+    return found

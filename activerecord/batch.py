@@ -43,6 +43,7 @@ from .backend.transaction import write_connection
 from .errors import BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
+from .model import mark_persisted_batch
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -257,7 +258,7 @@ def batch_insert(
                     if not failures:
                         _write_chunk(conn, strategy, info, datas, offset)
                         if instances is not None:
-                            _mark_persisted(instances, datas)
+                            mark_persisted_batch(instances, datas)
                             if return_records:
                                 out.extend(instances)
                         bar.advance(len(chunk))
@@ -273,16 +274,6 @@ def batch_insert(
     finally:
         bar.close()
     return bar.done, out
-
-
-def _mark_persisted(instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
-    # ActiveRecord._mark_persisted, minus pydantic's __setattr__ (a third of the cost).
-    for record, data in zip(instances, datas):
-        private = record.__pydantic_private__
-        if private is None:
-            record._mark_persisted()
-        else:
-            private["_ar_original"] = dict(data)
 
 
 def _write_chunk(

@@ -31,7 +31,7 @@ from __future__ import annotations
 import itertools
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -57,6 +57,9 @@ ProgressCallback = Callable[[int], Any]
 _adapters: weakref.WeakKeyDictionary[type, pydantic.TypeAdapter[Any]] = (
     weakref.WeakKeyDictionary()
 )
+
+_DICT = {dict}
+_dict_of = attrgetter("__dict__")
 
 #: Rows per SELECT when reading back server-generated values by key.
 _FETCH_ROWS = 1000
@@ -159,7 +162,7 @@ class _Preparer:
                 return [], None
             if self.from_dicts:
                 instances = validated
-                datas = [record.__dict__ for record in validated]
+                datas = list(map(_dict_of, validated))
         elif self.from_dicts and self.need_instances:
             construct = self.model.model_construct
             instances = [construct(**data) for data in datas]
@@ -179,6 +182,13 @@ class _Preparer:
         self, chunk: list[Any], offset: int, defaults: dict[str, Any]
     ) -> list[dict[str, Any]]:
         known = self.known
+        if (
+            self.validate
+            and not defaults
+            and set(map(type, chunk)) == _DICT
+            and known.issuperset(itertools.chain.from_iterable(chunk))
+        ):
+            return chunk  # pydantic copies each into its instance: no need to copy twice
         fill = not self.validate and not self.need_instances
         datas = []
         for i, item in enumerate(chunk):
@@ -204,14 +214,14 @@ class _Preparer:
         self, chunk: list[Any], offset: int, defaults: dict[str, Any]
     ) -> list[dict[str, Any]]:
         model = self.model
-        if not all(type(item) is model for item in chunk):
+        if set(map(type, chunk)) != {model}:
             for i, item in enumerate(chunk):
                 if not isinstance(item, model):
                     raise TypeError(
                         f"record {offset + i}: expected a {model.__name__}, "
                         f"got {type(item).__name__}"
                     )
-        datas = [item.__dict__ for item in chunk]
+        datas = list(map(_dict_of, chunk))
         if defaults:
             for data in datas:
                 for fname, value in defaults.items():

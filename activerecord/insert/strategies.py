@@ -32,11 +32,14 @@ Example::
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate, repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .literals import Literals
 from .locate import WriteFailed, blamed_row
 from .shape import InsertShape
 
@@ -331,6 +334,10 @@ class MysqlValuesStrategy(InsertStrategy):
     name = "mysql_values"
     positional_params = True
 
+    def __init__(self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> None:
+        super().__init__(conn, info, facts)
+        self._literals: Literals | None = None
+
     def construct(self, fetch_key: bool) -> sa.Insert:
         stmt = sa.insert(self.info.table)
         pk = self.info.autoincrement_pk
@@ -376,22 +383,27 @@ class MysqlValuesStrategy(InsertStrategy):
         encoding = getattr(raw, "encoding", "utf8")
         head, tail = head_s.encode(encoding), tail_s.encode(encoding)
         budget = self.facts.max_statement_bytes or 1_000_000
-        mogrify = self.cursor.mogrify
+        values = list(map(str.encode, self._row_literals(raw, row_fmt, rows), repeat(encoding)))
+        # ends[i]: bytes of rows 0..i with a comma after each; a statement of rows a..b-1
+        # takes len(head) + ends[b-1] - ends[a-1] - 1 + len(tail) bytes.
+        ends = list(accumulate(map((1).__add__, map(len, values))))
+        room = budget - len(head) - len(tail) + 1
         out: list[tuple[int, int, bytes]] = []
-        sql = bytearray(head)
-        start = count = 0
-        for n, row in enumerate(rows):
-            value = mogrify(row_fmt, row).encode(encoding)
-            if count and len(sql) + len(value) + 1 + len(tail) > budget:
-                out.append((start, count, bytes(sql + tail)))
-                sql = bytearray(head)
-                start, count = n, 0
-            elif count:
-                sql += b","
-            sql += value
-            count += 1
-        out.append((start, count, bytes(sql + tail)))
+        start, done = 0, 0
+        while start < len(values):
+            end = max(bisect_right(ends, done + room, start), start + 1)
+            out.append((start, end - start, head + b",".join(values[start:end]) + tail))
+            start, done = end, ends[end - 1]
         return out
+
+    def _row_literals(self, raw: Any, row_fmt: str, rows: list[tuple[Any, ...]]) -> list[str]:
+        """Each row's VALUES text: column by column for PyMySQL, else the driver's mogrify."""
+        if type(raw).__module__.split(".")[0] == "pymysql":
+            if self._literals is None or self._literals.conn is not raw:
+                self._literals = Literals(raw)
+            return self._literals.rows(row_fmt, rows)
+        mogrify = self.cursor.mogrify
+        return [mogrify(row_fmt, row) for row in rows]
 
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> list[Any]:
         keys = []

@@ -296,11 +296,18 @@ class PostgresCopyStrategy(InsertStrategy):
         return oids
 
     def _reserve(self, n: int) -> list[int]:
-        # One row holding an array: n values parsed by the driver in C, not n result rows.
-        stmt = sa.select(sa.func.array_agg(sa.func.nextval(self.sequence))).select_from(
-            sa.func.generate_series(1, n)
+        """n values of the sequence, ours alone: sent as a range when they are one (the usual),
+        else as one array (other sessions took values in between, or the increment is not 1)."""
+        taken = (
+            sa.select(sa.func.nextval(self.sequence).label("id"))
+            .select_from(sa.func.generate_series(1, n))
+            .subquery()
         )
-        return list(self.conn.execute(stmt).scalar_one())
+        low, high = sa.func.min(taken.c.id), sa.func.max(taken.c.id)
+        whole = high - low + 1 == sa.func.count()
+        listed = sa.case((whole, sa.null()), else_=sa.func.array_agg(taken.c.id))
+        first, last, values = self.conn.execute(sa.select(low, high, listed)).one()
+        return list(range(first, last + 1)) if values is None else list(values)
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
         if not data:

@@ -28,9 +28,11 @@ Example::
 
 from __future__ import annotations
 
+import gc
 import itertools
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from contextlib import contextmanager
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -71,6 +73,26 @@ def _list_adapter(model: type[ActiveRecord]) -> pydantic.TypeAdapter[Any]:
         adapter = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
         _adapters[model] = adapter
     return adapter
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause CPython's cyclic garbage collector while pydantic validates one chunk.
+
+    Validation builds three containers per record (instance, ``__dict__``, fields set) and no
+    cycles; with the collector on, each of its passes scans the growing set of new records
+    again, which doubles the time of validating 100k records. Reference counting still frees
+    everything as usual; the collector is on again as soon as the chunk is validated, and left
+    alone when it was already off.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -153,7 +175,8 @@ class _Preparer:
         instances: list[ActiveRecord] | None = chunk if not self.from_dicts else None
         if self.adapter is not None:
             try:
-                validated = self.adapter.validate_python(datas)
+                with _collector_paused():
+                    validated = self.adapter.validate_python(datas)
             except pydantic.ValidationError as exc:
                 for error in exc.errors(include_url=False):
                     loc = error.get("loc", ())

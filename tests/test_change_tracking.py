@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gc
 import pickle
 from typing import Annotated
 
@@ -10,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import ConfigDict, Field, PrivateAttr
 
-from activerecord import ActiveRecord, Col
+from activerecord import ActiveRecord, BatchValidationError, Col
 
 
 class Pen(ActiveRecord):
@@ -123,3 +124,20 @@ def test_models_declare_no_private_attributes():
     # snapshot lives in a slot instead (users may still declare their own, see PrivatePen).
     assert ActiveRecord.__private_attributes__ == {} and Pen.__private_attributes__ == {}
     assert PrivatePen(name="a")._note == "n"
+
+
+@pytest.mark.backends("sqlite")
+def test_garbage_collector_is_left_as_it_was(fresh, db, backend):
+    fresh(Pen)
+    seen = []
+    Pen.batch_insert_from_dicts([{"name": "a"}], progress=lambda n: seen.append(gc.isenabled()))
+    assert gc.isenabled() and seen == [True]  # paused only while pydantic validates
+    with pytest.raises(BatchValidationError):
+        Pen.batch_insert_from_dicts([{"name": "x" * 99}])
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        Pen.batch_insert_from_dicts([{"name": "b"}])
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

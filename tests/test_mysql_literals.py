@@ -73,7 +73,7 @@ def test_every_fast_type_is_checked_against_the_driver(db, backend, mode):
         _check(raw, rows)
         _check(raw, [(None, "%s", dt.datetime(2024, 1, 2, tzinfo=UTC), 1.5, Color.RED)])
     finally:
-        raw.close()
+        raw.invalidate()  # its sql_mode is not the pool's: do not hand it back
 
 
 @settings(

@@ -333,6 +333,13 @@ def bind_processor(
                 return value.isoformat(" ", "microseconds")
             return slow(value)
 
+        # The same as source, for code that builds rows without a call per value: {v} is the
+        # value's variable, {p} this function.
+        fast.inline = (  # type: ignore[attr-defined]
+            "{v}.isoformat(' ', 'microseconds') "
+            "if type({v}) is _datetime and {v}.tzinfo is None else {p}({v})",
+            {"_datetime": dt.datetime},
+        )
         return fast
     return proc
 

@@ -9,7 +9,11 @@ defaults: the local servers); SQLite uses a file in a temporary folder. Each met
 same rows of a users-like table (id, username, email, status, login_count, created_at) into an
 emptied table in one transaction. Objects (ORM, Django, our instances) are built before the
 clock starts; ``ours dicts validate=True`` includes pydantic validation and building the
-returned instances. Prints rows/s and the ratio to raw driver executemany (higher is faster).
+returned instances. Prints rows/s and the ratio to raw driver executemany (higher is faster),
+then the issue targets (issue 3: ours against raw executemany, Django and peewee; issue 8: our
+PostgreSQL COPY path, keys set back, against psycopg executemany and a bare ``COPY`` of the same
+rows through psycopg's ``write_row``, text and binary, the faster counting), and notes on which
+rows are not like-for-like. ``--repeat N`` runs N rounds over all methods and keeps each best.
 """
 
 from __future__ import annotations

@@ -353,7 +353,8 @@ NOTES = [
     "SQLite raw executemany converts datetimes with a Python sqlite3 adapter (isoformat).",
     "Django bulk_create sets keys back where the database has RETURNING; peewee insert_many "
     "sets none.",
-    "ours on PostgreSQL: ids reserved from the sequence, then binary COPY with them.",
+    "ours on PostgreSQL: binary COPY; the first row of each chunk takes nextval(), the server "
+    "numbers the rest, currval() proves the keys (ids reserved first when it cannot).",
 ]
 
 

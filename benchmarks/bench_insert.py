@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import os
 import sqlite3
 import tempfile
@@ -351,6 +352,8 @@ NOTES = [
     "raw driver: sqlite3 / psycopg / PyMySQL executemany of prepared tuples (on PostgreSQL this "
     "is the issue-8 'psycopg executemany' baseline).",
     "SQLite raw executemany converts datetimes with a Python sqlite3 adapter (isoformat).",
+    "Objects (instances, ORM/Django objects, tuples) are built before the clock and a "
+    "gc.collect() runs before each timed call.",
     "Django bulk_create sets keys back where the database has RETURNING; peewee insert_many "
     "sets none.",
     "ours on PostgreSQL: binary COPY; the first row of each chunk takes nextval(), the server "
@@ -366,6 +369,7 @@ def measure(runner: Runner, method: str, repeat: int) -> float | None:
         fn = getattr(runner, method)()
         if fn is None:
             return None
+        gc.collect()  # objects built for this run (and garbage of the last) start settled
         started = time.perf_counter()
         result = fn()
         elapsed = time.perf_counter() - started

@@ -218,8 +218,7 @@ def _resolve_fields(
 
 def _original(record: ActiveRecord) -> dict[str, Any] | None:
     """The values the record was read with (None for a record never loaded or saved)."""
-    private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow in bulk
-    return None if private is None else private.get("_ar_original")
+    return record._ar_original
 
 
 def _rows(
@@ -243,8 +242,7 @@ def _rows(
     for record in records:
         data = record.__dict__
         row = get_row(data)
-        private = record.__pydantic_private__  # direct: pydantic's __getattr__ is slow
-        original = private.get("_ar_original") if private else None
+        original = record._ar_original
         if original is not None and (lock is not None or get_key(original) != get_key(data)):
             # Find the row by the key it was read with; check the version it was read with.
             row = (

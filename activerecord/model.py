@@ -17,12 +17,14 @@ Example::
 
 from __future__ import annotations
 
+import copy
+from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pydantic
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, PrivateAttr
+from pydantic import BaseModel, ConfigDict
 
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import overflow_error, translate_error
@@ -63,7 +65,48 @@ class ActiveRecord(BaseModel):
     __ar_info__: ClassVar[ModelInfo]
     c: ClassVar[sa.ColumnCollection[str, sa.Column[Any]]]
 
-    _ar_original: dict[str, Any] | None = PrivateAttr(default=None)
+    # The values as last read or written (unset or None: a new record). A slot, not a pydantic
+    # ``PrivateAttr``: a model with private attributes makes pydantic run Python code for every
+    # instance it validates, and setting a slot allocates nothing, which batches of 100k feel.
+    __slots__ = ("_ar_persisted",)
+
+    @property
+    def _ar_original(self) -> dict[str, Any] | None:
+        try:
+            original: dict[str, Any] | None = _get_persisted(self)
+            return original
+        except AttributeError:  # never saved nor loaded (pydantic builds instances bare)
+            return None
+
+    @_ar_original.setter
+    def _ar_original(self, values: dict[str, Any] | None) -> None:
+        _set_persisted(self, values)
+
+    # pydantic copies and pickles its own slots only: carry the snapshot along.
+    def __copy__(self: T) -> T:
+        copied = super().__copy__()
+        original = self._ar_original
+        if original is not None:  # its own dict: model_copy(update=...) writes in place
+            _set_persisted(copied, dict(original))
+        return copied
+
+    def __deepcopy__(self: T, memo: dict[int, Any] | None = None) -> T:
+        copied = super().__deepcopy__(memo)
+        original = self._ar_original
+        if original is not None:
+            _set_persisted(copied, dict(copy.deepcopy(original, memo)))
+        return copied
+
+    def __getstate__(self) -> dict[Any, Any]:
+        state = super().__getstate__()
+        state["_ar_persisted"] = self._ar_original
+        return state
+
+    def __setstate__(self, state: dict[Any, Any]) -> None:
+        state = dict(state)
+        original = state.pop("_ar_persisted", None)
+        super().__setstate__(state)
+        _set_persisted(self, original)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -142,13 +185,8 @@ class ActiveRecord(BaseModel):
         return record
 
     def _mark_persisted(self) -> None:
-        # Straight into pydantic's private storage: its __setattr__ costs more than the copy,
-        # which shows in batches of 100k records.
-        private = self.__pydantic_private__
-        if private is None:
-            self._ar_original = dict(self.__dict__)
-        else:
-            private["_ar_original"] = dict(self.__dict__)
+        # Straight into the slot: pydantic's __setattr__ costs more than the copy.
+        _set_persisted(self, dict(self.__dict__))
 
     @property
     def is_new_record(self) -> bool:
@@ -649,3 +687,26 @@ class ActiveRecord(BaseModel):
         from .batch_update import batch_update
 
         return batch_update(cls, records, fields, batch_size=batch_size, touch=touch)
+
+
+# The slot's own accessors: no attribute lookup through pydantic per record.
+_get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
+_set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
+
+
+def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[str, Any]]) -> None:
+    """``_mark_persisted`` for many records, ``datas[i]`` being ``records[i].__dict__``.
+
+    The snapshot is taken as a copy, except under ``validate_assignment`` (the default), where
+    pydantic gives a record a new ``__dict__`` on every assignment (it validates a copy and
+    swaps it in, so a failed assignment changes nothing): there the current ``__dict__`` itself
+    is the snapshot, shared until the first assignment, and no record is copied. Code that
+    writes a record's ``__dict__`` in place calls ``_mark_persisted`` after, as every writer in
+    this package does.
+    """
+    if not records:
+        return
+    if type(records[0]).model_config.get("validate_assignment"):
+        deque(map(_set_persisted, records, datas), maxlen=0)
+    else:
+        deque(map(_set_persisted, records, map(dict, datas)), maxlen=0)

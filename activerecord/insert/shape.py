@@ -148,20 +148,29 @@ class InsertShape:
     @cached_property
     def _row(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
         """One function per shape building a row tuple: fields read and processed in one
-        call per row (the fastest pure-Python form; field names enter only as literals)."""
+        call per row (the fastest pure-Python form; field names enter only as literals).
+        A processor that gives its own source (``proc.inline``) is inlined: no call per value."""
         if not any(self.processors):
             if len(self.fields) == 1:
                 only = self.fields[0]
                 return lambda data: (data[only],)
             return itemgetter(*self.fields)
-        items = [
-            f"d[{name!r}]" if proc is None else f"p{i}(d[{name!r}])"
-            for i, (name, proc) in enumerate(zip(self.fields, self.processors))
-        ]
-        procs = {f"p{i}": proc for i, proc in enumerate(self.processors) if proc is not None}
-        source = f"def row(d):\n    return ({', '.join(items)},)\n"
         namespace: dict[str, Any] = {}
-        exec(compile(source, f"<insert row {self.table.name}>", "exec"), procs, namespace)
+        lines, items = [], []
+        for i, (name, proc) in enumerate(zip(self.fields, self.processors)):
+            inline = getattr(proc, "inline", None)
+            if proc is None:
+                items.append(f"d[{name!r}]")
+            elif inline is None:
+                items.append(f"p{i}(d[{name!r}])")
+            else:
+                lines.append(f"    v{i} = d[{name!r}]\n")
+                items.append("(" + inline[0].format(v=f"v{i}", p=f"p{i}") + ")")
+                namespace.update(inline[1])
+            if proc is not None:
+                namespace[f"p{i}"] = proc
+        source = f"def row(d):\n{''.join(lines)}    return ({', '.join(items)},)\n"
+        exec(compile(source, f"<insert row {self.table.name}>", "exec"), namespace)
         return namespace["row"]  # type: ignore[no-any-return]
 
     def rows(self, dicts: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:

@@ -8,8 +8,12 @@ order when asked. Each fast path is exact, not a guess:
   a new rowid is always above every rowid before it; so if the first row's id is the table's
   max rowid and the last row's id is first + n - 1, the n rows got exactly that range (no
   triggers on the table, checked; else one row at a time with ``lastrowid``).
-* ``pg_copy``: ids reserved first with ``nextval`` over ``generate_series`` (each value is
-  ours alone, whatever other sessions do), then written with them by ``COPY``.
+* ``pg_copy``: rows written by ``COPY``. Where the key's default is exactly ``nextval`` of
+  its sequence and no user trigger could change a key, the first row takes ``nextval()`` and
+  the server numbers the rest; ``currval() == first + n - 1`` proves they got
+  ``first + 1 ..`` in row order (else the chunk is rolled back to a savepoint and redone).
+  Otherwise ids are reserved first with ``nextval`` over ``generate_series`` (each value is
+  ours alone, whatever other sessions do) and copied with the rows.
 * ``mysql_values``: multi-row ``INSERT ... VALUES`` packed to the packet budget. Keys from
   ``LAST_INSERT_ID()`` + row number when the server allocates one statement's keys
   consecutively (``innodb_autoinc_lock_mode`` 0/1 and ``auto_increment_increment`` 1); else
@@ -32,11 +36,14 @@ Example::
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections.abc import Sequence
+from itertools import accumulate, repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from .literals import Literals
 from .locate import WriteFailed, blamed_row
 from .shape import InsertShape
 
@@ -233,7 +240,7 @@ class SqliteRowidStrategy(InsertStrategy):
 
 
 class PostgresCopyStrategy(InsertStrategy):
-    """Reserve ids from the key's sequence, then ``COPY`` the rows with them."""
+    """``COPY`` the rows, keys numbered by the server where provable, else reserved first."""
 
     name = "pg_copy"
     reserves_keys = True
@@ -245,6 +252,7 @@ class PostgresCopyStrategy(InsertStrategy):
         self.sequence = sequence
         self.reserves_keys = sequence is not None
         self._copy_sql: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
+        self._server_numbering: bool | None = None
 
     @staticmethod
     def key_sequence(conn: sa.Connection, info: ModelInfo) -> str | None:
@@ -293,30 +301,109 @@ class PostgresCopyStrategy(InsertStrategy):
         return oids
 
     def _reserve(self, n: int) -> list[int]:
-        # One row holding an array: n values parsed by the driver in C, not n result rows.
-        stmt = sa.select(sa.func.array_agg(sa.func.nextval(self.sequence))).select_from(
-            sa.func.generate_series(1, n)
+        """n values of the sequence, ours alone: sent as a range when they are one (the usual),
+        else as one array (other sessions took values in between, or the increment is not 1)."""
+        taken = (
+            sa.select(sa.func.nextval(self.sequence).label("id"))
+            .select_from(sa.func.generate_series(1, n))
+            .subquery()
         )
-        return list(self.conn.execute(stmt).scalar_one())
+        low, high = sa.func.min(taken.c.id), sa.func.max(taken.c.id)
+        whole = high - low + 1 == sa.func.count()
+        listed = sa.case((whole, sa.null()), else_=sa.func.array_agg(taken.c.id))
+        first, last, values = self.conn.execute(sa.select(low, high, listed)).one()
+        return list(range(first, last + 1)) if values is None else list(values)
+
+    def _numbered_by_server(self) -> bool:
+        """Whether the key column's default is exactly ``nextval`` of the sequence and no user
+        trigger can change a row's key (then the server may number a COPY's rows itself)."""
+        if self._server_numbering is None:
+            table = self.dialect.identifier_preparer.format_table(self.info.table)
+            column = self.info.columns[self.info.autoincrement_pk or ""].name
+            row = self.conn.execute(
+                sa.text(
+                    "SELECT a.attidentity = 'd' OR pg_get_expr(d.adbin, d.adrelid) = "
+                    "  'nextval(' || quote_literal(CAST(CAST(:s AS regclass) AS text))"
+                    "  || '::regclass)', "
+                    " EXISTS (SELECT 1 FROM pg_trigger g "
+                    "         WHERE g.tgrelid = a.attrelid AND NOT g.tgisinternal) "
+                    "FROM pg_attribute a LEFT JOIN pg_attrdef d "
+                    "  ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                    "WHERE a.attrelid = CAST(:t AS regclass) AND a.attname = :c"
+                ),
+                {"t": table, "c": column, "s": self.sequence},
+            ).one()
+            self._server_numbering = bool(row[0]) and not row[1]
+        return self._server_numbering
+
+    def _copy_rows(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> None:
+        sql, oids = self._copy(shape)
+        with self.cursor.copy(sql) as copy:
+            if oids is not None:
+                copy.set_types(oids)
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+
+    def _copy_numbered(self, shape: InsertShape, data: Data) -> list[int] | None:
+        """COPY without keys, the server numbering the rows; their keys when provably known.
+
+        The first row is inserted with ``first = nextval()``; the others are copied without
+        keys and take this session's next values, each above ``first``, in row order: if then
+        ``currval() == first + n - 1`` they are exactly ``first + 1 .. first + n - 1``.
+        Otherwise (another session took values in between; an increment other than 1) the
+        rows are rolled back to a savepoint and None says: reserve the keys instead.
+        """
+        pk = self.info.autoincrement_pk or ""
+        head = data[0]
+        first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
+        head[pk] = first
+        keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
+        rows = keyless.rows(data[1:])
+        savepoint = self.conn.begin_nested()
+        try:
+            first_row = shape.rows([head])
+            try:
+                self._copy_rows(shape, first_row)
+            except Exception as exc:
+                raise self._failed(exc, shape, first_row) from exc
+            if rows:
+                try:
+                    self._copy_rows(keyless, rows)
+                except Exception as exc:
+                    failed = self._failed(exc, keyless, rows)
+                    row = None if failed.row is None else failed.row + 1
+                    raise WriteFailed(exc, row) from exc
+                last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
+                if last != first + len(rows):
+                    savepoint.rollback()
+                    head[pk] = None
+                    return None
+        except BaseException:
+            savepoint.rollback()
+            head[pk] = None
+            raise
+        savepoint.commit()
+        return list(range(first, first + len(data)))
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
         if not data:
             return [] if fetch_key else None
         keys: list[Any] | None = None
         pk = self.info.autoincrement_pk or ""
+        if fetch_key and self._numbered_by_server():
+            keys = self._copy_numbered(shape, data)
+            if keys is not None:
+                for row_data, key in zip(data, keys):
+                    row_data[pk] = key
+                return keys
         if fetch_key:
             keys = self._reserve(len(data))
             for row_data, key in zip(data, keys):
                 row_data[pk] = key
         rows = shape.rows(data)
         try:
-            sql, oids = self._copy(shape)
-            with self.cursor.copy(sql) as copy:
-                if oids is not None:
-                    copy.set_types(oids)
-                write_row = copy.write_row
-                for row in rows:
-                    write_row(row)
+            self._copy_rows(shape, rows)
         except Exception as exc:
             if fetch_key:
                 for row_data in data:
@@ -330,6 +417,10 @@ class MysqlValuesStrategy(InsertStrategy):
 
     name = "mysql_values"
     positional_params = True
+
+    def __init__(self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> None:
+        super().__init__(conn, info, facts)
+        self._literals: Literals | None = None
 
     def construct(self, fetch_key: bool) -> sa.Insert:
         stmt = sa.insert(self.info.table)
@@ -376,22 +467,27 @@ class MysqlValuesStrategy(InsertStrategy):
         encoding = getattr(raw, "encoding", "utf8")
         head, tail = head_s.encode(encoding), tail_s.encode(encoding)
         budget = self.facts.max_statement_bytes or 1_000_000
-        mogrify = self.cursor.mogrify
+        values = list(map(str.encode, self._row_literals(raw, row_fmt, rows), repeat(encoding)))
+        # ends[i]: bytes of rows 0..i with a comma after each; a statement of rows a..b-1
+        # takes len(head) + ends[b-1] - ends[a-1] - 1 + len(tail) bytes.
+        ends = list(accumulate(map((1).__add__, map(len, values))))
+        room = budget - len(head) - len(tail) + 1
         out: list[tuple[int, int, bytes]] = []
-        sql = bytearray(head)
-        start = count = 0
-        for n, row in enumerate(rows):
-            value = mogrify(row_fmt, row).encode(encoding)
-            if count and len(sql) + len(value) + 1 + len(tail) > budget:
-                out.append((start, count, bytes(sql + tail)))
-                sql = bytearray(head)
-                start, count = n, 0
-            elif count:
-                sql += b","
-            sql += value
-            count += 1
-        out.append((start, count, bytes(sql + tail)))
+        start, done = 0, 0
+        while start < len(values):
+            end = max(bisect_right(ends, done + room, start), start + 1)
+            out.append((start, end - start, head + b",".join(values[start:end]) + tail))
+            start, done = end, ends[end - 1]
         return out
+
+    def _row_literals(self, raw: Any, row_fmt: str, rows: list[tuple[Any, ...]]) -> list[str]:
+        """Each row's VALUES text: column by column for PyMySQL, else the driver's mogrify."""
+        if type(raw).__module__.split(".")[0] == "pymysql":
+            if self._literals is None or self._literals.conn is not raw:
+                self._literals = Literals(raw)
+            return self._literals.rows(row_fmt, rows)
+        mogrify = self.cursor.mogrify
+        return [mogrify(row_fmt, row) for row in rows]
 
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> list[Any]:
         keys = []

@@ -59,12 +59,13 @@ import sqlalchemy as sa
 
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction, write_connection
-from .batch import ProgressCallback, _chunks, _mark_persisted, _Preparer, _Progress, _write_chunk
+from .batch import ProgressCallback, _chunks, _Preparer, _Progress, _write_chunk
 from .errors import BatchValidationError, QueryError, UniqueViolation, ValidationError
 from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
 from .insert.locate import WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy, strategy_for
+from .model import mark_persisted_batch
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 
@@ -524,7 +525,7 @@ def _execute(
                         given = _given_fields(info, chunk) if per_row else None
                         new = run.chunk(conn, strategy, datas, given, offset)
                         if instances is not None:
-                            _mark_persisted(instances, datas)
+                            mark_persisted_batch(instances, datas)
                             if return_records:
                                 out.extend(instances[p] for p in sorted(new))
                         bar.advance(len(chunk))

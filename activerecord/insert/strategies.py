@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .literals import Literals
 from .locate import WriteFailed, blamed_row
 from .shape import InsertShape
 
@@ -418,10 +417,6 @@ class MysqlValuesStrategy(InsertStrategy):
     name = "mysql_values"
     positional_params = True
 
-    def __init__(self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> None:
-        super().__init__(conn, info, facts)
-        self._literals: Literals | None = None
-
     def construct(self, fetch_key: bool) -> sa.Insert:
         stmt = sa.insert(self.info.table)
         pk = self.info.autoincrement_pk
@@ -467,7 +462,11 @@ class MysqlValuesStrategy(InsertStrategy):
         encoding = getattr(raw, "encoding", "utf8")
         head, tail = head_s.encode(encoding), tail_s.encode(encoding)
         budget = self.facts.max_statement_bytes or 1_000_000
-        values = list(map(str.encode, self._row_literals(raw, row_fmt, rows), repeat(encoding)))
+        # The driver binds each row's parameters (PyMySQL binds on the client: mogrify is the
+        # very text its execute() would send); we only measure and join whole rows.
+        mogrify = self.cursor.mogrify
+        literals = [mogrify(row_fmt, row) for row in rows]
+        values = list(map(str.encode, literals, repeat(encoding)))
         # ends[i]: bytes of rows 0..i with a comma after each; a statement of rows a..b-1
         # takes len(head) + ends[b-1] - ends[a-1] - 1 + len(tail) bytes.
         ends = list(accumulate(map((1).__add__, map(len, values))))
@@ -479,15 +478,6 @@ class MysqlValuesStrategy(InsertStrategy):
             out.append((start, end - start, head + b",".join(values[start:end]) + tail))
             start, done = end, ends[end - 1]
         return out
-
-    def _row_literals(self, raw: Any, row_fmt: str, rows: list[tuple[Any, ...]]) -> list[str]:
-        """Each row's VALUES text: column by column for PyMySQL, else the driver's mogrify."""
-        if type(raw).__module__.split(".")[0] == "pymysql":
-            if self._literals is None or self._literals.conn is not raw:
-                self._literals = Literals(raw)
-            return self._literals.rows(row_fmt, rows)
-        mogrify = self.cursor.mogrify
-        return [mogrify(row_fmt, row) for row in rows]
 
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> list[Any]:
         keys = []

@@ -113,3 +113,13 @@ def test_out_of_range_values_fail_clearly(fresh, backend, field, value):
         Everything.create(**{field: value})
     assert field in str(info.value) or "range" in str(info.value).lower()
     assert Everything.query().count() == 0
+
+
+def test_out_of_range_in_a_batch_names_the_record(fresh, backend):
+    fresh(Everything)
+    rows = [{"i": 1}, {"i": 2}, {"i": 2**63}]
+    with pytest.raises(activerecord.DataError) as info:
+        Everything.batch_insert_from_dicts(rows, validate=False)
+    assert Everything.query().count() == 0
+    if backend == "sqlite":  # the driver refuses the value itself: the record is known
+        assert info.value.record_index == 2

@@ -410,6 +410,8 @@ def translate_error(
         wrapped.connection_invalidated or isinstance(wrapped, sa_exc.DisconnectionError)
     ):
         kind = DatabaseConnectionError
+    elif isinstance(orig, OverflowError):  # sqlite3: an int beyond 64 bits
+        kind = DataError
     elif code is not None:  # PyMySQL (its errors carry a sqlstate too: test the code first)
         if code in (1062, 1586):
             kind = UniqueViolation

@@ -6,8 +6,10 @@ rows into as few round trips as the database allows and hands the generated keys
 * :mod:`.shape`: which columns a group of rows sends, compiled once per call from a Core
   ``insert()`` construct (any construct: an upsert is a different construct, same shape).
 * :mod:`.strategies`: SQLite executemany with a proven rowid range, PostgreSQL ``COPY`` with
-  ids reserved from the sequence, MySQL/MariaDB multi-row ``VALUES`` packed to the packet size
-  with ids from ``LAST_INSERT_ID()`` or ``RETURNING``, and SQLAlchemy Core as the fallback.
+  keys numbered by the sequence and proven (or reserved first), MySQL/MariaDB multi-row
+  ``VALUES`` packed to the packet size with ids from ``LAST_INSERT_ID()`` or ``RETURNING``,
+  and SQLAlchemy Core as the fallback.
+* :mod:`.literals`: MySQL ``VALUES`` text rendered a column at a time, as PyMySQL would.
 * :mod:`.locate`: which record a database error points at, where the database says.
 * :mod:`.conflict` and :mod:`.merge`: an upsert's unique-key target and key lookup, and its
   UPDATE of existing rows where a value changes (see :mod:`activerecord.upsert`).

@@ -9,7 +9,6 @@ rows into as few round trips as the database allows and hands the generated keys
   keys numbered by the sequence and proven (or reserved first), MySQL/MariaDB multi-row
   ``VALUES`` packed to the packet size with ids from ``LAST_INSERT_ID()`` or ``RETURNING``,
   and SQLAlchemy Core as the fallback.
-* :mod:`.literals`: MySQL ``VALUES`` text rendered a column at a time, as PyMySQL would.
 * :mod:`.locate`: which record a database error points at, where the database says.
 * :mod:`.conflict` and :mod:`.merge`: an upsert's unique-key target and key lookup, and its
   UPDATE of existing rows where a value changes (see :mod:`activerecord.upsert`).

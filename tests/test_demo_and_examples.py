@@ -51,3 +51,22 @@ def test_cli_demo_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "== Summary ==" in proc.stdout
+
+
+def test_readme_tour_runs(tmp_path):
+    """The README's short tour (its first Python block) runs as written, on SQLite."""
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    tour = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    script = tmp_path / "tour.py"
+    script.write_text(tour)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pathlib.Path(__file__).parent.parent) + os.pathsep + env.get(
+        "PYTHONPATH", ""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "ORDER BY users.id DESC" in proc.stdout

@@ -307,24 +307,26 @@ def setup_django(urls: dict[str, str]) -> None:
     django.setup()
 
 
-def django_model(alias: str) -> Any:
-    model = _django_models.get("model")
+def django_model(alias: str = "", table: str = TABLE) -> Any:
+    """The Django model of a users-like benchmark table (one class per table)."""
+    model = _django_models.get(table)
     if model is None:
         from django.db import models
 
-        class DjUser(models.Model):
-            username = models.CharField(max_length=64)
-            email = models.CharField(max_length=128, unique=True)
-            status = models.CharField(max_length=16)
-            login_count = models.BigIntegerField()
-            created_at = models.DateTimeField()
-
-            class Meta:
-                app_label = "bench"
-                db_table = TABLE
-                managed = False
-
-        model = _django_models["model"] = DjUser
+        meta = type("Meta", (), {"app_label": "bench", "db_table": table, "managed": False})
+        model = _django_models[table] = type(
+            "Dj_" + table,
+            (models.Model,),
+            {
+                "__module__": __name__,
+                "username": models.CharField(max_length=64),
+                "email": models.CharField(max_length=128, unique=True),
+                "status": models.CharField(max_length=16),
+                "login_count": models.BigIntegerField(),
+                "created_at": models.DateTimeField(),
+                "Meta": meta,
+            },
+        )
     return model
 
 

@@ -39,7 +39,7 @@ from pydantic import Field
 import activerecord
 from activerecord import ActiveRecord, Col, UpsertResult
 
-from .bench_insert import backend_url, setup_django
+from .bench_insert import backend_url, django_model, setup_django
 
 TABLE = "bench_upsert_users"
 COLUMNS = ("username", "email", "status", "login_count", "created_at")
@@ -132,7 +132,7 @@ class Runner:
     def django_upsert(self) -> Callable[[], object]:
         from django.db import transaction
 
-        model = django_model()
+        model = django_model(table=TABLE)
         objects = [model(**r) for r in self.rows]
         # MySQL's ON DUPLICATE KEY takes no target: Django refuses unique_fields there.
         unique = [] if self.name == "mysql" else ["email"]
@@ -211,30 +211,6 @@ def peewee_database(name: str, url: str) -> Any:
         parts.path.lstrip("/"), host=parts.hostname, port=parts.port or 3306,
         user=parts.username, password=parts.password or "",
     )
-
-
-_django: dict[str, Any] = {}
-
-
-def django_model() -> Any:
-    model = _django.get("model")
-    if model is None:
-        from django.db import models
-
-        class DjUpsertUser(models.Model):
-            username = models.CharField(max_length=64)
-            email = models.CharField(max_length=128, unique=True)
-            status = models.CharField(max_length=16)
-            login_count = models.BigIntegerField()
-            created_at = models.DateTimeField()
-
-            class Meta:
-                app_label = "bench_upsert"
-                db_table = TABLE
-                managed = False
-
-        model = _django["model"] = DjUpsertUser
-    return model
 
 
 METHODS = [

@@ -350,7 +350,7 @@ def _write_chunk(
         except WriteFailed as exc:
             exc.row = None if exc.row is None else offset + positions[exc.row]
             raise
-        if fetch_key and keys is not None:
+        if fetch_key and keys is not None and not strategy.fills_keys:
             for data, key in zip(group, keys):
                 data[pk] = key  # type: ignore[index]
         rest = [f for f in missing if f != pk]

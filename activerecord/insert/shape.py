@@ -146,7 +146,7 @@ class InsertShape:
         return split_values(self.sql, double.string)
 
     @cached_property
-    def _row(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    def row(self) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
         """One function per shape building a row tuple: fields read and processed in one
         call per row (the fastest pure-Python form; field names enter only as literals).
         A processor that gives its own source (``proc.inline``) is inlined: no call per value."""
@@ -175,4 +175,4 @@ class InsertShape:
 
     def rows(self, dicts: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Parameter tuples, in statement order, with bind processors applied."""
-        return list(map(self._row, dicts))
+        return list(map(self.row, dicts))

@@ -66,6 +66,8 @@ class InsertStrategy:
     reserves_keys = False
     #: True when the strategy runs the SQL text with a tuple of values per row.
     positional_params = False
+    #: True when ``write`` also puts each returned key into its row's dict.
+    fills_keys = False
 
     def __init__(self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> None:
         self.conn = conn
@@ -243,6 +245,7 @@ class PostgresCopyStrategy(InsertStrategy):
 
     name = "pg_copy"
     reserves_keys = True
+    fills_keys = True
 
     def __init__(
         self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts, sequence: str | None
@@ -335,14 +338,32 @@ class PostgresCopyStrategy(InsertStrategy):
             self._server_numbering = bool(row[0]) and not row[1]
         return self._server_numbering
 
-    def _copy_rows(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> None:
+    def _copy_rows(
+        self, shape: InsertShape, data: Data, keys: Sequence[int] | None = None
+    ) -> None:
+        """COPY ``data`` (dicts), each row built as it is sent: the client's work overlaps
+        the server's. With ``keys``, each dict first gets its key (the shape sends it, or the
+        server gives that same key, proven by the caller)."""
         sql, oids = self._copy(shape)
-        with self.cursor.copy(sql) as copy:
-            if oids is not None:
-                copy.set_types(oids)
-            write_row = copy.write_row
-            for row in rows:
-                write_row(row)
+        row = shape.row
+        try:
+            with self.cursor.copy(sql) as copy:
+                if oids is not None:
+                    copy.set_types(oids)
+                write_row = copy.write_row
+                if keys is None:
+                    for d in data:
+                        write_row(row(d))
+                else:
+                    pk = self.info.autoincrement_pk or ""
+                    for d, key in zip(data, keys):
+                        d[pk] = key
+                        write_row(row(d))
+        except Exception as exc:
+            failed = self._failed(exc, shape, [])
+            if failed.row is None:  # not named by the COPY context: look at the values
+                failed = self._failed(exc, shape, shape.rows(data))
+            raise failed from exc
 
     def _copy_numbered(self, shape: InsertShape, data: Data) -> list[int] | None:
         """COPY without keys, the server numbering the rows; their keys when provably known.
@@ -351,64 +372,56 @@ class PostgresCopyStrategy(InsertStrategy):
         keys and take this session's next values, each above ``first``, in row order: if then
         ``currval() == first + n - 1`` they are exactly ``first + 1 .. first + n - 1``.
         Otherwise (another session took values in between; an increment other than 1) the
-        rows are rolled back to a savepoint and None says: reserve the keys instead.
+        rows are rolled back to a savepoint and None says: reserve the keys instead. Each
+        dict gets its key as it is sent, and loses it again if unproven or failed.
         """
-        pk = self.info.autoincrement_pk or ""
-        head = data[0]
         first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
-        head[pk] = first
+        n = len(data)
+        pk = self.info.autoincrement_pk or ""
         keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
-        rows = keyless.rows(data[1:])
         savepoint = self.conn.begin_nested()
         try:
-            first_row = shape.rows([head])
-            try:
-                self._copy_rows(shape, first_row)
-            except Exception as exc:
-                raise self._failed(exc, shape, first_row) from exc
-            if rows:
+            self._copy_rows(shape, data[:1], [first])
+            if n > 1:
                 try:
-                    self._copy_rows(keyless, rows)
-                except Exception as exc:
-                    failed = self._failed(exc, keyless, rows)
-                    row = None if failed.row is None else failed.row + 1
-                    raise WriteFailed(exc, row) from exc
+                    self._copy_rows(keyless, data[1:], range(first + 1, first + n))
+                except WriteFailed as exc:
+                    exc.row = None if exc.row is None else exc.row + 1
+                    raise
                 last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
-                if last != first + len(rows):
+                if last != first + n - 1:
                     savepoint.rollback()
-                    head[pk] = None
+                    _forget_keys(data, pk)
                     return None
         except BaseException:
             savepoint.rollback()
-            head[pk] = None
+            _forget_keys(data, pk)
             raise
         savepoint.commit()
-        return list(range(first, first + len(data)))
+        return list(range(first, first + n))
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
         if not data:
             return [] if fetch_key else None
-        keys: list[Any] | None = None
-        pk = self.info.autoincrement_pk or ""
-        if fetch_key and self._numbered_by_server():
+        if not fetch_key:
+            self._copy_rows(shape, data)
+            return None
+        if self._numbered_by_server():
             keys = self._copy_numbered(shape, data)
             if keys is not None:
-                for row_data, key in zip(data, keys):
-                    row_data[pk] = key
                 return keys
-        if fetch_key:
-            keys = self._reserve(len(data))
-            for row_data, key in zip(data, keys):
-                row_data[pk] = key
-        rows = shape.rows(data)
+        keys = self._reserve(len(data))
         try:
-            self._copy_rows(shape, rows)
-        except Exception as exc:
-            if fetch_key:
-                for row_data in data:
-                    row_data[pk] = None
-            raise self._failed(exc, shape, rows) from exc
+            self._copy_rows(shape, data, keys)
+        except BaseException:
+            _forget_keys(data, self.info.autoincrement_pk or "")
+            raise
         return keys
+
+
+def _forget_keys(data: Data, pk: str) -> None:
+    for d in data:
+        d[pk] = None
 
 
 class MysqlValuesStrategy(InsertStrategy):

@@ -12,8 +12,9 @@ clock starts; ``ours dicts validate=True`` includes pydantic validation and buil
 returned instances. Prints rows/s and the ratio to raw driver executemany (higher is faster),
 then the issue targets (issue 3: ours against raw executemany, Django and peewee; issue 8: our
 PostgreSQL COPY path, keys set back, against psycopg executemany and a bare ``COPY`` of the same
-rows through psycopg's ``write_row``, text and binary, the faster counting), and notes on which
-rows are not like-for-like. ``--repeat N`` runs N rounds over all methods and keeps each best.
+rows through psycopg's ``write_row``, text and binary, the faster counting, on the users table
+and again on the same table without its unique email index), and notes on which rows are not
+like-for-like. ``--repeat N`` runs N rounds over all methods and keeps each best.
 """
 
 from __future__ import annotations
@@ -55,6 +56,19 @@ class BenchUser(ActiveRecord):
     created_at: dt.datetime | None = None
 
 
+class BenchUserPlain(ActiveRecord):
+    """The same users table without the unique index on email (design.md's table)."""
+
+    __table_name__ = TABLE + "_plain"
+
+    id: int | None = None
+    username: Annotated[str, Field(max_length=64)]
+    email: Annotated[str, Field(max_length=128)]
+    status: Annotated[str, Field(max_length=16)] = "active"
+    login_count: int = 0
+    created_at: dt.datetime | None = None
+
+
 def backend_url(name: str, tmp: str) -> str:
     if name == "sqlite":
         return "sqlite:///" + os.path.join(tmp, "bench.db")
@@ -78,12 +92,20 @@ def make_rows(n: int) -> list[dict[str, Any]]:
 class Runner:
     """One backend: engines, table reset, and one timed function per method."""
 
-    def __init__(self, name: str, url: str, rows: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        rows: list[dict[str, Any]],
+        model: type[BenchUser] | type[BenchUserPlain] = BenchUser,
+    ) -> None:
         self.name = name
         self.url = url
         self.rows = rows
         self.engine = sa.create_engine(url)
-        self.table = BenchUser.__table__
+        self.model = model
+        self.table = model.__table__
+        self.table_name = self.table.name
 
     def reset(self) -> None:
         with self.engine.begin() as conn:
@@ -101,7 +123,7 @@ class Runner:
         tuples = [tuple(r[c] for c in COLUMNS) for r in self.rows]
         if self.name == "sqlite":
             path = sa.make_url(self.url).database or ""
-            sql = f"INSERT INTO {TABLE} ({names}) VALUES (?, ?, ?, ?, ?)"  # noqa: S608
+            sql = f"INSERT INTO {self.table_name} ({names}) VALUES (?, ?, ?, ?, ?)"  # noqa: S608
             # Python's own datetime adapter (deprecated as a default since 3.12), made explicit.
             sqlite3.register_adapter(dt.datetime, lambda v: v.isoformat(" "))
 
@@ -113,7 +135,7 @@ class Runner:
                 conn.close()
 
             return run_sqlite
-        sql = f"INSERT INTO {TABLE} ({names}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
+        sql = f"INSERT INTO {self.table_name} ({names}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
 
         def run() -> None:
             conn = self.engine.raw_connection()
@@ -132,7 +154,7 @@ class Runner:
             return None
         tuples = [tuple(r[c] for c in COLUMNS) for r in self.rows]
         fmt = " (FORMAT BINARY)" if binary else ""
-        sql = f"COPY {TABLE} ({', '.join(COLUMNS)}) FROM STDIN{fmt}"
+        sql = f"COPY {self.table_name} ({', '.join(COLUMNS)}) FROM STDIN{fmt}"
         types = ["varchar", "varchar", "varchar", "int8", "timestamp"]
 
         def run() -> None:
@@ -236,7 +258,7 @@ class Runner:
             created_at = peewee.DateTimeField()
 
             class Meta:
-                table_name = TABLE
+                table_name = self.table_name
 
         PwUser._meta.set_database(database)
 
@@ -249,17 +271,18 @@ class Runner:
         return run
 
     def ours_instances(self) -> Callable[[], object]:
-        users = [BenchUser(**r) for r in self.rows]
+        model = self.model
+        users = [model(**r) for r in self.rows]
 
-        def run() -> list[BenchUser]:
-            BenchUser.batch_insert(users, validate=False)
+        def run() -> list[Any]:
+            model.batch_insert(users, validate=False)
             return users
 
         return run
 
     def ours_dicts(self) -> Callable[[], object]:
         def run() -> object:
-            return BenchUser.batch_insert_from_dicts(self.rows, validate=True)
+            return self.model.batch_insert_from_dicts(self.rows, validate=True)
 
         return run
 
@@ -337,6 +360,9 @@ DJANGO = "Django bulk_create"
 PEEWEE = "peewee insert_many (chunks of 1000)"
 OURS_INSTANCES = "ours: instances, validate=False"
 OURS_DICTS = "ours: dicts, validate=True"
+#: A second PostgreSQL column: the same rows into the table without the unique email index.
+PLAIN = "postgresql, no unique email"
+PLAIN_METHODS = {RAW, COPY_TEXT, COPY_BINARY, OURS_INSTANCES}
 METHODS = [
     (RAW, "raw_driver"),
     (COPY_TEXT, "bare_copy_text"),
@@ -361,6 +387,9 @@ NOTES = [
     "sets none.",
     "ours on PostgreSQL: binary COPY; the first row of each chunk takes nextval(), the server "
     "numbers the rest, currval() proves the keys (ids reserved first when it cannot).",
+    f"'{PLAIN}': the same PostgreSQL server and rows, into the users table without the "
+    "unique index on email (design.md's columns, no index but the key): there a COPY is not "
+    "bound by the server's upkeep of that index.",
 ]
 
 
@@ -403,32 +432,35 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, dict[str, float | None]] = {}
     rounds: dict[str, list[dict[str, float | None]]] = {}
     strategies: dict[str, str] = {}
-    for name in names:
+    columns = [*names, PLAIN] if "postgresql" in names else names
+    for column in columns:
+        name = "postgresql" if column == PLAIN else column
         database = activerecord.connect(urls[name])
         strategies[name] = database.facts.insert_strategy
-        runner = Runner(name, urls[name], rows)
-        results[name] = {}
-        rounds[name] = []
+        runner = Runner(name, urls[name], rows, BenchUserPlain if column == PLAIN else BenchUser)
+        methods = [m for m in METHODS if column != PLAIN or m[0] in PLAIN_METHODS]
+        results[column] = {label: None for label, _ in METHODS}
+        rounds[column] = []
         # Rounds over all methods rather than one method's repeats back to back: the machine's
         # load drifts, and ratios within one round are what counts.
         for round_ in range(args.repeat):
-            rounds[name].append({})
-            for label, method in METHODS:
+            rounds[column].append({})
+            for label, method in methods:
                 rate = measure(runner, method, 1)
-                rounds[name][-1][label] = rate
-                best = results[name].get(label)
-                results[name][label] = rate if best is None or rate is None else max(rate, best)
-                print(f"  {name:<10} {label:<40} {_fmt(rate)} (round {round_ + 1})", flush=True)
+                rounds[column][-1][label] = rate
+                best = results[column].get(label)
+                results[column][label] = rate if best is None or rate is None else max(rate, best)
+                print(f"  {column:<10} {label:<40} {_fmt(rate)} (round {round_ + 1})", flush=True)
         runner.engine.dispose()
         activerecord.disconnect()
     print()
     print(f"{args.rows:,} rows, rows/s (ratio to raw driver executemany)")
-    header = "| method | " + " | ".join(names) + " |"
+    header = "| method | " + " | ".join(columns) + " |"
     print(header)
-    print("|---|" + "---|" * len(names))
+    print("|---|" + "---|" * len(columns))
     for label, _method in METHODS:
         cells = []
-        for name in names:
+        for name in columns:
             rate = results[name][label]
             raw = results[name][METHODS[0][0]]
             if rate is None or raw is None:
@@ -440,7 +472,7 @@ def main(argv: list[str] | None = None) -> None:
     print("ours' insert path: " + ", ".join(f"{n} {strategies[n]}" for n in names))
     print()
     print(f"Targets: median over {args.repeat} round(s) of each round's ratio")
-    print(targets(rounds, names))
+    print(targets(rounds, columns))
     print()
     print("Notes:")
     for note in NOTES:
@@ -471,7 +503,9 @@ def targets(rounds: dict[str, list[dict[str, float | None]]], names: list[str]) 
             continue
         cells = []
         for name in names:
-            if title.startswith("issue 8") and name != "postgresql":
+            if (title.startswith("issue 8") and not name.startswith("postgresql")) or (
+                title.startswith("issue 3") and name == PLAIN
+            ):
                 cells.append("-")
                 continue
             ratios = []

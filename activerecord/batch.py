@@ -31,7 +31,7 @@ from __future__ import annotations
 import gc
 import itertools
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from contextlib import contextmanager
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -253,6 +253,79 @@ class _Preparer:
         return datas
 
 
+#: Writes one prepared chunk: ``(connection, strategy, chunk as given, row dicts, offset of
+#: the chunk's first record)``; returns the positions (in the chunk) of the records the call
+#: hands back, or None for all of them.
+ChunkWriter = Callable[
+    [sa.Connection, InsertStrategy, list[Any], list[dict[str, Any]], int], Collection[int] | None
+]
+
+
+def run_batch(
+    model: type[ActiveRecord],
+    records: Iterable[Any],
+    write: ChunkWriter,
+    *,
+    validate: bool,
+    batch_size: int | None,
+    progress: bool | ProgressCallback,
+    from_dicts: bool,
+    return_records: bool,
+    context: str,
+) -> tuple[int, list[Any]]:
+    """The chunk loop of every batch write (insert, upsert, insert-or-ignore).
+
+    Each chunk is prepared (validated or key-checked, defaults filled), written by ``write``,
+    its records marked persisted and counted in the progress; all in one transaction (a
+    savepoint inside an ambient one). Validation failures are collected over every chunk and
+    raised as one :class:`BatchValidationError` (after the first, nothing more is written);
+    a database error is raised typed, with the failing record's index where the database
+    names it. Returns the records counted and, with ``return_records``, the records handed
+    back, in input order.
+    """
+    info = model.__ar_info__
+    db = model.database()
+    if batch_size is not None and batch_size < 1:
+        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    size = batch_size or db.facts.chunk_rows(len(info.fields))
+    total = len(records) if isinstance(records, Sized) else None
+    bar = _Progress(progress, total, model.__name__)
+    prepare = _Preparer(
+        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
+    )
+    out: list[Any] = []
+    failures: dict[int, list[Any]] = {}
+    try:
+        with write_connection(db, statements=2) as conn:
+            strategy = strategy_for(conn, info, db.facts)
+            try:
+                offset = 0
+                for chunk in _chunks(records, size):
+                    datas, instances = prepare(chunk, offset, failures)
+                    if not failures:
+                        kept = write(conn, strategy, chunk, datas, offset)
+                        if instances is not None:
+                            mark_persisted_batch(instances, datas)
+                            if return_records:
+                                out.extend(
+                                    instances if kept is None
+                                    else (instances[p] for p in sorted(kept))
+                                )
+                        bar.advance(len(chunk))
+                    offset += len(chunk)
+                if failures:
+                    raise BatchValidationError(model.__name__, failures)
+            finally:
+                strategy.close()
+    except WriteFailed as exc:
+        raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc, context=context) from exc
+    finally:
+        bar.close()
+    return bar.done, out
+
+
 def batch_insert(
     model: type[ActiveRecord],
     records: Iterable[Any],
@@ -279,45 +352,21 @@ def batch_insert(
             from_dicts=from_dicts, return_records=return_records,
         )
     info = model.__ar_info__
-    db = model.database()
-    facts = db.facts
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    size = batch_size or facts.chunk_rows(len(info.fields))
-    total = len(records) if isinstance(records, Sized) else None
-    bar = _Progress(progress, total, model.__name__)
-    prepare = _Preparer(
-        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
+
+    def write(
+        conn: sa.Connection,
+        strategy: InsertStrategy,
+        chunk: list[Any],
+        datas: list[dict[str, Any]],
+        offset: int,
+    ) -> None:
+        _write_chunk(conn, strategy, info, datas, offset)
+
+    return run_batch(
+        model, records, write, validate=validate, batch_size=batch_size, progress=progress,
+        from_dicts=from_dicts, return_records=return_records,
+        context=f"batch insert of {model.__name__}",
     )
-    context = f"batch insert of {model.__name__}"
-    out: list[Any] = []
-    failures: dict[int, list[Any]] = {}
-    try:
-        with write_connection(db, statements=2) as conn:
-            strategy = strategy_for(conn, info, facts)
-            try:
-                offset = 0
-                for chunk in _chunks(records, size):
-                    datas, instances = prepare(chunk, offset, failures)
-                    if not failures:
-                        _write_chunk(conn, strategy, info, datas, offset)
-                        if instances is not None:
-                            mark_persisted_batch(instances, datas)
-                            if return_records:
-                                out.extend(instances)
-                        bar.advance(len(chunk))
-                    offset += len(chunk)
-                if failures:
-                    raise BatchValidationError(model.__name__, failures)
-            finally:
-                strategy.close()
-    except WriteFailed as exc:
-        raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=context) from exc
-    finally:
-        bar.close()
-    return bar.done, out
 
 
 def _write_chunk(

@@ -49,7 +49,7 @@ Example::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping, Sequence, Sized
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -58,14 +58,13 @@ import pydantic
 import sqlalchemy as sa
 
 from .backend.dialects import translate_error
-from .backend.transaction import Transaction, write_connection
-from .batch import ProgressCallback, _chunks, _Preparer, _Progress, _write_chunk
-from .errors import BatchValidationError, QueryError, UniqueViolation, ValidationError
+from .backend.transaction import Transaction
+from .batch import ProgressCallback, _write_chunk, run_batch
+from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
 from .insert.locate import WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
-from .insert.strategies import InsertStrategy, strategy_for
-from .model import mark_persisted_batch
+from .insert.strategies import InsertStrategy
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 
@@ -493,12 +492,11 @@ def _execute(
     return_records: bool,
     verb: str,
 ) -> list[Any]:
-    """The chunk loop shared by upsert and insert-or-ignore; returns the inserted records."""
+    """Upsert and insert-or-ignore through the shared chunk loop; returns the inserted records.
+
+    ``from_dicts=None``: dicts or instances, as the first record is.
+    """
     info = model.__ar_info__
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    size = batch_size or run.facts.chunk_rows(len(info.fields))
-    total = len(records) if isinstance(records, Sized) else None
     iterator = iter(records)
     first = next(iterator, _END)
     if first is _END:
@@ -506,34 +504,28 @@ def _execute(
     if from_dicts is None:
         from_dicts = isinstance(first, Mapping)
     run.refresh = run.refresh and not from_dicts
-    bar = _Progress(progress, total, model.__name__)
-    prepare = _Preparer(
-        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
-    )
     per_row = from_dicts and run.updates is not None and run.updates.fixed is None
+    if isinstance(records, Sized) and not isinstance(records, Iterator):
+        rest: Iterable[Any] = records  # iterated again; its length drives the progress bar
+    else:
+        rest = itertools.chain([first], iterator)
+
+    def write(
+        conn: sa.Connection,
+        strategy: InsertStrategy,
+        chunk: list[Any],
+        datas: list[dict[str, Any]],
+        offset: int,
+    ) -> list[int]:
+        given = _given_fields(info, chunk) if per_row else None
+        return run.chunk(conn, strategy, datas, given, offset)
+
     context = f"{verb} of {model.__name__}"
-    out: list[Any] = []
-    failures: dict[int, list[Any]] = {}
-    offset = 0
     try:
-        with write_connection(run.db, statements=2) as conn:
-            strategy = strategy_for(conn, info, run.facts)
-            try:
-                for chunk in _chunks(itertools.chain([first], iterator), size):
-                    datas, instances = prepare(chunk, offset, failures)
-                    if not failures:
-                        given = _given_fields(info, chunk) if per_row else None
-                        new = run.chunk(conn, strategy, datas, given, offset)
-                        if instances is not None:
-                            mark_persisted_batch(instances, datas)
-                            if return_records:
-                                out.extend(instances[p] for p in sorted(new))
-                        bar.advance(len(chunk))
-                    offset += len(chunk)
-                if failures:
-                    raise BatchValidationError(model.__name__, failures)
-            finally:
-                strategy.close()
+        _count, out = run_batch(
+            model, rest, write, validate=validate, batch_size=batch_size, progress=progress,
+            from_dicts=from_dicts, return_records=return_records, context=context,
+        )
     except _Raced as exc:
         cause = exc.__cause__
         if isinstance(cause, WriteFailed):
@@ -541,12 +533,6 @@ def _execute(
             raise error from cause.orig
         assert cause is not None
         raise translate_error(cause, context=context) from cause
-    except WriteFailed as exc:
-        raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=context) from exc
-    finally:
-        bar.close()
     return out
 
 

@@ -174,8 +174,8 @@ class ActiveRecord(BaseModel):
 
         When the criteria are not empty and no row matches, ``save()`` raises
         :class:`~activerecord.errors.StaleRecordError` (OptimisticLockMixin checks the version).
-        The instance ``delete()`` carries the same criteria; it raises when no row matches
-        though the row is still there.
+        The instance ``delete()`` (and a soft delete's or restore's UPDATE) carries the same
+        criteria; it raises when no row matches though the row is still there.
         """
         return [], {}
 

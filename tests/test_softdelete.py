@@ -303,6 +303,21 @@ def test_soft_delete_of_a_stale_record_raises_and_keeps_the_row(db, fresh):
     assert theirs.delete() is False and theirs.hard_delete() is False  # gone
 
 
+def test_query_soft_delete_and_restore_bump_the_version(db, fresh):
+    fresh(Ticket)
+    one, two = Ticket.create(title="one"), Ticket.create(title="two")
+    assert Ticket.query().where({"id": one.id}).delete() == 1
+    assert Ticket.query().with_deleted().where({"id": one.id}).one().version == 1
+    assert Ticket.find(two.id).version == 0  # rows not matched keep theirs
+    with pytest.raises(StaleRecordError):
+        one.hard_delete()  # read before the set-based soft delete
+    assert Ticket.query().only_deleted().where({"id": one.id}).restore() == 1
+    assert Ticket.find(one.id).version == 2
+    assert Ticket.delete_all({"title": "two"}) == 1
+    assert Ticket.query().with_deleted().where({"id": two.id}).one().version == 1
+    assert Ticket.query().with_deleted().hard_delete(all_rows=True) == 2
+
+
 def test_timestamps_touched_by_soft_delete_and_restore(db, fresh):
     fresh(Article)
     one = Article.create(author_id=1, title="one", created_at=OLD, updated_at=OLD)
@@ -400,6 +415,16 @@ def test_instance_soft_delete_and_restore_statements_check_the_version(dialect):
     stmt, written, guarded = author._mark_statement(author._soft_delete_values(), "default")
     assert not guarded and set(written) == {"deleted_at"}
     assert "version" not in compile_sql(stmt, Author, dialect).sql
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_query_soft_delete_and_restore_statements_bump_the_version(dialect):
+    q = Ticket.query().where({"title": "x"})
+    for stmt in (q.delete_statement(), q.only_deleted().restore_statement()):
+        assert "version=(sd_tickets.version + " in compile_sql(stmt, Ticket, dialect).sql
+    assert "version" not in compile_sql(q.hard_delete_statement(), Ticket, dialect).sql
+    assert "version" not in compile_sql(Author.query().delete_statement(all_rows=True), Author,
+                                        dialect).sql
 
 
 def test_partial_index_ddl_per_dialect():

@@ -77,7 +77,11 @@ class OptimisticLockMixin(_OptimisticLock):
     ``save()`` raises :class:`~activerecord.errors.StaleRecordError` when the row's version is
     no longer the one the record was read with; ``batch_update`` does the same for every record
     of the batch and then writes nothing; ``Query.update`` adds one to the version of every row
-    it changes. For another field name use :func:`optimistic_lock`.
+    it changes. The instance ``delete()`` (and ``hard_delete()``) only removes the row at the
+    version it was read with and raises ``StaleRecordError`` otherwise (the row stays; a row
+    already gone returns False); with :class:`~activerecord.SoftDeleteMixin` the soft delete and
+    ``restore()`` check the version too and add one to it. For another field name use
+    :func:`optimistic_lock`.
 
     >>> import activerecord
     >>> from activerecord import ActiveRecord, OptimisticLockMixin, StaleRecordError
@@ -97,6 +101,12 @@ class OptimisticLockMixin(_OptimisticLock):
     Traceback (most recent call last):
     ...
     activerecord.errors.StaleRecordError: Doc 1 was changed or deleted since it was read
+    >>> mine.delete()
+    Traceback (most recent call last):
+    ...
+    activerecord.errors.StaleRecordError: Doc 1 has changed since it was read at version 0: ...
+    >>> mine.refresh().delete()
+    True
     """
 
     __abstract__: ClassVar[bool] = True

@@ -174,6 +174,8 @@ class ActiveRecord(BaseModel):
 
         When the criteria are not empty and no row matches, ``save()`` raises
         :class:`~activerecord.errors.StaleRecordError` (OptimisticLockMixin checks the version).
+        The instance ``delete()`` (and a soft delete's or restore's UPDATE) carries the same
+        criteria; it raises when no row matches though the row is still there.
         """
         return [], {}
 
@@ -491,18 +493,69 @@ class ActiveRecord(BaseModel):
         return values[0] if len(values) == 1 else values
 
     def delete(self) -> bool:
-        """Delete this record's row. Returns True if a row was deleted."""
+        """Delete this record's row. Returns True if a row was deleted, False if it was gone.
+
+        With optimistic locking (:class:`~activerecord.OptimisticLockMixin`) the row is only
+        deleted at the version the record was read with: when it has another one,
+        :class:`~activerecord.errors.StaleRecordError` is raised and the row stays.
+
+        >>> import activerecord
+        >>> from activerecord import OptimisticLockMixin
+        >>> class Draft(OptimisticLockMixin, ActiveRecord):
+        ...     __table_name__ = "doc_drafts"
+        ...     id: int | None = None
+        ...     text: str
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Draft.create_table()
+        >>> mine = Draft.create(text="a")
+        >>> theirs = Draft.find(mine.id)
+        >>> theirs.text = "b"; theirs.save()
+        True
+        >>> try:
+        ...     mine.delete()
+        ... except activerecord.StaleRecordError as err:
+        ...     print(err)
+        Draft 1 has changed since it was read at version 0: not deleted
+        >>> mine.refresh().delete(), Draft.query().count()
+        (True, 0)
+        """
         if self._ar_original is None:
             return False
-        info = self.__ar_info__
-        stmt = sa.delete(info.table).where(*self._pk_criteria())
+        stmt, guarded = self._delete_statement()
         try:
             with write_connection(self.database()) as conn:
                 deleted = conn.execute(stmt).rowcount
+                if not deleted and guarded:
+                    self._raise_if_stale(conn, "deleted", [])
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"delete of {type(self).__name__}") from exc
         self._ar_original = None
         return bool(deleted)
+
+    def _delete_statement(self) -> tuple[sa.Delete, bool]:
+        """The DELETE of this record's row (by primary key, and by version when locked) and
+        whether it is guarded: no row deleted while the row is there means the record is stale."""
+        guard, _ = self._update_guard()
+        stmt = sa.delete(self.__ar_info__.table).where(*self._pk_criteria(), *guard)
+        return stmt, bool(guard)
+
+    def _raise_if_stale(
+        self, conn: sa.Connection, undone: str, scope: list[ColumnElement[bool]]
+    ) -> None:
+        """A guarded write of this record matched no row: raise StaleRecordError if its row is
+        still there (matching ``scope``), so it has changed since it was read; return if not
+        (the row is gone, or out of scope: already deleted or restored)."""
+        info = self.__ar_info__
+        probe = sa.select(sa.literal_column("1", sa.Integer)).select_from(info.table)
+        if conn.execute(probe.where(*self._pk_criteria(), *scope)).first() is None:
+            return
+        name, key = type(self).__name__, self._pk_value()
+        lock = self._lock_field()
+        read = f" at version {(self._ar_original or self.__dict__)[lock]!r}" if lock else ""
+        raise StaleRecordError(
+            f"{name} {key!r} has changed since it was read{read}: not {undone}",
+            model=name, keys=[key],
+        )
 
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""

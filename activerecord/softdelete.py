@@ -113,7 +113,10 @@ class SoftDeleteMixin(ActiveRecord):
         """Soft-delete this record: set ``deleted_at`` (and ``updated_at``) on its row.
 
         Returns False when the row is already deleted (or gone). Other unsaved changes to the
-        record are neither written nor lost.
+        record are neither written nor lost. With optimistic locking
+        (:class:`~activerecord.OptimisticLockMixin`) a soft delete is a change of the row: it
+        only marks the row at the version the record was read with, and adds one to it; a live
+        row with another version raises :class:`~activerecord.errors.StaleRecordError`.
 
         >>> import activerecord
         >>> class Pin(SoftDeleteMixin, ActiveRecord):
@@ -134,14 +137,17 @@ class SoftDeleteMixin(ActiveRecord):
     def restore(self) -> bool:
         """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
 
-        Returns False when the row is not soft-deleted (or gone). See :meth:`delete`.
+        Returns False when the row is not soft-deleted (or gone). With optimistic locking it
+        checks and bumps the version as :meth:`delete` does. See :meth:`delete`.
         """
         return self._mark(self._restore_values(), "only_deleted", "restore")
 
     def hard_delete(self) -> bool:
         """Remove this record's row for real, deleted or not. Returns True if a row went.
 
-        See :meth:`delete` for an example.
+        With optimistic locking the row must still have the version the record was read with
+        (else :class:`~activerecord.errors.StaleRecordError`, and the row stays). See
+        :meth:`delete` for an example.
         """
         return ActiveRecord.delete(self)
 
@@ -149,22 +155,36 @@ class SoftDeleteMixin(ActiveRecord):
         original = self._ar_original
         if original is None:
             return False
-        info = self.__ar_info__
-        stmt = (
-            sa.update(info.table)
-            .where(*self._pk_criteria(), *self._scope_criteria(scope))
-            .values({info.columns[f]: v for f, v in values.items()})
-        )
+        stmt, written, guarded = self._mark_statement(values, scope)
         try:
             with write_connection(self.database()) as conn:
                 changed = conn.execute(stmt).rowcount
+                if not changed and guarded:
+                    self._raise_if_stale(conn, f"{verb}d", self._scope_criteria(scope))
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
         if not changed:
             return False
-        self.__dict__.update(values)
-        original.update(values)
+        self.__dict__.update(written)
+        original.update(written)
         return True
+
+    def _mark_statement(
+        self, values: dict[str, Any], scope: str
+    ) -> tuple[sa.Update, dict[str, Any], bool]:
+        """The UPDATE of this record's soft delete (``scope="default"``) or restore
+        (``"only_deleted"``), the values it writes (``values`` and, with optimistic locking,
+        the next version) and whether it is guarded (no row changed while the row is there in
+        ``scope`` means the record is stale)."""
+        guard, extra = self._update_guard()
+        written = {**values, **extra}
+        info = self.__ar_info__
+        stmt = (
+            sa.update(info.table)
+            .where(*self._pk_criteria(), *self._scope_criteria(scope), *guard)
+            .values({info.columns[f]: v for f, v in written.items()})
+        )
+        return stmt, written, bool(guard)
 
 
 # -- unique keys among live rows -----------------------------------------------------------

@@ -12,10 +12,12 @@ from pydantic import AwareDatetime, Field
 from activerecord import (
     ActiveRecord,
     Col,
+    OptimisticLockMixin,
     QueryError,
     RecordNotFound,
     SchemaError,
     SoftDeleteMixin,
+    StaleRecordError,
     TimestampMixin,
     UniqueViolation,
     UnknownColumnError,
@@ -65,6 +67,15 @@ class Renamed(SoftDeleteMixin, ActiveRecord):
 
 
 soft_unique(Renamed, "code")
+
+
+class Ticket(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, ActiveRecord):
+    """Soft deletes under an optimistic lock."""
+
+    __table_name__ = "sd_tickets"
+
+    id: int | None = None
+    title: Annotated[str, Field(max_length=40)]
 
 
 class Plain(ActiveRecord):
@@ -239,6 +250,74 @@ def test_delete_of_stale_instance_returns_false(db, fresh):
     assert ann.restore() is True
 
 
+def test_soft_delete_checks_and_bumps_the_version(db, fresh):
+    fresh(Ticket)
+    mine = Ticket.create(title="a", updated_at=OLD)
+    assert mine.delete() is True and mine.is_deleted
+    assert mine.version == 1 and mine.updated_at is not None and mine.updated_at > OLD
+    assert mine.changed_fields == set()  # memory and snapshot agree with the row
+    stored = Ticket.query().with_deleted().where({"id": mine.id}).one()
+    assert (stored.version, stored.deleted_at) == (1, mine.deleted_at)
+    assert mine.restore() is True and mine.version == 2 and not mine.is_deleted
+    assert Ticket.find(mine.id).version == 2
+    mine.title = "b"
+    assert mine.save() and mine.version == 3  # the bumped version is the one checked next
+
+
+def test_soft_delete_of_a_stale_record_raises_and_keeps_the_row(db, fresh):
+    fresh(Ticket)
+    mine = Ticket.create(title="a")
+    theirs = Ticket.find(mine.id)
+    theirs.title = "b"
+    theirs.save()
+    with pytest.raises(StaleRecordError) as info:
+        mine.delete()
+    assert info.value.model == "Ticket" and info.value.keys == [mine.id]
+    assert str(info.value) == (
+        f"Ticket {mine.id!r} has changed since it was read at version 0: not deleted"
+    )
+    assert not mine.is_deleted and mine.version == 0
+    live = Ticket.find(mine.id)
+    assert (live.title, live.version, live.deleted_at) == ("b", 1, None)
+    # Already soft-deleted (or gone) by someone else: False, as without a lock.
+    assert theirs.delete() is True
+    assert mine.delete() is False and not mine.is_deleted
+    # restore: a deleted row at another version is stale; a live row is False.
+    mine.refresh()
+    assert mine.is_deleted and mine.version == 2
+    theirs.restore()
+    theirs.delete()  # version 4, deleted again
+    with pytest.raises(StaleRecordError, match="at version 2: not restored"):
+        mine.restore()
+    assert Ticket.query().only_deleted().one().version == 4
+    assert theirs.restore() is True
+    assert mine.refresh().restore() is False  # live already
+    # hard_delete checks the version too.
+    theirs.title = "c"
+    theirs.save()
+    with pytest.raises(StaleRecordError, match="not deleted"):
+        mine.hard_delete()
+    assert Ticket.query().count() == 1
+    assert mine.refresh().hard_delete() is True
+    assert Ticket.query().with_deleted().count() == 0
+    assert theirs.delete() is False and theirs.hard_delete() is False  # gone
+
+
+def test_query_soft_delete_and_restore_bump_the_version(db, fresh):
+    fresh(Ticket)
+    one, two = Ticket.create(title="one"), Ticket.create(title="two")
+    assert Ticket.query().where({"id": one.id}).delete() == 1
+    assert Ticket.query().with_deleted().where({"id": one.id}).one().version == 1
+    assert Ticket.find(two.id).version == 0  # rows not matched keep theirs
+    with pytest.raises(StaleRecordError):
+        one.hard_delete()  # read before the set-based soft delete
+    assert Ticket.query().only_deleted().where({"id": one.id}).restore() == 1
+    assert Ticket.find(one.id).version == 2
+    assert Ticket.delete_all({"title": "two"}) == 1
+    assert Ticket.query().with_deleted().where({"id": two.id}).one().version == 1
+    assert Ticket.query().with_deleted().hard_delete(all_rows=True) == 2
+
+
 def test_timestamps_touched_by_soft_delete_and_restore(db, fresh):
     fresh(Article)
     one = Article.create(author_id=1, title="one", created_at=OLD, updated_at=OLD)
@@ -315,6 +394,37 @@ def test_statements_carry_the_scope(dialect):
     assert "deleted_at IS NULL" in sql
     for stmt in (q.count_statement(), q.limit(3).count_statement(), q.select_statement()):
         assert "deleted_at IS NULL" in compile_sql(stmt, Author, dialect).sql
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_instance_soft_delete_and_restore_statements_check_the_version(dialect):
+    row = {"id": 5, "title": "t", "version": 2, "deleted_at": None}
+    ticket = Ticket._from_db({**row, "created_at": OLD, "updated_at": OLD})
+    stmt, written, guarded = ticket._mark_statement(ticket._soft_delete_values(), "default")
+    compiled = compile_sql(stmt, Ticket, dialect)
+    assert compiled.sql.startswith("UPDATE sd_tickets SET ")
+    assert "deleted_at=" in compiled.sql and "version=" in compiled.sql
+    where = compiled.sql.split(" WHERE ")[1]
+    assert "sd_tickets.deleted_at IS NULL" in where and "sd_tickets.version = " in where
+    assert guarded and written["version"] == 3 and written["deleted_at"] is not None
+    stmt, written, guarded = ticket._mark_statement(ticket._restore_values(), "only_deleted")
+    where = compile_sql(stmt, Ticket, dialect).sql.split(" WHERE ")[1]
+    assert "deleted_at IS NOT NULL" in where and "sd_tickets.version = " in where
+    assert guarded and written["version"] == 3 and written["deleted_at"] is None
+    author = Author._from_db({"id": 1, "name": "a", "status": "x", "score": 0, "deleted_at": None})
+    stmt, written, guarded = author._mark_statement(author._soft_delete_values(), "default")
+    assert not guarded and set(written) == {"deleted_at"}
+    assert "version" not in compile_sql(stmt, Author, dialect).sql
+
+
+@pytest.mark.parametrize("dialect", ["postgresql", "mysql", "sqlite"])
+def test_query_soft_delete_and_restore_statements_bump_the_version(dialect):
+    q = Ticket.query().where({"title": "x"})
+    for stmt in (q.delete_statement(), q.only_deleted().restore_statement()):
+        assert "version=(sd_tickets.version + " in compile_sql(stmt, Ticket, dialect).sql
+    assert "version" not in compile_sql(q.hard_delete_statement(), Ticket, dialect).sql
+    assert "version" not in compile_sql(Author.query().delete_statement(all_rows=True), Author,
+                                        dialect).sql
 
 
 def test_partial_index_ddl_per_dialect():

@@ -566,6 +566,53 @@ def test_custom_version_field(fresh, backend):
     assert "version" not in Page.__ar_info__.fields
 
 
+def test_delete_of_a_stale_record_raises_and_keeps_the_row(fresh, backend):
+    fresh(Account)
+    mine = Account.create(owner="ann", balance=10)
+    theirs = Account.find(mine.id)
+    theirs.balance = 20
+    theirs.save()
+    with pytest.raises(StaleRecordError) as info:
+        mine.delete()
+    assert info.value.model == "Account" and info.value.keys == [mine.id]
+    assert str(info.value) == (
+        f"Account {mine.id!r} has changed since it was read at version 0: not deleted"
+    )
+    assert Account.find(mine.id).balance == 20  # their change survives
+    assert not mine.is_new_record and mine.version == 0  # the record is as it was
+    # A set-based update moves the version too, so a record read before it is stale.
+    mine.refresh()
+    Account.query().where({"id": mine.id}).update({"owner": "bob"})
+    with pytest.raises(StaleRecordError):
+        mine.delete()
+    assert mine.refresh().version == 2
+    assert mine.delete() is True and mine.is_new_record
+    assert Account.query().count() == 0
+
+
+def test_delete_of_a_fresh_or_gone_locked_record(fresh, backend):
+    fresh(Account, Page)
+    kept, fresh_one, gone = (Account.create(owner=f"o{i}") for i in range(3))
+    kept.balance = 5
+    kept.save()  # version 1 in memory and in the row
+    assert kept.delete() is True and fresh_one.delete() is True
+    Account.query().where({"id": gone.id}).delete()
+    assert gone.delete() is False  # already gone: nothing to protect, as without a lock
+    assert Account(owner="new").delete() is False  # never saved
+    assert Account.query().count() == 0
+    # A custom version field, inside a transaction: the error leaves the transaction usable.
+    page = Page.create(title="p")
+    other = Page.find(page.id)
+    other.title = "q"
+    other.save()
+    with Transaction():
+        Page.create(title="r")
+        with pytest.raises(StaleRecordError, match="at version 0"):
+            page.delete()
+    assert sorted(p.title for p in Page.query()) == ["q", "r"]
+    assert page.refresh().lock_version == 1 and page.delete() is True
+
+
 # -- compile-only: the SQL for pinned dialects -----------------------------------------------
 def _sql(stmt: sa.ClauseElement, dialect: str) -> activerecord.SQL:
     from activerecord.query.query import compile_sql
@@ -594,6 +641,24 @@ def test_update_statement_adds_updated_at_and_version():
     assert "updated_at" not in _sql(stmt, "sqlite").sql
     stmt = Account.query().where({"id": 1}).update_statement({"balance": 1})
     assert "version=(ud_accounts.version + ?)" in _sql(stmt, "sqlite").sql
+
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_instance_delete_statement_carries_the_version_as_read(dialect):
+    account = Account._from_db({"id": 7, "owner": "ann", "balance": 0, "version": 3})
+    account.version = 9  # the version as read is checked, not one set since
+    stmt, guarded = account._delete_statement()
+    compiled = _sql(stmt, dialect)
+    assert compiled.sql.startswith("DELETE FROM ud_accounts WHERE ud_accounts.id = ")
+    assert " AND ud_accounts.version = " in compiled.sql
+    assert guarded and sorted(compiled.params.values()) == [3, 7]
+    page = Page._from_db({"id": 1, "title": "t", "lock_version": 4})
+    stmt, guarded = page._delete_statement()
+    assert guarded and "ud_pages.lock_version = " in _sql(stmt, dialect).sql
+    plain = Counter._from_db({"id": 1, "name": "c", "n": 0, "score": 0.0, "label": None})
+    stmt, guarded = plain._delete_statement()
+    assert not guarded and list(_sql(stmt, dialect).params.values()) == [1]
 
 
 @pytest.mark.parametrize(

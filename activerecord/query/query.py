@@ -296,7 +296,8 @@ class Query(Generic[T]):
 
     def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
         """The statement ``delete()`` runs: on a soft-deleting model, an UPDATE that marks the
-        matching rows not already deleted (even under ``with_deleted()``).
+        matching rows not already deleted (even under ``with_deleted()``) and, with
+        ``OptimisticLockMixin``, adds one to their version.
 
         >>> from activerecord import ActiveRecord, SoftDeleteMixin
         >>> class Tag(SoftDeleteMixin, ActiveRecord):
@@ -315,7 +316,7 @@ class Query(Generic[T]):
         criteria = self.criteria()
         if self._scope != "default":
             criteria += model._scope_criteria("default")
-        return sa.update(table).where(*criteria).values(self._by_column(soft))
+        return sa.update(table).where(*criteria).values(self._by_column(self._bump(soft)))
 
     def hard_delete_statement(self, *, all_rows: bool = False) -> sa.Delete:
         """The DELETE that ``hard_delete()`` runs, whatever the model's soft-delete setting.
@@ -329,7 +330,8 @@ class Query(Generic[T]):
         return sa.delete(self._model.__ar_info__.table).where(*criteria)
 
     def restore_statement(self, *, all_rows: bool = False) -> sa.Update:
-        """The UPDATE that ``restore()`` runs: clear ``deleted_at`` on matching deleted rows.
+        """The UPDATE that ``restore()`` runs: clear ``deleted_at`` on matching deleted rows
+        (and add one to their version with ``OptimisticLockMixin``).
 
         Needs a soft-deleting model and a query that can see deleted rows (``only_deleted()``
         or ``with_deleted()``); :class:`QueryError` otherwise.
@@ -348,7 +350,15 @@ class Query(Generic[T]):
         self._check_writable(all_rows, "restore")
         criteria = [*self._where, *model._scope_criteria("only_deleted")]
         table = model.__ar_info__.table
-        return sa.update(table).where(*criteria).values(self._by_column(values))
+        return sa.update(table).where(*criteria).values(self._by_column(self._bump(values)))
+
+    def _bump(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` and, for an optimistic-lock model, ``version + 1``: a soft delete or a
+        restore changes the row, as an update does."""
+        lock = self._model._lock_field()
+        if lock is None or lock in values:
+            return dict(values)
+        return {**values, lock: self._model.__ar_info__.columns[lock] + 1}
 
     def _by_column(self, values: Mapping[str, Any]) -> dict[sa.Column[Any], Any]:
         columns = self._model.__ar_info__.columns
@@ -556,7 +566,9 @@ class Query(Generic[T]):
         """Delete the matching rows (soft-delete for soft-deleting models); return the count.
 
         A query without ``where()`` raises :class:`~activerecord.errors.UnsafeWriteError`
-        unless ``all_rows=True``; limit/offset/order_by are refused.
+        unless ``all_rows=True``; limit/offset/order_by are refused. A soft delete is a change
+        of the rows: with ``OptimisticLockMixin`` it adds one to their version, as
+        :meth:`update` and :meth:`restore` do.
 
         >>> import activerecord
         >>> from activerecord import ActiveRecord

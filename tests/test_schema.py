@@ -165,3 +165,24 @@ def test_server_default_is_read_back(fresh, backend):
     batch = [Ticket(title="b"), Ticket(title="c", state="closed")]
     Ticket.batch_insert(batch)
     assert [x.state for x in batch] == ["open", "closed"]
+
+
+def test_sqlite_pool_sees_tables_and_indexes_other_connections_made(tmp_path):
+    """SQLite answers some reflection PRAGMAs (``index_list``) from a connection's copy of the
+    schema, which only a read refreshes: a pooled connection must not miss the indexes another
+    one created since."""
+    db = activerecord.connect(f"sqlite:///{tmp_path / 'pool.db'}", name="pool_schema")
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE a (x INTEGER)")
+        first, second = db.engine.raw_connection(), db.engine.raw_connection()
+        first.cursor().execute("INSERT INTO a (x) VALUES (1)")  # its copy: table a only
+        cursor = second.cursor()
+        cursor.execute("CREATE TABLE b (id INTEGER PRIMARY KEY, x INTEGER)")
+        cursor.execute("CREATE UNIQUE INDEX ix_b_x ON b (x)")
+        second.close()
+        first.close()  # back in the pool last: handed out next
+        indexes = sa.inspect(db.engine).get_indexes("b")
+        assert [(i["name"], i["unique"]) for i in indexes] == [("ix_b_x", 1)]
+    finally:
+        activerecord.disconnect("pool_schema")

@@ -136,11 +136,24 @@ def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
+def _sqlite_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    # A connection reloads its copy of the schema only when a statement reads the database:
+    # until then PRAGMAs (which SQLAlchemy's reflection runs) answer from the copy it had,
+    # missing tables and indexes another connection of the pool created since. One read of
+    # the schema table in autocommit mode (a lock taken and released at once) refreshes it.
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+    finally:
+        cursor.close()
+
+
 def _prepare_sqlite(engine: sa.Engine) -> None:
     if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _sqlite_on_begin):
         return
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
+    event.listen(engine, "checkout", _sqlite_on_checkout)
     # Connections the pool already holds were opened before the listener existed.
     engine.dispose()
 

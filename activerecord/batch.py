@@ -5,7 +5,8 @@ validated as a whole by a cached ``TypeAdapter(list[Model])``, then written by t
 insert strategy (:mod:`activerecord.insert`), which returns the exact generated keys.
 
 The whole call is atomic: every chunk runs in one transaction (a savepoint inside an ambient
-``Transaction``), so a failure anywhere leaves the database as it was. With ``validate=True``
+``Transaction``), so a failure anywhere leaves the database as it was, and the records as
+they were (see :class:`_Undo`). With ``validate=True``
 every record is checked; if any fails, the rest are still checked (nothing more is written),
 the transaction rolls back and one :class:`BatchValidationError` lists them all.
 
@@ -31,7 +32,7 @@ from __future__ import annotations
 import gc
 import itertools
 import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -165,13 +166,13 @@ class _Preparer:
                 self.constants[fname] = None if default is PydanticUndefined else default
 
     def __call__(
-        self, chunk: list[Any], offset: int, failures: dict[int, list[Any]]
+        self, chunk: list[Any], offset: int, failures: dict[int, list[Any]], undo: _Undo
     ) -> tuple[list[dict[str, Any]], list[ActiveRecord] | None]:
         defaults = self.model._insert_defaults()
         if self.from_dicts:
             datas = self._dicts(chunk, offset, defaults)
         else:
-            datas = self._instances(chunk, offset, defaults)
+            datas = self._instances(chunk, offset, defaults, undo)
         instances: list[ActiveRecord] | None = chunk if not self.from_dicts else None
         if self.adapter is not None:
             try:
@@ -234,7 +235,7 @@ class _Preparer:
         return datas
 
     def _instances(
-        self, chunk: list[Any], offset: int, defaults: dict[str, Any]
+        self, chunk: list[Any], offset: int, defaults: dict[str, Any], undo: _Undo
     ) -> list[dict[str, Any]]:
         model = self.model
         if set(map(type, chunk)) != {model}:
@@ -245,19 +246,79 @@ class _Preparer:
                         f"got {type(item).__name__}"
                     )
         datas = list(map(_dict_of, chunk))
-        if defaults:
-            for data in datas:
-                for fname, value in defaults.items():
-                    if data.get(fname) is None:
-                        data[fname] = value
+        undo.keep(datas)
+        for fname, value in defaults.items():
+            unset = [data for data in datas if data.get(fname) is None]
+            undo.filled(unset, fname)
+            for data in unset:
+                data[fname] = value
         return datas
+
+
+class _Undo:
+    """What a failed call puts back on the records it was given (instances; input dicts are
+    copied before anything is written into them).
+
+    Every field the call fills on a record (its generated key, defaults, server-generated
+    values) was None before, and is None again after a failure; an upsert, which reads stored
+    values into records, keeps a copy of each record's fields instead (``copies``). Records are
+    marked persisted only once the whole call has succeeded. That holds for every record of a
+    sized input (a list); records from an iterator are marked chunk by chunk and only the chunk
+    in progress is put back, since the call keeps no reference to earlier ones (memory stays
+    bounded).
+    """
+
+    def __init__(self, *, active: bool, whole_call: bool, copies: bool) -> None:
+        self.active = active
+        self.whole_call = whole_call
+        self.copies = copies and active
+        self._filled: list[tuple[Sequence[dict[str, Any]], str]] = []
+        self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+        self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
+
+    def filled(self, dicts: Sequence[dict[str, Any]], fname: str) -> None:
+        """The call is about to fill ``fname`` (None now) on each of ``dicts``."""
+        if self.active and not self.copies:
+            self._filled.append((dicts, fname))
+
+    def keep(self, datas: list[dict[str, Any]]) -> None:
+        """The records' fields (their ``__dict__``) before the call touches them."""
+        if self.copies:
+            self._saved.append((datas, list(map(dict.copy, datas))))
+
+    def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
+        """A chunk is written: its records are persisted once the call succeeds."""
+        if self.active and self.whole_call:
+            self._pending.append((instances, datas))
+            return
+        mark_persisted_batch(instances, datas)
+        self._filled.clear()
+        self._saved.clear()
+
+    def succeeded(self) -> None:
+        for instances, datas in self._pending:
+            mark_persisted_batch(instances, datas)
+        self._pending.clear()
+
+    def failed(self) -> None:
+        for dicts, fname in reversed(self._filled):
+            for data in dicts:
+                data[fname] = None
+        for datas, copies in self._saved:
+            for data, copy in zip(datas, copies):
+                data.clear()
+                data.update(copy)
+        self._filled.clear()
+        self._saved.clear()
+        self._pending.clear()
 
 
 #: Writes one prepared chunk: ``(connection, strategy, chunk as given, row dicts, offset of
 #: the chunk's first record)``; returns the positions (in the chunk) of the records the call
-#: hands back, or None for all of them.
+#: hands back, or None for all of them. ``undo`` hears of each field it fills on the dicts.
 ChunkWriter = Callable[
-    [sa.Connection, InsertStrategy, list[Any], list[dict[str, Any]], int], Collection[int] | None
+    [sa.Connection, InsertStrategy, list[Any], list[dict[str, Any]], int, _Undo],
+    Collection[int] | None,
 ]
 
 
@@ -272,6 +333,7 @@ def run_batch(
     from_dicts: bool,
     return_records: bool,
     context: str,
+    copies: bool = False,
 ) -> tuple[int, list[Any]]:
     """The chunk loop of every batch write (insert, upsert, insert-or-ignore).
 
@@ -280,7 +342,9 @@ def run_batch(
     savepoint inside an ambient one). Validation failures are collected over every chunk and
     raised as one :class:`BatchValidationError` (after the first, nothing more is written);
     a database error is raised typed, with the failing record's index where the database
-    names it. Returns the records counted and, with ``return_records``, the records handed
+    names it. A failed call puts the given records back as they were (see :class:`_Undo`;
+    ``copies``: whole copies of their fields, for writers that change more than the fields
+    they fill). Returns the records counted and, with ``return_records``, the records handed
     back, in input order.
     """
     info = model.__ar_info__
@@ -293,30 +357,40 @@ def run_batch(
     prepare = _Preparer(
         model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
     )
+    undo = _Undo(
+        active=not from_dicts,
+        whole_call=isinstance(records, Sized) and not isinstance(records, Iterator),
+        copies=copies,
+    )
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}
     try:
-        with write_connection(db, statements=2) as conn:
-            strategy = strategy_for(conn, info, db.facts)
-            try:
-                offset = 0
-                for chunk in _chunks(records, size):
-                    datas, instances = prepare(chunk, offset, failures)
-                    if not failures:
-                        kept = write(conn, strategy, chunk, datas, offset)
-                        if instances is not None:
-                            mark_persisted_batch(instances, datas)
-                            if return_records:
-                                out.extend(
-                                    instances if kept is None
-                                    else (instances[p] for p in sorted(kept))
-                                )
-                        bar.advance(len(chunk))
-                    offset += len(chunk)
-                if failures:
-                    raise BatchValidationError(model.__name__, failures)
-            finally:
-                strategy.close()
+        try:
+            with write_connection(db, statements=2) as conn:
+                strategy = strategy_for(conn, info, db.facts)
+                try:
+                    offset = 0
+                    for chunk in _chunks(records, size):
+                        datas, instances = prepare(chunk, offset, failures, undo)
+                        if not failures:
+                            kept = write(conn, strategy, chunk, datas, offset, undo)
+                            if instances is not None:
+                                undo.written(instances, datas)
+                                if return_records:
+                                    out.extend(
+                                        instances if kept is None
+                                        else (instances[p] for p in sorted(kept))
+                                    )
+                            bar.advance(len(chunk))
+                        offset += len(chunk)
+                    if failures:
+                        raise BatchValidationError(model.__name__, failures)
+                finally:
+                    strategy.close()
+        except BaseException:
+            undo.failed()
+            raise
+        undo.succeeded()
     except WriteFailed as exc:
         raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
     except sa.exc.DBAPIError as exc:
@@ -359,8 +433,9 @@ def batch_insert(
         chunk: list[Any],
         datas: list[dict[str, Any]],
         offset: int,
+        undo: _Undo,
     ) -> None:
-        _write_chunk(conn, strategy, info, datas, offset)
+        _write_chunk(conn, strategy, info, datas, offset, undo)
 
     return run_batch(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
@@ -375,8 +450,12 @@ def _write_chunk(
     info: ModelInfo,
     datas: list[dict[str, Any]],
     offset: int,
+    undo: _Undo | None = None,
 ) -> None:
-    """Write one chunk: rows grouped by which generated columns they leave to the database."""
+    """Write one chunk: rows grouped by which generated columns they leave to the database.
+
+    ``undo`` hears of the fields filled: the key and server-generated values of the rows
+    that left them to the database."""
     pk = info.autoincrement_pk
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
     groups: dict[tuple[bool, ...], list[int]] = {}
@@ -394,6 +473,9 @@ def _write_chunk(
         if fetch_key and strategy.reserves_keys:
             sent.insert(0, pk)  # type: ignore[arg-type]
         shape = strategy.shape(tuple(sent), fetch_key)
+        if undo is not None:
+            for fname in missing:
+                undo.filled(group, fname)
         try:
             keys = strategy.write(shape, group, fetch_key)
         except WriteFailed as exc:

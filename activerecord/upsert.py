@@ -59,7 +59,7 @@ import sqlalchemy as sa
 
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
-from .batch import ProgressCallback, _write_chunk, run_batch
+from .batch import ProgressCallback, _Undo, _write_chunk, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
 from .insert.locate import WriteFailed
@@ -516,6 +516,7 @@ def _execute(
         chunk: list[Any],
         datas: list[dict[str, Any]],
         offset: int,
+        undo: _Undo,
     ) -> list[int]:
         given = _given_fields(info, chunk) if per_row else None
         return run.chunk(conn, strategy, datas, given, offset)
@@ -525,6 +526,7 @@ def _execute(
         _count, out = run_batch(
             model, rest, write, validate=validate, batch_size=batch_size, progress=progress,
             from_dicts=from_dicts, return_records=return_records, context=context,
+            copies=True,  # existing rows' stored values are read into the records
         )
     except _Raced as exc:
         cause = exc.__cause__

@@ -253,6 +253,47 @@ def test_late_database_error_rolls_back_every_chunk(fresh, db, backend, path):
     assert raw_count(db, "bi_members") == 0
 
 
+def test_failed_batch_puts_the_records_back(fresh, db, path):
+    """Nothing in memory says a row exists that the rollback removed: every record of the
+    list is new again, without the key, stamps and defaults the call gave it."""
+    fresh(Member, Gadget)
+    kept = Member.create(username="kept", email="kept@example.com")
+    members = _members(60)
+    members[45].email = "kept@example.com"
+    members[7].id = None
+    given = dt.datetime(2020, 1, 2, 3, 4, 5)
+    members[8].created_at = given
+    with pytest.raises(UniqueViolation):
+        Member.batch_insert(members, batch_size=10)
+    assert [m.id for m in members] == [None] * 60
+    assert all(m.is_new_record for m in members)
+    assert members[8].created_at == given and members[9].created_at is None
+    assert raw_count(db, "bi_members") == 1 and not kept.is_new_record
+    # the same records go in once the bad one is fixed, keys in order
+    members[45].email = "user45@example.com"
+    assert Member.batch_insert(members, batch_size=10) == 60
+    assert _emails_by_id(db) == {kept.id: "kept@example.com", **{m.id: m.email for m in members}}
+    # server-generated values read back are put back too; a key the record had stays
+    Gadget.create(id=100, name="taken")
+    gadgets = [Gadget(name=f"g{i}") for i in range(5)]
+    gadgets[4].id = 100
+    with pytest.raises(UniqueViolation):
+        Gadget.batch_insert(gadgets, batch_size=2)
+    assert [(g.id, g.rank) for g in gadgets] == [(None, None)] * 4 + [(100, None)]
+    assert raw_count(db, "bi_gadgets") == 1
+
+
+def test_failed_batch_from_a_generator_puts_back_the_chunk_in_progress(fresh, db, backend):
+    fresh(Member)
+    members = _members(30)
+    members[25].email = members[2].email
+    with pytest.raises(UniqueViolation):
+        Member.batch_insert((m for m in members), batch_size=10)
+    # earlier chunks were marked as they went (the call keeps no reference to them)
+    assert all(m.id is None and m.is_new_record for m in members[20:])
+    assert raw_count(db, "bi_members") == 0
+
+
 def test_failed_batch_inside_a_transaction_rolls_back_only_the_batch(fresh, db, backend, path):
     fresh(Member)
     with Transaction():

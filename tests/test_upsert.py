@@ -407,6 +407,29 @@ def test_a_failing_chunk_rolls_back_the_whole_call(db, fresh):
     assert raw_count(db, "up_members") == 1
 
 
+def test_a_failed_upsert_puts_the_records_back(db, fresh):
+    """Records of an upsert that failed are as they were: no key, no stored values read in,
+    not persisted; a record that was persisted before still is, with its own values."""
+    fresh(Member)
+    _seed(("a@x", 1))
+    old = Member.find_one_or_fail({"email": "a@x"})
+    old.username = "renamed"
+    records = [
+        Member(email="a@x", username="changed"),
+        Member(email="b@x", username="b"),
+        Member(email="c@x", username="c", nick="n"),
+        Member(email="d@x", username="d", nick="n"),  # second chunk: nick is taken
+        old,
+    ]
+    before = [dict(r.__dict__) for r in records]
+    with pytest.raises(UniqueViolation):
+        Member.batch_upsert(records, conflict="email", batch_size=2)
+    assert [dict(r.__dict__) for r in records] == before
+    assert [r.is_new_record for r in records] == [True] * 4 + [False]
+    assert old.changed_fields == {"username"}
+    assert [(m.email, m.username) for m in Member.query()] == [("a@x", "a")]
+
+
 def test_invalid_records_are_all_reported_and_nothing_is_written(db, fresh):
     fresh(Member)
     rows = [{"email": "a@x", "username": "a"}, {"email": "b@x"}, {"email": "c@x", "logins": "x"}]

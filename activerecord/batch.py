@@ -276,6 +276,12 @@ class _Undo:
         self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
         self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
 
+    def start_chunk(self) -> None:
+        """From an iterator, only the chunk in progress is put back: forget the one before."""
+        if not self.whole_call:
+            self._filled.clear()
+            self._saved.clear()
+
     def filled(self, dicts: Sequence[dict[str, Any]], fname: str) -> None:
         """The call is about to fill ``fname`` (None now) on each of ``dicts``."""
         if self.active and not self.copies:
@@ -290,10 +296,8 @@ class _Undo:
         """A chunk is written: its records are persisted once the call succeeds."""
         if self.active and self.whole_call:
             self._pending.append((instances, datas))
-            return
-        mark_persisted_batch(instances, datas)
-        self._filled.clear()
-        self._saved.clear()
+        else:
+            mark_persisted_batch(instances, datas)
 
     def succeeded(self) -> None:
         for instances, datas in self._pending:
@@ -371,6 +375,7 @@ def run_batch(
                 try:
                     offset = 0
                     for chunk in _chunks(records, size):
+                        undo.start_chunk()
                         datas, instances = prepare(chunk, offset, failures, undo)
                         if not failures:
                             kept = write(conn, strategy, chunk, datas, offset, undo)

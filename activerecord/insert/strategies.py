@@ -362,7 +362,10 @@ class PostgresCopyStrategy(InsertStrategy):
         except Exception as exc:
             failed = self._failed(exc, shape, [])
             if failed.row is None:  # not named by the COPY context: look at the values
-                failed = self._failed(exc, shape, shape.rows(data))
+                try:
+                    failed = self._failed(exc, shape, shape.rows(data))
+                except Exception:  # noqa: BLE001 - a value that cannot even be built
+                    pass
             raise failed from exc
 
     def _copy_numbered(self, shape: InsertShape, data: Data) -> list[int] | None:
@@ -390,12 +393,13 @@ class PostgresCopyStrategy(InsertStrategy):
                     raise
                 last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
                 if last != first + n - 1:
-                    savepoint.rollback()
                     _forget_keys(data, pk)
+                    savepoint.rollback()
                     return None
         except BaseException:
-            savepoint.rollback()
             _forget_keys(data, pk)
+            if savepoint.is_active:
+                savepoint.rollback()
             raise
         savepoint.commit()
         return list(range(first, first + n))

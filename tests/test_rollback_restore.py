@@ -9,10 +9,12 @@ snapshot, and the values the library filled (timestamps, lock version, server de
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from typing import Annotated
 
 import pytest
+import sqlalchemy as sa
 from pydantic import Field
 
 from activerecord import (
@@ -21,8 +23,13 @@ from activerecord import (
     OptimisticLockMixin,
     SoftDeleteMixin,
     TimestampMixin,
+    UniqueViolation,
 )
-from activerecord.backend.transaction import Transaction, on_rollback
+from activerecord.backend.external import using
+from activerecord.backend.transaction import Transaction, on_rollback, tracks_rollback
+from activerecord.errors import TransactionConflictError
+
+from .conftest import raw_count
 
 
 class RbNote(TimestampMixin, ActiveRecord):
@@ -55,7 +62,208 @@ def bodies() -> list[str]:
     return sorted(n.body for n in RbNote.find_all())
 
 
-# -- the hooks themselves ---------------------------------------------------------------------
+# -- single records ---------------------------------------------------------------------------
+def test_insert_rolled_back_makes_the_record_new_again(db, fresh):
+    fresh(RbNote)
+    note = RbNote(body="a")
+    with pytest.raises(Boom), Transaction():
+        note.save()
+        assert note.id is not None and note.rank == 7 and note.created_at is not None
+        assert not note.is_new_record
+        raise Boom
+    assert note.is_new_record
+    assert note.id is None and note.rank is None
+    assert note.created_at is None and note.updated_at is None
+    assert note.changed_fields == set(RbNote.__ar_info__.fields)
+    assert note.body == "a"
+    assert note.save() is True  # an INSERT again, not an UPDATE of a row that is not there
+    assert note.id is not None and note.rank == 7 and note.created_at is not None
+    assert bodies() == ["a"]
+
+
+def test_values_the_user_set_stay(db, fresh):
+    fresh(RbNote)
+    stamp = dt.datetime(2020, 1, 2, 3, 4, 5)
+    note = RbNote(id=41, body="a", created_at=stamp)
+    other = RbNote(body="b")
+    with pytest.raises(Boom), Transaction():
+        note.save()
+        other.save()
+        other.body = "b2"  # changed after the save: stays as the user set it
+        other.updated_at = stamp
+        raise Boom
+    assert note.is_new_record and note.id == 41 and note.created_at == stamp
+    assert note.updated_at is None  # filled by the library: put back
+    assert other.is_new_record and other.id is None
+    assert other.body == "b2" and other.updated_at == stamp and other.created_at is None
+    note.save()
+    other.save()
+    assert RbNote.find(41).created_at == stamp
+
+
+def test_update_rolled_back_restores_snapshot_version_and_stamp(db, fresh):
+    fresh(RbDoc)
+    doc = RbDoc.create(body="a")
+    stamp, version = doc.updated_at, doc.version
+    with pytest.raises(Boom), Transaction():
+        doc.body = "b"
+        doc.save()
+        assert doc.version == version + 1 and doc.changed_fields == set()
+        raise Boom
+    assert doc.body == "b"  # the user's change stays, unsaved
+    assert doc.changed_fields == {"body"}
+    assert doc.version == version and doc.updated_at == stamp
+    assert not doc.is_new_record
+    assert doc.save() is True  # the version matches the row's: no StaleRecordError
+    assert RbDoc.find(doc.id).body == "b" and RbDoc.find(doc.id).version == version + 1
+
+
+def test_two_saves_then_rollback_go_back_to_before_the_first(db, fresh):
+    fresh(RbDoc)
+    doc = RbDoc.create(body="a")
+    with pytest.raises(Boom), Transaction():
+        doc.body = "b"
+        doc.save()
+        doc.body = "c"
+        doc.save()
+        raise Boom
+    assert doc.version == 0 and doc.changed_fields == {"body"} and doc.body == "c"
+    doc.save()
+    assert RbDoc.find(doc.id).body == "c"
+
+
+def test_create_then_update_rolled_back_is_new_again(db, fresh):
+    fresh(RbDoc)
+    with pytest.raises(Boom), Transaction():
+        doc = RbDoc.create(body="a")
+        doc.body = "b"
+        doc.save()
+        raise Boom
+    assert doc.is_new_record and doc.id is None and doc.version == 0
+    assert doc.created_at is None and doc.updated_at is None
+    doc.save()
+    assert RbDoc.find(doc.id).body == "b"
+
+
+def test_delete_rolled_back_makes_the_record_persisted_again(db, fresh):
+    fresh(RbDoc)
+    doc = RbDoc.create(body="a")
+    with pytest.raises(Boom), Transaction():
+        assert doc.delete() is True
+        assert doc.is_new_record
+        raise Boom
+    assert not doc.is_new_record and doc.changed_fields == set()
+    doc.body = "b"
+    assert doc.save() is True  # an UPDATE of the row that is back
+    assert RbDoc.query().count() == 1 and RbDoc.find(doc.id).body == "b"
+    assert doc.delete() is True
+
+
+def test_commit_keeps_the_new_state(db, fresh):
+    fresh(RbDoc)
+    doc = RbDoc.create(body="a")
+    with Transaction():
+        doc.body = "b"
+        doc.save()
+        new = RbDoc.create(body="n")
+    assert doc.version == 1 and doc.changed_fields == set()
+    assert new.id is not None and not new.is_new_record
+
+
+def test_failed_save_leaves_no_library_defaults(db, fresh):
+    fresh(RbNote)
+    RbNote.create(body="taken")
+    note = RbNote(body="taken")
+    with pytest.raises(UniqueViolation):
+        note.save()
+    assert note.is_new_record and note.id is None
+    assert note.created_at is None and note.updated_at is None and note.rank is None
+    note.body = "free"
+    note.save()
+    stamp = note.updated_at
+    other = RbNote.create(body="other")
+    note.body = "other"  # a unique clash on update: updated_at goes back too
+    with pytest.raises(UniqueViolation):
+        note.save()
+    assert note.updated_at == stamp and note.changed_fields == {"body"}
+    assert other.id is not None
+
+
+def test_failed_save_inside_a_transaction_leaves_no_defaults(db, fresh):
+    fresh(RbNote)
+    RbNote.create(body="taken")
+    note = RbNote(body="taken")
+    with pytest.raises(UniqueViolation), Transaction():
+        note.save()
+    assert note.is_new_record and note.id is None and note.created_at is None
+
+
+# -- savepoints -------------------------------------------------------------------------------
+def test_savepoint_rollback_restores_only_its_records(db, fresh):
+    fresh(RbNote)
+    with Transaction():
+        outer = RbNote.create(body="outer")
+        with pytest.raises(Boom), Transaction():
+            inner = RbNote.create(body="inner")
+            outer.body = "outer2"
+            outer.save()
+            raise Boom
+        assert inner.is_new_record and inner.id is None
+        assert not outer.is_new_record and outer.id is not None
+        assert outer.changed_fields == {"body"}  # its update went back, its insert did not
+    assert bodies() == ["outer"]
+    assert outer.save() is True
+    assert bodies() == ["outer2"]
+
+
+def test_released_savepoint_then_outer_rollback_restores_all(db, fresh):
+    fresh(RbNote)
+    with pytest.raises(Boom), Transaction():
+        outer = RbNote.create(body="outer")
+        with Transaction():
+            inner = RbNote.create(body="inner")
+            with Transaction():
+                deepest = RbNote.create(body="deepest")
+        raise Boom
+    for note in (outer, inner, deepest):
+        assert note.is_new_record and note.id is None and note.created_at is None
+    RbNote.batch_insert([outer, inner, deepest])
+    assert bodies() == ["deepest", "inner", "outer"]
+
+
+# -- soft delete ------------------------------------------------------------------------------
+def test_soft_delete_and_restore_rolled_back(db, fresh):
+    fresh(RbMemo)
+    memo = RbMemo.create(text="a")
+    stamp = memo.updated_at
+    with pytest.raises(Boom), Transaction():
+        assert memo.delete() is True
+        assert memo.is_deleted and memo.version == 1
+        raise Boom
+    assert not memo.is_deleted and memo.deleted_at is None
+    assert memo.version == 0 and memo.updated_at == stamp and memo.changed_fields == set()
+    assert memo.delete() is True  # the version matches: no StaleRecordError
+    with pytest.raises(Boom), Transaction():
+        assert memo.restore() is True
+        assert not memo.is_deleted
+        raise Boom
+    assert memo.is_deleted and memo.version == 1 and memo.changed_fields == set()
+    assert memo.restore() is True
+    assert RbMemo.query().count() == 1
+
+
+def test_hard_delete_rolled_back(db, fresh):
+    fresh(RbMemo)
+    memo = RbMemo.create(text="a")
+    with pytest.raises(Boom), Transaction():
+        assert memo.hard_delete() is True
+        raise Boom
+    assert not memo.is_new_record
+    assert memo.hard_delete() is True
+    assert RbMemo.query().with_deleted().count() == 0
+
+
+# -- the hooks themselves -------------------------------------------------------------------------
 def test_rollback_hooks_order_levels_and_errors(db, fresh, caplog):
     fresh(RbNote)
     ran: list[str] = []
@@ -92,3 +300,60 @@ def test_rollback_hooks_order_levels_and_errors(db, fresh, caplog):
             on_rollback(note("released: dropped"), db)
     assert ran == []
 
+
+def test_a_failed_commit_runs_the_hooks(db, fresh, monkeypatch):
+    fresh(RbNote)
+    note = RbNote(body="a")
+    with pytest.raises(Exception, match="commit failed"), Transaction() as tx:
+        note.save()
+        conn = tx.connection
+
+        def failing_commit() -> None:
+            conn.rollback()
+            raise sa.exc.OperationalError("COMMIT", {}, Exception("commit failed"))
+
+        monkeypatch.setattr(conn, "commit", failing_commit)
+    assert note.is_new_record and note.id is None
+
+
+def test_using_restores_on_savepoints_only(db, fresh):
+    fresh(RbNote)
+    with db.engine.connect() as conn:
+        with using(conn):
+            assert not tracks_rollback(db)
+            mine = RbNote.create(body="own level")
+            with Transaction():
+                released = RbNote.create(body="released")
+            with pytest.raises(Boom), Transaction():
+                assert tracks_rollback(db)
+                inner = RbNote.create(body="inner")
+                raise Boom
+        conn.rollback()  # the caller's rollback: the library never sees it
+    assert inner.is_new_record and inner.id is None
+    assert not mine.is_new_record and not released.is_new_record
+    assert raw_count(db, "rb_notes") == 0
+
+
+def test_nothing_is_kept_outside_a_transaction(db, fresh):
+    fresh(RbNote)
+    assert not tracks_rollback(db)
+    note = RbNote.create(body="a")
+    note.body = "b"
+    note.save()
+    assert not note.is_new_record and note.changed_fields == set()
+
+
+def test_a_retried_transaction_inserts_again(db, fresh):
+    fresh(RbNote)
+    note = RbNote(body="a")
+    keys: list[int | None] = []
+
+    def work() -> None:
+        note.save()  # the retry finds the record new again: an INSERT, not a silent no-op
+        keys.append(note.id)
+        if len(keys) == 1:
+            raise TransactionConflictError("deadlock (simulated)")
+
+    Transaction(retries=2, backoff=0).run(work)
+    assert len(keys) == 2 and keys[1] is not None
+    assert bodies() == ["a"] and not note.is_new_record

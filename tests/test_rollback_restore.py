@@ -231,6 +231,87 @@ def test_released_savepoint_then_outer_rollback_restores_all(db, fresh):
     assert bodies() == ["deepest", "inner", "outer"]
 
 
+# -- batches ----------------------------------------------------------------------------------
+def test_batch_insert_of_a_list_rolled_back(db, fresh):
+    fresh(RbNote)
+    notes = [RbNote(body=f"n{i}") for i in range(5)]
+    with pytest.raises(Boom), Transaction():
+        assert RbNote.batch_insert(notes, batch_size=2) == 5
+        assert all(n.id is not None and not n.is_new_record for n in notes)
+        raise Boom
+    for note in notes:
+        assert note.is_new_record and note.id is None
+        assert note.created_at is None and note.rank is None
+    assert RbNote.batch_insert(notes) == 5
+    assert len({n.id for n in notes}) == 5 and bodies() == [f"n{i}" for i in range(5)]
+
+
+def test_batch_insert_in_a_rolled_back_savepoint(db, fresh):
+    fresh(RbNote)
+    kept, lost = [RbNote(body="kept")], [RbNote(body="lost1"), RbNote(body="lost2")]
+    with Transaction():
+        RbNote.batch_insert(kept)
+        with pytest.raises(Boom), Transaction():
+            RbNote.batch_insert(lost)
+            raise Boom
+    assert not kept[0].is_new_record and kept[0].id is not None
+    assert all(n.is_new_record and n.id is None for n in lost)
+    assert bodies() == ["kept"]
+
+
+def test_batch_insert_of_a_generator_is_not_tracked(db, fresh):
+    fresh(RbNote)
+    notes = [RbNote(body=f"n{i}") for i in range(3)]
+    with pytest.raises(Boom), Transaction():
+        RbNote.batch_insert(n for n in notes)
+        raise Boom
+    # Documented: an iterator's records are not kept, so a later rollback cannot reach them.
+    assert all(not n.is_new_record for n in notes)
+    assert raw_count(db, "rb_notes") == 0
+
+
+def test_batch_upsert_rolled_back(db, fresh):
+    fresh(RbNote)
+    old = RbNote.create(body="old")
+    incoming = [RbNote(body="old"), RbNote(body="new")]
+    with pytest.raises(Boom), Transaction():
+        RbNote.batch_upsert(incoming, conflict=["body"])
+        assert incoming[0].id == old.id and incoming[1].id is not None
+        raise Boom
+    for note in incoming:
+        assert note.is_new_record and note.id is None and note.created_at is None
+    assert bodies() == ["old"]
+
+
+def test_batch_update_rolled_back(db, fresh):
+    fresh(RbDoc)
+    docs = [RbDoc(body=f"d{i}") for i in range(3)]
+    RbDoc.batch_insert(docs)
+    stamps = [d.updated_at for d in docs]
+    for doc in docs:
+        doc.body += "!"
+    with pytest.raises(Boom), Transaction():
+        assert RbDoc.batch_update(docs) == 3
+        assert all(d.version == 1 and not d.changed_fields for d in docs)
+        raise Boom
+    assert [d.version for d in docs] == [0, 0, 0]
+    assert [d.updated_at for d in docs] == stamps
+    assert all(d.changed_fields == {"body"} for d in docs)
+    assert RbDoc.batch_update(docs) == 3  # versions match the rows again
+    assert sorted(d.body for d in RbDoc.find_all()) == ["d0!", "d1!", "d2!"]
+
+
+def test_batch_update_of_new_records_rolled_back_is_new_again(db, fresh):
+    fresh(RbDoc)
+    RbDoc.batch_insert_from_dicts([{"body": "x"}])
+    doc = RbDoc(id=RbDoc.find_all()[0].id, body="y")
+    with pytest.raises(Boom), Transaction():
+        RbDoc.batch_update([doc], ["body"])
+        assert not doc.is_new_record
+        raise Boom
+    assert doc.is_new_record and doc.version == 0 and doc.updated_at is None
+
+
 # -- soft delete ------------------------------------------------------------------------------
 def test_soft_delete_and_restore_rolled_back(db, fresh):
     fresh(RbMemo)

@@ -411,7 +411,13 @@ class ActiveRecord(BaseModel):
         return {f: data[f] for f in fields}
 
     def save(self) -> bool:
-        """Insert a new record or update its changed fields. Returns True if SQL ran."""
+        """Insert a new record or update its changed fields. Returns True if SQL ran.
+
+        If it fails, the record keeps no value the library filled in for it (timestamps,
+        key). Inside a :class:`~activerecord.backend.transaction.Transaction` that later rolls
+        back, the record is put back as it was before the save: a new record is new again,
+        without the key; an updated one has its snapshot, version and ``updated_at`` back.
+        """
         info = self.__ar_info__
         db = self.database()
         try:
@@ -536,7 +542,8 @@ class ActiveRecord(BaseModel):
 
         With optimistic locking (:class:`~activerecord.OptimisticLockMixin`) the row is only
         deleted at the version the record was read with: when it has another one,
-        :class:`~activerecord.errors.StaleRecordError` is raised and the row stays.
+        :class:`~activerecord.errors.StaleRecordError` is raised and the row stays. If the
+        ``Transaction`` it ran in rolls back, the record is persisted again.
 
         >>> import activerecord
         >>> from activerecord import OptimisticLockMixin
@@ -633,6 +640,8 @@ class ActiveRecord(BaseModel):
 
         Primary keys (and declared server defaults) are set on the instances, in input order.
         Atomic: on any failure nothing is written. Returns the number of rows inserted.
+        Given as a list, the records are put back (new again, without keys) if the
+        ``Transaction`` the call ran in rolls back later; records from a generator are not.
         ``on_conflict="ignore"`` skips records whose primary or unique key already exists
         (their instances get the existing row's key and values; see :meth:`batch_upsert`).
 
@@ -765,7 +774,9 @@ class ActiveRecord(BaseModel):
         :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
         ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
         ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
-        record raises :class:`~activerecord.errors.StaleRecordError` naming it.
+        record raises :class:`~activerecord.errors.StaleRecordError` naming it. If the
+        ``Transaction`` the call ran in rolls back later, the records get their snapshots,
+        versions and ``updated_at`` back.
 
         >>> import activerecord
         >>> class Stock(ActiveRecord):

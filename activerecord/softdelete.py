@@ -116,7 +116,9 @@ class SoftDeleteMixin(ActiveRecord):
         record are neither written nor lost. With optimistic locking
         (:class:`~activerecord.OptimisticLockMixin`) a soft delete is a change of the row: it
         only marks the row at the version the record was read with, and adds one to it; a live
-        row with another version raises :class:`~activerecord.errors.StaleRecordError`.
+        row with another version raises :class:`~activerecord.errors.StaleRecordError`. If the
+        ``Transaction`` it ran in rolls back, ``deleted_at``, ``updated_at`` and the version
+        are put back.
 
         >>> import activerecord
         >>> class Pin(SoftDeleteMixin, ActiveRecord):

@@ -49,7 +49,6 @@ __all__ = [
     "current_connection",
     "in_transaction",
     "is_retryable",
-    "on_rollback",
     "read_connection",
     "resolve_database",
     "write_connection",
@@ -249,6 +248,34 @@ class Transaction:
     ...     return in_transaction()
     >>> work()
     True
+
+    A rollback puts back the records written inside it (as Rails does): a record inserted
+    is new again, without the key, timestamps and server values the insert gave it; an
+    updated, deleted, soft-deleted or restored one has its persisted state, snapshot
+    (``changed_fields``), lock version, ``updated_at`` and ``deleted_at`` as before the
+    write. Values you set yourself stay. A savepoint rolled back puts back only its own
+    records. ``batch_insert`` and ``batch_upsert`` put back records given as a list (not
+    those of an iterator or generator, which the call does not keep, nor instances built
+    from dicts); inside ``using()`` only records written in a nested ``Transaction`` that
+    rolls back are put back.
+
+    >>> from activerecord import ActiveRecord
+    >>> class Memo(ActiveRecord):
+    ...     __table_name__ = "doc_tx_memos"
+    ...     id: int | None = None
+    ...     text: str
+    >>> Memo.create_table()
+    >>> memo = Memo(text="hi")
+    >>> try:
+    ...     with Transaction():
+    ...         _ = memo.save()
+    ...         raise RuntimeError("changed my mind")
+    ... except RuntimeError:
+    ...     pass
+    >>> memo.id, memo.is_new_record
+    (None, True)
+    >>> memo.save(), memo.id
+    (True, 1)
     """
 
     def __init__(

@@ -283,6 +283,18 @@ def test_batch_upsert_rolled_back(db, fresh):
     assert bodies() == ["old"]
 
 
+def test_insert_ignoring_conflicts_rolled_back(db, fresh):
+    fresh(RbNote)
+    RbNote.create(body="old")
+    incoming = [RbNote(body="old"), RbNote(body="new")]
+    with pytest.raises(Boom), Transaction():
+        assert RbNote.batch_insert(incoming, on_conflict="ignore") == 1
+        assert all(n.id is not None for n in incoming)
+        raise Boom
+    assert all(n.is_new_record and n.id is None and n.rank is None for n in incoming)
+    assert bodies() == ["old"]
+
+
 def test_batch_update_rolled_back(db, fresh):
     fresh(RbDoc)
     docs = [RbDoc(body=f"d{i}") for i in range(3)]

@@ -394,7 +394,8 @@ def test_rollback_hooks_order_levels_and_errors(db, fresh, caplog):
     assert ran == []
 
 
-def test_a_failed_commit_runs_the_hooks(db, fresh, monkeypatch):
+@pytest.mark.parametrize("driver_error", [True, False])
+def test_a_failed_commit_runs_the_hooks(db, fresh, monkeypatch, driver_error):
     fresh(RbNote)
     note = RbNote(body="a")
     with pytest.raises(Exception, match="commit failed"), Transaction() as tx:
@@ -403,7 +404,9 @@ def test_a_failed_commit_runs_the_hooks(db, fresh, monkeypatch):
 
         def failing_commit() -> None:
             conn.rollback()
-            raise sa.exc.OperationalError("COMMIT", {}, Exception("commit failed"))
+            if driver_error:  # translated by the library
+                raise sa.exc.OperationalError("COMMIT", {}, Exception("commit failed"))
+            raise RuntimeError("commit failed")  # anything else
 
         monkeypatch.setattr(conn, "commit", failing_commit)
     assert note.is_new_record and note.id is None

@@ -461,6 +461,7 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
         _frames.set(frames)
     conn = frame.conn
     hooks: list[Callable[[], Any]] = []
+    committed = False
     try:
         if not failed and frame.broken is None:
             try:
@@ -468,6 +469,7 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
             except sa_exc.DBAPIError as err:
                 failed = True
                 raise translate_error(err, context="commit failed") from err
+            committed = True
             hooks = [hook for _depth, hook in frame.hooks]
         else:
             try:
@@ -482,10 +484,12 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
                     f"rolled the transaction back ({frame.broken})"
                 ) from frame.broken
     finally:
-        _release(conn, frame.reset, failed=failed)
-        if failed or frame.broken is not None:
-            _run_rollback_hooks([hook for _depth, hook in frame.rollback_hooks])
-        frame.rollback_hooks.clear()
+        try:
+            _release(conn, frame.reset, failed=failed)
+        finally:
+            if not committed:  # rolled back, or a commit that failed
+                _run_rollback_hooks([hook for _depth, hook in frame.rollback_hooks])
+            frame.rollback_hooks.clear()
     _run_hooks(hooks)
 
 

@@ -337,8 +337,7 @@ def batch_update(
     stamps = {f: defaults[f] for f in scalars}
     befores: list[dict[str, Any]] = []
     if snapshots is not None:
-        moved = [*stamps, *([lock] if lock else [])]
-        befores = [{f: record.__dict__.get(f) for f in moved} for record in items]
+        befores = list(map(dict.copy, map(operator.attrgetter("__dict__"), items)))
     for record, row in zip(items, rows):
         if stamps:
             record.__dict__.update(stamps)

@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
@@ -824,6 +825,9 @@ def _put_back(
     return restore
 
 
+_dict_of = operator.attrgetter("__dict__")
+
+
 def record_states(records: Sequence[ActiveRecord]) -> list[dict[str, Any] | None]:
     """Copies of the records' persisted snapshots (None for new records), for ``put_back_all``."""
     return [None if (o := r._ar_original) is None else dict(o) for r in records]
@@ -835,19 +839,20 @@ def put_back_all(
     befores: Sequence[Mapping[str, Any]],
 ) -> Callable[[], None]:
     """The ``_put_back`` of many records written by one call: ``snapshots[i]`` is record i's
-    snapshot before the call and ``befores[i]`` its fields before the call; every field the
-    call changed (as it is now, after the write) is put back unless the user set it since."""
-    entries: list[tuple[ActiveRecord, dict[str, Any] | None, dict[str, tuple[Any, Any]]]] = []
-    for record, snapshot, before in zip(records, snapshots, befores):
-        data = record.__dict__
-        moved = {
-            f: (old, data[f]) for f, old in before.items()
-            if f in data and data[f] is not old and data[f] != old
-        }
-        entries.append((record, snapshot, moved))
+    snapshot before the call and ``befores[i]`` a copy of its fields before the call; every
+    field the call changed (as it is now, after the write) is put back unless the user set it
+    since. Called right after the write: it copies the fields as written (at C speed), and
+    leaves the comparing to a rollback, which is rare.
+    """
+    afters = list(map(dict.copy, map(_dict_of, records)))
 
     def restore() -> None:
-        for record, snapshot, moved in reversed(entries):
+        entries = list(zip(records, snapshots, befores, afters))
+        for record, snapshot, before, after in reversed(entries):
+            moved = {
+                f: (old, after[f]) for f, old in before.items()
+                if f in after and after[f] is not old and after[f] != old
+            }
             _put_back(record, snapshot, moved)()
 
     return restore

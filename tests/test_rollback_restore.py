@@ -238,10 +238,14 @@ def test_batch_insert_of_a_list_rolled_back(db, fresh):
     with pytest.raises(Boom), Transaction():
         assert RbNote.batch_insert(notes, batch_size=2) == 5
         assert all(n.id is not None and not n.is_new_record for n in notes)
+        stamp = dt.datetime(2021, 1, 1)
+        notes[0].created_at = stamp  # set by the user after the write: stays
         raise Boom
+    assert notes[0].created_at == stamp
+    notes[0].created_at = None
     for note in notes:
         assert note.is_new_record and note.id is None
-        assert note.created_at is None and note.rank is None
+        assert note.created_at is None and note.rank is None and note.updated_at is None
     assert RbNote.batch_insert(notes) == 5
     assert len({n.id for n in notes}) == 5 and bodies() == [f"n{i}" for i in range(5)]
 

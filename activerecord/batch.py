@@ -42,11 +42,11 @@ import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
 from .backend.dialects import translate_error
-from .backend.transaction import write_connection
+from .backend.transaction import on_rollback, tracks_rollback, write_connection
 from .errors import BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
-from .model import mark_persisted_batch
+from .model import mark_persisted_batch, put_back_all, record_states
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -246,7 +246,7 @@ class _Preparer:
                         f"got {type(item).__name__}"
                     )
         datas = list(map(_dict_of, chunk))
-        undo.keep(datas)
+        undo.keep(chunk, datas)
         for fname, value in defaults.items():
             unset = [data for data in datas if data.get(fname) is None]
             undo.filled(unset, fname)
@@ -266,14 +266,23 @@ class _Undo:
     sized input (a list); records from an iterator are marked chunk by chunk and only the chunk
     in progress is put back, since the call keeps no reference to earlier ones (memory stays
     bounded).
+
+    ``ambient``: the call runs inside a ``Transaction``, which may still roll back after the
+    call succeeded. For a sized input, the copies of the records' fields and persisted
+    snapshots are then kept, and :meth:`succeeded` returns the closure that puts the records
+    back on that rollback (registered with ``on_rollback``). Records from an iterator are not
+    put back by a later rollback: keeping them would hold the whole input in memory.
     """
 
-    def __init__(self, *, active: bool, whole_call: bool, copies: bool) -> None:
+    def __init__(self, *, active: bool, whole_call: bool, copies: bool, ambient: bool = False
+                 ) -> None:
         self.active = active
         self.whole_call = whole_call
-        self.copies = copies and active
+        self.ambient = ambient and active and whole_call
+        self.copies = (copies or self.ambient) and active
         self._filled: list[tuple[Sequence[dict[str, Any]], str]] = []
         self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
+        self._snapshots: list[list[dict[str, Any] | None]] = []
         self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
 
     def start_chunk(self) -> None:
@@ -287,10 +296,12 @@ class _Undo:
         if self.active and not self.copies:
             self._filled.append((dicts, fname))
 
-    def keep(self, datas: list[dict[str, Any]]) -> None:
-        """The records' fields (their ``__dict__``) before the call touches them."""
+    def keep(self, records: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
+        """The records and their fields (their ``__dict__``) before the call touches them."""
         if self.copies:
             self._saved.append((datas, list(map(dict.copy, datas))))
+        if self.ambient:
+            self._snapshots.append(record_states(records))
 
     def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
         """A chunk is written: its records are persisted once the call succeeds."""
@@ -299,10 +310,20 @@ class _Undo:
         else:
             mark_persisted_batch(instances, datas)
 
-    def succeeded(self) -> None:
+    def succeeded(self) -> Callable[[], None] | None:
+        """Mark the records persisted; with ``ambient``, return what puts them back."""
         for instances, datas in self._pending:
             mark_persisted_batch(instances, datas)
+        restore = None
+        if self.ambient and self._pending:
+            records = [r for instances, _ in self._pending for r in instances]
+            befores = [c for _, copies in self._saved for c in copies]
+            snapshots = [s for states in self._snapshots for s in states]
+            restore = put_back_all(records, snapshots, befores)
         self._pending.clear()
+        self._saved.clear()
+        self._snapshots.clear()
+        return restore
 
     def failed(self) -> None:
         for dicts, fname in reversed(self._filled):
@@ -314,6 +335,7 @@ class _Undo:
                 data.update(copy)
         self._filled.clear()
         self._saved.clear()
+        self._snapshots.clear()
         self._pending.clear()
 
 
@@ -365,6 +387,7 @@ def run_batch(
         active=not from_dicts,
         whole_call=isinstance(records, Sized) and not isinstance(records, Iterator),
         copies=copies,
+        ambient=tracks_rollback(db),
     )
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}
@@ -395,7 +418,9 @@ def run_batch(
         except BaseException:
             undo.failed()
             raise
-        undo.succeeded()
+        restore = undo.succeeded()
+        if restore is not None:
+            on_rollback(restore, db)
     except WriteFailed as exc:
         raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
     except sa.exc.DBAPIError as exc:

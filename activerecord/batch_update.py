@@ -43,8 +43,14 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from .backend.dialects import translate_error
-from .backend.transaction import read_connection, write_connection
+from .backend.transaction import (
+    on_rollback,
+    read_connection,
+    tracks_rollback,
+    write_connection,
+)
 from .errors import QueryError, StaleRecordError
+from .model import put_back_all, record_states
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -310,6 +316,8 @@ def batch_update(
     for j, proc in _processors(info, scalars, dialect):
         scalar_values[j] = proc(scalar_values[j])
 
+    # Inside an ambient transaction, what a rollback of it puts back on the records.
+    snapshots = record_states(items) if tracks_rollback(db) else None
     count = 0
     try:
         with write_connection(db, statements=2) as conn:
@@ -327,12 +335,17 @@ def batch_update(
     except sa.exc.DBAPIError as exc:
         raise translate_error(exc, context=f"batch update of {model.__name__}") from exc
     stamps = {f: defaults[f] for f in scalars}
+    befores: list[dict[str, Any]] = []
+    if snapshots is not None:
+        befores = list(map(dict.copy, map(operator.attrgetter("__dict__"), items)))
     for record, row in zip(items, rows):
         if stamps:
             record.__dict__.update(stamps)
         if lock:
             record.__dict__[lock] = row[-1] + 1
         record._mark_persisted()
+    if snapshots is not None:
+        on_rollback(put_back_all(items, snapshots, befores), db)
     return count
 
 

@@ -18,8 +18,9 @@ Example::
 from __future__ import annotations
 
 import copy
+import operator
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pydantic
@@ -28,7 +29,12 @@ from pydantic import BaseModel, ConfigDict
 
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import overflow_error, translate_error
-from .backend.transaction import read_connection, write_connection
+from .backend.transaction import (
+    on_rollback,
+    read_connection,
+    tracks_rollback,
+    write_connection,
+)
 from .errors import RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
@@ -406,7 +412,13 @@ class ActiveRecord(BaseModel):
         return {f: data[f] for f in fields}
 
     def save(self) -> bool:
-        """Insert a new record or update its changed fields. Returns True if SQL ran."""
+        """Insert a new record or update its changed fields. Returns True if SQL ran.
+
+        If it fails, the record keeps no value the library filled in for it (timestamps,
+        key). Inside a :class:`~activerecord.backend.transaction.Transaction` that later rolls
+        back, the record is put back as it was before the save: a new record is new again,
+        without the key; an updated one has its snapshot, version and ``updated_at`` back.
+        """
         info = self.__ar_info__
         db = self.database()
         try:
@@ -434,58 +446,92 @@ class ActiveRecord(BaseModel):
 
     def _insert(self, db: Database, info: ModelInfo) -> None:
         data = self.__dict__
+        track = tracks_rollback(db)
+        # Every field the library fills was None before: a failed insert sets it back to None,
+        # and so does a rollback of the transaction the insert succeeded in.
+        filled: list[str] = []
         for fname, value in self._insert_defaults().items():
             if data.get(fname) is None:
                 data[fname] = value
-        self._revalidate()
-        fields = [
-            f for f in info.fields
-            if not (data[f] is None and (f == info.autoincrement_pk or f in info.server_generated))
-        ]
-        stmt = sa.insert(info.table).values(info.by_column(self._column_values(fields)))
-        fetch_fields = [f for f in info.fields if f not in fields]
-        fetch = [info.columns[f] for f in fetch_fields]
-        if fetch and db.facts.supports_returning:
-            stmt = stmt.returning(*fetch)
-        with write_connection(db) as conn:
-            result = conn.execute(stmt)
+                filled.append(fname)
+        try:
+            self._revalidate()
+            fields = [
+                f for f in info.fields
+                if not (
+                    data[f] is None and (f == info.autoincrement_pk or f in info.server_generated)
+                )
+            ]
+            stmt = sa.insert(info.table).values(info.by_column(self._column_values(fields)))
+            fetch_fields = [f for f in info.fields if f not in fields]
+            filled.extend(fetch_fields)
+            fetch = [info.columns[f] for f in fetch_fields]
             if fetch and db.facts.supports_returning:
-                for fname, value in zip(fetch_fields, result.one()):
-                    data[fname] = value
-            elif fetch:
-                pk = result.inserted_primary_key
-                if info.autoincrement_pk is not None and pk is not None:
-                    data[info.autoincrement_pk] = pk[0]
-                rest = [f for f in fetch_fields if f != info.autoincrement_pk]
-                if rest:
-                    stmt2 = sa.select(*(info.columns[f] for f in rest)).where(*self._pk_criteria())
-                    for fname, value in zip(rest, conn.execute(stmt2).one()):
+                stmt = stmt.returning(*fetch)
+            with write_connection(db) as conn:
+                result = conn.execute(stmt)
+                if fetch and db.facts.supports_returning:
+                    for fname, value in zip(fetch_fields, result.one()):
                         data[fname] = value
+                elif fetch:
+                    pk = result.inserted_primary_key
+                    if info.autoincrement_pk is not None and pk is not None:
+                        data[info.autoincrement_pk] = pk[0]
+                    rest = [f for f in fetch_fields if f != info.autoincrement_pk]
+                    if rest:
+                        stmt2 = sa.select(*(info.columns[f] for f in rest))
+                        for fname, value in zip(rest, conn.execute(
+                            stmt2.where(*self._pk_criteria())
+                        ).one()):
+                            data[fname] = value
+        except BaseException:
+            for fname in filled:
+                data[fname] = None
+            raise
         self._mark_persisted()
+        if track:
+            moved = {f: (None, data[f]) for f in filled}
+            on_rollback(_put_back(self, None, moved), db)
 
     def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
         data = self.__dict__
+        track = tracks_rollback(db)
+        snapshot = dict(self._ar_original or {}) if track else None
+        # (value before, value the library wrote) of each field the library sets itself.
+        moved: dict[str, tuple[Any, Any]] = {}
         for fname, value in self._update_defaults().items():
             if fname not in changed:
+                moved[fname] = (data.get(fname), value)
                 data[fname] = value
                 changed.add(fname)
-        self._revalidate()
-        values = self._column_values(f for f in info.fields if f in changed)
-        guard, extra = self._update_guard()
-        values.update(extra)
-        stmt = sa.update(info.table).where(*self._pk_criteria(), *guard)
-        stmt = stmt.values(info.by_column(values))
-        with write_connection(db) as conn:
-            if conn.execute(stmt).rowcount == 0:
-                name, key = type(self).__name__, self._pk_value()
-                if guard:
-                    raise StaleRecordError(
-                        f"{name} {key!r} was changed or deleted since it was read",
-                        model=name, keys=[key],
+        try:
+            self._revalidate()
+            values = self._column_values(f for f in info.fields if f in changed)
+            guard, extra = self._update_guard()
+            values.update(extra)
+            stmt = sa.update(info.table).where(*self._pk_criteria(), *guard)
+            stmt = stmt.values(info.by_column(values))
+            with write_connection(db) as conn:
+                if conn.execute(stmt).rowcount == 0:
+                    name, key = type(self).__name__, self._pk_value()
+                    if guard:
+                        raise StaleRecordError(
+                            f"{name} {key!r} was changed or deleted since it was read",
+                            model=name, keys=[key],
+                        )
+                    raise RecordNotFound(
+                        f"{name} {key!r} no longer exists", model=name, key=key
                     )
-                raise RecordNotFound(f"{name} {key!r} no longer exists", model=name, key=key)
+        except BaseException:
+            for fname, (before, _written) in moved.items():
+                data[fname] = before
+            raise
+        for fname, value in extra.items():
+            moved[fname] = (data.get(fname), value)
         data.update(extra)
         self._mark_persisted()
+        if track:
+            on_rollback(_put_back(self, snapshot, moved), db)
 
     def _pk_value(self) -> Any:
         info = self.__ar_info__
@@ -497,7 +543,8 @@ class ActiveRecord(BaseModel):
 
         With optimistic locking (:class:`~activerecord.OptimisticLockMixin`) the row is only
         deleted at the version the record was read with: when it has another one,
-        :class:`~activerecord.errors.StaleRecordError` is raised and the row stays.
+        :class:`~activerecord.errors.StaleRecordError` is raised and the row stays. If the
+        ``Transaction`` it ran in rolls back, the record is persisted again.
 
         >>> import activerecord
         >>> from activerecord import OptimisticLockMixin
@@ -519,17 +566,21 @@ class ActiveRecord(BaseModel):
         >>> mine.refresh().delete(), Draft.query().count()
         (True, 0)
         """
-        if self._ar_original is None:
+        original = self._ar_original
+        if original is None:
             return False
         stmt, guarded = self._delete_statement()
+        db = self.database()
         try:
-            with write_connection(self.database()) as conn:
+            with write_connection(db) as conn:
                 deleted = conn.execute(stmt).rowcount
                 if not deleted and guarded:
                     self._raise_if_stale(conn, "deleted", [])
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"delete of {type(self).__name__}") from exc
         self._ar_original = None
+        if tracks_rollback(db):
+            on_rollback(_put_back(self, dict(original), {}), db)
         return bool(deleted)
 
     def _delete_statement(self) -> tuple[sa.Delete, bool]:
@@ -590,6 +641,8 @@ class ActiveRecord(BaseModel):
 
         Primary keys (and declared server defaults) are set on the instances, in input order.
         Atomic: on any failure nothing is written. Returns the number of rows inserted.
+        Given as a list, the records are put back (new again, without keys) if the
+        ``Transaction`` the call ran in rolls back later; records from a generator are not.
         ``on_conflict="ignore"`` skips records whose primary or unique key already exists
         (their instances get the existing row's key and values; see :meth:`batch_upsert`).
 
@@ -722,7 +775,9 @@ class ActiveRecord(BaseModel):
         :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
         ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
         ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
-        record raises :class:`~activerecord.errors.StaleRecordError` naming it.
+        record raises :class:`~activerecord.errors.StaleRecordError` naming it. If the
+        ``Transaction`` the call ran in rolls back later, the records get their snapshots,
+        versions and ``updated_at`` back.
 
         >>> import activerecord
         >>> class Stock(ActiveRecord):
@@ -745,6 +800,62 @@ class ActiveRecord(BaseModel):
 # The slot's own accessors: no attribute lookup through pydantic per record.
 _get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
 _set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
+
+
+def _put_back(
+    record: ActiveRecord, snapshot: dict[str, Any] | None, moved: Mapping[str, tuple[Any, Any]]
+) -> Callable[[], None]:
+    """A closure that puts ``record`` back as it was before a write, once the transaction the
+    write ran in rolls back (Rails' ``restore_transaction_record_state``).
+
+    ``snapshot``: the persisted snapshot before the write (None: a new record; a copy, never
+    the record's live one). ``moved``: for each field the library itself set (generated key,
+    timestamps, lock version, server-generated values, ``deleted_at``), the value before and
+    the value written; a field the user has set to something else since is left alone.
+    """
+
+    def restore() -> None:
+        data = record.__dict__
+        for fname, (before, written) in moved.items():
+            current = data.get(fname)
+            if current is written or current == written:
+                data[fname] = before
+        _set_persisted(record, snapshot)
+
+    return restore
+
+
+_dict_of = operator.attrgetter("__dict__")
+
+
+def record_states(records: Sequence[ActiveRecord]) -> list[dict[str, Any] | None]:
+    """Copies of the records' persisted snapshots (None for new records), for ``put_back_all``."""
+    return [None if (o := r._ar_original) is None else dict(o) for r in records]
+
+
+def put_back_all(
+    records: Sequence[ActiveRecord],
+    snapshots: Sequence[dict[str, Any] | None],
+    befores: Sequence[Mapping[str, Any]],
+) -> Callable[[], None]:
+    """The ``_put_back`` of many records written by one call: ``snapshots[i]`` is record i's
+    snapshot before the call and ``befores[i]`` a copy of its fields before the call; every
+    field the call changed (as it is now, after the write) is put back unless the user set it
+    since. Called right after the write: it copies the fields as written (at C speed), and
+    leaves the comparing to a rollback, which is rare.
+    """
+    afters = list(map(dict.copy, map(_dict_of, records)))
+
+    def restore() -> None:
+        entries = list(zip(records, snapshots, befores, afters))
+        for record, snapshot, before, after in reversed(entries):
+            moved = {
+                f: (old, after[f]) for f, old in before.items()
+                if f in after and after[f] is not old and after[f] != old
+            }
+            _put_back(record, snapshot, moved)()
+
+    return restore
 
 
 def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[str, Any]]) -> None:

@@ -33,10 +33,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .backend.dialects import partial_index_supported, translate_error
-from .backend.transaction import write_connection
+from .backend.transaction import on_rollback, tracks_rollback, write_connection
 from .errors import SchemaError
 from .mixins import now
-from .model import ActiveRecord
+from .model import ActiveRecord, _put_back
 from .schema import UTCDateTime
 
 if TYPE_CHECKING:
@@ -116,7 +116,9 @@ class SoftDeleteMixin(ActiveRecord):
         record are neither written nor lost. With optimistic locking
         (:class:`~activerecord.OptimisticLockMixin`) a soft delete is a change of the row: it
         only marks the row at the version the record was read with, and adds one to it; a live
-        row with another version raises :class:`~activerecord.errors.StaleRecordError`.
+        row with another version raises :class:`~activerecord.errors.StaleRecordError`. If the
+        ``Transaction`` it ran in rolls back, ``deleted_at``, ``updated_at`` and the version
+        are put back.
 
         >>> import activerecord
         >>> class Pin(SoftDeleteMixin, ActiveRecord):
@@ -156,8 +158,9 @@ class SoftDeleteMixin(ActiveRecord):
         if original is None:
             return False
         stmt, written, guarded = self._mark_statement(values, scope)
+        db = self.database()
         try:
-            with write_connection(self.database()) as conn:
+            with write_connection(db) as conn:
                 changed = conn.execute(stmt).rowcount
                 if not changed and guarded:
                     self._raise_if_stale(conn, f"{verb}d", self._scope_criteria(scope))
@@ -165,6 +168,10 @@ class SoftDeleteMixin(ActiveRecord):
             raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
         if not changed:
             return False
+        if tracks_rollback(db):  # a rollback puts deleted_at, updated_at, version back
+            data = self.__dict__
+            moved = {f: (data.get(f), v) for f, v in written.items()}
+            on_rollback(_put_back(self, dict(original), moved), db)
         self.__dict__.update(written)
         original.update(written)
         return True

@@ -38,6 +38,7 @@ from ..errors import (
     DatabaseError,
     TransactionConflictError,
 )
+from ..log import logger
 from .database import DEFAULT, Database, checkout, get_database
 from .dialects import is_conflict, normalize_isolation_level, translate_error
 
@@ -81,6 +82,8 @@ class _Frame:
     depth: int = 0
     #: [depth, hook]: the depth moves up when the savepoint that registered it is released.
     hooks: list[list[Any]] = field(default_factory=list)
+    #: [depth, hook] run when the work of their level rolls back (see ``on_rollback``).
+    rollback_hooks: list[list[Any]] = field(default_factory=list)
     #: Set when a savepoint could not be rolled back: the transaction must not commit.
     broken: BaseException | None = None
     #: The caller's own Connection or Session (see ``using``): the caller commits, not us.
@@ -184,6 +187,42 @@ def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
         frame.hooks.append([frame.depth, fn])
 
 
+def tracks_rollback(db: Database) -> bool:
+    """True when :func:`on_rollback` would keep a hook for ``db`` now (internal).
+
+    Writers ask first, so they capture what a restore needs only when it can be used.
+    """
+    frame = _frame(db)
+    return frame is not None and not (frame.external and frame.depth == 0)
+
+
+def on_rollback(fn: Callable[[], Any], db: Database) -> None:
+    """Run ``fn`` if the work done so far at the current level is rolled back (internal).
+
+    The library's writers register here the closures that put records back (Rails'
+    ``rolledback!``). Only inside a ``Transaction`` of this thread or task; elsewhere (no
+    transaction, or the caller's own unit of work at ``using()``'s level, whose rollback
+    the library never sees) nothing is kept. A hook registered in a savepoint runs if that
+    savepoint rolls back; once the savepoint is released it belongs to the enclosing level.
+    The outermost rollback (or a failed commit) runs every hook left; a commit drops them.
+    Hooks run newest first, after the database has rolled back; one that raises does not
+    stop the others, nor hide the exception that caused the rollback (it is logged).
+
+    >>> import activerecord
+    >>> db = activerecord.connect("sqlite://")
+    >>> try:
+    ...     with Transaction():
+    ...         on_rollback(lambda: print("put back"), db)
+    ...         raise KeyError("boom")
+    ... except KeyError:
+    ...     pass
+    put back
+    """
+    frame = _frame(db)
+    if frame is not None and not (frame.external and frame.depth == 0):
+        frame.rollback_hooks.append([frame.depth, fn])
+
+
 class Transaction:
     """A transaction (or a savepoint when nested) that every library operation joins.
 
@@ -209,6 +248,34 @@ class Transaction:
     ...     return in_transaction()
     >>> work()
     True
+
+    A rollback puts back the records written inside it (as Rails does): a record inserted
+    is new again, without the key, timestamps and server values the insert gave it; an
+    updated, deleted, soft-deleted or restored one has its persisted state, snapshot
+    (``changed_fields``), lock version, ``updated_at`` and ``deleted_at`` as before the
+    write. Values you set yourself stay. A savepoint rolled back puts back only its own
+    records. ``batch_insert`` and ``batch_upsert`` put back records given as a list (not
+    those of an iterator or generator, which the call does not keep, nor instances built
+    from dicts); inside ``using()`` only records written in a nested ``Transaction`` that
+    rolls back are put back.
+
+    >>> from activerecord import ActiveRecord
+    >>> class Memo(ActiveRecord):
+    ...     __table_name__ = "doc_tx_memos"
+    ...     id: int | None = None
+    ...     text: str
+    >>> Memo.create_table()
+    >>> memo = Memo(text="hi")
+    >>> try:
+    ...     with Transaction():
+    ...         _ = memo.save()
+    ...         raise RuntimeError("changed my mind")
+    ... except RuntimeError:
+    ...     pass
+    >>> memo.id, memo.is_new_record
+    (None, True)
+    >>> memo.save(), memo.id
+    (True, 1)
     """
 
     def __init__(
@@ -352,12 +419,16 @@ def _end_savepoint(entry: _Entry, exc: BaseException | None) -> None:
             savepoint.commit()
         except sa_exc.DBAPIError as err:
             _drop_hooks(frame, depth)
+            # Whether the work is still there is unknown: restore if the enclosing level
+            # rolls back (the usual outcome of this error).
+            _lift_hooks(frame.rollback_hooks, frame, depth)
             raise translate_error(err, context="cannot release a savepoint") from err
-        for hook in frame.hooks:  # released work now belongs to the enclosing level
-            if hook[0] >= depth:
-                hook[0] = depth - 1
+        _lift_hooks(frame.hooks, frame, depth)  # released work belongs to the enclosing level
+        _lift_hooks(frame.rollback_hooks, frame, depth)
         return
     _drop_hooks(frame, depth)
+    undo = [hook for hook in frame.rollback_hooks if hook[0] >= depth]
+    frame.rollback_hooks[:] = [hook for hook in frame.rollback_hooks if hook[0] < depth]
     try:
         if savepoint.is_active:
             savepoint.rollback()
@@ -365,6 +436,18 @@ def _end_savepoint(entry: _Entry, exc: BaseException | None) -> None:
         # E.g. MySQL rolls the whole transaction back on a deadlock and forgets its
         # savepoints: the outer transaction must not commit what is left.
         frame.broken = err if not is_retryable(exc) else exc
+    _run_rollback_hooks([hook for _depth, hook in undo])
+
+
+def _lift_hooks(hooks: list[list[Any]], frame: _Frame, depth: int) -> None:
+    """A savepoint at ``depth`` was released: its hooks now belong to the enclosing level
+    (dropped at ``using()``'s own level, where no rollback is ever seen)."""
+    if frame.external and depth == 1:
+        hooks[:] = [hook for hook in hooks if hook[0] < depth]
+        return
+    for hook in hooks:
+        if hook[0] >= depth:
+            hook[0] = depth - 1
 
 
 def _drop_hooks(frame: _Frame, depth: int) -> None:
@@ -378,6 +461,7 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
         _frames.set(frames)
     conn = frame.conn
     hooks: list[Callable[[], Any]] = []
+    committed = False
     try:
         if not failed and frame.broken is None:
             try:
@@ -385,6 +469,7 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
             except sa_exc.DBAPIError as err:
                 failed = True
                 raise translate_error(err, context="commit failed") from err
+            committed = True
             hooks = [hook for _depth, hook in frame.hooks]
         else:
             try:
@@ -399,8 +484,23 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
                     f"rolled the transaction back ({frame.broken})"
                 ) from frame.broken
     finally:
-        _release(conn, frame.reset, failed=failed)
+        try:
+            _release(conn, frame.reset, failed=failed)
+        finally:
+            if not committed:  # rolled back, or a commit that failed
+                _run_rollback_hooks([hook for _depth, hook in frame.rollback_hooks])
+            frame.rollback_hooks.clear()
     _run_hooks(hooks)
+
+
+def _run_rollback_hooks(hooks: list[Callable[[], Any]]) -> None:
+    """Run ``on_rollback`` hooks newest first; log (never raise) their errors, so the
+    exception that caused the rollback is the one that propagates."""
+    for hook in reversed(hooks):
+        try:
+            hook()
+        except Exception:
+            logger.exception("an on_rollback hook failed: %r", hook)
 
 
 def _run_hooks(hooks: list[Callable[[], Any]]) -> None:

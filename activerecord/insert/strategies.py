@@ -107,7 +107,7 @@ class InsertStrategy:
             self._shapes[(fields, fetch_key)] = cached
         return cached
 
-    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
+    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         """Insert the rows; return their generated keys in order when ``fetch_key``."""
         raise NotImplementedError
 
@@ -140,7 +140,7 @@ class CoreStrategy(InsertStrategy):
             return stmt.returning(self.info.columns[pk], sort_by_parameter_order=True)
         return stmt
 
-    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
+    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         pairs = list(zip(shape.keys, shape.fields))
         params = [{k: d[f] for k, f in pairs} for d in data]
         try:
@@ -183,7 +183,7 @@ class SqliteRowidStrategy(InsertStrategy):
             self._range_ok = triggers == 0
         return self._range_ok
 
-    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
+    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         rows = shape.rows(data)
         if not rows:
             return [] if fetch_key else None
@@ -213,7 +213,7 @@ class SqliteRowidStrategy(InsertStrategy):
         last = self.conn.execute(sa.select(sa.func.last_insert_rowid())).scalar_one()
         if last != first + n - 1:  # cannot happen while we hold the write lock
             raise RuntimeError(f"rowids {first}..{last} are not the {n} rows just written")
-        return list(range(first, first + n))
+        return range(first, first + n)
 
     def _executemany(self, shape: InsertShape, rows: list[tuple[Any, ...]], base: int) -> None:
         raw = self.conn.connection.dbapi_connection
@@ -248,34 +248,49 @@ class PostgresCopyStrategy(InsertStrategy):
     fills_keys = True
 
     def __init__(
-        self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts, sequence: str | None
+        self,
+        conn: sa.Connection,
+        info: ModelInfo,
+        facts: DialectFacts,
+        sequence: str | None,
+        numbered: bool = False,
     ) -> None:
         super().__init__(conn, info, facts)
         self.sequence = sequence
         self.reserves_keys = sequence is not None
         self._copy_sql: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
-        self._server_numbering: bool | None = None
+        self._server_numbering = numbered and sequence is not None
 
     @staticmethod
-    def key_sequence(conn: sa.Connection, info: ModelInfo) -> str | None:
-        """The sequence behind the autoincrement key, unless inserting ids is refused."""
+    def key_sequence(conn: sa.Connection, info: ModelInfo) -> tuple[str | None, bool]:
+        """The sequence behind the autoincrement key (None when there is none, or inserting
+        ids is refused) and whether the server may number a COPY's rows itself: the key's
+        default is exactly ``nextval`` of that sequence (or an identity) and no user trigger
+        could change a row's key. One catalog query."""
         pk = info.autoincrement_pk
         if pk is None:
-            return None
-        table = info.table
-        name = conn.dialect.identifier_preparer.format_table(table)
+            return None, False
+        name = conn.dialect.identifier_preparer.format_table(info.table)
         column = info.columns[pk].name
         row = conn.execute(
             sa.text(
-                "SELECT pg_get_serial_sequence(:t, :c), "
-                "(SELECT attidentity FROM pg_attribute "
-                " WHERE attrelid = CAST(:t AS regclass) AND attname = :c)"
+                "SELECT s.seq, a.attidentity, "
+                " a.attidentity = 'd' OR pg_get_expr(d.adbin, d.adrelid) = "
+                "  'nextval(' || quote_literal(CAST(CAST(s.seq AS regclass) AS text))"
+                "  || '::regclass)', "
+                " EXISTS (SELECT 1 FROM pg_trigger g "
+                "         WHERE g.tgrelid = a.attrelid AND NOT g.tgisinternal) "
+                "FROM pg_attribute a "
+                "CROSS JOIN (SELECT pg_get_serial_sequence(:t, :c) AS seq) s "
+                "LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
+                "WHERE a.attrelid = CAST(:t AS regclass) AND a.attname = :c"
             ),
             {"t": name, "c": column},
         ).one()
-        if row[0] is None or row[1] == "a":  # GENERATED ALWAYS refuses explicit ids
-            return None
-        return str(row[0])
+        sequence, identity, by_default, triggers = row
+        if sequence is None or identity == "a":  # GENERATED ALWAYS refuses explicit ids
+            return None, False
+        return str(sequence), bool(by_default) and not triggers
 
     def _copy(self, shape: InsertShape) -> tuple[str, list[int] | None]:
         """The COPY statement: binary (5x less client CPU) when psycopg knows every column's
@@ -302,7 +317,7 @@ class PostgresCopyStrategy(InsertStrategy):
             oids.append(int(info.oid))
         return oids
 
-    def _reserve(self, n: int) -> list[int]:
+    def _reserve(self, n: int) -> Sequence[int]:
         """n values of the sequence, ours alone: sent as a range when they are one (the usual),
         else as one array (other sessions took values in between, or the increment is not 1)."""
         taken = (
@@ -314,28 +329,10 @@ class PostgresCopyStrategy(InsertStrategy):
         whole = high - low + 1 == sa.func.count()
         listed = sa.case((whole, sa.null()), else_=sa.func.array_agg(taken.c.id))
         first, last, values = self.conn.execute(sa.select(low, high, listed)).one()
-        return list(range(first, last + 1)) if values is None else list(values)
+        return range(first, last + 1) if values is None else list(values)
 
     def _numbered_by_server(self) -> bool:
-        """Whether the key column's default is exactly ``nextval`` of the sequence and no user
-        trigger can change a row's key (then the server may number a COPY's rows itself)."""
-        if self._server_numbering is None:
-            table = self.dialect.identifier_preparer.format_table(self.info.table)
-            column = self.info.columns[self.info.autoincrement_pk or ""].name
-            row = self.conn.execute(
-                sa.text(
-                    "SELECT a.attidentity = 'd' OR pg_get_expr(d.adbin, d.adrelid) = "
-                    "  'nextval(' || quote_literal(CAST(CAST(:s AS regclass) AS text))"
-                    "  || '::regclass)', "
-                    " EXISTS (SELECT 1 FROM pg_trigger g "
-                    "         WHERE g.tgrelid = a.attrelid AND NOT g.tgisinternal) "
-                    "FROM pg_attribute a LEFT JOIN pg_attrdef d "
-                    "  ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-                    "WHERE a.attrelid = CAST(:t AS regclass) AND a.attname = :c"
-                ),
-                {"t": table, "c": column, "s": self.sequence},
-            ).one()
-            self._server_numbering = bool(row[0]) and not row[1]
+        """Whether the server may number a COPY's rows (see :meth:`key_sequence`)."""
         return self._server_numbering
 
     def _copy_rows(
@@ -368,7 +365,7 @@ class PostgresCopyStrategy(InsertStrategy):
                     pass
             raise failed from exc
 
-    def _copy_numbered(self, shape: InsertShape, data: Data) -> list[int] | None:
+    def _copy_numbered(self, shape: InsertShape, data: Data) -> Sequence[int] | None:
         """COPY without keys, the server numbering the rows; their keys when provably known.
 
         The first row is inserted with ``first = nextval()``; the others are copied without
@@ -402,9 +399,9 @@ class PostgresCopyStrategy(InsertStrategy):
                 savepoint.rollback()
             raise
         savepoint.commit()
-        return list(range(first, first + n))
+        return range(first, first + n)
 
-    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
+    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         if not data:
             return [] if fetch_key else None
         if not fetch_key:
@@ -449,7 +446,7 @@ class MysqlValuesStrategy(InsertStrategy):
             return "returning"
         return "row"
 
-    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> list[Any] | None:
+    def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         rows = shape.rows(data)
         if not rows:
             return [] if fetch_key else None
@@ -514,9 +511,9 @@ def strategy_for(conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> I
     if name == "sqlite_rowid":
         return SqliteRowidStrategy(conn, info, facts)
     if name == "pg_copy":
-        sequence = PostgresCopyStrategy.key_sequence(conn, info)
+        sequence, numbered = PostgresCopyStrategy.key_sequence(conn, info)
         if info.autoincrement_pk is None or sequence is not None:
-            return PostgresCopyStrategy(conn, info, facts, sequence)
+            return PostgresCopyStrategy(conn, info, facts, sequence, numbered)
     if name == "mysql_values":
         return MysqlValuesStrategy(conn, info, facts)
     return CoreStrategy(conn, info, facts)

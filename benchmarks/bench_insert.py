@@ -69,6 +69,21 @@ class BenchUserPlain(ActiveRecord):
     created_at: dt.datetime | None = None
 
 
+def raw_executemany(engine: sa.Engine, sql: str, rows: list[tuple[Any, ...]]) -> Callable[[], None]:
+    """A timed function: the driver's own executemany of ``rows`` in one transaction."""
+
+    def run() -> None:
+        conn = engine.raw_connection()
+        try:
+            cursor = conn.cursor()
+            cursor.executemany(sql, rows)
+            conn.commit()
+        finally:
+            conn.close()
+
+    return run
+
+
 def backend_url(name: str, tmp: str) -> str:
     if name == "sqlite":
         return "sqlite:///" + os.path.join(tmp, "bench.db")
@@ -146,17 +161,7 @@ class Runner:
 
             return run_sqlite
         sql = f"INSERT INTO {self.table_name} ({names}) VALUES (%s, %s, %s, %s, %s)"  # noqa: S608
-
-        def run() -> None:
-            conn = self.engine.raw_connection()
-            try:
-                cursor = conn.cursor()
-                cursor.executemany(sql, tuples)
-                conn.commit()
-            finally:
-                conn.close()
-
-        return run
+        return raw_executemany(self.engine, sql, tuples)
 
     def bare_copy(self, binary: bool) -> Callable[[], object] | None:
         """PostgreSQL ``COPY`` of the same rows through psycopg (``write_row``): no keys back."""

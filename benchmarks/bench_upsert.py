@@ -39,7 +39,7 @@ from pydantic import Field
 import activerecord
 from activerecord import ActiveRecord, Col, UpsertResult
 
-from .bench_insert import backend_url, django_model, setup_django
+from .bench_insert import backend_url, django_model, raw_executemany, setup_django
 
 TABLE = "bench_upsert_users"
 COLUMNS = ("username", "email", "status", "login_count", "created_at")
@@ -117,17 +117,7 @@ class Runner:
                 f"ON CONFLICT (email) DO UPDATE SET {sets}"  # noqa: S608
         if self.name == "sqlite":
             tuples = [(*t[:4], t[4].isoformat(" ")) for t in tuples]
-
-        def run() -> None:
-            conn = self.engine.raw_connection()
-            try:
-                cursor = conn.cursor()
-                cursor.executemany(sql, tuples)
-                conn.commit()
-            finally:
-                conn.close()
-
-        return run
+        return raw_executemany(self.engine, sql, tuples)
 
     def django_upsert(self) -> Callable[[], object]:
         from django.db import transaction

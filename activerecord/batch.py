@@ -96,10 +96,13 @@ def _collector_paused() -> Iterator[None]:
         gc.enable()
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def _chunks(items: Iterable[Any], size: int, *, ramp: bool = False) -> Iterator[list[Any]]:
+    """Lists of ``size`` items; with ``ramp``, the first ones smaller (1/64, 1/16, 1/4 of it)
+    so that the database starts on the first rows while the next chunk is prepared."""
     iterator = iter(items)
+    sizes = [max(1, size // 64), max(1, size // 16), max(1, size // 4)] if ramp else []
     while True:
-        chunk = list(itertools.islice(iterator, size))
+        chunk = list(itertools.islice(iterator, sizes.pop(0) if sizes else size))
         if not chunk:
             return
         yield chunk
@@ -360,6 +363,7 @@ def run_batch(
     return_records: bool,
     context: str,
     copies: bool = False,
+    ramp: bool = False,
 ) -> tuple[int, list[Any]]:
     """The chunk loop of every batch write (insert, upsert, insert-or-ignore).
 
@@ -370,8 +374,9 @@ def run_batch(
     a database error is raised typed, with the failing record's index where the database
     names it. A failed call puts the given records back as they were (see :class:`_Undo`;
     ``copies``: whole copies of their fields, for writers that change more than the fields
-    they fill). Returns the records counted and, with ``return_records``, the records handed
-    back, in input order.
+    they fill). ``ramp``: the first chunks are smaller (``write`` streams, so the database
+    starts sooner). Returns the records counted and, with ``return_records``, the records
+    handed back, in input order.
     """
     info = model.__ar_info__
     db = model.database()
@@ -397,7 +402,7 @@ def run_batch(
                 strategy = strategy_for(conn, info, db.facts)
                 try:
                     offset = 0
-                    for chunk in _chunks(records, size):
+                    for chunk in _chunks(records, size, ramp=ramp and strategy.streams):
                         undo.start_chunk()
                         datas, instances = prepare(chunk, offset, failures, undo)
                         if not failures:
@@ -413,6 +418,7 @@ def run_batch(
                         offset += len(chunk)
                     if failures:
                         raise BatchValidationError(model.__name__, failures)
+                    strategy.settle()
                 finally:
                     strategy.close()
         except BaseException:
@@ -456,6 +462,13 @@ def batch_insert(
             from_dicts=from_dicts, return_records=return_records,
         )
     info = model.__ar_info__
+    # A chunk's rows may stay in an open statement while the next chunk is prepared, when
+    # no user code (validators, a progress callback) can run on the connection meanwhile and
+    # the records are marked persisted only at the end (instances, given as a collection).
+    stream = (
+        not validate and not callable(progress) and not from_dicts
+        and isinstance(records, Sized) and not isinstance(records, Iterator)
+    )
 
     def write(
         conn: sa.Connection,
@@ -465,12 +478,12 @@ def batch_insert(
         offset: int,
         undo: _Undo,
     ) -> None:
-        _write_chunk(conn, strategy, info, datas, offset, undo)
+        _write_chunk(conn, strategy, info, datas, offset, undo, stream=stream)
 
     return run_batch(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
         from_dicts=from_dicts, return_records=return_records,
-        context=f"batch insert of {model.__name__}",
+        context=f"batch insert of {model.__name__}", ramp=stream,
     )
 
 
@@ -481,11 +494,16 @@ def _write_chunk(
     datas: list[dict[str, Any]],
     offset: int,
     undo: _Undo | None = None,
+    *,
+    stream: bool = False,
 ) -> None:
     """Write one chunk: rows grouped by which generated columns they leave to the database.
 
     ``undo`` hears of the fields filled: the key and server-generated values of the rows
-    that left them to the database."""
+    that left them to the database. ``stream``: rows that leave only their key to the
+    database may go into a statement the strategy keeps open for the next chunk (see
+    :meth:`InsertStrategy.stream`); the caller runs nothing else on the connection until
+    ``strategy.settle()``."""
     pk = info.autoincrement_pk
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
     groups: dict[tuple[bool, ...], list[int]] = {}
@@ -506,17 +524,27 @@ def _write_chunk(
         if undo is not None:
             for fname in missing:
                 undo.filled(group, fname)
+        rest = [f for f in missing if f != pk]
+        if stream and fetch_key and not rest:
+            if strategy.stream(shape, group, _locator(offset, positions)):
+                continue
+        strategy.settle()
         try:
             keys = strategy.write(shape, group, fetch_key)
         except WriteFailed as exc:
-            exc.row = None if exc.row is None else offset + positions[exc.row]
+            if not exc.located:
+                exc.row = None if exc.row is None else offset + positions[exc.row]
             raise
         if fetch_key and keys is not None and not strategy.fills_keys:
             for data, key in zip(group, keys):
                 data[pk] = key  # type: ignore[index]
-        rest = [f for f in missing if f != pk]
         if rest:
             _fetch_generated(conn, info, group, rest)
+
+
+def _locator(offset: int, positions: list[int]) -> Callable[[int], int]:
+    """Where a group's row sits in the whole call: its chunk's offset plus its place there."""
+    return lambda n: offset + positions[n]
 
 
 def _all_alike(datas: list[dict[str, Any]], generated: list[str], first: tuple[bool, ...]) -> bool:

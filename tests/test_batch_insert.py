@@ -240,12 +240,13 @@ def test_unknown_keys_fail_without_validation(fresh, db, backend):
 # -- atomicity -------------------------------------------------------------------------------
 
 
-def test_late_database_error_rolls_back_every_chunk(fresh, db, backend, path):
+@pytest.mark.parametrize("validate", [True, False])
+def test_late_database_error_rolls_back_every_chunk(fresh, db, backend, path, validate):
     fresh(Member)
     members = _members(100)
     members[75].email = members[3].email
     with pytest.raises(UniqueViolation) as caught:
-        Member.batch_insert(members, batch_size=10)
+        Member.batch_insert(members, batch_size=10, validate=validate)
     err = caught.value
     assert err.orig is not None
     if path != "core" or backend == "mysql":  # SQLAlchemy's executemany does not say which row
@@ -253,7 +254,8 @@ def test_late_database_error_rolls_back_every_chunk(fresh, db, backend, path):
     assert raw_count(db, "bi_members") == 0
 
 
-def test_failed_batch_puts_the_records_back(fresh, db, path):
+@pytest.mark.parametrize("validate", [True, False])
+def test_failed_batch_puts_the_records_back(fresh, db, path, validate):
     """Nothing in memory says a row exists that the rollback removed: every record of the
     list is new again, without the key, stamps and defaults the call gave it."""
     fresh(Member, Gadget)
@@ -264,21 +266,21 @@ def test_failed_batch_puts_the_records_back(fresh, db, path):
     given = dt.datetime(2020, 1, 2, 3, 4, 5)
     members[8].created_at = given
     with pytest.raises(UniqueViolation):
-        Member.batch_insert(members, batch_size=10)
+        Member.batch_insert(members, batch_size=10, validate=validate)
     assert [m.id for m in members] == [None] * 60
     assert all(m.is_new_record for m in members)
     assert members[8].created_at == given and members[9].created_at is None
     assert raw_count(db, "bi_members") == 1 and not kept.is_new_record
     # the same records go in once the bad one is fixed, keys in order
     members[45].email = "user45@example.com"
-    assert Member.batch_insert(members, batch_size=10) == 60
+    assert Member.batch_insert(members, batch_size=10, validate=validate) == 60
     assert _emails_by_id(db) == {kept.id: "kept@example.com", **{m.id: m.email for m in members}}
     # server-generated values read back are put back too; a key the record had stays
     Gadget.create(id=100, name="taken")
     gadgets = [Gadget(name=f"g{i}") for i in range(5)]
     gadgets[4].id = 100
     with pytest.raises(UniqueViolation):
-        Gadget.batch_insert(gadgets, batch_size=2)
+        Gadget.batch_insert(gadgets, batch_size=2, validate=validate)
     assert [(g.id, g.rank) for g in gadgets] == [(None, None)] * 4 + [(100, None)]
     assert raw_count(db, "bi_gadgets") == 1
 

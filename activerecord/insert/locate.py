@@ -29,12 +29,14 @@ _NULL_COLUMN = re.compile(r"Column '([^']*)' cannot be null")
 
 
 class WriteFailed(Exception):
-    """Raised by a strategy: the driver's error and the failing row's position in the group."""
+    """Raised by a strategy: the driver's error and the failing row's position in the group
+    (``located``: already the position the caller reports, as a stream's errors are)."""
 
-    def __init__(self, orig: BaseException, row: int | None) -> None:
+    def __init__(self, orig: BaseException, row: int | None, *, located: bool = False) -> None:
         super().__init__(str(orig))
         self.orig = orig
         self.row = row
+        self.located = located
 
 
 def _message(err: BaseException) -> str:

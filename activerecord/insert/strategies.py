@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_right
-from collections.abc import Sequence
-from itertools import accumulate, repeat
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import accumulate, chain, repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -54,6 +56,9 @@ __all__ = ["CoreStrategy", "InsertStrategy", "strategy_for"]
 
 Data = Sequence[dict[str, Any]]
 
+#: Maps a row's position in a group to the position the caller reports for it.
+Locate = Callable[[int], int]
+
 #: SQLite's largest rowid; past it SQLite picks rowids at random.
 _SQLITE_MAX_ROWID = 2**63 - 1
 
@@ -68,6 +73,8 @@ class InsertStrategy:
     positional_params = False
     #: True when ``write`` also puts each returned key into its row's dict.
     fills_keys = False
+    #: True when :meth:`stream` may take rows (else it always answers False).
+    streams = False
 
     def __init__(self, conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> None:
         self.conn = conn
@@ -85,9 +92,23 @@ class InsertStrategy:
         return self._cursor
 
     def close(self) -> None:
+        """Release the cursor; rows of an unsettled stream are abandoned (the caller is
+        failing and rolls back)."""
         if self._cursor is not None:
             self._cursor.close()
             self._cursor = None
+
+    def stream(self, shape: InsertShape, data: Data, locate: Locate) -> bool:
+        """Send rows that each leave their key to the database into a statement left open
+        across calls, setting each dict's key as it goes; False when this strategy cannot
+        (the caller then uses :meth:`write`). The keys stand once :meth:`settle` returns;
+        until then nothing else may run on the connection. ``locate`` maps a row's position
+        in ``data`` to the one the caller reports; errors come already located."""
+        return False
+
+    def settle(self) -> None:
+        """Finish the open stream, if any: on return its rows are written and their keys
+        exact; raises a located :class:`WriteFailed` (its rows' keys forgotten) if not."""
 
     def construct(self, fetch_key: bool) -> sa.Insert:
         return sa.insert(self.info.table)
@@ -260,6 +281,8 @@ class PostgresCopyStrategy(InsertStrategy):
         self.reserves_keys = sequence is not None
         self._copy_sql: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
         self._server_numbering = numbered and sequence is not None
+        self.streams = self._server_numbering
+        self._stream: _Stream | None = None
 
     @staticmethod
     def key_sequence(conn: sa.Connection, info: ModelInfo) -> tuple[str | None, bool]:
@@ -343,19 +366,27 @@ class PostgresCopyStrategy(InsertStrategy):
         server gives that same key, proven by the caller)."""
         sql, oids = self._copy(shape)
         row = shape.row
+        d: dict[str, Any] | None = None
         try:
             with self.cursor.copy(sql) as copy:
                 if oids is not None:
                     copy.set_types(oids)
                 write_row = copy.write_row
-                if keys is None:
-                    for d in data:
-                        write_row(row(d))
-                else:
-                    pk = self.info.autoincrement_pk or ""
-                    for d, key in zip(data, keys):
-                        d[pk] = key
-                        write_row(row(d))
+                try:
+                    if keys is None:
+                        for d in data:
+                            write_row(row(d))
+                    else:
+                        pk = self.info.autoincrement_pk or ""
+                        for d, key in zip(data, keys):
+                            d[pk] = key
+                            write_row(row(d))
+                except Exception as exc:
+                    if self._sent_row_at_fault(exc):
+                        raise WriteFailed(exc, _position(data, d)) from exc
+                    raise
+        except WriteFailed:
+            raise
         except Exception as exc:
             failed = self._failed(exc, shape, [])
             if failed.row is None:  # not named by the COPY context: look at the values
@@ -401,7 +432,130 @@ class PostgresCopyStrategy(InsertStrategy):
         savepoint.commit()
         return range(first, first + n)
 
+    def stream(self, shape: InsertShape, data: Data, locate: Locate) -> bool:
+        """The server-numbered COPY of :meth:`_copy_numbered`, left open across calls: the
+        caller prepares its next rows while the server still works through the ones sent,
+        and one ``currval()`` at :meth:`settle` proves every key of the stream."""
+        if not data or not self._numbered_by_server():
+            return False
+        pk = self.info.autoincrement_pk or ""
+        keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
+        if self._stream is not None and self._stream.keyless is not keyless:
+            self.settle()
+        if self._stream is None:
+            first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
+            savepoint = self.conn.begin_nested()
+            opened = _Stream(shape, keyless, savepoint, first)
+            opened.add(data, locate)
+            try:
+                self._copy_rows(shape, data[:1], [first])
+                sql, oids = self._copy(keyless)
+                opened.copy = opened.context.enter_context(self.cursor.copy(sql))
+                if oids is not None:
+                    opened.copy.set_types(oids)
+            except BaseException as exc:
+                self._abandon(opened, exc)
+                if isinstance(exc, WriteFailed):
+                    raise opened.located(exc.orig, exc.row) from exc.orig
+                raise
+            self._stream = opened
+            self._send(opened, data[1:], first + 1)
+        else:
+            opened = self._stream
+            opened.add(data, locate)
+            self._send(opened, data, opened.first + opened.sent)
+        return True
+
+    def _send(self, opened: _Stream, data: Data, start: int) -> None:
+        """Write rows into the open keyless COPY, each dict getting its key as it goes."""
+        pk = self.info.autoincrement_pk or ""
+        row = opened.keyless.row
+        d: dict[str, Any] | None = None
+        try:
+            write_row = opened.copy.write_row
+            for d, key in zip(data, range(start, start + len(data))):
+                d[pk] = key
+                write_row(row(d))
+        except BaseException as exc:
+            self._stream = None
+            self._abandon(opened, exc)
+            if isinstance(exc, Exception) and self._sent_row_at_fault(exc):
+                at = _position(data, d)
+                base = opened.starts[-1] + len(opened.groups[-1][0]) - len(data)
+                raise opened.located(exc, None if at is None else base + at) from exc
+            if isinstance(exc, Exception):
+                raise self._stream_failed(opened, exc) from exc
+            raise
+        opened.sent += len(data)
+
+    def _sent_row_at_fault(self, exc: Exception) -> bool:
+        """An error while rows are written into a COPY comes from the row being sent (a value
+        the driver cannot send as the column's type): the server answers only at the end.
+        A lost connection is nobody's row."""
+        dbapi = self.dialect.loaded_dbapi
+        return not isinstance(exc, dbapi.OperationalError)
+
+    def settle(self) -> None:
+        opened = self._stream
+        if opened is None:
+            return
+        self._stream = None
+        try:
+            opened.context.close()  # COPY ends: the server's verdict on every row sent
+        except Exception as exc:
+            self._abandon(opened, exc)
+            raise self._stream_failed(opened, exc) from exc
+        data = opened.every()
+        try:
+            last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
+            if last == opened.first + len(data) - 1:
+                opened.savepoint.commit()
+                return
+            _forget_keys(data, self.info.autoincrement_pk or "")
+            opened.savepoint.rollback()  # not ours alone: write them again with reserved keys
+            self._copy_reserved(opened.shape, data)
+        except WriteFailed as exc:
+            raise opened.located(exc.orig, exc.row) from exc.orig
+        except BaseException:
+            self._abandon(opened, None)
+            raise
+
+    def close(self) -> None:
+        if self._stream is not None:
+            opened, self._stream = self._stream, None
+            self._abandon(opened, RuntimeError("batch abandoned"))
+        super().close()
+
+    def _abandon(self, opened: _Stream, exc: BaseException | None) -> None:
+        """Cancel the stream's COPY if still open, forget its keys, roll back its rows.
+        Never raises: the caller is already failing with ``exc``."""
+        try:
+            if exc is not None:
+                opened.context.__exit__(type(exc), exc, exc.__traceback__)
+        except Exception:  # noqa: BLE001, S110 - the COPY is cancelled either way
+            pass
+        _forget_keys(opened.every(), self.info.autoincrement_pk or "")
+        try:
+            if opened.savepoint.is_active:
+                opened.savepoint.rollback()
+        except Exception:  # noqa: BLE001, S110 - the enclosing transaction rolls back
+            pass
+
+    def _stream_failed(self, opened: _Stream, exc: Exception) -> WriteFailed:
+        """The located error of a failed stream: by the COPY line the server names, else by
+        looking at the values."""
+        failed = self._failed(exc, opened.keyless, [])
+        row = None if failed.row is None else failed.row + 1  # the stream's first row: apart
+        if row is None:
+            try:
+                rows = opened.shape.rows(opened.every())
+                row = self._failed(exc, opened.shape, rows).row
+            except Exception:  # noqa: BLE001, S110 - a value that cannot even be built
+                pass
+        return opened.located(exc, row)
+
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
+        self.settle()
         if not data:
             return [] if fetch_key else None
         if not fetch_key:
@@ -411,6 +565,10 @@ class PostgresCopyStrategy(InsertStrategy):
             keys = self._copy_numbered(shape, data)
             if keys is not None:
                 return keys
+        return self._copy_reserved(shape, data)
+
+    def _copy_reserved(self, shape: InsertShape, data: Data) -> Sequence[int]:
+        """COPY the rows with keys reserved first (each dict gets its key as it is sent)."""
         keys = self._reserve(len(data))
         try:
             self._copy_rows(shape, data, keys)
@@ -420,9 +578,48 @@ class PostgresCopyStrategy(InsertStrategy):
         return keys
 
 
+def _position(data: Data, item: dict[str, Any] | None) -> int | None:
+    """Where ``item`` (the row being sent when an error came) sits in ``data``."""
+    return next((n for n, d in enumerate(data) if d is item), None)
+
+
 def _forget_keys(data: Data, pk: str) -> None:
     for d in data:
         d[pk] = None
+
+
+@dataclass(eq=False)
+class _Stream:
+    """A server-numbered COPY left open across ``stream`` calls: its first row took
+    ``first = nextval()``, the rows after it go through the keyless COPY, all inside one
+    savepoint. ``groups`` are the dicts each call sent, with the callers' ``locate``."""
+
+    shape: InsertShape
+    keyless: InsertShape
+    savepoint: sa.NestedTransaction
+    first: int
+    sent: int = 1
+    copy: Any = None
+    context: ExitStack = field(default_factory=ExitStack)
+    groups: list[tuple[Data, Locate]] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)
+
+    def add(self, data: Data, locate: Locate) -> None:
+        self.starts.append(self.starts[-1] + len(self.groups[-1][0]) if self.groups else 0)
+        self.groups.append((data, locate))
+
+    def every(self) -> list[dict[str, Any]]:
+        """Every dict sent so far, in stream order."""
+        return list(chain.from_iterable(d for d, _ in self.groups))
+
+    def located(self, orig: BaseException, row: int | None) -> WriteFailed:
+        """``orig`` blamed on the stream's ``row`` (0-based over every row sent), located."""
+        if row is None or row < 0:
+            return WriteFailed(orig, None, located=True)
+        n = bisect_right(self.starts, row) - 1
+        if n < 0 or row - self.starts[n] >= len(self.groups[n][0]):
+            return WriteFailed(orig, None, located=True)
+        return WriteFailed(orig, self.groups[n][1](row - self.starts[n]), located=True)
 
 
 class MysqlValuesStrategy(InsertStrategy):

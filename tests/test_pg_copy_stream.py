@@ -1,0 +1,141 @@
+"""PostgreSQL: one COPY streams every chunk of ``batch_insert(records, validate=False)``.
+
+The chunks after the first are prepared while the server still works through the rows
+already sent; one ``currval()`` at the end proves every key. These tests check that the
+stream is really one statement, that a record the stream cannot take ends it cleanly, and
+that a failure anywhere in it names the record and leaves nothing written or set.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from activerecord.backend.transaction import Transaction
+from activerecord.errors import DatabaseError, NotNullViolation, UniqueViolation
+from tests.conftest import raw_count
+from tests.models import User
+
+pytestmark = pytest.mark.backends("postgresql")
+
+
+def _users(n: int) -> list[User]:
+    return [User(username=f"u{i}", email=f"u{i}@example.com") for i in range(n)]
+
+
+def _stored(db: Any) -> dict[str, int]:
+    table = User.__table__
+    with db.engine.connect() as conn:
+        return dict(conn.execute(sa.select(table.c.email, table.c.id)).all())  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def statements(db: Any) -> Iterator[list[str]]:
+    """The SQL statements run through the engine (COPY data goes around it)."""
+    seen: list[str] = []
+
+    def log(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", log)
+    yield seen
+    sa.event.remove(db.engine, "before_cursor_execute", log)
+
+
+def _count(statements: list[str], word: str) -> int:
+    return sum(word in s for s in statements)
+
+
+@pytest.mark.parametrize("validate", [False, True])
+def test_one_stream_for_every_chunk(fresh, db, backend, statements, validate):
+    fresh(User)
+    users = _users(700)
+    statements.clear()
+    assert User.batch_insert(users, batch_size=100, validate=validate) == 700
+    assert _stored(db) == {u.email: u.id for u in users}
+    assert not any(u.is_new_record for u in users)
+    # streamed: one nextval() and one currval() for the call; else one of each per chunk
+    proofs = _count(statements, "SELECT currval(")
+    assert (proofs, _count(statements, "SELECT nextval(")) == ((1, 1) if not validate else (7, 7))
+
+
+def test_a_record_with_its_own_key_ends_the_stream(fresh, db, backend, statements):
+    fresh(User)
+    users = _users(300)
+    users[150].id = 10_000_000
+    statements.clear()
+    assert User.batch_insert(users, batch_size=50, validate=False) == 300
+    assert users[150].id == 10_000_000
+    assert _stored(db) == {u.email: u.id for u in users}
+    assert len({u.id for u in users}) == 300
+    assert _count(statements, "SELECT currval(") == 2  # settled before that record, then a new one
+
+
+def test_a_late_failure_names_the_record_and_writes_nothing(fresh, db, backend):
+    fresh(User)
+    users = _users(400)
+    users[333].__dict__["username"] = None  # validate=False: the database says no
+    with pytest.raises(NotNullViolation) as caught:
+        User.batch_insert(users, batch_size=100, validate=False)
+    assert caught.value.record_index == 333 and "record 333" in str(caught.value)
+    assert raw_count(db, "users") == 0
+    assert all(u.id is None and u.is_new_record for u in users)
+    users[333].username = "fixed"
+    assert User.batch_insert(users, batch_size=100, validate=False) == 400
+    assert _stored(db) == {u.email: u.id for u in users}
+
+
+def test_the_stream_s_first_row_failing(fresh, db, backend):
+    fresh(User)
+    User.create(username="kept", email="u0@example.com")
+    users = _users(50)
+    with pytest.raises(UniqueViolation) as caught:
+        User.batch_insert(users, batch_size=10, validate=False)
+    assert caught.value.record_index == 0
+    assert raw_count(db, "users") == 1
+    assert all(u.id is None and u.is_new_record for u in users)
+
+
+def test_a_wrong_record_in_a_later_chunk_abandons_the_stream(fresh, db, backend):
+    fresh(User)
+    users: list[Any] = _users(300)
+    users[250] = {"username": "a dict", "email": "dict@example.com"}
+    with pytest.raises(TypeError, match="record 250: expected a User"):
+        User.batch_insert(users, batch_size=100, validate=False)
+    assert raw_count(db, "users") == 0
+    assert all(u.id is None and u.is_new_record for u in users if isinstance(u, User))
+    # the connection is clean again: the next call streams as usual
+    good = _users(300)
+    assert User.batch_insert(good, batch_size=100, validate=False) == 300
+    assert _stored(db) == {u.email: u.id for u in good}
+
+
+@pytest.mark.parametrize("given", ["list", "generator"])  # streamed, and COPY per chunk
+def test_a_value_the_driver_cannot_send(fresh, db, backend, given):
+    fresh(User)
+    users = _users(300)
+    users[210].__dict__["login_count"] = "many"
+    records = users if given == "list" else (u for u in users)
+    with pytest.raises(DatabaseError) as caught:
+        User.batch_insert(records, batch_size=100, validate=False)
+    assert caught.value.record_index == 210 and "record 210" in str(caught.value)
+    assert raw_count(db, "users") == 0
+    back = users if given == "list" else users[200:]  # a generator's: the chunk in progress
+    assert all(u.id is None and u.is_new_record for u in back)
+
+
+def test_streamed_inside_a_transaction(fresh, db, backend):
+    fresh(User)
+    kept = _users(200)
+    gone = [User(username=f"g{i}", email=f"g{i}@example.com") for i in range(200)]
+    with Transaction():
+        User.batch_insert(kept, batch_size=50, validate=False)
+    with pytest.raises(RuntimeError), Transaction():
+        User.batch_insert(gone, batch_size=50, validate=False)
+        assert all(u.id is not None for u in gone)
+        raise RuntimeError("roll back")
+    assert _stored(db) == {u.email: u.id for u in kept}
+    assert all(u.id is None and u.is_new_record for u in gone)

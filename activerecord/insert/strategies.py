@@ -13,7 +13,9 @@ order when asked. Each fast path is exact, not a guess:
   the server numbers the rest; ``currval() == first + n - 1`` proves they got
   ``first + 1 ..`` in row order (else the chunk is rolled back to a savepoint and redone).
   Otherwise ids are reserved first with ``nextval`` over ``generate_series`` (each value is
-  ours alone, whatever other sessions do) and copied with the rows.
+  ours alone, whatever other sessions do) and copied with the rows. Where no user code can
+  run between chunks, one such COPY stays open across them (:meth:`InsertStrategy.stream`):
+  the next chunk is prepared while the server works through the rows already sent.
 * ``mysql_values``: multi-row ``INSERT ... VALUES`` packed to the packet budget. Keys from
   ``LAST_INSERT_ID()`` + row number when the server allocates one statement's keys
   consecutively (``innodb_autoinc_lock_mode`` 0/1 and ``auto_increment_increment`` 1); else

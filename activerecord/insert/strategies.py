@@ -507,12 +507,12 @@ class PostgresCopyStrategy(InsertStrategy):
         except Exception as exc:
             self._abandon(opened, exc)
             raise self._stream_failed(opened, exc) from exc
-        data = opened.every()
         try:
             last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
-            if last == opened.first + len(data) - 1:
+            if last == opened.first + opened.sent - 1:
                 opened.savepoint.commit()
                 return
+            data = opened.every()
             _forget_keys(data, self.info.autoincrement_pk or "")
             opened.savepoint.rollback()  # not ours alone: write them again with reserved keys
             self._copy_reserved(opened.shape, data)

@@ -194,6 +194,15 @@ class _Preparer:
             construct = self.model.model_construct
             instances = [construct(**data) for data in datas]
             datas = [record.__dict__ for record in instances]
+        if self.from_dicts and instances is not None and undo.ambient:
+            # What a later rollback puts them back to: as built, without the defaults the
+            # call filled in (stamps), as for instances the caller built.
+            befores = list(map(dict.copy, datas))
+            for fname in defaults:
+                for before, row in zip(befores, chunk):
+                    if row.get(fname) is None:
+                        before[fname] = None
+            undo.keep(instances, datas, befores)
         return datas, instances
 
     def _check_keys(self, index: int, row: Any) -> None:
@@ -275,14 +284,20 @@ class _Undo:
     snapshots are then kept, and :meth:`succeeded` returns the closure that puts the records
     back on that rollback (registered with ``on_rollback``). Records from an iterator are not
     put back by a later rollback: keeping them would hold the whole input in memory.
+
+    ``built``: the call builds the records itself (from dicts) and hands them back. A failed
+    call hands back nothing, so there is nothing to put back (``active`` is False); a later
+    rollback of the ambient transaction still puts them back as they were built.
     """
 
-    def __init__(self, *, active: bool, whole_call: bool, copies: bool, ambient: bool = False
-                 ) -> None:
+    def __init__(
+        self, *, active: bool, whole_call: bool, copies: bool, ambient: bool = False,
+        built: bool = False,
+    ) -> None:
         self.active = active
         self.whole_call = whole_call
-        self.ambient = ambient and active and whole_call
-        self.copies = (copies or self.ambient) and active
+        self.ambient = ambient and (active or built) and whole_call
+        self.copies = (copies and active) or self.ambient
         self._filled: list[tuple[Sequence[dict[str, Any]], str]] = []
         self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
         self._snapshots: list[list[dict[str, Any] | None]] = []
@@ -299,16 +314,22 @@ class _Undo:
         if self.active and not self.copies:
             self._filled.append((dicts, fname))
 
-    def keep(self, records: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
-        """The records and their fields (their ``__dict__``) before the call touches them."""
+    def keep(
+        self,
+        records: list[ActiveRecord],
+        datas: list[dict[str, Any]],
+        befores: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """The records and their fields (their ``__dict__``) before the call touches them
+        (``befores``: what to put back instead of copies of ``datas``)."""
         if self.copies:
-            self._saved.append((datas, list(map(dict.copy, datas))))
+            self._saved.append((datas, befores or list(map(dict.copy, datas))))
         if self.ambient:
             self._snapshots.append(record_states(records))
 
     def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
         """A chunk is written: its records are persisted once the call succeeds."""
-        if self.active and self.whole_call:
+        if (self.active or self.ambient) and self.whole_call:
             self._pending.append((instances, datas))
         else:
             mark_persisted_batch(instances, datas)
@@ -393,6 +414,7 @@ def run_batch(
         whole_call=isinstance(records, Sized) and not isinstance(records, Iterator),
         copies=copies,
         ambient=tracks_rollback(db),
+        built=from_dicts and return_records,
     )
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}

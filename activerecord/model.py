@@ -678,7 +678,9 @@ class ActiveRecord(BaseModel):
         """Insert many rows given as dicts; return the created instances (or only the count
         with ``return_records=False``). Unknown keys are an error, with or without validation.
         ``on_conflict="ignore"`` skips rows whose primary or unique key already exists (only
-        the inserted rows are returned or counted).
+        the inserted rows are returned or counted). Given a list, the returned instances are
+        put back as built (new, no key or stamps) if the ``Transaction`` the call ran in
+        rolls back later.
 
         >>> import activerecord
         >>> class Item(ActiveRecord):

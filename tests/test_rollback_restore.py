@@ -263,6 +263,25 @@ def test_batch_insert_in_a_rolled_back_savepoint(db, fresh):
     assert bodies() == ["kept"]
 
 
+@pytest.mark.parametrize("validate", [True, False])
+def test_records_built_from_dicts_rolled_back(db, fresh, validate):
+    fresh(RbNote)
+    rows = [{"body": f"d{i}"} for i in range(5)]
+    with pytest.raises(Boom), Transaction():
+        built = RbNote.batch_insert_from_dicts(rows, batch_size=2, validate=validate)
+        assert isinstance(built, list) and all(n.id is not None for n in built)
+        ignored = RbNote.batch_insert_from_dicts(
+            [{"body": "d0"}, {"body": "u"}], on_conflict="ignore", validate=validate
+        )
+        assert isinstance(ignored, list) and [n.body for n in ignored] == ["u"]
+        raise Boom
+    for note in [*built, *ignored]:
+        assert note.is_new_record and note.id is None
+        assert note.created_at is None and note.rank is None
+    assert [n.body for n in built] == [f"d{i}" for i in range(5)]
+    assert raw_count(db, "rb_notes") == 0
+
+
 def test_batch_insert_of_a_generator_is_not_tracked(db, fresh):
     fresh(RbNote)
     notes = [RbNote(body=f"n{i}") for i in range(3)]

@@ -435,4 +435,5 @@ def _stale_error(
         model=model.__name__,
         keys=[k for _, k in stale],
         indexes=[i for i, _ in stale],
+        versions=[(_original(records[i]) or records[i].__dict__)[lock] for i, _ in stale],
     )

@@ -210,7 +210,7 @@ class StaleRecordError(ActiveRecordError):
     """An optimistic-lock check failed: the row changed (or vanished) since the record was read.
 
     ``keys`` are the primary keys of the stale records; ``indexes`` their positions in the input
-    of a batch (empty for a single ``save()``).
+    of a batch (empty for a single ``save()``); ``versions`` the lock version each was read at.
     """
 
     def __init__(
@@ -220,11 +220,13 @@ class StaleRecordError(ActiveRecordError):
         model: str | None = None,
         keys: Sequence[Any] = (),
         indexes: Sequence[int] = (),
+        versions: Sequence[Any] = (),
     ) -> None:
         super().__init__(message)
         self.model = model
         self.keys = list(keys)
         self.indexes = list(indexes)
+        self.versions = list(versions)
 
 
 class DatabaseError(ActiveRecordError):

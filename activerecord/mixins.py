@@ -100,7 +100,7 @@ class OptimisticLockMixin(_OptimisticLock):
     >>> mine.save()
     Traceback (most recent call last):
     ...
-    activerecord.errors.StaleRecordError: Doc 1 was changed or deleted since it was read
+    activerecord.errors.StaleRecordError: Doc 1 was changed or deleted since ... at version 0
     >>> mine.delete()
     Traceback (most recent call last):
     ...

@@ -515,9 +515,11 @@ class ActiveRecord(BaseModel):
                 if conn.execute(stmt).rowcount == 0:
                     name, key = type(self).__name__, self._pk_value()
                     if guard:
+                        read = self._read_version()
+                        at = "" if read is None else f" at version {read!r}"
                         raise StaleRecordError(
-                            f"{name} {key!r} was changed or deleted since it was read",
-                            model=name, keys=[key],
+                            f"{name} {key!r} was changed or deleted since it was read{at}",
+                            model=name, keys=[key], versions=[read],
                         )
                     raise RecordNotFound(
                         f"{name} {key!r} no longer exists", model=name, key=key
@@ -601,12 +603,17 @@ class ActiveRecord(BaseModel):
         if conn.execute(probe.where(*self._pk_criteria(), *scope)).first() is None:
             return
         name, key = type(self).__name__, self._pk_value()
-        lock = self._lock_field()
-        read = f" at version {(self._ar_original or self.__dict__)[lock]!r}" if lock else ""
+        version = self._read_version()
+        read = "" if version is None else f" at version {version!r}"
         raise StaleRecordError(
             f"{name} {key!r} has changed since it was read{read}: not {undone}",
-            model=name, keys=[key],
+            model=name, keys=[key], versions=[version],
         )
+
+    def _read_version(self) -> Any:
+        """The optimistic-lock version this record was read (or last written) at, or None."""
+        lock = self._lock_field()
+        return None if lock is None else (self._ar_original or self.__dict__).get(lock)
 
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""

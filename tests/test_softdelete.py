@@ -273,6 +273,7 @@ def test_soft_delete_of_a_stale_record_raises_and_keeps_the_row(db, fresh):
     with pytest.raises(StaleRecordError) as info:
         mine.delete()
     assert info.value.model == "Ticket" and info.value.keys == [mine.id]
+    assert info.value.versions == [0]
     assert str(info.value) == (
         f"Ticket {mine.id!r} has changed since it was read at version 0: not deleted"
     )

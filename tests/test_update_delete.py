@@ -495,9 +495,9 @@ def test_save_checks_and_bumps_the_version(fresh, backend):
     theirs.balance = 20
     assert theirs.save() and theirs.version == 1
     mine.balance = 30
-    with pytest.raises(StaleRecordError) as info:
+    with pytest.raises(StaleRecordError, match="since it was read at version 0") as info:
         mine.save()
-    assert info.value.keys == [mine.id]
+    assert info.value.keys == [mine.id] and info.value.versions == [0]
     assert Account.find(mine.id).balance == 20
     mine.refresh()
     mine.balance = 30
@@ -542,6 +542,7 @@ def test_batch_update_with_optimistic_lock(fresh, backend):
         Account.batch_update(accounts, batch_size=2)
     assert info.value.indexes == [1, 3]
     assert info.value.keys == [accounts[1].id, accounts[3].id]
+    assert info.value.versions == [1, 1]  # as read; the rows are at 2 now
     assert "record 1" in str(info.value) and "nothing was written" in str(info.value)
     assert snapshot(Account) == before
     assert [a.version for a in accounts] == [1] * 5  # memory untouched too

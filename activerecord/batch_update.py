@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import pydantic
 import sqlalchemy as sa
 
 from .backend.dialects import translate_error
@@ -49,7 +50,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import QueryError, StaleRecordError
+from .errors import BatchValidationError, QueryError, StaleRecordError
 from .model import put_back_all, record_states
 
 if TYPE_CHECKING:
@@ -284,6 +285,7 @@ def batch_update(
     *,
     batch_size: int | None = None,
     touch: bool = True,
+    validate: bool | None = None,
 ) -> int:
     """Write ``fields`` of every record by primary key; see the module docs and
     :meth:`ActiveRecord.batch_update <activerecord.model.ActiveRecord.batch_update>`."""
@@ -296,6 +298,10 @@ def batch_update(
         raise TypeError(
             f"record {index}: expected a {model.__name__}, got {type(record).__name__}"
         )
+    if validate is None:  # assignments validated already: nothing a save() would not accept
+        validate = not model.model_config.get("validate_assignment")
+    if validate:
+        _validate(model, items)
     names = _resolve_fields(model, items, fields)
     if not names:
         return 0  # fields=None and nothing changed: no SQL, like save()
@@ -391,6 +397,22 @@ def _run_chunk(
     # The statement is a compiled Core construct (see _plan); only its parameters change.
     result = conn.exec_driver_sql(plan.sql, params)
     return int(result.rowcount)
+
+
+def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:
+    """Validate every record's fields as ``save()`` does; one error naming each bad record."""
+    from .batch import _collector_paused, _list_adapter
+
+    failures: dict[int, list[Any]] = {}
+    try:
+        with _collector_paused():
+            _list_adapter(model).validate_python([r.__dict__ for r in items])
+    except pydantic.ValidationError as exc:
+        for error in exc.errors(include_url=False):
+            loc = error.get("loc", ())
+            index = int(loc[0]) if loc and isinstance(loc[0], int) else 0
+            failures.setdefault(index, []).append({**error, "loc": tuple(loc[1:])})
+        raise BatchValidationError(model.__name__, failures) from None
 
 
 def _stale_error(

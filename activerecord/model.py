@@ -776,6 +776,7 @@ class ActiveRecord(BaseModel):
         *,
         batch_size: int | None = None,
         touch: bool = True,
+        validate: bool | None = None,
     ) -> int:
         """Write many records, each with its own values, by primary key; return rows matched.
 
@@ -786,7 +787,10 @@ class ActiveRecord(BaseModel):
         ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
         record raises :class:`~activerecord.errors.StaleRecordError` naming it. If the
         ``Transaction`` the call ran in rolls back later, the records get their snapshots,
-        versions and ``updated_at`` back.
+        versions and ``updated_at`` back. ``validate``: check every record's fields before
+        any SQL, as ``save()`` does, raising one
+        :class:`~activerecord.errors.BatchValidationError` that names each bad record (default:
+        only for models without ``validate_assignment``, whose assignments went unchecked).
 
         >>> import activerecord
         >>> class Stock(ActiveRecord):
@@ -803,7 +807,9 @@ class ActiveRecord(BaseModel):
         """
         from .batch_update import batch_update
 
-        return batch_update(cls, records, fields, batch_size=batch_size, touch=touch)
+        return batch_update(
+            cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
+        )
 
 
 # The slot's own accessors: no attribute lookup through pydantic per record.

@@ -14,6 +14,7 @@ from pydantic import Field
 import activerecord
 from activerecord import (
     ActiveRecord,
+    BatchValidationError,
     Col,
     Expression,
     OptimisticLockMixin,
@@ -454,6 +455,41 @@ def test_batch_update_input_errors_write_nothing(fresh, backend):
     with pytest.raises(QueryError, match="at least one"):
         Counter.batch_update(counters, [])
     assert snapshot(Counter) == before
+
+
+class Loose(ActiveRecord):
+    """Assignments not validated: batch_update checks the records itself, as save() does."""
+
+    model_config = {"validate_assignment": False}
+    __table_name__ = "ud_loose"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=10)]
+    n: int = 0
+
+
+def test_batch_update_validates_what_assignment_did_not(fresh, backend):
+    fresh(Loose, Counter)
+    rows = [Loose(name=f"l{i}") for i in range(4)]
+    Loose.batch_insert(rows)
+    before = snapshot(Loose)
+    rows[1].name = "far too long for ten"
+    rows[3].n = "many"  # type: ignore[assignment]
+    with pytest.raises(BatchValidationError) as caught:
+        Loose.batch_update(rows, batch_size=2)
+    assert sorted(caught.value.failures) == [1, 3]
+    assert "record 1: name" in str(caught.value) and "record 3: n" in str(caught.value)
+    assert snapshot(Loose) == before
+    with pytest.raises(ValidationError):
+        rows[1].save()  # the same verdict
+    rows[1].name, rows[3].n = "short", 3
+    assert Loose.batch_update(rows) == 4
+    # validate_assignment (the default) checked each assignment: no second pass unless asked
+    counters = [Counter(name=f"c{i}") for i in range(2)]
+    Counter.batch_insert(counters)
+    counters[0].__dict__["n"] = "not a number"  # around pydantic
+    with pytest.raises(BatchValidationError, match="record 0: n"):
+        Counter.batch_update(counters, ["n"], validate=True)
 
 
 def test_batch_update_missing_rows_are_not_counted(fresh, backend):

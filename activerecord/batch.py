@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import gc
 import itertools
+import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import contextmanager
@@ -83,17 +84,28 @@ def _collector_paused() -> Iterator[None]:
     Validation builds three containers per record (instance, ``__dict__``, fields set) and no
     cycles; with the collector on, each of its passes scans the growing set of new records
     again, which doubles the time of validating 100k records. Reference counting still frees
-    everything as usual; the collector is on again as soon as the chunk is validated, and left
-    alone when it was already off.
+    everything as usual. The collector is on again as soon as the last chunk validating at the
+    moment (several threads may load at once) is done, and left alone when it was off before.
     """
-    if not gc.isenabled():
-        yield
-        return
-    gc.disable()
+    global _pausers, _paused_here
+    with _pause_lock:
+        if _pausers == 0:
+            _paused_here = gc.isenabled()
+            if _paused_here:
+                gc.disable()
+        _pausers += 1
     try:
         yield
     finally:
-        gc.enable()
+        with _pause_lock:
+            _pausers -= 1
+            if _pausers == 0 and _paused_here:
+                gc.enable()
+
+
+_pause_lock = threading.Lock()
+_pausers = 0  # validations now running under _collector_paused
+_paused_here = False  # whether they turned the collector off (it was on before the first)
 
 
 def _chunks(items: Iterable[Any], size: int, *, ramp: bool = False) -> Iterator[list[Any]]:

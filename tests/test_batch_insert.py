@@ -414,3 +414,30 @@ def test_split_values_keeps_what_follows_the_rows():
     )
     with pytest.raises(ValueError):
         split_values(single, single)
+
+
+# -- the collector pause during validation -----------------------------------------------------
+
+
+def test_overlapping_validations_keep_the_collector_paused_until_the_last_ends():
+    """Two loads validating at once (two threads): the collector comes back on only when the
+    second is done, and stays off if it was off before either."""
+    import gc
+
+    from activerecord.batch import _collector_paused
+
+    assert gc.isenabled()
+    first, second = _collector_paused(), _collector_paused()
+    first.__enter__()
+    second.__enter__()
+    first.__exit__(None, None, None)  # the first load's chunk is done, the second's is not
+    assert not gc.isenabled()
+    second.__exit__(None, None, None)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # off before: left off
+    finally:
+        gc.enable()

@@ -34,7 +34,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -43,7 +43,12 @@ import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
 from .backend.dialects import translate_error
-from .backend.transaction import on_rollback, tracks_rollback, write_connection
+from .backend.transaction import (
+    finishing_first,
+    on_rollback,
+    tracks_rollback,
+    write_connection,
+)
 from .errors import BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
@@ -396,7 +401,7 @@ def run_batch(
     return_records: bool,
     context: str,
     copies: bool = False,
-    ramp: bool = False,
+    stream: bool = False,
 ) -> tuple[int, list[Any]]:
     """The chunk loop of every batch write (insert, upsert, insert-or-ignore).
 
@@ -407,9 +412,11 @@ def run_batch(
     a database error is raised typed, with the failing record's index where the database
     names it. A failed call puts the given records back as they were (see :class:`_Undo`;
     ``copies``: whole copies of their fields, for writers that change more than the fields
-    they fill). ``ramp``: the first chunks are smaller (``write`` streams, so the database
-    starts sooner). Returns the records counted and, with ``return_records``, the records
-    handed back, in input order.
+    they fill). ``stream``: ``write`` may leave a chunk's rows in a statement still open
+    while the next chunk is prepared (:meth:`InsertStrategy.stream`), where nothing else can
+    use the connection meanwhile without ending it first; the first chunks are then smaller,
+    so the database starts sooner. Returns the records counted and, with ``return_records``,
+    the records handed back, in input order.
     """
     info = model.__ar_info__
     db = model.database()
@@ -432,11 +439,18 @@ def run_batch(
     failures: dict[int, list[Any]] = {}
     try:
         try:
-            with write_connection(db, statements=2) as conn:
+            with write_connection(db, statements=2) as conn, ExitStack() as guard:
                 strategy = strategy_for(conn, info, db.facts)
+                if stream and strategy.streams:
+                    # No user code between chunks, or any that reaches the connection through
+                    # the library (a validator's query, a progress callback's) ends it first.
+                    quiet = not validate and not callable(progress)
+                    strategy.may_stream = (
+                        guard.enter_context(finishing_first(db, strategy.settle)) or quiet
+                    )
                 try:
                     offset = 0
-                    for chunk in _chunks(records, size, ramp=ramp and strategy.streams):
+                    for chunk in _chunks(records, size, ramp=strategy.may_stream):
                         undo.start_chunk()
                         datas, instances = prepare(chunk, offset, failures, undo)
                         if not failures:
@@ -497,12 +511,8 @@ def batch_insert(
         )
     info = model.__ar_info__
     # A chunk's rows may stay in an open statement while the next chunk is prepared, when
-    # no user code (validators, a progress callback) can run on the connection meanwhile and
     # the records are marked persisted only at the end (instances, given as a collection).
-    stream = (
-        not validate and not callable(progress) and not from_dicts
-        and isinstance(records, Sized) and not isinstance(records, Iterator)
-    )
+    stream = not from_dicts and isinstance(records, Sized) and not isinstance(records, Iterator)
 
     def write(
         conn: sa.Connection,
@@ -512,12 +522,12 @@ def batch_insert(
         offset: int,
         undo: _Undo,
     ) -> None:
-        _write_chunk(conn, strategy, info, datas, offset, undo, stream=stream)
+        _write_chunk(conn, strategy, info, datas, offset, undo)
 
     return run_batch(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
         from_dicts=from_dicts, return_records=return_records,
-        context=f"batch insert of {model.__name__}", ramp=stream,
+        context=f"batch insert of {model.__name__}", stream=stream,
     )
 
 
@@ -528,16 +538,13 @@ def _write_chunk(
     datas: list[dict[str, Any]],
     offset: int,
     undo: _Undo | None = None,
-    *,
-    stream: bool = False,
 ) -> None:
     """Write one chunk: rows grouped by which generated columns they leave to the database.
 
     ``undo`` hears of the fields filled: the key and server-generated values of the rows
-    that left them to the database. ``stream``: rows that leave only their key to the
-    database may go into a statement the strategy keeps open for the next chunk (see
-    :meth:`InsertStrategy.stream`); the caller runs nothing else on the connection until
-    ``strategy.settle()``."""
+    that left them to the database. Rows that leave only their key to the database may go
+    into a statement the strategy keeps open for the next chunk when the caller allows it
+    (``strategy.may_stream``; see :meth:`InsertStrategy.stream`)."""
     pk = info.autoincrement_pk
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
     groups: dict[tuple[bool, ...], list[int]] = {}
@@ -559,7 +566,7 @@ def _write_chunk(
             for fname in missing:
                 undo.filled(group, fname)
         rest = [f for f in missing if f != pk]
-        if stream and fetch_key and not rest:
+        if fetch_key and not rest:
             if strategy.stream(shape, group, _locator(offset, positions)):
                 continue
         strategy.settle()

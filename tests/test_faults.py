@@ -69,7 +69,10 @@ def test_connection_killed_mid_batch_insert(fresh, db, backend):
         User.batch_insert(users(1000), batch_size=100, progress=after_chunk)
     assert isinstance(info.value, DatabaseConnectionError), repr(info.value)
     assert info.value.orig is not None
-    assert len(calls) == 2  # it stopped at the first statement after the kill
+    if backend == "postgresql":  # the COPY streaming the chunks learns of it when it ends
+        assert len(calls) >= 2
+    else:
+        assert len(calls) == 2  # it stopped at the first statement after the kill
     # nothing of the batch was committed, and the engine recovers on the next call
     assert User.query().count() == 0
     assert User.batch_insert(users(50)) == 50

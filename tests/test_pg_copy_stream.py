@@ -1,19 +1,22 @@
-"""PostgreSQL: one COPY streams every chunk of ``batch_insert(records, validate=False)``.
+"""PostgreSQL: one COPY streams every chunk of ``batch_insert(list_of_records)``.
 
-The chunks after the first are prepared while the server still works through the rows
-already sent; one ``currval()`` at the end proves every key. These tests check that the
-stream is really one statement, that a record the stream cannot take ends it cleanly, and
-that a failure anywhere in it names the record and leaves nothing written or set.
+The chunks after the first are prepared (validated) while the server still works through
+the rows already sent; one ``currval()`` at the end proves every key. These tests check that
+the stream is really one statement, that a record the stream cannot take ends it cleanly,
+that user code reaching the connection between chunks ends it first, and that a failure
+anywhere in it names the record and leaves nothing written or set.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
+from pydantic import Field, field_validator
 
+from activerecord import ActiveRecord, Col
 from activerecord.backend.transaction import Transaction
 from activerecord.errors import DatabaseError, NotNullViolation, UniqueViolation
 from tests.conftest import raw_count
@@ -57,9 +60,18 @@ def test_one_stream_for_every_chunk(fresh, db, backend, statements, validate):
     assert User.batch_insert(users, batch_size=100, validate=validate) == 700
     assert _stored(db) == {u.email: u.id for u in users}
     assert not any(u.is_new_record for u in users)
-    # streamed: one nextval() and one currval() for the call; else one of each per chunk
+    # streamed: one nextval() and one currval() for the call
     proofs = _count(statements, "SELECT currval(")
-    assert (proofs, _count(statements, "SELECT nextval(")) == ((1, 1) if not validate else (7, 7))
+    assert (proofs, _count(statements, "SELECT nextval(")) == (1, 1)
+
+
+def test_a_generator_gets_one_copy_per_chunk(fresh, db, backend, statements):
+    fresh(User)
+    users = _users(700)
+    statements.clear()
+    assert User.batch_insert(iter(users), batch_size=100) == 700
+    assert _stored(db) == {u.email: u.id for u in users}
+    assert _count(statements, "SELECT currval(") == 7  # marked chunk by chunk: nothing open
 
 
 def test_a_record_with_its_own_key_ends_the_stream(fresh, db, backend, statements):
@@ -139,3 +151,79 @@ def test_streamed_inside_a_transaction(fresh, db, backend):
         raise RuntimeError("roll back")
     assert _stored(db) == {u.email: u.id for u in kept}
     assert all(u.id is None and u.is_new_record for u in gone)
+
+
+# -- user code between chunks reaching the connection ----------------------------------------
+
+seen_by_validator: list[int] = []
+swallow = {"on": False}
+
+
+class Audited(ActiveRecord):
+    """A validator that reads the database (as a uniqueness check would), in the same
+    transaction as the batch running it."""
+
+    __table_name__ = "stream_audited"
+
+    id: int | None = None
+    email: Annotated[str, Field(max_length=64), Col(unique=True)]
+
+    @field_validator("email")
+    @classmethod
+    def _look(cls, value: str) -> str:
+        if value.endswith("@check"):
+            try:
+                seen_by_validator.append(cls.query().count())
+            except Exception:  # noqa: BLE001 - a careless validator
+                if not swallow["on"]:
+                    raise
+        return value
+
+
+def _audited(n: int, check_every: int = 0) -> list[Audited]:
+    return [
+        Audited(email=f"a{i}@check" if check_every and i % check_every == 0 else f"a{i}@x")
+        for i in range(n)
+    ]
+
+
+def test_a_validator_reading_the_database_ends_the_stream_first(fresh, db, backend):
+    fresh(Audited)
+    records = _audited(300)
+    for i in (120, 250):
+        records[i].email = f"a{i}@check"  # validated again when the batch validates
+    seen_by_validator.clear()
+    assert Audited.batch_insert(records, batch_size=100) == 300
+    # Each saw every row sent before its chunk (the stream was ended for its query): the
+    # chunks start at rows 0, 1, 7, 32, 132, 232, so rows 120 and 250 come after 32 and 232.
+    assert seen_by_validator == [32, 232]
+    with db.engine.connect() as conn:
+        stored = dict(conn.execute(sa.text("SELECT email, id FROM stream_audited")).all())
+    assert stored == {r.email: r.id for r in records}
+
+
+def test_a_swallowed_stream_error_still_fails_the_batch(fresh, db, backend):
+    fresh(Audited)
+    Audited.create(email="a5@x")
+    records = _audited(300)
+    records[200].email = "a200@check"
+    swallow["on"] = True
+    try:
+        with pytest.raises(UniqueViolation) as caught:
+            Audited.batch_insert(records, batch_size=100)
+    finally:
+        swallow["on"] = False
+    assert caught.value.record_index == 5
+    assert raw_count(db, "stream_audited") == 1
+    assert all(r.id is None and r.is_new_record for r in records)
+
+
+def test_a_progress_callback_reading_the_database(fresh, db, backend):
+    fresh(User)
+    counts: list[tuple[int, int]] = []
+    users = _users(250)
+    User.batch_insert(users, batch_size=100, progress=lambda done: counts.append(
+        (done, User.query().count())
+    ))
+    assert counts == [(d, d) for d, _ in counts] and counts[-1] == (250, 250)
+    assert _stored(db) == {u.email: u.id for u in users}

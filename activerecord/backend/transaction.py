@@ -88,6 +88,9 @@ class _Frame:
     broken: BaseException | None = None
     #: The caller's own Connection or Session (see ``using``): the caller commits, not us.
     external: bool = False
+    #: Ends a statement left open on the connection (a COPY streaming rows) before anything
+    #: else the library runs there (see ``finishing_first``).
+    pending: Callable[[], None] | None = None
 
     def owned_here(self) -> bool:
         thread, task = _owner()
@@ -133,7 +136,34 @@ def _frame(db: Database) -> _Frame | None:
     if not frames:
         return None
     frame = frames.get(db.name)
-    return frame if frame is not None and frame.owned_here() else None
+    if frame is None or not frame.owned_here():
+        return None
+    if frame.pending is not None:  # someone else needs the connection: end that first
+        finish, frame.pending = frame.pending, None
+        try:
+            finish()
+        finally:
+            frame.pending = finish
+    return frame
+
+
+@contextmanager
+def finishing_first(db: Database, finish: Callable[[], None]) -> Iterator[bool]:
+    """While the block runs, library code reaching the ambient connection (a query in a
+    validator, ``get_connection()``, a nested ``Transaction``) first calls ``finish``, which
+    ends a statement the block leaves open on it. Yields False when that cannot be promised:
+    no transaction of ours, or the caller's own connection (``using``), which the caller may
+    reach without the library.
+    """
+    frame = _frame(db)
+    if frame is None or frame.external:
+        yield False
+        return
+    previous, frame.pending = frame.pending, finish
+    try:
+        yield True
+    finally:
+        frame.pending = previous
 
 
 def in_transaction(target: Any = None) -> bool:

@@ -13,9 +13,10 @@ order when asked. Each fast path is exact, not a guess:
   the server numbers the rest; ``currval() == first + n - 1`` proves they got
   ``first + 1 ..`` in row order (else the chunk is rolled back to a savepoint and redone).
   Otherwise ids are reserved first with ``nextval`` over ``generate_series`` (each value is
-  ours alone, whatever other sessions do) and copied with the rows. Where no user code can
-  run between chunks, one such COPY stays open across them (:meth:`InsertStrategy.stream`):
-  the next chunk is prepared while the server works through the rows already sent.
+  ours alone, whatever other sessions do) and copied with the rows. For a list of instances
+  one such COPY stays open across chunks (:meth:`InsertStrategy.stream`): the next chunk is
+  prepared while the server works through the rows already sent; library code reaching the
+  connection meanwhile (a validator's query) ends it first (``finishing_first``).
 * ``mysql_values``: multi-row ``INSERT ... VALUES`` packed to the packet budget. Keys from
   ``LAST_INSERT_ID()`` + row number when the server allocates one statement's keys
   consecutively (``innodb_autoinc_lock_mode`` 0/1 and ``auto_increment_increment`` 1); else
@@ -86,6 +87,8 @@ class InsertStrategy:
         self._shapes: dict[tuple[tuple[str, ...], bool], InsertShape] = {}
         self._key_of = {f: c.key for f, c in info.columns.items()}
         self._cursor: Any = None
+        #: Set by the caller: rows may stay in an open statement across calls (``stream``).
+        self.may_stream = False
 
     @property
     def cursor(self) -> Any:
@@ -148,7 +151,26 @@ class InsertStrategy:
         return [(c.name, c.name in single) for c in shape.columns]
 
     def _failed(self, err: BaseException, shape: InsertShape, rows: Sequence[Any]) -> WriteFailed:
-        return WriteFailed(err, blamed_row(err, rows, self._unique_flags(shape)))
+        row = blamed_row(err, rows, self._unique_flags(shape))
+        return WriteFailed(self._driver_error(err), row)
+
+    def _driver_error(self, err: BaseException) -> BaseException:
+        """A driver error raised on the raw cursor, wrapped as SQLAlchemy would wrap it when it
+        means the connection is gone (so it reads as a lost connection, not a failed row)."""
+        dbapi = self.dialect.loaded_dbapi
+        if not isinstance(err, dbapi.Error) or isinstance(err, sa.exc.DBAPIError):
+            return err
+        try:  # invalidated: a rollback since (a savepoint's) found the connection gone
+            gone = self.conn.invalidated or self.dialect.is_disconnect(
+                err, self.conn.connection.dbapi_connection, self._cursor
+            )
+        except Exception:  # noqa: BLE001 - cannot tell: leave it as it is
+            gone = False
+        if not gone:
+            return err
+        return sa.exc.DBAPIError.instance(
+            None, None, err, dbapi.Error, connection_invalidated=True, dialect=self.dialect
+        )
 
 
 class CoreStrategy(InsertStrategy):
@@ -285,6 +307,7 @@ class PostgresCopyStrategy(InsertStrategy):
         self._server_numbering = numbered and sequence is not None
         self.streams = self._server_numbering
         self._stream: _Stream | None = None
+        self._failure: WriteFailed | None = None
 
     @staticmethod
     def key_sequence(conn: sa.Connection, info: ModelInfo) -> tuple[str | None, bool]:
@@ -438,7 +461,8 @@ class PostgresCopyStrategy(InsertStrategy):
         """The server-numbered COPY of :meth:`_copy_numbered`, left open across calls: the
         caller prepares its next rows while the server still works through the ones sent,
         and one ``currval()`` at :meth:`settle` proves every key of the stream."""
-        if not data or not self._numbered_by_server():
+        self._raise_failure()
+        if not data or not self.may_stream or not self._numbered_by_server():
             return False
         pk = self.info.autoincrement_pk or ""
         keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
@@ -458,7 +482,7 @@ class PostgresCopyStrategy(InsertStrategy):
             except BaseException as exc:
                 self._abandon(opened, exc)
                 if isinstance(exc, WriteFailed):
-                    raise opened.located(exc.orig, exc.row) from exc.orig
+                    raise self._failed_stream(opened.located(exc.orig, exc.row)) from exc.orig
                 raise
             self._stream = opened
             self._send(opened, data[1:], first + 1)
@@ -484,9 +508,10 @@ class PostgresCopyStrategy(InsertStrategy):
             if isinstance(exc, Exception) and self._sent_row_at_fault(exc):
                 at = _position(data, d)
                 base = opened.starts[-1] + len(opened.groups[-1][0]) - len(data)
-                raise opened.located(exc, None if at is None else base + at) from exc
+                located = opened.located(exc, None if at is None else base + at)
+                raise self._failed_stream(located) from exc
             if isinstance(exc, Exception):
-                raise self._stream_failed(opened, exc) from exc
+                raise self._failed_stream(self._stream_failed(opened, exc)) from exc
             raise
         opened.sent += len(data)
 
@@ -498,6 +523,7 @@ class PostgresCopyStrategy(InsertStrategy):
         return not isinstance(exc, dbapi.OperationalError)
 
     def settle(self) -> None:
+        self._raise_failure()
         opened = self._stream
         if opened is None:
             return
@@ -506,7 +532,7 @@ class PostgresCopyStrategy(InsertStrategy):
             opened.context.close()  # COPY ends: the server's verdict on every row sent
         except Exception as exc:
             self._abandon(opened, exc)
-            raise self._stream_failed(opened, exc) from exc
+            raise self._failed_stream(self._stream_failed(opened, exc)) from exc
         try:
             last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
             if last == opened.first + opened.sent - 1:
@@ -517,10 +543,24 @@ class PostgresCopyStrategy(InsertStrategy):
             opened.savepoint.rollback()  # not ours alone: write them again with reserved keys
             self._copy_reserved(opened.shape, data)
         except WriteFailed as exc:
-            raise opened.located(exc.orig, exc.row) from exc.orig
-        except BaseException:
+            raise self._failed_stream(opened.located(exc.orig, exc.row)) from exc.orig
+        except BaseException as exc:
             self._abandon(opened, None)
+            if isinstance(exc, Exception):
+                self._failure = WriteFailed(exc, None, located=True)
             raise
+
+    def _failed_stream(self, failed: WriteFailed) -> WriteFailed:
+        """Remember a stream's failure: its rows are gone, so every later call on this
+        strategy fails the same way, even if code that saw the error first (a validator
+        reaching the connection) swallowed it."""
+        self._failure = failed
+        return failed
+
+    def _raise_failure(self) -> None:
+        if self._failure is not None:
+            failed = self._failure
+            raise WriteFailed(failed.orig, failed.row, located=True) from failed.orig
 
     def close(self) -> None:
         if self._stream is not None:
@@ -554,10 +594,10 @@ class PostgresCopyStrategy(InsertStrategy):
                 row = self._failed(exc, opened.shape, rows).row
             except Exception:  # noqa: BLE001, S110 - a value that cannot even be built
                 pass
-        return opened.located(exc, row)
+        return opened.located(failed.orig, row)
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
-        self.settle()
+        self.settle()  # raises a failed stream's error too
         if not data:
             return [] if fetch_key else None
         if not fetch_key:

@@ -315,6 +315,9 @@ class _Undo:
         self.whole_call = whole_call
         self.ambient = ambient and (active or built) and whole_call
         self.copies = (copies and active) or self.ambient
+        #: Mark records only once the call succeeded, even those it built (a chunk's keys
+        #: stand only when the statement streaming it has ended).
+        self.defer_marks = False
         self._filled: list[tuple[Sequence[dict[str, Any]], str]] = []
         self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
         self._snapshots: list[list[dict[str, Any] | None]] = []
@@ -346,7 +349,7 @@ class _Undo:
 
     def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
         """A chunk is written: its records are persisted once the call succeeds."""
-        if (self.active or self.ambient) and self.whole_call:
+        if (self.active or self.ambient or self.defer_marks) and self.whole_call:
             self._pending.append((instances, datas))
         else:
             mark_persisted_batch(instances, datas)
@@ -448,6 +451,7 @@ def run_batch(
                     strategy.may_stream = (
                         guard.enter_context(finishing_first(db, strategy.settle)) or quiet
                     )
+                    undo.defer_marks = True
                 try:
                     offset = 0
                     for chunk in _chunks(records, size, ramp=strategy.may_stream):
@@ -510,9 +514,10 @@ def batch_insert(
             from_dicts=from_dicts, return_records=return_records,
         )
     info = model.__ar_info__
-    # A chunk's rows may stay in an open statement while the next chunk is prepared, when
-    # the records are marked persisted only at the end (instances, given as a collection).
-    stream = not from_dicts and isinstance(records, Sized) and not isinstance(records, Iterator)
+    # A chunk's rows may stay in an open statement while the next chunk is prepared when the
+    # input is a collection: its records are marked persisted only at the end, and a failure
+    # puts them all back (a generator's are marked chunk by chunk and forgotten).
+    stream = isinstance(records, Sized) and not isinstance(records, Iterator)
 
     def write(
         conn: sa.Connection,

@@ -401,9 +401,8 @@ NOTES = [
     "Django bulk_create sets keys back where the database has RETURNING; peewee insert_many "
     "sets none.",
     "ours on PostgreSQL: binary COPY; the first row takes nextval(), the server numbers the "
-    "rest, currval() proves the keys (ids reserved first when it cannot); a list of instances "
-    "goes in one COPY across chunks, each chunk prepared while the server works through the "
-    "last; dicts use one COPY per chunk.",
+    "rest, currval() proves the keys (ids reserved first when it cannot); a list goes in one "
+    "COPY across chunks, each chunk prepared while the server works through the last.",
     f"'{PLAIN}': the same PostgreSQL server and rows, into the users table without the "
     "unique index on email (design.md's columns, no index but the key): there a COPY is not "
     "bound by the server's upkeep of that index.",

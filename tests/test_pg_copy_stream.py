@@ -65,6 +65,34 @@ def test_one_stream_for_every_chunk(fresh, db, backend, statements, validate):
     assert (proofs, _count(statements, "SELECT nextval(")) == (1, 1)
 
 
+def test_dicts_in_a_list_stream_too(fresh, db, backend, statements):
+    fresh(User)
+    rows = [{"username": f"u{i}", "email": f"u{i}@example.com"} for i in range(500)]
+    statements.clear()
+    users = User.batch_insert_from_dicts(rows, batch_size=100)
+    assert isinstance(users, list) and not any(u.is_new_record for u in users)
+    assert _stored(db) == {u.email: u.id for u in users}
+    assert _count(statements, "SELECT currval(") == 1
+    fresh(User)
+    rows[420]["email"] = rows[17]["email"]
+    with pytest.raises(UniqueViolation) as caught:
+        User.batch_insert_from_dicts(rows, batch_size=100, validate=False)
+    assert caught.value.record_index == 420 and raw_count(db, "users") == 0
+
+
+def test_a_long_stream_is_ended_and_begun_again(fresh, db, backend, statements, monkeypatch):
+    from activerecord.insert import strategies
+
+    monkeypatch.setattr(strategies, "_STREAM_ROWS", 150)
+    fresh(User)
+    users = _users(700)
+    statements.clear()
+    assert User.batch_insert(users, batch_size=100) == 700
+    assert _stored(db) == {u.email: u.id for u in users}
+    # chunks start at 0, 1, 7, 32, 132, 232, ...: a stream ends once it holds 150 rows
+    assert _count(statements, "SELECT currval(") == 4
+
+
 def test_a_generator_gets_one_copy_per_chunk(fresh, db, backend, statements):
     fresh(User)
     users = _users(700)

@@ -13,7 +13,7 @@ order when asked. Each fast path is exact, not a guess:
   the server numbers the rest; ``currval() == first + n - 1`` proves they got
   ``first + 1 ..`` in row order (else the chunk is rolled back to a savepoint and redone).
   Otherwise ids are reserved first with ``nextval`` over ``generate_series`` (each value is
-  ours alone, whatever other sessions do) and copied with the rows. For a list of instances
+  ours alone, whatever other sessions do) and copied with the rows. For a list of records
   one such COPY stays open across chunks (:meth:`InsertStrategy.stream`): the next chunk is
   prepared while the server works through the rows already sent; library code reaching the
   connection meanwhile (a validator's query) ends it first (``finishing_first``).
@@ -61,6 +61,10 @@ Data = Sequence[dict[str, Any]]
 
 #: Maps a row's position in a group to the position the caller reports for it.
 Locate = Callable[[int], int]
+
+#: Rows one COPY stream takes before it is ended and the next begins: what it keeps (its
+#: rows' dicts, to write them again if their keys cannot be proven) stays bounded.
+_STREAM_ROWS = 1_000_000
 
 #: SQLite's largest rowid; past it SQLite picks rowids at random.
 _SQLITE_MAX_ROWID = 2**63 - 1
@@ -466,7 +470,9 @@ class PostgresCopyStrategy(InsertStrategy):
             return False
         pk = self.info.autoincrement_pk or ""
         keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
-        if self._stream is not None and self._stream.keyless is not keyless:
+        if self._stream is not None and (
+            self._stream.keyless is not keyless or self._stream.sent >= _STREAM_ROWS
+        ):
             self.settle()
         if self._stream is None:
             first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()

@@ -451,7 +451,7 @@ def run_batch(
                     strategy.may_stream = (
                         guard.enter_context(finishing_first(db, strategy.settle)) or quiet
                     )
-                    undo.defer_marks = True
+                    undo.defer_marks = strategy.may_stream
                 try:
                     offset = 0
                     for chunk in _chunks(records, size, ramp=strategy.may_stream):

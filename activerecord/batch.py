@@ -417,9 +417,9 @@ def run_batch(
     ``copies``: whole copies of their fields, for writers that change more than the fields
     they fill). ``stream``: ``write`` may leave a chunk's rows in a statement still open
     while the next chunk is prepared (:meth:`InsertStrategy.stream`), where nothing else can
-    use the connection meanwhile without ending it first; the first chunks are then smaller,
-    so the database starts sooner. Returns the records counted and, with ``return_records``,
-    the records handed back, in input order.
+    use the connection meanwhile without ending it first; the first chunks are then smaller
+    (unless ``batch_size`` is given), so the database starts sooner. Returns the records
+    counted and, with ``return_records``, the records handed back, in input order.
     """
     info = model.__ar_info__
     db = model.database()
@@ -454,7 +454,8 @@ def run_batch(
                     undo.defer_marks = strategy.may_stream
                 try:
                     offset = 0
-                    for chunk in _chunks(records, size, ramp=strategy.may_stream):
+                    ramp = strategy.may_stream and batch_size is None  # else as asked
+                    for chunk in _chunks(records, size, ramp=ramp):
                         undo.start_chunk()
                         datas, instances = prepare(chunk, offset, failures, undo)
                         if not failures:
@@ -514,10 +515,13 @@ def batch_insert(
             from_dicts=from_dicts, return_records=return_records,
         )
     info = model.__ar_info__
+    # Rows handed back by nobody (dicts in, only the count out) need no keys read back.
+    need_keys = not from_dicts or return_records
     # A chunk's rows may stay in an open statement while the next chunk is prepared when the
     # input is a collection: its records are marked persisted only at the end, and a failure
-    # puts them all back (a generator's are marked chunk by chunk and forgotten).
-    stream = isinstance(records, Sized) and not isinstance(records, Iterator)
+    # puts them all back (a generator's are marked chunk by chunk and forgotten); or when no
+    # record comes back at all.
+    stream = not need_keys or (isinstance(records, Sized) and not isinstance(records, Iterator))
 
     def write(
         conn: sa.Connection,
@@ -527,7 +531,7 @@ def batch_insert(
         offset: int,
         undo: _Undo,
     ) -> None:
-        _write_chunk(conn, strategy, info, datas, offset, undo)
+        _write_chunk(conn, strategy, info, datas, offset, undo, need_keys=need_keys)
 
     return run_batch(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
@@ -543,12 +547,15 @@ def _write_chunk(
     datas: list[dict[str, Any]],
     offset: int,
     undo: _Undo | None = None,
+    *,
+    need_keys: bool = True,
 ) -> None:
     """Write one chunk: rows grouped by which generated columns they leave to the database.
 
     ``undo`` hears of the fields filled: the key and server-generated values of the rows
-    that left them to the database. Rows that leave only their key to the database may go
-    into a statement the strategy keeps open for the next chunk when the caller allows it
+    that left them to the database (not read back without ``need_keys``: the rows are not
+    handed back). Rows whose generated values are not read back may go into a statement the
+    strategy keeps open for the next chunk when the caller allows it
     (``strategy.may_stream``; see :meth:`InsertStrategy.stream`)."""
     pk = info.autoincrement_pk
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
@@ -561,7 +568,7 @@ def _write_chunk(
             groups.setdefault(tuple(data[f] is None for f in generated), []).append(n)
     for missing_flags, positions in groups.items():
         missing = {f for f, gone in zip(generated, missing_flags) if gone}
-        fetch_key = pk is not None and pk in missing
+        fetch_key = need_keys and pk is not None and pk in missing
         group = datas if len(positions) == len(datas) else [datas[n] for n in positions]
         sent = [f for f in info.fields if f not in missing]
         if fetch_key and strategy.reserves_keys:
@@ -570,10 +577,9 @@ def _write_chunk(
         if undo is not None:
             for fname in missing:
                 undo.filled(group, fname)
-        rest = [f for f in missing if f != pk]
-        if fetch_key and not rest:
-            if strategy.stream(shape, group, _locator(offset, positions)):
-                continue
+        rest = [f for f in missing if f != pk] if need_keys else []
+        if not rest and strategy.stream(shape, group, _locator(offset, positions), fetch_key):
+            continue
         strategy.settle()
         try:
             keys = strategy.write(shape, group, fetch_key)

@@ -89,7 +89,7 @@ def test_a_long_stream_is_ended_and_begun_again(fresh, db, backend, statements, 
     statements.clear()
     assert User.batch_insert(users, batch_size=100) == 700
     assert _stored(db) == {u.email: u.id for u in users}
-    # chunks start at 0, 1, 7, 32, 132, 232, ...: a stream ends once it holds 150 rows
+    # a stream ends once it holds 150 rows or more: 0-199, 200-399, 400-599, 600-699
     assert _count(statements, "SELECT currval(") == 4
 
 
@@ -222,9 +222,8 @@ def test_a_validator_reading_the_database_ends_the_stream_first(fresh, db, backe
         records[i].email = f"a{i}@check"  # validated again when the batch validates
     seen_by_validator.clear()
     assert Audited.batch_insert(records, batch_size=100) == 300
-    # Each saw every row sent before its chunk (the stream was ended for its query): the
-    # chunks start at rows 0, 1, 7, 32, 132, 232, so rows 120 and 250 come after 32 and 232.
-    assert seen_by_validator == [32, 232]
+    # Each saw every row sent before its chunk (the stream was ended for its query).
+    assert seen_by_validator == [100, 200]
     with db.engine.connect() as conn:
         stored = dict(conn.execute(sa.text("SELECT email, id FROM stream_audited")).all())
     assert stored == {r.email: r.id for r in records}
@@ -255,3 +254,44 @@ def test_a_progress_callback_reading_the_database(fresh, db, backend):
     ))
     assert counts == [(d, d) for d, _ in counts] and counts[-1] == (250, 250)
     assert _stored(db) == {u.email: u.id for u in users}
+
+
+# -- rows nobody gets back: no keys, one plain COPY ---------------------------------------------
+
+
+def _rows(n: int) -> Iterator[dict[str, Any]]:
+    return ({"username": f"u{i}", "email": f"u{i}@example.com"} for i in range(n))
+
+
+def test_rows_nobody_gets_back_stream_without_keys(fresh, db, backend, statements):
+    fresh(User)
+    statements.clear()
+    assert User.batch_insert_from_dicts(_rows(700), batch_size=100, return_records=False) == 700
+    assert raw_count(db, "users") == 700
+    assert len(set(_stored(db).values())) == 700
+    # no key read back: no nextval(), no savepoint, no currval()
+    words = ("SELECT nextval(", "SELECT currval(", "SAVEPOINT")
+    assert not any(word in s for word in words for s in statements)
+
+
+def test_a_plain_stream_failing_late_names_the_row(fresh, db, backend):
+    fresh(User)
+    rows = list(_rows(500))
+    rows[444]["email"] = rows[10]["email"]
+    with pytest.raises(UniqueViolation) as caught:
+        User.batch_insert_from_dicts(iter(rows), batch_size=100, return_records=False)
+    assert caught.value.record_index == 444 and "record 444" in str(caught.value)
+    assert raw_count(db, "users") == 0
+
+
+def test_the_first_chunks_ramp_up_unless_a_size_is_given(fresh, db, backend):
+    fresh(User)
+    size = db.facts.chunk_rows(len(User.__ar_info__.fields))
+    seen: list[int] = []
+    n = size // 16 + size // 64 + 10
+    User.batch_insert(_users(n), progress=seen.append)
+    assert seen == [size // 64, size // 64 + size // 16, n]
+    seen.clear()
+    fresh(User)
+    User.batch_insert_from_dicts(_rows(250), batch_size=100, progress=seen.append)
+    assert seen == [100, 200, 250]

@@ -16,7 +16,8 @@ order when asked. Each fast path is exact, not a guess:
   ours alone, whatever other sessions do) and copied with the rows. For a list of records
   one such COPY stays open across chunks (:meth:`InsertStrategy.stream`): the next chunk is
   prepared while the server works through the rows already sent; library code reaching the
-  connection meanwhile (a validator's query) ends it first (``finishing_first``).
+  connection meanwhile (a validator's query) ends it first (``finishing_first``). Rows whose
+  keys nobody reads back go the same way, in a plain COPY, from a generator too.
 * ``mysql_values``: multi-row ``INSERT ... VALUES`` packed to the packet budget. Keys from
   ``LAST_INSERT_ID()`` + row number when the server allocates one statement's keys
   consecutively (``innodb_autoinc_lock_mode`` 0/1 and ``auto_increment_increment`` 1); else
@@ -63,7 +64,8 @@ Data = Sequence[dict[str, Any]]
 Locate = Callable[[int], int]
 
 #: Rows one COPY stream takes before it is ended and the next begins: what it keeps (its
-#: rows' dicts, to write them again if their keys cannot be proven) stays bounded.
+#: rows' dicts, to write them again if their keys cannot be proven) stays bounded, and an
+#: error the server found early is heard before many more rows are sent.
 _STREAM_ROWS = 1_000_000
 
 #: SQLite's largest rowid; past it SQLite picks rowids at random.
@@ -107,12 +109,14 @@ class InsertStrategy:
             self._cursor.close()
             self._cursor = None
 
-    def stream(self, shape: InsertShape, data: Data, locate: Locate) -> bool:
-        """Send rows that each leave their key to the database into a statement left open
-        across calls, setting each dict's key as it goes; False when this strategy cannot
-        (the caller then uses :meth:`write`). The keys stand once :meth:`settle` returns;
-        until then nothing else may run on the connection. ``locate`` maps a row's position
-        in ``data`` to the one the caller reports; errors come already located."""
+    def stream(
+        self, shape: InsertShape, data: Data, locate: Locate, fetch_key: bool = True
+    ) -> bool:
+        """Send the rows into a statement left open across calls (with ``fetch_key``, each
+        dict gets its key as it goes); False when this strategy cannot (the caller then uses
+        :meth:`write`). The rows (and keys) stand once :meth:`settle` returns; until then
+        nothing else may run on the connection. ``locate`` maps a row's position in ``data``
+        to the one the caller reports; errors come already located."""
         return False
 
     def settle(self) -> None:
@@ -461,60 +465,80 @@ class PostgresCopyStrategy(InsertStrategy):
         savepoint.commit()
         return range(first, first + n)
 
-    def stream(self, shape: InsertShape, data: Data, locate: Locate) -> bool:
-        """The server-numbered COPY of :meth:`_copy_numbered`, left open across calls: the
-        caller prepares its next rows while the server still works through the ones sent,
-        and one ``currval()`` at :meth:`settle` proves every key of the stream."""
+    def stream(
+        self, shape: InsertShape, data: Data, locate: Locate, fetch_key: bool = True
+    ) -> bool:
+        """A COPY left open across calls: the caller prepares its next rows while the server
+        still works through the ones sent. With ``fetch_key``, the server-numbered COPY of
+        :meth:`_copy_numbered`, one ``currval()`` at :meth:`settle` proving every key of the
+        stream; without, the rows as the shape gives them (no keys wanted back)."""
         self._raise_failure()
-        if not data or not self.may_stream or not self._numbered_by_server():
+        if not data or not self.may_stream or (fetch_key and not self._numbered_by_server()):
             return False
         pk = self.info.autoincrement_pk or ""
-        keyless = self.shape(tuple(f for f in shape.fields if f != pk), True)
-        if self._stream is not None and (
-            self._stream.keyless is not keyless or self._stream.sent >= _STREAM_ROWS
+        sent = self.shape(tuple(f for f in shape.fields if f != pk), True) if fetch_key else shape
+        current = self._stream
+        if current is not None and (
+            current.sent_shape is not sent or current.numbered != fetch_key
+            or current.sent >= _STREAM_ROWS
         ):
             self.settle()
         if self._stream is None:
-            first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
-            savepoint = self.conn.begin_nested()
-            opened = _Stream(shape, keyless, savepoint, first)
-            opened.add(data, locate)
-            try:
-                self._copy_rows(shape, data[:1], [first])
-                sql, oids = self._copy(keyless)
-                opened.copy = opened.context.enter_context(self.cursor.copy(sql))
-                if oids is not None:
-                    opened.copy.set_types(oids)
-            except BaseException as exc:
-                self._abandon(opened, exc)
-                if isinstance(exc, WriteFailed):
-                    raise self._failed_stream(opened.located(exc.orig, exc.row)) from exc.orig
-                raise
-            self._stream = opened
-            self._send(opened, data[1:], first + 1)
+            self._open(shape, sent, data, locate, fetch_key)
         else:
             opened = self._stream
             opened.add(data, locate)
-            self._send(opened, data, opened.first + opened.sent)
+            self._send(opened, data)
         return True
 
-    def _send(self, opened: _Stream, data: Data, start: int) -> None:
-        """Write rows into the open keyless COPY, each dict getting its key as it goes."""
-        pk = self.info.autoincrement_pk or ""
-        row = opened.keyless.row
+    def _open(
+        self, shape: InsertShape, sent: InsertShape, data: Data, locate: Locate, numbered: bool
+    ) -> None:
+        """Begin a stream with ``data``: numbered, its first row takes ``nextval()`` (sent by
+        a COPY of its own, with the key) inside a savepoint the stream's rows share."""
+        first = savepoint = None
+        if numbered:
+            first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
+            savepoint = self.conn.begin_nested()
+        opened = _Stream(shape, sent, savepoint, first)
+        opened.add(data, locate)
+        try:
+            if first is not None:
+                self._copy_rows(shape, data[:1], [first])
+                opened.sent = 1
+            sql, oids = self._copy(sent)
+            opened.copy = opened.context.enter_context(self.cursor.copy(sql))
+            if oids is not None:
+                opened.copy.set_types(oids)
+        except BaseException as exc:
+            self._abandon(opened, exc)
+            if isinstance(exc, WriteFailed):
+                raise self._failed_stream(opened.located(exc.orig, exc.row)) from exc.orig
+            raise
+        self._stream = opened
+        self._send(opened, data[1:] if numbered else data)
+
+    def _send(self, opened: _Stream, data: Data) -> None:
+        """Write rows into the open COPY; numbered, each dict gets its key as it goes."""
+        row = opened.sent_shape.row
         d: dict[str, Any] | None = None
         try:
             write_row = opened.copy.write_row
-            for d, key in zip(data, range(start, start + len(data))):
-                d[pk] = key
-                write_row(row(d))
+            if opened.first is None:
+                for d in data:
+                    write_row(row(d))
+            else:
+                pk = self.info.autoincrement_pk or ""
+                start = opened.first + opened.sent
+                for d, key in zip(data, range(start, start + len(data))):
+                    d[pk] = key
+                    write_row(row(d))
         except BaseException as exc:
             self._stream = None
             self._abandon(opened, exc)
             if isinstance(exc, Exception) and self._sent_row_at_fault(exc):
                 at = _position(data, d)
-                base = opened.starts[-1] + len(opened.groups[-1][0]) - len(data)
-                located = opened.located(exc, None if at is None else base + at)
+                located = opened.located(exc, None if at is None else opened.sent + at)
                 raise self._failed_stream(located) from exc
             if isinstance(exc, Exception):
                 raise self._failed_stream(self._stream_failed(opened, exc)) from exc
@@ -539,6 +563,8 @@ class PostgresCopyStrategy(InsertStrategy):
         except Exception as exc:
             self._abandon(opened, exc)
             raise self._failed_stream(self._stream_failed(opened, exc)) from exc
+        if opened.first is None or opened.savepoint is None:
+            return  # rows as given: nothing to prove
         try:
             last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
             if last == opened.first + opened.sent - 1:
@@ -582,9 +608,10 @@ class PostgresCopyStrategy(InsertStrategy):
                 opened.context.__exit__(type(exc), exc, exc.__traceback__)
         except Exception:  # noqa: BLE001, S110 - the COPY is cancelled either way
             pass
-        _forget_keys(opened.every(), self.info.autoincrement_pk or "")
+        if opened.first is not None:
+            _forget_keys(opened.every(), self.info.autoincrement_pk or "")
         try:
-            if opened.savepoint.is_active:
+            if opened.savepoint is not None and opened.savepoint.is_active:
                 opened.savepoint.rollback()
         except Exception:  # noqa: BLE001, S110 - the enclosing transaction rolls back
             pass
@@ -592,9 +619,11 @@ class PostgresCopyStrategy(InsertStrategy):
     def _stream_failed(self, opened: _Stream, exc: Exception) -> WriteFailed:
         """The located error of a failed stream: by the COPY line the server names, else by
         looking at the values."""
-        failed = self._failed(exc, opened.keyless, [])
-        row = None if failed.row is None else failed.row + 1  # the stream's first row: apart
-        if row is None:
+        failed = self._failed(exc, opened.sent_shape, [])
+        if failed.row is not None and opened.first is not None:
+            failed.row += 1  # the stream's first row went apart
+        row = failed.row
+        if row is None and opened.first is not None:
             try:
                 rows = opened.shape.rows(opened.every())
                 row = self._failed(exc, opened.shape, rows).row
@@ -638,34 +667,46 @@ def _forget_keys(data: Data, pk: str) -> None:
 
 @dataclass(eq=False)
 class _Stream:
-    """A server-numbered COPY left open across ``stream`` calls: its first row took
-    ``first = nextval()``, the rows after it go through the keyless COPY, all inside one
-    savepoint. ``groups`` are the dicts each call sent, with the callers' ``locate``."""
+    """A COPY left open across ``stream`` calls, sending ``sent_shape``'s columns.
+
+    Numbered (``first`` set): the stream's first row took ``first = nextval()`` and went by a
+    COPY of its own; the rows after it leave their key to the server, all inside one
+    savepoint, and their dicts are kept (``datas``) to write them again with reserved keys if
+    the numbering is not proven. Plain: the rows as the shape gives them; nothing is kept.
+    ``groups``: each call's row count and ``locate``, in stream order.
+    """
 
     shape: InsertShape
-    keyless: InsertShape
-    savepoint: sa.NestedTransaction
-    first: int
-    sent: int = 1
+    sent_shape: InsertShape
+    savepoint: sa.NestedTransaction | None
+    first: int | None
+    sent: int = 0
     copy: Any = None
     context: ExitStack = field(default_factory=ExitStack)
-    groups: list[tuple[Data, Locate]] = field(default_factory=list)
+    groups: list[tuple[int, Locate]] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)
+    datas: list[Data] = field(default_factory=list)
+
+    @property
+    def numbered(self) -> bool:
+        return self.first is not None
 
     def add(self, data: Data, locate: Locate) -> None:
-        self.starts.append(self.starts[-1] + len(self.groups[-1][0]) if self.groups else 0)
-        self.groups.append((data, locate))
+        self.starts.append(self.starts[-1] + self.groups[-1][0] if self.groups else 0)
+        self.groups.append((len(data), locate))
+        if self.first is not None:
+            self.datas.append(data)
 
     def every(self) -> list[dict[str, Any]]:
-        """Every dict sent so far, in stream order."""
-        return list(chain.from_iterable(d for d, _ in self.groups))
+        """Every dict of a numbered stream sent so far, in stream order."""
+        return list(chain.from_iterable(self.datas))
 
     def located(self, orig: BaseException, row: int | None) -> WriteFailed:
         """``orig`` blamed on the stream's ``row`` (0-based over every row sent), located."""
         if row is None or row < 0:
             return WriteFailed(orig, None, located=True)
         n = bisect_right(self.starts, row) - 1
-        if n < 0 or row - self.starts[n] >= len(self.groups[n][0]):
+        if n < 0 or row - self.starts[n] >= self.groups[n][0]:
             return WriteFailed(orig, None, located=True)
         return WriteFailed(orig, self.groups[n][1](row - self.starts[n]), located=True)
 

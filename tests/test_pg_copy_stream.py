@@ -295,3 +295,18 @@ def test_the_first_chunks_ramp_up_unless_a_size_is_given(fresh, db, backend):
     fresh(User)
     User.batch_insert_from_dicts(_rows(250), batch_size=100, progress=seen.append)
     assert seen == [100, 200, 250]
+
+
+def test_a_failure_the_end_of_the_stream_reveals_sets_records_back(fresh, db, backend):
+    """Every record is as it was before the call, a loaded one (inserted as a copy) too."""
+    fresh(User)
+    loaded = User.find(User.create(username="old", email="old@example.com").id)
+    before = loaded._ar_original
+    loaded.id, loaded.email = None, "copy@example.com"  # to be inserted as a new row
+    users = [*_users(300), loaded]
+    users[299].email = users[0].email
+    with pytest.raises(UniqueViolation):
+        User.batch_insert(users)
+    assert all(u.id is None and u.is_new_record for u in users[:300])
+    assert loaded.id is None and not loaded.is_new_record and loaded._ar_original == before
+    assert raw_count(db, "users") == 1

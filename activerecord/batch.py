@@ -34,7 +34,7 @@ import itertools
 import threading
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, nullcontext
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -196,8 +196,7 @@ class _Preparer:
         instances: list[ActiveRecord] | None = chunk if not self.from_dicts else None
         if self.adapter is not None:
             try:
-                with _collector_paused():
-                    validated = self.adapter.validate_python(datas)
+                validated = self.adapter.validate_python(datas)  # the caller pauses the GC
             except pydantic.ValidationError as exc:
                 for error in exc.errors(include_url=False):
                     loc = error.get("loc", ())
@@ -456,17 +455,23 @@ def run_batch(
                     offset = 0
                     ramp = strategy.may_stream and batch_size is None  # else as asked
                     for chunk in _chunks(records, size, ramp=ramp):
-                        undo.start_chunk()
-                        datas, instances = prepare(chunk, offset, failures, undo)
+                        # The collector rests while a chunk is validated and written: the
+                        # records validation builds are no cycles, and those nobody gets
+                        # back are freed before it runs again.
+                        with _collector_paused() if validate else nullcontext():
+                            undo.start_chunk()
+                            datas, instances = prepare(chunk, offset, failures, undo)
+                            if not failures:
+                                kept = write(conn, strategy, chunk, datas, offset, undo)
+                                if instances is not None and (return_records or not from_dicts):
+                                    undo.written(instances, datas)
+                                    if return_records:
+                                        out.extend(
+                                            instances if kept is None
+                                            else (instances[p] for p in sorted(kept))
+                                        )
+                            del datas, instances
                         if not failures:
-                            kept = write(conn, strategy, chunk, datas, offset, undo)
-                            if instances is not None:
-                                undo.written(instances, datas)
-                                if return_records:
-                                    out.extend(
-                                        instances if kept is None
-                                        else (instances[p] for p in sorted(kept))
-                                    )
                             bar.advance(len(chunk))
                         offset += len(chunk)
                     if failures:

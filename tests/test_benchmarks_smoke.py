@@ -15,7 +15,7 @@ from .conftest import backend_url, database_for
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("name", ["bench_insert", "bench_update", "bench_upsert"])
+@pytest.mark.parametrize("name", ["bench_insert", "bench_update", "bench_upsert", "bench_load"])
 def test_benchmark_runs(name, backend):
     database_for(backend)  # skip or fail like every backend test
     env = dict(os.environ)

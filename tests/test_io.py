@@ -289,6 +289,14 @@ def test_csv_empty_cells(db, fresh):
     assert (p.name, p.age, p.score, p.born) == ("", None, 0, None)  # text, NULL, default, NULL
 
 
+def test_csv_columns_dropped_and_reordered(db, fresh):
+    fresh(IoPerson)
+    text = "junk,age,E-mail,name\nzzz,41,a@x,Ann\nq,,b@x,Bob\n"
+    assert IoPerson.load_csv(io.StringIO(text), columns={"junk": None, "E-mail": "email"}) == 2
+    got = {p.email: (p.name, p.age) for p in IoPerson.query()}
+    assert got == {"a@x": ("Ann", 41), "b@x": ("Bob", None)}
+
+
 def test_csv_json_cells_and_gzip(db, fresh, tmp_path):
     import gzip
 

@@ -46,6 +46,7 @@ import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, get_origin
 
 from ..errors import FileFormatError
@@ -126,23 +127,18 @@ def _blank_value(model: type[ActiveRecord], fname: str) -> Any:
     return ""
 
 
-def _cell_converter(model: type[ActiveRecord], fname: str) -> Callable[[str], Any]:
-    blank = _blank_value(model, fname)
+def _is_json(model: type[ActiveRecord], fname: str) -> bool:
+    """Whether a field takes a JSON cell (a dict or list field)."""
     finfo = model.__ar_info__.field_infos[fname]
     base = unwrap_annotated(unwrap_optional(finfo.annotation)[0], [])
-    is_json = (get_origin(base) or base) in (dict, list)
+    return (get_origin(base) or base) in (dict, list)
 
-    def convert(text: str) -> Any:
-        if text == "":
-            return blank
-        if is_json:
-            try:
-                return json.loads(text)
-            except ValueError:
-                return text  # validation reports it, with the line
-        return text
 
-    return convert
+def _json_cell(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text  # validation reports it, with the line
 
 
 def read_csv(
@@ -154,7 +150,11 @@ def read_csv(
     columns: Mapping[str, str | None] | None = None,
     delimiter: str = ",",
 ) -> Iterator[dict[str, Any]]:
-    """Yield a CSV's records as dicts keyed by field name, noting each one's line."""
+    """Yield a CSV's records as dicts keyed by field name, noting each one's line.
+
+    A row is zipped with the field names in one call; only a row with an empty cell, or a
+    JSON field, takes a second look (an empty cell means what :func:`_blank_value` says).
+    """
     reader = csv.reader(f, delimiter=delimiter, strict=True)
     try:
         header: list[str] = []
@@ -163,10 +163,19 @@ def read_csv(
         header[0] = header[0].lstrip("\ufeff")  # a byte order mark read as text
         names = map_names(model, header, columns, source=source)
         keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
-        converters = [(pos, fname, _cell_converter(model, fname)) for pos, fname in keep]
+        fnames = [fname for _, fname in keep]
+        positions = [pos for pos, _ in keep]
+        blanks = {fname: _blank_value(model, fname) for fname in fnames}
+        json_fields = [fname for fname in fnames if _is_json(model, fname)]
+        pick: Callable[[list[str]], Sequence[str]] | None = None
+        if positions != list(range(len(header))):  # some columns dropped or reordered
+            pick = (lambda row, p=positions[0]: (row[p],)) if len(positions) == 1 else (
+                itemgetter(*positions)
+            )
         width = len(header)
         previous = reader.line_num
         index = 0
+        step: int | None = None
         for row in reader:
             start, previous = previous + 1, reader.line_num
             if not row:
@@ -177,12 +186,23 @@ def read_csv(
                     path=source,
                     line=start,
                 )
-            record: dict[str, Any] = {}
-            for pos, fname, convert in converters:
-                value = convert(row[pos])
-                if value is not _OMIT:
-                    record[fname] = value
-            lines.add(index, start)
+            values = row if pick is None else pick(row)
+            record: dict[str, Any] = dict(zip(fnames, values))
+            if "" in values:
+                for fname, value in zip(fnames, values):
+                    if value == "":
+                        blank = blanks[fname]
+                        if blank is _OMIT:
+                            del record[fname]
+                        else:
+                            record[fname] = blank
+            for fname in json_fields:
+                cell = record.get(fname)
+                if isinstance(cell, str) and cell != "":
+                    record[fname] = _json_cell(cell)
+            if start - index != step:  # only where the step between lines changes
+                step = start - index
+                lines.add(index, start)
             index += 1
             yield record
     except StopIteration:

@@ -35,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -92,15 +93,27 @@ def to_python(value: Any) -> Any:
     return value
 
 
+_PLAIN_OR_NONE = frozenset((*_PLAIN, type(None)))
+
+
 def _pandas_column(series: Any) -> list[Any]:
-    values: list[Any] = series.tolist()
+    """One column as Python values: numbers and text as they come, datetimes converted for
+    the whole column at once, anything else value by value (:func:`to_python`)."""
+    kind = series.dtype.kind
+    if kind == "M" and _library(series.dtype) in ("numpy", "pandas"):  # datetime64, with tz
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # nanoseconds dropped: datetime has none
+            values: list[Any] = series.dt.to_pydatetime().tolist()
+    else:
+        values = series.tolist()
     missing = series.isna().to_numpy()
-    plain = series.dtype.kind in "biuf" and _library(series.dtype) == "numpy"
-    if plain and not missing.any():
+    if missing.any():
+        values = [None if m else v for v, m in zip(values, missing)]
+    if kind in "biuf" and _library(series.dtype) == "numpy":
         return values
-    if plain:
-        return [None if m else v for v, m in zip(values, missing)]
-    return [None if m else to_python(v) for v, m in zip(values, missing)]
+    if set(map(type, values)) <= _PLAIN_OR_NONE:
+        return values
+    return list(map(to_python, values))
 
 
 def _polars_column(series: Any) -> list[Any]:

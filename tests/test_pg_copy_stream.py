@@ -310,3 +310,24 @@ def test_a_failure_the_end_of_the_stream_reveals_sets_records_back(fresh, db, ba
     assert all(u.id is None and u.is_new_record for u in users[:300])
     assert loaded.id is None and not loaded.is_new_record and loaded._ar_original == before
     assert raw_count(db, "users") == 1
+
+
+def test_records_with_their_own_keys_stream_in_one_plain_copy(fresh, db, backend, monkeypatch):
+    from activerecord.insert.strategies import PostgresCopyStrategy
+
+    opened: list[bool] = []
+    original = PostgresCopyStrategy._open
+
+    def counting(self, shape, sent, data, locate, numbered):  # type: ignore[no-untyped-def]
+        opened.append(numbered)
+        return original(self, shape, sent, data, locate, numbered)
+
+    monkeypatch.setattr(PostgresCopyStrategy, "_open", counting)
+    fresh(User)
+    users = _users(500)
+    for n, user in enumerate(users):
+        user.id = 1000 + n
+    assert User.batch_insert(users, batch_size=100) == 500
+    assert opened == [False]  # five chunks, one COPY, no key to prove
+    assert _stored(db) == {u.email: 1000 + n for n, u in enumerate(users)}
+    assert not any(u.is_new_record for u in users)

@@ -313,7 +313,7 @@ class PostgresCopyStrategy(InsertStrategy):
         self.reserves_keys = sequence is not None
         self._copy_sql: dict[tuple[str, ...], tuple[str, list[int] | None]] = {}
         self._server_numbering = numbered and sequence is not None
-        self.streams = self._server_numbering
+        self.streams = True  # a plain COPY always; a numbered one where numbering is proven
         self._stream: _Stream | None = None
         self._failure: WriteFailed | None = None
 

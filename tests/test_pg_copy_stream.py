@@ -331,3 +331,33 @@ def test_records_with_their_own_keys_stream_in_one_plain_copy(fresh, db, backend
     assert opened == [False]  # five chunks, one COPY, no key to prove
     assert _stored(db) == {u.email: 1000 + n for n, u in enumerate(users)}
     assert not any(u.is_new_record for u in users)
+
+
+# The failing record is named wherever it sits: first row, chunk edges, last row, before or
+# after a record with its own key (which ends one stream and begins another, plain, one).
+@pytest.mark.parametrize(
+    ("n", "size", "bad", "keyed"),
+    [
+        (50, None, 0, None),
+        (300, 100, 99, None),
+        (300, 100, 100, None),
+        (300, 100, 299, 150),
+        (300, 100, 151, 150),
+        (300, 100, 150, 150),
+        (300, 100, 149, 150),
+        (250, 7, 201, 30),
+    ],
+)
+def test_the_failing_record_is_named_wherever_it_sits(fresh, db, backend, n, size, bad, keyed):
+    fresh(User)
+    User.create(username="taken", email="taken@example.com")
+    users = _users(n)
+    if keyed is not None:
+        users[keyed].id = 10_000_000
+    users[bad].email = "taken@example.com"
+    with pytest.raises(UniqueViolation) as caught:
+        User.batch_insert(users, batch_size=size, validate=False)
+    assert caught.value.record_index == bad
+    assert raw_count(db, "users") == 1
+    for i, user in enumerate(users):
+        assert user.id == (10_000_000 if i == keyed else None) and user.is_new_record

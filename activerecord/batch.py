@@ -29,12 +29,9 @@ Example::
 
 from __future__ import annotations
 
-import gc
 import itertools
-import threading
-import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
-from contextlib import ExitStack, contextmanager, nullcontext
+from contextlib import ExitStack, nullcontext
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -53,6 +50,7 @@ from .errors import BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
 from .model import mark_persisted_batch, put_back_all, record_states
+from .validation import collector_paused, list_adapter
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -63,58 +61,11 @@ __all__ = ["ProgressCallback", "batch_insert"]
 #: ``progress=`` may be a callable taking the number of rows done so far.
 ProgressCallback = Callable[[int], Any]
 
-_adapters: weakref.WeakKeyDictionary[type, pydantic.TypeAdapter[Any]] = (
-    weakref.WeakKeyDictionary()
-)
-
 _DICT = {dict}
 _dict_of = attrgetter("__dict__")
 
 #: Rows per SELECT when reading back server-generated values by key.
 _FETCH_ROWS = 1000
-
-
-def _list_adapter(model: type[ActiveRecord]) -> pydantic.TypeAdapter[Any]:
-    adapter = _adapters.get(model)
-    if adapter is None:
-        adapter = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
-        _adapters[model] = adapter
-    return adapter
-
-
-@contextmanager
-def _collector_paused() -> Iterator[None]:
-    """Pause CPython's cyclic garbage collector while one chunk is validated and written.
-
-    Validation builds three containers per record (instance, ``__dict__``, fields set) and no
-    cycles; with the collector on, each of its passes scans the growing set of new records
-    again, which doubles the time of validating 100k records, and when it comes back on right
-    after validating it scans them once more. Over the write too, the records nobody gets
-    back (a file load) are freed before it runs again. Reference counting still frees
-    everything as usual; the pause lasts one chunk (validation and one write, well under a
-    second for the default sizes). The collector is on again as soon as the last chunk in
-    progress at the moment (several threads may load at once) is done, and left alone when it
-    was off before.
-    """
-    global _pausers, _paused_here
-    with _pause_lock:
-        if _pausers == 0:
-            _paused_here = gc.isenabled()
-            if _paused_here:
-                gc.disable()
-        _pausers += 1
-    try:
-        yield
-    finally:
-        with _pause_lock:
-            _pausers -= 1
-            if _pausers == 0 and _paused_here:
-                gc.enable()
-
-
-_pause_lock = threading.Lock()
-_pausers = 0  # chunks now in progress under _collector_paused
-_paused_here = False  # whether they turned the collector off (it was on before the first)
 
 
 def _chunks(items: Iterable[Any], size: int, *, ramp: bool = False) -> Iterator[list[Any]]:
@@ -177,7 +128,7 @@ class _Preparer:
         self.from_dicts = from_dicts
         self.need_instances = return_records or not from_dicts
         self.known = frozenset(model.model_fields)
-        self.adapter = _list_adapter(model) if validate else None
+        self.adapter = list_adapter(model) if validate else None
         # Field defaults for dicts written without validation or instances.
         self.constants: dict[str, Any] = {}
         self.factories: dict[str, Callable[[], Any]] = {}
@@ -462,7 +413,7 @@ def run_batch(
                         # The collector rests while a chunk is validated and written: the
                         # records validation builds are no cycles, and those nobody gets
                         # back are freed before it runs again.
-                        with _collector_paused() if validate else nullcontext():
+                        with collector_paused() if validate else nullcontext():
                             undo.start_chunk()
                             datas, instances = prepare(chunk, offset, failures, undo)
                             if not failures:

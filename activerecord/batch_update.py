@@ -52,6 +52,7 @@ from .backend.transaction import (
 )
 from .errors import BatchValidationError, QueryError, StaleRecordError
 from .model import put_back_all, record_states
+from .validation import collector_paused, list_adapter
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -401,12 +402,10 @@ def _run_chunk(
 
 def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:
     """Validate every record's fields as ``save()`` does; one error naming each bad record."""
-    from .batch import _collector_paused, _list_adapter
-
     failures: dict[int, list[Any]] = {}
     try:
-        with _collector_paused():
-            _list_adapter(model).validate_python([r.__dict__ for r in items])
+        with collector_paused():
+            list_adapter(model).validate_python([r.__dict__ for r in items])
     except pydantic.ValidationError as exc:
         for error in exc.errors(include_url=False):
             loc = error.get("loc", ())

@@ -21,6 +21,7 @@ import copy
 import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import pydantic
@@ -188,9 +189,31 @@ class ActiveRecord(BaseModel):
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def _from_db(cls: type[T], row: Mapping[Any, Any]) -> T:
-        record = cls.model_validate(dict(row))
-        record._mark_persisted()
-        return record
+        return cls._from_db_rows(list(row.keys()), [tuple(row.values())])[0]
+
+    @classmethod
+    def _from_db_rows(cls: type[T], keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[T]:
+        """Records from rows read (``keys``: their field names), validated in one pydantic
+        call and marked persisted. A row the model refuses raises our ``ValidationError``
+        naming it by primary key."""
+        from .validation import collector_paused, list_adapter
+
+        try:
+            with collector_paused():
+                dicts = list(map(dict, map(zip, repeat(keys), rows)))
+                records: list[T] = list_adapter(cls).validate_python(dicts)
+        except pydantic.ValidationError as exc:
+            errors = exc.errors(include_url=False)
+            first = errors[0]["loc"][0] if errors and errors[0]["loc"] else 0
+            row = dicts[first] if isinstance(first, int) and first < len(dicts) else {}
+            key = tuple(row.get(f) for f in cls.__ar_info__.pk_fields)
+            raise ValidationError(
+                f"{cls.__name__} row {key[0] if len(key) == 1 else key!r} read from the "
+                f"database does not validate: {errors[0]['msg'] if errors else exc}",
+                model=cls.__name__, errors=errors,
+            ) from exc
+        mark_persisted_batch(records, list(map(_dict_of, records)))
+        return records
 
     def _mark_persisted(self) -> None:
         # Straight into the slot: pydantic's __setattr__ costs more than the copy.

@@ -424,7 +424,7 @@ def test_overlapping_validations_keep_the_collector_paused_until_the_last_ends()
     second is done, and stays off if it was off before either."""
     import gc
 
-    from activerecord.batch import _collector_paused
+    from activerecord.validation import collector_paused as _collector_paused
 
     assert gc.isenabled()
     first, second = _collector_paused(), _collector_paused()

@@ -5,9 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import uuid
+from typing import Annotated
 
 import pytest
 import sqlalchemy as sa
+from pydantic import Field
 
 import activerecord
 from activerecord import (
@@ -198,6 +200,26 @@ def test_validation_errors_are_typed(fresh, backend):
     with pytest.raises(ValidationError):
         User.query().where({"id": user.id}).update({"login_count": "not a number"})
     assert User.find(user.id).login_count == 0
+
+
+class Coded(activerecord.ActiveRecord):
+    __table_name__ = "coded_rows"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20, pattern=r"^[a-z]+$")]
+
+
+def test_a_row_the_model_refuses_is_a_typed_error_naming_it(fresh, db, backend):
+    fresh(Coded)
+    Coded.batch_insert([Coded(code="abc"), Coded(code="def")])
+    with db.engine.begin() as conn:  # written around the model, as another program might
+        conn.execute(sa.text("INSERT INTO coded_rows (id, code) VALUES (7, 'NOT OK')"))
+    with pytest.raises(ValidationError, match="Coded row 7 read from the database") as caught:
+        Coded.query().all()
+    assert caught.value.errors and caught.value.errors[0]["loc"][1:] == ("code",)
+    with pytest.raises(ValidationError, match="row 7"):
+        Coded.find(7)
+    assert [c.code for c in Coded.query().where("id < ?", 7).order_by("id")] == ["abc", "def"]
 
 
 def test_batches_and_each_use_keyset(fresh, backend):

@@ -434,7 +434,7 @@ class Query(Generic[T]):
                 result = conn.execute(stmt)
                 if self._columns is not None:
                     return [dict(row) for row in result.mappings()]
-                return [self._model._from_db(row) for row in result.mappings()]
+                return self._model._from_db_rows(list(result.keys()), result.all())
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{self._model.__name__} query") from exc
 

@@ -250,37 +250,12 @@ class Runner:
     def peewee_insert_many(self) -> Callable[[], object]:
         import peewee
 
-        parts = urlsplit(self.url.replace("+psycopg", "").replace("+pymysql", ""))
-        database: peewee.Database
-        if self.name == "sqlite":
-            database = peewee.SqliteDatabase(sa.make_url(self.url).database)
-        elif self.name == "postgresql":
-            database = peewee.PostgresqlDatabase(
-                parts.path.lstrip("/"), host=parts.hostname, port=parts.port,
-                user=parts.username, password=parts.password,
-            )
-        else:
-            database = peewee.MySQLDatabase(
-                parts.path.lstrip("/"), host=parts.hostname, port=parts.port or 3306,
-                user=parts.username, password=parts.password or "",
-            )
-
-        class PwUser(peewee.Model):
-            username = peewee.CharField()
-            email = peewee.CharField()
-            status = peewee.CharField()
-            login_count = peewee.IntegerField()
-            created_at = peewee.DateTimeField()
-
-            class Meta:
-                table_name = self.table_name
-
-        PwUser._meta.set_database(database)
+        database, pw_user = peewee_model(self.name, self.url, self.table_name)
 
         def run() -> None:
             with database.atomic():
                 for chunk in peewee.chunked(self.rows, 1000):
-                    PwUser.insert_many(chunk).execute()
+                    pw_user.insert_many(chunk).execute()
             database.close()
 
         return run
@@ -343,6 +318,39 @@ def setup_django(urls: dict[str, str]) -> None:
     databases["default"] = databases[next(iter(databases))]
     settings.configure(DATABASES=databases, INSTALLED_APPS=[], USE_TZ=False)
     django.setup()
+
+
+def peewee_model(name: str, url: str, table: str) -> tuple[Any, Any]:
+    """A peewee database for ``url`` and the model of a users-like benchmark table on it."""
+    import peewee
+
+    parts = urlsplit(url.replace("+psycopg", "").replace("+pymysql", ""))
+    database: peewee.Database
+    if name == "sqlite":
+        database = peewee.SqliteDatabase(sa.make_url(url).database)
+    elif name == "postgresql":
+        database = peewee.PostgresqlDatabase(
+            parts.path.lstrip("/"), host=parts.hostname, port=parts.port,
+            user=parts.username, password=parts.password,
+        )
+    else:
+        database = peewee.MySQLDatabase(
+            parts.path.lstrip("/"), host=parts.hostname, port=parts.port or 3306,
+            user=parts.username, password=parts.password or "",
+        )
+
+    class PwUser(peewee.Model):
+        username = peewee.CharField()
+        email = peewee.CharField()
+        status = peewee.CharField()
+        login_count = peewee.IntegerField()
+        created_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = table
+
+    PwUser._meta.set_database(database)
+    return database, PwUser
 
 
 def django_model(alias: str = "", table: str = TABLE) -> Any:

@@ -15,7 +15,9 @@ from .conftest import backend_url, database_for
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-@pytest.mark.parametrize("name", ["bench_insert", "bench_update", "bench_upsert", "bench_load"])
+@pytest.mark.parametrize(
+    "name", ["bench_insert", "bench_update", "bench_upsert", "bench_load", "bench_read"]
+)
 def test_benchmark_runs(name, backend):
     database_for(backend)  # skip or fail like every backend test
     env = dict(os.environ)

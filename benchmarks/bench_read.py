@@ -1,0 +1,169 @@
+"""Reading many rows back as objects, side by side: raw driver, SQLAlchemy, Django, peewee, ours.
+
+Run (Django and peewee come with the ``bench`` extra)::
+
+    python -m benchmarks.bench_read --rows 100000 --backends sqlite,postgresql,mysql
+
+The users-like table of ``bench_insert`` is filled once per backend; each method then reads
+every row, in one query, into its own objects (the raw driver and SQLAlchemy Core into rows:
+no objects at all). Ours validates every row into a model instance (types checked as the model
+says) and keeps its persisted snapshot, as every ``query().all()`` does. Prints rows/s and the
+ratio to SQLAlchemy Core (higher is faster). ``--repeat N`` keeps each method's best.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import tempfile
+import time
+from collections.abc import Callable
+
+import sqlalchemy as sa
+
+import activerecord
+from benchmarks.bench_insert import (
+    BenchUser,
+    backend_url,
+    django_model,
+    make_rows,
+    peewee_model,
+    setup_django,
+)
+
+Method = Callable[[], list[object]]
+
+
+class Runner:
+    """One backend: the filled table and one timed function per method."""
+
+    def __init__(self, name: str, url: str, rows: int) -> None:
+        self.name = name
+        self.url = url
+        self.rows = rows
+        self.engine = sa.create_engine(url)
+        self.table = BenchUser.__table__
+        with self.engine.begin() as conn:
+            self.table.drop(conn, checkfirst=True)
+            self.table.create(conn)
+        BenchUser.batch_insert_from_dicts(make_rows(rows), return_records=False)
+
+    def raw_driver(self) -> Method:
+        def run() -> list[object]:
+            conn = self.engine.raw_connection()
+            try:
+                cursor = conn.cursor()
+                cursor.execute(f"SELECT * FROM {self.table.name}")  # noqa: S608
+                return list(cursor.fetchall())
+            finally:
+                conn.close()
+
+        return run
+
+    def core(self) -> Method:
+        def run() -> list[object]:
+            with self.engine.connect() as conn:
+                return list(conn.execute(sa.select(self.table)).all())
+
+        return run
+
+    def orm(self) -> Method:
+        from sqlalchemy.orm import Session, registry
+
+        reg = registry()
+
+        class OrmUser:
+            pass
+
+        reg.map_imperatively(OrmUser, self.table)
+
+        def run() -> list[object]:
+            with Session(self.engine) as session:
+                return list(session.scalars(sa.select(OrmUser)).all())
+
+        return run
+
+    def django(self) -> Method:
+        model = django_model(self.name)
+        return lambda: list(model.objects.using(self.name).all())
+
+    def peewee(self) -> Method:
+        database, pw_user = peewee_model(self.name, self.url, self.table.name)
+
+        def run() -> list[object]:
+            try:
+                return list(pw_user.select())
+            finally:
+                database.close()
+
+        return run
+
+    def ours(self) -> Method:
+        return lambda: list(BenchUser.query().all())
+
+    def ours_dicts(self) -> Method:
+        return lambda: list(BenchUser.query().to_dicts())
+
+
+METHODS: list[tuple[str, str]] = [
+    ("raw driver fetchall (tuples)", "raw_driver"),
+    ("SQLAlchemy Core .all() (rows)", "core"),
+    ("SQLAlchemy ORM scalars().all()", "orm"),
+    ("Django list(objects.all())", "django"),
+    ("peewee list(select())", "peewee"),
+    ("ours: query().all() (validated records)", "ours"),
+    ("ours: query().to_dicts()", "ours_dicts"),
+]
+BASE = METHODS[1][0]
+
+
+def measure(runner: Runner, method: str, repeat: int) -> float:
+    best = 0.0
+    for _ in range(repeat):
+        fn = getattr(runner, method)()
+        gc.collect()
+        started = time.perf_counter()
+        got = fn()
+        elapsed = time.perf_counter() - started
+        if len(got) != runner.rows:
+            raise RuntimeError(f"{method} on {runner.name} read {len(got)} rows")
+        del got
+        best = max(best, runner.rows / elapsed)
+    return best
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
+    parser.add_argument("--repeat", type=int, default=1)
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
+    urls = {name: backend_url(name, tmp) for name in names}
+    setup_django(urls)
+    results: dict[str, dict[str, float]] = {}
+    for name in names:
+        activerecord.connect(urls[name])
+        runner = Runner(name, urls[name], args.rows)
+        results[name] = {}
+        for label, method in METHODS:
+            rate = measure(runner, method, args.repeat)
+            results[name][label] = rate
+            print(f"  {name:<10} {label:<42} {rate:,.0f} rows/s", flush=True)
+        runner.engine.dispose()
+        activerecord.disconnect()
+    print()
+    print(f"{args.rows:,} rows read in one query, rows/s (ratio to SQLAlchemy Core)")
+    print("| method | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label, _ in METHODS:
+        cells = [
+            f"{results[n][label] / 1000:.0f}k ({results[n][label] / results[n][BASE]:.2f}x)"
+            for n in names
+        ]
+        print(f"| {label} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

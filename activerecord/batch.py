@@ -68,6 +68,12 @@ _dict_of = attrgetter("__dict__")
 _FETCH_ROWS = 1000
 
 
+def is_collection(records: Iterable[Any]) -> bool:
+    """A list, tuple or other sized container: unlike an iterator, it can be gone over again
+    and keeps its records (so a call can put them all back)."""
+    return isinstance(records, Sized) and not isinstance(records, Iterator)
+
+
 def _chunks(items: Iterable[Any], size: int, *, ramp: bool = False) -> Iterator[list[Any]]:
     """Lists of ``size`` items; with ``ramp``, the first ones smaller (1/64, 1/16, 1/4 of it)
     so that the database starts on the first rows while the next chunk is prepared."""
@@ -387,7 +393,7 @@ def run_batch(
     )
     undo = _Undo(
         active=not from_dicts,
-        whole_call=isinstance(records, Sized) and not isinstance(records, Iterator),
+        whole_call=is_collection(records),
         copies=copies,
         ambient=tracks_rollback(db),
         built=from_dicts and return_records,
@@ -481,7 +487,7 @@ def batch_insert(
     # input is a collection: its records are marked persisted only at the end, and a failure
     # puts them all back (a generator's are marked chunk by chunk and forgotten); or when no
     # record comes back at all.
-    stream = not need_keys or (isinstance(records, Sized) and not isinstance(records, Iterator))
+    stream = not need_keys or is_collection(records)
 
     def write(
         conn: sa.Connection,

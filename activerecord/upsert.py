@@ -49,7 +49,7 @@ Example::
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -59,7 +59,7 @@ import sqlalchemy as sa
 
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
-from .batch import ProgressCallback, _Undo, _write_chunk, run_batch
+from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
 from .insert.locate import WriteFailed
@@ -505,7 +505,7 @@ def _execute(
         from_dicts = isinstance(first, Mapping)
     run.refresh = run.refresh and not from_dicts
     per_row = from_dicts and run.updates is not None and run.updates.fixed is None
-    if isinstance(records, Sized) and not isinstance(records, Iterator):
+    if is_collection(records):
         rest: Iterable[Any] = records  # iterated again; its length drives the progress bar
     else:
         rest = itertools.chain([first], iterator)

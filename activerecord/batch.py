@@ -50,7 +50,7 @@ from .errors import BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
 from .model import mark_persisted_batch, put_back_all, record_states
-from .validation import collector_paused, list_adapter
+from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -159,10 +159,7 @@ class _Preparer:
             try:
                 validated = self.adapter.validate_python(datas)  # the caller pauses the GC
             except pydantic.ValidationError as exc:
-                for error in exc.errors(include_url=False):
-                    loc = error.get("loc", ())
-                    index = offset + int(loc[0]) if loc and isinstance(loc[0], int) else offset
-                    failures.setdefault(index, []).append({**error, "loc": tuple(loc[1:])})
+                record_failures(exc, failures, offset)
                 return [], None
             if self.from_dicts:
                 instances = validated

@@ -52,7 +52,7 @@ from .backend.transaction import (
 )
 from .errors import BatchValidationError, QueryError, StaleRecordError
 from .model import put_back_all, record_states
-from .validation import collector_paused, list_adapter
+from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -402,16 +402,11 @@ def _run_chunk(
 
 def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:
     """Validate every record's fields as ``save()`` does; one error naming each bad record."""
-    failures: dict[int, list[Any]] = {}
     try:
         with collector_paused():
             list_adapter(model).validate_python([r.__dict__ for r in items])
     except pydantic.ValidationError as exc:
-        for error in exc.errors(include_url=False):
-            loc = error.get("loc", ())
-            index = int(loc[0]) if loc and isinstance(loc[0], int) else 0
-            failures.setdefault(index, []).append({**error, "loc": tuple(loc[1:])})
-        raise BatchValidationError(model.__name__, failures) from None
+        raise BatchValidationError(model.__name__, record_failures(exc, {})) from None
 
 
 def _stale_error(

@@ -39,6 +39,7 @@ from .backend.transaction import (
 from .errors import RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
+from .validation import collector_paused, list_adapter
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -196,8 +197,6 @@ class ActiveRecord(BaseModel):
         """Records from rows read (``keys``: their field names), validated in one pydantic
         call and marked persisted. A row the model refuses raises our ``ValidationError``
         naming it by primary key."""
-        from .validation import collector_paused, list_adapter
-
         try:
             with collector_paused():
                 dicts = list(map(dict, map(zip, repeat(keys), rows)))

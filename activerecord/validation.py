@@ -30,7 +30,7 @@ import pydantic
 if TYPE_CHECKING:
     from .model import ActiveRecord
 
-__all__ = ["collector_paused", "list_adapter"]
+__all__ = ["collector_paused", "list_adapter", "record_failures"]
 
 _adapters: weakref.WeakKeyDictionary[type, pydantic.TypeAdapter[Any]] = (
     weakref.WeakKeyDictionary()
@@ -44,6 +44,18 @@ def list_adapter(model: type[ActiveRecord]) -> pydantic.TypeAdapter[Any]:
         adapter = pydantic.TypeAdapter(list[model])  # type: ignore[valid-type]
         _adapters[model] = adapter
     return adapter
+
+
+def record_failures(
+    exc: pydantic.ValidationError, failures: dict[int, list[Any]], offset: int = 0
+) -> dict[int, list[Any]]:
+    """Add a list validation's errors to ``failures`` by record: the index in the list (plus
+    ``offset``) keys them, and each error's location starts at the record's field."""
+    for error in exc.errors(include_url=False):
+        loc = error.get("loc", ())
+        index = offset + int(loc[0]) if loc and isinstance(loc[0], int) else offset
+        failures.setdefault(index, []).append({**error, "loc": tuple(loc[1:])})
+    return failures
 
 
 @contextmanager

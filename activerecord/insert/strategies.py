@@ -66,7 +66,7 @@ Locate = Callable[[int], int]
 #: Rows one COPY stream takes before it is ended and the next begins: what it keeps (its
 #: rows' dicts, to write them again if their keys cannot be proven) stays bounded, and an
 #: error the server found early is heard before many more rows are sent.
-_STREAM_ROWS = 1_000_000
+_STREAM_ROWS = 200_000
 
 #: SQLite's largest rowid; past it SQLite picks rowids at random.
 _SQLITE_MAX_ROWID = 2**63 - 1

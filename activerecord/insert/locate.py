@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["WriteFailed", "blamed_row"]
+__all__ = ["ValueRefused", "WriteFailed", "blamed_row"]
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 _AT_ROW = re.compile(r"\bat row (\d+)\b")
@@ -37,6 +37,19 @@ class WriteFailed(Exception):
         self.orig = orig
         self.row = row
         self.located = located
+
+
+class ValueRefused(Exception):
+    """The driver could not send a value as its column's type (found before the server saw
+    it). Its ``sqlstate`` is SQL's data exception class, so it reads as a ``DataError``."""
+
+    sqlstate = "22000"
+
+    def __init__(self, column: str | None, orig: BaseException) -> None:
+        where = f"column {column!r}: " if column else ""
+        super().__init__(f"{where}{orig}")
+        self.column = column
+        self.orig = orig
 
 
 def _message(err: BaseException) -> str:

@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .locate import WriteFailed, blamed_row
+from .locate import ValueRefused, WriteFailed, blamed_row
 from .shape import InsertShape
 
 if TYPE_CHECKING:
@@ -416,7 +416,8 @@ class PostgresCopyStrategy(InsertStrategy):
                             write_row(row(d))
                 except Exception as exc:
                     if self._sent_row_at_fault(exc):
-                        raise WriteFailed(exc, _position(data, d)) from exc
+                        refused = self._refused(exc, shape, oids, d)
+                        raise WriteFailed(refused, _position(data, d)) from exc
                     raise
         except WriteFailed:
             raise
@@ -508,6 +509,7 @@ class PostgresCopyStrategy(InsertStrategy):
                 opened.sent = 1
             sql, oids = self._copy(sent)
             opened.copy = opened.context.enter_context(self.cursor.copy(sql))
+            opened.oids = oids
             if oids is not None:
                 opened.copy.set_types(oids)
         except BaseException as exc:
@@ -538,12 +540,32 @@ class PostgresCopyStrategy(InsertStrategy):
             self._abandon(opened, exc)
             if isinstance(exc, Exception) and self._sent_row_at_fault(exc):
                 at = _position(data, d)
-                located = opened.located(exc, None if at is None else opened.sent + at)
+                refused = self._refused(exc, opened.sent_shape, opened.oids, d)
+                located = opened.located(refused, None if at is None else opened.sent + at)
                 raise self._failed_stream(located) from exc
             if isinstance(exc, Exception):
                 raise self._failed_stream(self._stream_failed(opened, exc)) from exc
             raise
         opened.sent += len(data)
+
+    def _refused(
+        self, exc: Exception, shape: InsertShape, oids: list[int] | None, d: dict[str, Any] | None
+    ) -> BaseException:
+        """The error of a row the driver could not send, naming the column whose value it
+        refused (each value of the row dumped again alone, as the COPY dumps it)."""
+        if d is None or oids is None:
+            return ValueRefused(None, exc)
+        from psycopg.adapt import PyFormat, Transformer  # this strategy runs on psycopg
+        from psycopg.pq import Format
+
+        transformer = Transformer(self.cursor)
+        for column, oid, value in zip(shape.columns, oids, shape.row(d)):
+            try:
+                transformer.set_dumper_types([oid], Format.BINARY)
+                transformer.dump_sequence([value], [PyFormat.BINARY])
+            except Exception:  # noqa: BLE001 - this is the value it refused
+                return ValueRefused(column.name, exc)
+        return ValueRefused(None, exc)
 
     def _sent_row_at_fault(self, exc: Exception) -> bool:
         """An error while rows are written into a COPY comes from the row being sent (a value
@@ -682,6 +704,7 @@ class _Stream:
     first: int | None
     sent: int = 0
     copy: Any = None
+    oids: list[int] | None = None  # the binary COPY's column types (None: text)
     context: ExitStack = field(default_factory=ExitStack)
     groups: list[tuple[int, Locate]] = field(default_factory=list)
     starts: list[int] = field(default_factory=list)

@@ -84,6 +84,20 @@ def raw_executemany(engine: sa.Engine, sql: str, rows: list[tuple[Any, ...]]) ->
     return run
 
 
+def bench_args(
+    doc: str, argv: list[str] | None, rows: int, repeat_help: str = "runs per method; best kept"
+) -> tuple[argparse.Namespace, list[str], str]:
+    """The options every benchmark takes (``--rows``, ``--backends``, ``--repeat``): the parsed
+    arguments, the backend names and a temporary folder (SQLite's file, any data file)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=rows)
+    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
+    parser.add_argument("--repeat", type=int, default=1, help=repeat_help)
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.backends.split(",") if n.strip()]
+    return args, names, tempfile.mkdtemp(prefix="activerecord-bench-")
+
+
 def backend_url(name: str, tmp: str) -> str:
     if name == "sqlite":
         return "sqlite:///" + os.path.join(tmp, "bench.db")
@@ -441,15 +455,9 @@ def measure(runner: Runner, method: str, repeat: int) -> float | None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
-    parser.add_argument(
-        "--repeat", type=int, default=1, help="rounds over all methods; each one's best is kept"
+    args, names, tmp = bench_args(
+        __doc__, argv, 100_000, "rounds over all methods; each one's best is kept"
     )
-    args = parser.parse_args(argv)
-    names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
     urls = {name: backend_url(name, tmp) for name in names}
     setup_django(urls)
     rows = make_rows(args.rows)

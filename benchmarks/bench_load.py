@@ -24,12 +24,10 @@ servers); SQLite uses a file in a temporary folder. ``--repeat N`` keeps each me
 
 from __future__ import annotations
 
-import argparse
 import csv
 import gc
 import os
 import sqlite3
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -37,7 +35,7 @@ import sqlalchemy as sa
 
 import activerecord
 from activerecord.io.files import load_csv
-from benchmarks.bench_insert import COLUMNS, BenchUserPlain, backend_url, make_rows
+from benchmarks.bench_insert import COLUMNS, BenchUserPlain, backend_url, bench_args, make_rows
 
 Method = Callable[[], object]
 
@@ -166,13 +164,7 @@ def write_csv(path: str, rows: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=200_000)
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
-    parser.add_argument("--repeat", type=int, default=1)
-    args = parser.parse_args(argv)
-    names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
+    args, names, tmp = bench_args(__doc__, argv, 200_000)
     path = os.path.join(tmp, "users.csv")
     write_csv(path, args.rows)
     results: dict[str, dict[str, float | None]] = {}

@@ -13,9 +13,7 @@ ratio to SQLAlchemy Core (higher is faster). ``--repeat N`` keeps each method's 
 
 from __future__ import annotations
 
-import argparse
 import gc
-import tempfile
 import time
 from collections.abc import Callable
 
@@ -25,6 +23,7 @@ import activerecord
 from benchmarks.bench_insert import (
     BenchUser,
     backend_url,
+    bench_args,
     django_model,
     make_rows,
     peewee_model,
@@ -133,13 +132,7 @@ def measure(runner: Runner, method: str, repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
-    parser.add_argument("--repeat", type=int, default=1)
-    args = parser.parse_args(argv)
-    names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
+    args, names, tmp = bench_args(__doc__, argv, 100_000)
     urls = {name: backend_url(name, tmp) for name in names}
     setup_django(urls)
     results: dict[str, dict[str, float]] = {}

@@ -25,9 +25,7 @@ ratios within one run.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import tempfile
 import time
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -39,7 +37,7 @@ from pydantic import Field
 import activerecord
 from activerecord import ActiveRecord, Col, UpsertResult
 
-from .bench_insert import backend_url, django_model, raw_executemany, setup_django
+from .bench_insert import backend_url, bench_args, django_model, raw_executemany, setup_django
 
 TABLE = "bench_upsert_users"
 COLUMNS = ("username", "email", "status", "login_count", "created_at")
@@ -226,13 +224,7 @@ def measure(runner: Runner, method: str, repeat: int) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--backends", default="sqlite,postgresql,mysql")
-    parser.add_argument("--repeat", type=int, default=1, help="runs per method; best is kept")
-    args = parser.parse_args(argv)
-    names = [n.strip() for n in args.backends.split(",") if n.strip()]
-    tmp = tempfile.mkdtemp(prefix="activerecord-bench-")
+    args, names, tmp = bench_args(__doc__, argv, 100_000)
     urls = {name: backend_url(name, tmp) for name in names}
     setup_django(urls)
     results: dict[str, dict[str, float]] = {}

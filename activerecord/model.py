@@ -193,14 +193,27 @@ class ActiveRecord(BaseModel):
         return cls._from_db_rows(list(row.keys()), [tuple(row.values())])[0]
 
     @classmethod
-    def _from_db_rows(cls: type[T], keys: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[T]:
-        """Records from rows read (``keys``: their field names), validated in one pydantic
-        call and marked persisted. A row the model refuses raises our ``ValidationError``
-        naming it by primary key."""
+    def _from_db_rows(cls: type[T], keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[T]:
+        """Records from rows read (``keys``: their field names), validated by pydantic a
+        slice at a time (the GC resting over each) and marked persisted. A row the model
+        refuses raises our ``ValidationError`` naming it by primary key."""
+        adapter = list_adapter(cls)
+        records: list[T] = []
+        for start in range(0, len(rows), _READ_SLICE):
+            records.extend(cls._validated_rows(adapter, keys, rows[start : start + _READ_SLICE]))
+        mark_persisted_batch(records, list(map(_dict_of, records)))
+        return records
+
+    @classmethod
+    def _validated_rows(
+        cls: type[T], adapter: pydantic.TypeAdapter[Any], keys: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+    ) -> list[T]:
         try:
             with collector_paused():
                 dicts = list(map(dict, map(zip, repeat(keys), rows)))
-                records: list[T] = list_adapter(cls).validate_python(dicts)
+                validated: list[T] = adapter.validate_python(dicts)
+                return validated
         except pydantic.ValidationError as exc:
             errors = exc.errors(include_url=False)
             first = errors[0]["loc"][0] if errors and errors[0]["loc"] else 0
@@ -211,8 +224,6 @@ class ActiveRecord(BaseModel):
                 f"database does not validate: {errors[0]['msg'] if errors else exc}",
                 model=cls.__name__, errors=errors,
             ) from exc
-        mark_persisted_batch(records, list(map(_dict_of, records)))
-        return records
 
     def _mark_persisted(self) -> None:
         # Straight into the slot: pydantic's __setattr__ costs more than the copy.
@@ -833,6 +844,9 @@ class ActiveRecord(BaseModel):
             cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
         )
 
+
+#: Rows validated per pydantic call when reading (the GC rests over each slice only).
+_READ_SLICE = 50_000
 
 # The slot's own accessors: no attribute lookup through pydantic per record.
 _get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__

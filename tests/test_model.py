@@ -222,6 +222,21 @@ def test_a_row_the_model_refuses_is_a_typed_error_naming_it(fresh, db, backend):
     assert [c.code for c in Coded.query().where("id < ?", 7).order_by("id")] == ["abc", "def"]
 
 
+def test_a_result_is_validated_a_slice_at_a_time(fresh, db, backend, monkeypatch):
+    from activerecord import model
+
+    monkeypatch.setattr(model, "_READ_SLICE", 2)
+    fresh(Coded)
+    Coded.batch_insert([Coded(code=c) for c in ("a", "b", "c", "d", "e")])
+    read = Coded.query().order_by("id").all()
+    assert [c.code for c in read] == ["a", "b", "c", "d", "e"]
+    assert not any(c.is_new_record or c.changed_fields for c in read)
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO coded_rows (id, code) VALUES (9, 'BAD')"))
+    with pytest.raises(ValidationError, match="Coded row 9 "):
+        Coded.query().order_by("id").all()  # in the third slice
+
+
 def test_batches_and_each_use_keyset(fresh, backend):
     fresh(User)
     make_users(25)

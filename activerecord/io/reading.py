@@ -28,12 +28,14 @@ import enum
 import importlib
 import uuid
 from collections.abc import Iterator, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..backend.dialects import translate_error
 from ..backend.transaction import read_connection
+from ..validation import collector_paused
 from .display import RecordList
 
 if TYPE_CHECKING:
@@ -76,7 +78,8 @@ def query_dicts(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> RecordList[d
     """Every matching row as a dict keyed by field name."""
     out: RecordList[dict[str, Any]] = RecordList()
     for names, rows in iter_chunks(query, chunk_size):
-        out.extend(dict(zip(names, row)) for row in rows)
+        with collector_paused():  # dicts hold no cycles: no GC pass over each chunk's
+            out.extend(map(dict, map(zip, repeat(names), rows)))
     return out
 
 

@@ -27,7 +27,7 @@ import sqlite3
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
@@ -96,6 +96,27 @@ def bench_args(
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.backends.split(",") if n.strip()]
     return args, names, tempfile.mkdtemp(prefix="activerecord-bench-")
+
+
+def print_table(
+    title: str,
+    names: list[str],
+    labels: list[str],
+    results: Mapping[str, Mapping[str, float | None]],
+    base: str,
+) -> None:
+    """A markdown table of rows/s per method and backend, with each rate's ratio to ``base``'s
+    in the same backend (``n/a`` where a method does not apply)."""
+    print(title)
+    print("| method | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for label in labels:
+        cells = []
+        for name in names:
+            rate, ref = results[name].get(label), results[name].get(base)
+            cells.append("n/a" if rate is None or ref is None
+                         else f"{rate / 1000:.0f}k ({rate / ref:.2f}x)")
+        print(f"| {label} | " + " | ".join(cells) + " |")
 
 
 def backend_url(name: str, tmp: str) -> str:

@@ -35,7 +35,14 @@ import sqlalchemy as sa
 
 import activerecord
 from activerecord.io.files import load_csv
-from benchmarks.bench_insert import COLUMNS, BenchUserPlain, backend_url, bench_args, make_rows
+from benchmarks.bench_insert import (
+    COLUMNS,
+    BenchUserPlain,
+    backend_url,
+    bench_args,
+    make_rows,
+    print_table,
+)
 
 Method = Callable[[], object]
 
@@ -181,16 +188,10 @@ def main(argv: list[str] | None = None) -> None:
         runner.engine.dispose()
         activerecord.disconnect()
     print()
-    print(f"{args.rows:,} rows from a CSV file, rows/s (ratio to csv module + executemany)")
-    print("| method | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for label, _ in METHODS:
-        cells = []
-        for name in names:
-            rate, base = results[name][label], results[name][METHODS[0][0]]
-            cells.append("n/a" if rate is None or base is None
-                         else f"{rate / 1000:.0f}k ({rate / base:.2f}x)")
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(
+        f"{args.rows:,} rows from a CSV file, rows/s (ratio to csv module + executemany)",
+        names, [label for label, _ in METHODS], results, METHODS[0][0],
+    )
 
 
 if __name__ == "__main__":

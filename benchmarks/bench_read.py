@@ -27,6 +27,7 @@ from benchmarks.bench_insert import (
     django_model,
     make_rows,
     peewee_model,
+    print_table,
     setup_django,
 )
 
@@ -147,15 +148,10 @@ def main(argv: list[str] | None = None) -> None:
         runner.engine.dispose()
         activerecord.disconnect()
     print()
-    print(f"{args.rows:,} rows read in one query, rows/s (ratio to SQLAlchemy Core)")
-    print("| method | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for label, _ in METHODS:
-        cells = [
-            f"{results[n][label] / 1000:.0f}k ({results[n][label] / results[n][BASE]:.2f}x)"
-            for n in names
-        ]
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(
+        f"{args.rows:,} rows read in one query, rows/s (ratio to SQLAlchemy Core)",
+        names, [label for label, _ in METHODS], results, BASE,
+    )
 
 
 if __name__ == "__main__":

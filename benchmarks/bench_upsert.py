@@ -37,7 +37,14 @@ from pydantic import Field
 import activerecord
 from activerecord import ActiveRecord, Col, UpsertResult
 
-from .bench_insert import backend_url, bench_args, django_model, raw_executemany, setup_django
+from .bench_insert import (
+    backend_url,
+    bench_args,
+    django_model,
+    print_table,
+    raw_executemany,
+    setup_django,
+)
 
 TABLE = "bench_upsert_users"
 COLUMNS = ("username", "email", "status", "login_count", "created_at")
@@ -238,15 +245,10 @@ def main(argv: list[str] | None = None) -> None:
         runner.engine.dispose()
         activerecord.disconnect()
     print()
-    print(f"{args.rows:,} rows upserted (half new, half existing), rows/s (ratio to raw)")
-    print("| method | " + " | ".join(names) + " |")
-    print("|---|" + "---|" * len(names))
-    for label, _method in METHODS:
-        cells = []
-        for name in names:
-            rate, raw = results[name][label], results[name][METHODS[0][0]]
-            cells.append(f"{rate / 1000:.0f}k ({rate / raw:.2f}x)")
-        print(f"| {label} | " + " | ".join(cells) + " |")
+    print_table(
+        f"{args.rows:,} rows upserted (half new, half existing), rows/s (ratio to raw)",
+        names, [label for label, _ in METHODS], results, METHODS[0][0],
+    )
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from sqlalchemy.pool import StaticPool
 
 from ..errors import ConfigurationError, NotConnectedError, PoolTimeoutError
 from ..log import before_cursor_execute
-from .dialects import DialectFacts, translate_error
+from .dialects import DialectFacts, driver_hint, translate_error
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
 
@@ -182,6 +182,12 @@ def connect(
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise ConfigurationError(
                 f"cannot create an engine for {url_or_engine!r}: {exc}"
+            ) from exc
+        except ImportError as exc:  # the URL names (or defaults to) a driver not installed
+            shown = sa.make_url(url_or_engine).render_as_string(hide_password=True)
+            hint = driver_hint(url_or_engine)
+            raise ConfigurationError(
+                f"cannot create an engine for {shown!r}: {exc}" + (f"; {hint}" if hint else "")
             ) from exc
     _prepare_sqlite(engine)
     if not event.contains(engine, "before_cursor_execute", before_cursor_execute):

@@ -39,6 +39,7 @@ __all__ = [
     "DialectFacts",
     "TransactionSetup",
     "bind_processor",
+    "driver_hint",
     "is_conflict",
     "normalize_isolation_level",
     "overflow_error",
@@ -66,6 +67,36 @@ _INSERT_STRATEGIES = {
     ("mysql", "pymysql"): "mysql_values",
     ("mariadb", "pymysql"): "mysql_values",
 }
+#: The URL scheme naming the driver the library is built and tested with, per backend: a URL
+#: without a driver (``mysql://``) makes SQLAlchemy import another one (MySQLdb, psycopg2).
+_SUPPORTED_SCHEMES = {
+    "postgresql": "postgresql+psycopg",
+    "mysql": "mysql+pymysql",
+    "mariadb": "mariadb+pymysql",
+}
+
+
+def driver_hint(url: str | sa.URL) -> str:
+    """A hint naming the supported driver's URL scheme, for a URL whose driver is missing.
+
+    >>> driver_hint("mysql://root@localhost/app")
+    "use a 'mysql+pymysql://' URL (PyMySQL and psycopg 3 are the drivers activerecord supports)"
+    >>> driver_hint("sqlite://")
+    ''
+    """
+    try:
+        backend = sa.make_url(url).get_backend_name()
+    except sa_exc.ArgumentError:
+        return ""
+    scheme = _SUPPORTED_SCHEMES.get(backend)
+    if scheme is None:
+        return ""
+    return (
+        f"use a {scheme + '://'!r} URL (PyMySQL and psycopg 3 are the drivers activerecord "
+        "supports)"
+    )
+
+
 #: Headroom left in MySQL's max_allowed_packet for the packet header and statement text.
 _PACKET_HEADROOM = 64 * 1024
 #: Largest multi-row INSERT we build on MySQL even when the packet allows more.

@@ -5,7 +5,10 @@ Fields come from the reflected columns' Python types: a nullable column, one wit
 default and an autoincrement primary key become ``X | None = None``; a ``VARCHAR(n)`` gets
 ``max_length=n``; a type with no Python equivalent (or JSON) accepts any value. A column
 whose name is not a usable field name (``"first name"``, ``"json"``) gets a field (and a column
-key) named after it: ``first_name``, ``json_``; files and DataFrames may use either name.
+key) named after it: ``first_name``, ``json_``, never the name of another column (with both
+``"first name"`` and ``first_name`` columns, the field ``first_name`` is the column
+``first_name`` and ``"first name"`` is ``first_name_``); files and DataFrames may use either
+name, and an exact column name wins.
 
 Example::
 
@@ -29,6 +32,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from ..backend.database import DEFAULT, get_database
+from ..backend.dialects import translate_error
 from ..errors import SchemaError
 from ..model import ActiveRecord
 
@@ -38,23 +42,47 @@ __all__ = ["model_for_table", "model_on_table"]
 def model_for_table(name: str, database: str = DEFAULT, *, schema: str | None = None) -> Any:
     """A model class on the table ``name`` of a connected database, read by reflection."""
     db = get_database(database)
-    taken: set[str] = set()
-
-    def key_column(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
-        column_info["key"] = _field_name(str(column_info["name"]), taken)
-        taken.add(column_info["key"])
-
+    where = db.engine.url.render_as_string(hide_password=True)
     try:
+        inspector = sa.inspect(db.engine)
+        try:
+            names = [str(c["name"]) for c in inspector.get_columns(name, schema=schema)]
+        except sa.exc.NoSuchTableError as exc:
+            raise SchemaError(f"no table named {name!r} in {where}") from exc
+        keys = _field_names(names)
+
+        def key_column(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
+            column_info["key"] = keys[str(column_info["name"])]
+
         table = sa.Table(
             name,
             sa.MetaData(),
-            autoload_with=db.engine,
+            autoload_with=inspector,  # its cache: the columns are not read twice
             schema=schema,
             listeners=[("column_reflect", key_column)],
         )
     except sa.exc.NoSuchTableError as exc:
-        raise SchemaError(f"no table named {name!r} in database {db.name!r}") from exc
+        raise SchemaError(f"no table named {name!r} in {where}") from exc
+    except sa.exc.DBAPIError as exc:  # cannot connect, no such schema, no privilege
+        raise translate_error(exc, context=f"cannot read table {name!r}") from exc
     return model_on_table(table, database)
+
+
+def _field_names(columns: list[str]) -> dict[str, str]:
+    """Each column's field name: its own where it is usable, then derived names that take
+    no other column's name (an exact name wins, so ``first_name`` keeps its name beside
+    ``"first name"``)."""
+    keys: dict[str, str] = {}
+    taken: set[str] = set()
+    for column in columns:
+        if _field_name(column, set()) == column:
+            keys[column] = column
+            taken.add(column)
+    for column in columns:
+        if column not in keys:
+            keys[column] = _field_name(column, taken)
+            taken.add(keys[column])
+    return keys
 
 
 def _python_type(column: sa.Column[Any]) -> Any:
@@ -106,10 +134,14 @@ def model_on_table(table: sa.Table, database: str = DEFAULT) -> Any:
             namespace[fname] = None
         else:
             annotations[fname] = tp
-    words = [w for w in re.split(r"[\W_]+", table.name) if w]
-    class_name = "".join(w[:1].upper() + w[1:] for w in words) or "Table"
-    if not class_name.isidentifier():
-        class_name = "Table"
+    # Named as the table, so messages (validation errors, unknown columns) name what the user
+    # knows; a table name that is no identifier gets a CamelCase one.
+    class_name = table.name
+    if not class_name.isidentifier() or keyword.iskeyword(class_name):
+        words = [w for w in re.split(r"[\W_]+", table.name) if w]
+        class_name = "".join(w[:1].upper() + w[1:] for w in words) or "Table"
+        if not class_name.isidentifier():
+            class_name = "Table"
     namespace.update(
         __annotations__=annotations,
         __table__=table,

@@ -38,9 +38,17 @@ def progress_callback(
         from tqdm.auto import tqdm  # type: ignore[import-untyped]
     except ImportError as exc:  # pragma: no cover - depends on the environment
         raise ImportError("progress=True needs tqdm: pip install 'activerecord[progress]'") from exc
-    bar = tqdm(total=total, unit=" rows", desc=desc, dynamic_ncols=True)
+    bars: list[Any] = []
 
     def update(done: int) -> None:
-        bar.update(done - bar.n)
+        # The bar starts with the first rows written: a load refused before any (a missing
+        # column, a bad value in the first chunk) prints only its error, no "0 rows" line.
+        if not bars:
+            bars.append(tqdm(total=total, unit=" rows", desc=desc, dynamic_ncols=True))
+        bars[0].update(done - bars[0].n)
 
-    return update, bar.close
+    def close() -> None:
+        if bars:
+            bars.pop().close()
+
+    return update, close

@@ -7,6 +7,10 @@ alive at once are bounded by the chunk, not by the result. Values are what the c
 return (no pydantic validation, which is what makes it fast); in DataFrames, enum members
 become their values and (in polars) UUIDs become strings.
 
+Frames have the same column types on every backend: a timezone-aware column is in UTC
+(PostgreSQL hands back the session's time zone, the others UTC), and an empty result has the
+types its fields would give (``int64``, ``datetime64[us, UTC]``, ...), not ``float64``.
+
 Example::
 
     >>> import activerecord
@@ -24,6 +28,8 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import enum
 import importlib
 import uuid
@@ -34,6 +40,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..backend.dialects import translate_error
+from ..errors import QueryError
+from ..schema import UTCDateTime, unwrap_annotated, unwrap_optional
 from ..backend.transaction import read_connection
 from ..validation import collector_paused
 from .display import RecordList
@@ -58,7 +66,7 @@ def iter_chunks(
 ) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
     """Yield ``(field names, rows)`` for each chunk of up to ``chunk_size`` result rows."""
     if chunk_size < 1:
-        raise ValueError("chunk_size must be at least 1")
+        raise QueryError(f"chunk_size must be at least 1, got {chunk_size}")
     stmt = query.select_statement()
     names = _names(query, stmt)
     model = query.model
@@ -92,18 +100,81 @@ def _column(values: Sequence[Any], *, uuid_as_str: bool) -> list[Any]:
     return list(values)
 
 
+_UTC = dt.timezone.utc
+#: One value of each Python type a column can return: an empty frame's column gets the type
+#: a one-row frame of it would have, whatever the DataFrame library's version infers.
+_SAMPLES: dict[type, Any] = {
+    bool: False, int: 0, float: 0.0, str: "", bytes: b"", decimal.Decimal: decimal.Decimal(0),
+    dt.datetime: dt.datetime(2000, 1, 1), dt.date: dt.date(2000, 1, 1), dt.time: dt.time(),
+    dt.timedelta: dt.timedelta(), uuid.UUID: uuid.UUID(int=0),
+}
+
+
+def _is_aware(column: Any) -> bool:
+    kind = getattr(column, "type", None)
+    return isinstance(kind, UTCDateTime) or (
+        isinstance(kind, sa.DateTime) and bool(kind.timezone)
+    )
+
+
+def _sample_of(base: Any, column: Any) -> Any:
+    if not isinstance(base, type):
+        return None
+    if issubclass(base, enum.Enum):
+        return next(iter(base), None)
+    for tp in base.__mro__:
+        if tp in _SAMPLES:
+            if tp is dt.datetime and _is_aware(column):
+                return dt.datetime(2000, 1, 1, tzinfo=_UTC)
+            scale = getattr(column.type, "scale", None)
+            if tp is decimal.Decimal and isinstance(scale, int):
+                return decimal.Decimal(0).scaleb(-scale)
+            return _SAMPLES[tp]
+    return None
+
+
+def _sample(query: Query[Any], name: str, column: Any) -> Any:
+    """A value of the type a selected column holds (None when it cannot be told): by the
+    field's annotation, else (``AwareDatetime``, a reflected column) by the column's type."""
+    finfo = query.model.__ar_info__.field_infos.get(name)
+    if finfo is not None:
+        sample = _sample_of(unwrap_annotated(unwrap_optional(finfo.annotation)[0], []), column)
+        if sample is not None:
+            return sample
+    kind = getattr(column, "type", None)
+    try:  # a TypeDecorator (UTCDateTime) has its impl's Python type
+        return _sample_of(getattr(kind, "impl_instance", kind).python_type, column)
+    except (AttributeError, NotImplementedError):
+        return None
+
+
+def _aware_names(query: Query[Any], stmt: sa.Select[Any]) -> list[str]:
+    return [n for n, c in zip(_names(query, stmt), stmt.selected_columns) if _is_aware(c)]
+
+
 def query_pandas(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     """The result as a pandas DataFrame, built a chunk at a time."""
     pd: Any = importlib.import_module("pandas")
     frames: list[Any] = []
-    names: list[str] = _names(query, query.select_statement())
+    stmt = query.select_statement()
+    names: list[str] = _names(query, stmt)
+    aware = _aware_names(query, stmt)
     for names, rows in iter_chunks(query, chunk_size):
         columns = zip(*rows)
-        frames.append(
-            pd.DataFrame({n: _column(c, uuid_as_str=False) for n, c in zip(names, columns)})
-        )
+        frame = pd.DataFrame({n: _column(c, uuid_as_str=False) for n, c in zip(names, columns)})
+        for name in aware:  # the same instants, in UTC on every backend
+            frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_convert("UTC")
+        frames.append(frame)
     if not frames:
-        return pd.DataFrame({n: [] for n in names})
+        samples = [_sample(query, n, c) for n, c in zip(names, stmt.selected_columns)]
+        return pd.DataFrame(
+            {
+                n: pd.Series(_column([v], uuid_as_str=False)).iloc[:0]
+                if v is not None
+                else pd.Series([], dtype=object)
+                for n, v in zip(names, samples)
+            }
+        )
     if len(frames) == 1:
         return frames[0]
     # A column that was all NULL in one chunk is "object" there; let the concat settle it.
@@ -121,17 +192,26 @@ def query_polars(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     """The result as a polars DataFrame, built a chunk at a time."""
     pl: Any = importlib.import_module("polars")
     frames: list[Any] = []
-    names: list[str] = _names(query, query.select_statement())
+    stmt = query.select_statement()
+    names: list[str] = _names(query, stmt)
+    aware = _aware_names(query, stmt)
     for names, rows in iter_chunks(query, chunk_size):
         columns = zip(*rows)
-        frames.append(
-            pl.DataFrame(
-                [
-                    _polars_series(pl, n, _column(c, uuid_as_str=True))
-                    for n, c in zip(names, columns)
-                ]
-            )
+        frame = pl.DataFrame(
+            [_polars_series(pl, n, _column(c, uuid_as_str=True)) for n, c in zip(names, columns)]
         )
+        for name in aware:  # the same instants, in UTC on every backend
+            if isinstance(frame[name].dtype, pl.Datetime):
+                frame = frame.with_columns(pl.col(name).dt.convert_time_zone("UTC"))
+        frames.append(frame)
     if not frames:
-        return pl.DataFrame(schema=names)
+        samples = [_sample(query, n, c) for n, c in zip(names, stmt.selected_columns)]
+        return pl.DataFrame(
+            [
+                _polars_series(pl, n, _column([v], uuid_as_str=True))[:0]
+                if v is not None
+                else pl.Series(n, [])
+                for n, v in zip(names, samples)
+            ]
+        )
     return pl.concat(frames, how="vertical_relaxed")

@@ -22,7 +22,7 @@ import operator
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from itertools import repeat
-from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import pydantic
 import sqlalchemy as sa
@@ -371,8 +371,10 @@ class ActiveRecord(BaseModel):
         batch_size: int | None = None,
         progress: Any = False,
         upsert: Sequence[str] | None = None,
-    ) -> int:
-        """Insert a pandas or polars DataFrame's rows; return the count.
+        return_records: bool = False,
+    ) -> Any:
+        """Insert a pandas or polars DataFrame's rows; return the count (or, with
+        ``return_records=True``, the inserted records with their keys).
 
         Columns map to fields; NaN/NaT/NA/None become NULL; numpy and pandas scalars become
         Python values. A bad row raises :class:`~activerecord.errors.LoadValidationError`
@@ -380,11 +382,10 @@ class ActiveRecord(BaseModel):
         """
         from .io.dataframes import insert_dataframe
 
-        count: int = insert_dataframe(
+        return insert_dataframe(
             cls, df, columns=columns, validate=validate, batch_size=batch_size,
-            progress=progress, upsert=upsert,
+            progress=progress, upsert=upsert, return_records=return_records,
         )
-        return count
 
     @classmethod
     def load_csv(
@@ -394,13 +395,16 @@ class ActiveRecord(BaseModel):
         columns: Mapping[str, str | None] | None = None,
         delimiter: str = ",",
         encoding: str = "utf-8-sig",
+        empty: Literal["null", "keep"] = "null",
         validate: bool = True,
         batch_size: int | None = None,
         progress: Any = False,
         upsert: Sequence[str] | None = None,
     ) -> int:
         """Stream a CSV file (path or text file, with a header row) into the table; return the
-        count. Errors name the line. See :mod:`activerecord.io.files` for the conversion rules.
+        count. Errors name the line. An empty cell is a missing value (NULL in an optional
+        field); ``empty="keep"`` keeps it as ``""`` in text fields. See
+        :mod:`activerecord.io.files` for the conversion rules.
 
         >>> import io, activerecord
         >>> class Town(ActiveRecord):
@@ -415,7 +419,7 @@ class ActiveRecord(BaseModel):
         from .io.files import load_csv
 
         return load_csv(
-            cls, source, columns=columns, delimiter=delimiter, encoding=encoding,
+            cls, source, columns=columns, delimiter=delimiter, encoding=encoding, empty=empty,
             validate=validate, batch_size=batch_size, progress=progress, upsert=upsert,
         )
 

@@ -167,7 +167,7 @@ def test_progress_bar_and_quiet_mode(fresh, capsys):
     df = pl.DataFrame({"i": list(range(120))})
     IoOdd.insert_dataframe(df, batch_size=50, progress=True)
     bar = capsys.readouterr().err
-    assert "load IoOdd" in bar and "120/120" in bar and "rows/s" in bar
+    assert "load io_odd" in bar and "120/120" in bar and "rows/s" in bar
     IoOdd.insert_dataframe(df, batch_size=50)
     assert capsys.readouterr().err == ""
     assert IoOdd.query().count() == 240
@@ -284,7 +284,7 @@ def test_csv_malformed_line_after_the_first_chunks_writes_nothing(db, fresh, tmp
 def test_csv_empty_cells(db, fresh):
     fresh(IoPerson)
     text = "name,email,age,score,born\n,e1@x,,,\n"
-    assert IoPerson.load_csv(io.StringIO(text)) == 1
+    assert IoPerson.load_csv(io.StringIO(text), empty="keep") == 1
     p = IoPerson.query().one()
     assert (p.name, p.age, p.score, p.born) == ("", None, 0, None)  # text, NULL, default, NULL
 

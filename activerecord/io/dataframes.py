@@ -39,7 +39,8 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .loader import load_rows, map_names
+from ..errors import QueryError
+from .loader import check_required, load_rows, map_names
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -129,10 +130,16 @@ def dataframe_rows(
     *,
     columns: Mapping[str, str | None] | None = None,
     slice_rows: int = SLICE_ROWS,
+    required: bool = True,
 ) -> Iterator[dict[str, Any]]:
-    """Yield the frame's rows as dicts keyed by field name (converted a slice at a time)."""
+    """Yield the frame's rows as dicts keyed by field name (converted a slice at a time).
+
+    With ``required``, a frame lacking a column for a required field is refused as a whole.
+    """
     library = _library(df)
     names = map_names(model, list(df.columns), columns, source="DataFrame")
+    if required:
+        check_required(model, names, source="the DataFrame")
     keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
     fields = [fname for _, fname in keep]
     for start in range(0, len(df), slice_rows):
@@ -166,7 +173,7 @@ def insert_dataframe(
     in a :class:`~activerecord.errors.LoadValidationError`.
     """
     if not is_dataframe(df):
-        raise TypeError(f"expected a pandas or polars DataFrame, got {type(df).__name__}")
+        raise QueryError(f"expected a pandas or polars DataFrame, got {type(df).__name__}")
     index = df.index if _library(df) == "pandas" else None
 
     def locate(i: int) -> Any:
@@ -174,7 +181,7 @@ def insert_dataframe(
 
     return load_rows(
         model,
-        dataframe_rows(model, df, columns=columns),
+        dataframe_rows(model, df, columns=columns, required=validate),
         locate=locate,
         unit="row",
         source="DataFrame",

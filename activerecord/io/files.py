@@ -7,9 +7,10 @@ validation) are held. A file ending in ``.gz`` is decompressed on the fly.
 Values are converted by the model's own pydantic validation (``"42"`` → ``42``,
 ``"2024-05-01"`` → a date, ``"true"`` → ``True``). In a CSV, where every value is text:
 
-* an **empty cell** in a text field (``str``, ``bytes``) stays an empty string; in any other
-  field it means NULL when the field is optional, else the field's default when it has one,
-  else it is reported as invalid;
+* an **empty cell** is a missing value (``empty="null"``, the default, as pandas reads it):
+  NULL when the field is optional, else the field's default when it has one, else it is
+  reported as invalid. With ``empty="keep"`` an empty cell in a text field (``str``,
+  ``bytes``) is the empty string instead; other fields are as with ``"null"``;
 * a cell of a JSON field (``dict``/``list``) is parsed as JSON.
 
 (``validate=False`` skips the model's validation, so values reach the database as read.)
@@ -47,20 +48,26 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from operator import itemgetter
-from typing import IO, TYPE_CHECKING, Any, get_origin
+from typing import IO, TYPE_CHECKING, Any, Literal, get_origin
 
-from ..errors import FileFormatError
+from ..errors import FileFormatError, QueryError
 from ..schema import unwrap_annotated, unwrap_optional
-from .loader import load_rows, map_names
+from .loader import check_required, load_rows, map_names
 from .progress import Progress
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["Source", "load_csv", "load_jsonl", "read_csv", "read_jsonl"]
+__all__ = [
+    "EMPTY", "Empty", "Source", "load_csv", "load_jsonl", "load_source", "read_csv", "read_jsonl",
+]
 
 #: A path, or an open text file (anything iterating over lines).
 Source = str | os.PathLike[str] | IO[str]
+#: What an empty CSV cell is: a missing value (``"null"``) or, in a text field, ``""``.
+Empty = Literal["null", "keep"]
+#: The choices of ``empty=``, the first the default (the command line offers the same).
+EMPTY: tuple[Empty, ...] = ("null", "keep")
 
 _OMIT = object()
 
@@ -111,20 +118,21 @@ def _open(source: Source, encoding: str) -> Iterator[IO[str]]:
             yield f
 
 
-def _blank_value(model: type[ActiveRecord], fname: str) -> Any:
+def _blank_value(model: type[ActiveRecord], fname: str, empty: Empty) -> Any:
     """What an empty CSV cell means for a field (see the module docs)."""
     finfo = model.__ar_info__.field_infos[fname]
     base, optional = unwrap_optional(finfo.annotation)
     base = unwrap_annotated(base, [])
-    if isinstance(base, type) and issubclass(base, (str, bytes)) and not issubclass(
+    text = isinstance(base, type) and issubclass(base, (str, bytes)) and not issubclass(
         base, enum.Enum
-    ):
+    )
+    if text and empty == "keep":
         return ""
     if optional:
         return None
     if not finfo.is_required():
         return _OMIT
-    return ""
+    return None if text else ""  # validation reports it, with the line
 
 
 def _is_json(model: type[ActiveRecord], fname: str) -> bool:
@@ -149,11 +157,14 @@ def read_csv(
     source: str,
     columns: Mapping[str, str | None] | None = None,
     delimiter: str = ",",
+    empty: Empty = "null",
+    required: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield a CSV's records as dicts keyed by field name, noting each one's line.
 
     A row is zipped with the field names in one call; only a row with an empty cell, or a
     JSON field, takes a second look (an empty cell means what :func:`_blank_value` says).
+    With ``required``, a header lacking a column for a required field is refused at once.
     """
     reader = csv.reader(f, delimiter=delimiter, strict=True)
     try:
@@ -162,10 +173,12 @@ def read_csv(
             header = next(reader)
         header[0] = header[0].lstrip("\ufeff")  # a byte order mark read as text
         names = map_names(model, header, columns, source=source)
+        if required:
+            check_required(model, names, source=source)
         keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
         fnames = [fname for _, fname in keep]
         positions = [pos for pos, _ in keep]
-        blanks = {fname: _blank_value(model, fname) for fname in fnames}
+        blanks = {fname: _blank_value(model, fname, empty) for fname in fnames}
         json_fields = [fname for fname in fnames if _is_json(model, fname)]
         pick: Callable[[list[str]], Sequence[str]] | None = None
         if positions != list(range(len(header))):  # some columns dropped or reordered
@@ -253,7 +266,7 @@ def read_jsonl(
         raise FileFormatError(f"not valid text: {exc}", path=source, line=number + 1) from exc
 
 
-def _load(
+def load_source(
     model: type[ActiveRecord],
     source: Source,
     read: Callable[..., Iterator[dict[str, Any]]],
@@ -263,8 +276,11 @@ def _load(
     batch_size: int | None,
     progress: Progress,
     upsert: Sequence[str] | None,
+    on_upsert: Callable[[Any], Any] | None = None,
     **options: Any,
 ) -> int:
+    """Load a file with ``read`` (:func:`read_csv` or :func:`read_jsonl`); the shared body of
+    :func:`load_csv`, :func:`load_jsonl` and the command line (which takes ``on_upsert``)."""
     name = _name(source)
     lines = LineMap()
     with _open(source, encoding) as f:
@@ -279,6 +295,7 @@ def _load(
             batch_size=batch_size,
             progress=progress,
             upsert=upsert,
+            on_upsert=on_upsert,
         )
     return count
 
@@ -290,6 +307,7 @@ def load_csv(
     columns: Mapping[str, str | None] | None = None,
     delimiter: str = ",",
     encoding: str = "utf-8-sig",
+    empty: Empty = "null",
     validate: bool = True,
     batch_size: int | None = None,
     progress: Progress = False,
@@ -298,12 +316,35 @@ def load_csv(
     """Stream a CSV file (with a header row) into the model's table; return the row count.
 
     ``columns`` renames (``{"E-mail": "email"}``) or drops (``{"notes": None}``) header
-    names; ``upsert=("email",)`` updates rows whose key exists instead of failing.
+    names; ``upsert=("email",)`` updates rows whose key exists instead of failing. An empty
+    cell is a missing value (NULL in an optional field); ``empty="keep"`` keeps it as ``""``
+    in text fields.
+
+    >>> import io, activerecord
+    >>> from activerecord import ActiveRecord
+    >>> class Note(ActiveRecord):
+    ...     __table_name__ = "doc_notes"
+    ...     id: int | None = None
+    ...     text: str | None = None
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Note.create_table()
+    >>> load_csv(Note, io.StringIO("id,text\\n1,\\n")), load_csv(
+    ...     Note, io.StringIO("id,text\\n2,\\n"), empty="keep")
+    (1, 1)
+    >>> [n.text for n in Note.query().order_by("id")]
+    [None, '']
     """
-    return _load(
+    return load_source(
         model, source, read_csv, encoding=encoding, validate=validate, batch_size=batch_size,
         progress=progress, upsert=upsert, columns=columns, delimiter=delimiter,
+        empty=_check_empty(empty), required=validate,
     )
+
+
+def _check_empty(empty: Any) -> Empty:
+    if empty not in EMPTY:
+        raise QueryError(f"empty must be one of {', '.join(map(repr, EMPTY))}, not {empty!r}")
+    return empty  # type: ignore[no-any-return]
 
 
 def load_jsonl(
@@ -330,7 +371,7 @@ def load_jsonl(
     >>> load_jsonl(Hit, io.StringIO('{"path": "/"}\\n{"path": "/a"}\\n'))
     2
     """
-    return _load(
+    return load_source(
         model, source, read_jsonl, encoding=encoding, validate=validate, batch_size=batch_size,
         progress=progress, upsert=upsert, columns=columns,
     )

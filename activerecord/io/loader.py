@@ -28,14 +28,16 @@ from ..errors import (
     DatabaseError,
     FileFormatError,
     LoadValidationError,
+    QueryError,
     UnknownColumnError,
+    ValidationError,
 )
 from .progress import Progress, progress_callback
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["field_of", "load_rows", "map_names"]
+__all__ = ["check_required", "field_of", "load_rows", "map_names"]
 
 
 def map_names(
@@ -61,7 +63,15 @@ def map_names(
                 continue
         else:
             target = key if isinstance(key, str) else str(key)
-        fname = field_of(model, target, source)
+        try:
+            fname = field_of(model, target, source)
+        except UnknownColumnError as error:
+            if columns is None or key not in columns:  # say how to load or skip it
+                error.args = (
+                    f"{error.args[0]}; map it to a field with columns={{{key!r}: 'field'}} "
+                    f"or drop it with columns={{{key!r}: None}}",
+                )
+            raise
         if fname in seen:
             raise FileFormatError(
                 f"columns {seen[fname]!r} and {name!r} both load field {fname!r}", path=source
@@ -71,14 +81,49 @@ def map_names(
     return out
 
 
-def field_of(model: type[ActiveRecord], name: str, source: str) -> str:
-    """The field loading a source column: by field name, else by the table's column name."""
+def check_required(
+    model: type[ActiveRecord], fields: Sequence[str | None], *, source: str
+) -> None:
+    """Refuse, once for the whole source, a header that lacks a required field.
+
+    Without this every row would fail on its own (``island: Field required ... and 324
+    more``): the column is what is missing, so the error names it.
+    """
     info = model.__ar_info__
-    if name in info.columns:
-        return name
+    given = set(fields)
+    missing = [
+        fname for fname, finfo in info.field_infos.items()
+        if finfo.is_required() and fname not in given
+    ]
+    if not missing:
+        return
+    names = ", ".join(repr(info.columns[f].name) if f in info.columns else repr(f) for f in missing)
+    plural = "s" if len(missing) > 1 else ""
+    example = f"columns={{'<column>': {missing[0]!r}}}"
+    raise ValidationError(
+        f"{info.model_name}: {source} has no column for the required field{plural} {names}; "
+        f"nothing was written (add it, or map a column to it with {example})",
+        model=info.model_name,
+        errors=[
+            {"loc": (fname,), "msg": "Field required", "type": "missing", "input": None}
+            for fname in missing
+        ],
+    )
+
+
+def field_of(model: type[ActiveRecord], name: str, source: str) -> str:
+    """The field loading a source column: by the table's column name, else by field name.
+
+    An exact column name wins: on a reflected table with columns ``"first name"`` and
+    ``first_name``, the header ``first_name`` is the second column, whatever the fields are
+    called.
+    """
+    info = model.__ar_info__
     for fname, column in info.columns.items():
         if column.name == name:
             return fname
+    if name in info.columns:
+        return name
     error = UnknownColumnError(name, info.model_name, info.fields)
     error.args = (f"{source}: {error.args[0]}",)
     raise error
@@ -97,20 +142,26 @@ def load_rows(
     progress: Progress = False,
     upsert: Sequence[str] | None = None,
     return_records: bool = False,
+    on_upsert: Callable[[Any], Any] | None = None,
 ) -> Any:
     """Insert (or upsert on the ``upsert`` key) dict rows; map errors to ``locate(index)``.
 
-    Returns the number of rows, or the inserted records with ``return_records``.
+    Returns the number of rows, or the inserted records with ``return_records``;
+    ``on_upsert`` receives an upsert's :class:`~activerecord.upsert.UpsertResult`.
     """
-    callback, close = progress_callback(progress, total=total, desc=f"load {model.__name__}")
+    # The table, not the class: a model built on a reflected table has a made-up name.
+    callback, close = progress_callback(
+        progress, total=total, desc=f"load {model.__ar_info__.table.name}"
+    )
     try:
         if upsert:
             from .upsert import upsert_rows
 
             if return_records:
-                raise ValueError("return_records is not supported with upsert")
+                raise QueryError("return_records is not supported with upsert")
             return upsert_rows(
-                model, rows, upsert, validate=validate, batch_size=batch_size, progress=callback
+                model, rows, upsert, validate=validate, batch_size=batch_size, progress=callback,
+                on_result=on_upsert,
             )
         return model.batch_insert_from_dicts(
             rows,

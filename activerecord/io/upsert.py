@@ -36,6 +36,7 @@ from .loader import field_of
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
+    from ..upsert import UpsertResult
 
 __all__ = ["check_upsert_key", "upsert_rows"]
 
@@ -61,8 +62,13 @@ def upsert_rows(
     validate: bool = True,
     batch_size: int | None = None,
     progress: Callable[[int], Any] | None = None,
+    on_result: Callable[[UpsertResult], Any] | None = None,
 ) -> int:
-    """Insert the dict rows, updating those whose ``key`` exists; return the rows processed."""
+    """Insert the dict rows, updating those whose ``key`` exists; return the rows processed.
+
+    ``on_result`` receives the :class:`~activerecord.upsert.UpsertResult` (rows inserted,
+    updated and unchanged), for the command line's summary.
+    """
     from ..upsert import batch_upsert
 
     fields = check_upsert_key(model, key)
@@ -70,4 +76,6 @@ def upsert_rows(
         model, rows, conflict=fields, validate=validate, batch_size=batch_size,
         progress=progress or False,
     )
+    if on_result is not None:
+        on_result(result)
     return result.total

@@ -4,7 +4,9 @@ Neither library is a dependency of activerecord: each is imported only when a Da
 that kind is passed (``pip install 'activerecord[dataframes]'``). Conversion rules:
 
 * DataFrame column names map to fields (or column names); ``columns={"src": "field"}``
-  renames, ``{"src": None}`` drops a column; any other name is an UnknownColumnError.
+  renames, ``{"src": None}`` drops a column; any other name is an UnknownColumnError (which
+  says how to map or drop it). A frame without a column for a required field is refused
+  once, naming the field (a ValidationError), before any row is converted.
 * ``NaN``, ``NaT``, ``pd.NA`` and ``None`` (polars nulls and NaN) become NULL.
 * numpy and pandas scalars become Python values: ``np.int64`` → ``int``, ``np.float32`` →
   ``float``, ``pd.Timestamp`` → ``datetime`` (keeping its time zone), ``np.datetime64`` →

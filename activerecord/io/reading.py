@@ -40,9 +40,9 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..backend.dialects import translate_error
+from ..backend.transaction import read_connection
 from ..errors import QueryError
 from ..schema import UTCDateTime, unwrap_annotated, unwrap_optional
-from ..backend.transaction import read_connection
 from ..validation import collector_paused
 from .display import RecordList
 
@@ -141,7 +141,7 @@ def _sample(query: Query[Any], name: str, column: Any) -> Any:
         sample = _sample_of(unwrap_annotated(unwrap_optional(finfo.annotation)[0], []), column)
         if sample is not None:
             return sample
-    kind = getattr(column, "type", None)
+    kind: Any = getattr(column, "type", None)
     try:  # a TypeDecorator (UTCDateTime) has its impl's Python type
         return _sample_of(getattr(kind, "impl_instance", kind).python_type, column)
     except (AttributeError, NotImplementedError):

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import keyword
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import sqlalchemy as sa
 from pydantic import Field
@@ -57,7 +57,7 @@ def model_for_table(name: str, database: str = DEFAULT, *, schema: str | None = 
         table = sa.Table(
             name,
             sa.MetaData(),
-            autoload_with=inspector,  # its cache: the columns are not read twice
+            autoload_with=cast(Any, inspector),  # its cache: the columns are read once
             schema=schema,
             listeners=[("column_reflect", key_column)],
         )

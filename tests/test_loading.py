@@ -20,6 +20,7 @@ from pydantic import AwareDatetime, Field
 import activerecord
 from activerecord import (
     ActiveRecord,
+    DatabaseConnectionError,
     LoadValidationError,
     QueryError,
     UnknownColumnError,
@@ -219,6 +220,16 @@ def test_cli_connection_failures_are_one_line_and_exit_2(db, backend, tmp_path, 
             out = capsys.readouterr()
             assert out.err.startswith("error: ") and out.err.count("\n") == 1, out.err
             assert "Traceback" not in out.err and out.out == ""
+
+
+def test_a_refused_connection_is_a_connection_error(backend):
+    for url in _unreachable_urls(backend):
+        database = activerecord.connect(url, name="ld_unreachable")
+        try:
+            with pytest.raises(DatabaseConnectionError, match="cannot connect"):
+                database.facts  # noqa: B018 - connects
+        finally:
+            activerecord.disconnect("ld_unreachable")
 
 
 def test_cli_a_url_without_a_supported_driver_names_the_one_to_use(tmp_path, capsys):

@@ -20,7 +20,13 @@ from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.pool import StaticPool
 
-from ..errors import ConfigurationError, NotConnectedError, PoolTimeoutError
+from ..errors import (
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseError,
+    NotConnectedError,
+    PoolTimeoutError,
+)
 from ..log import before_cursor_execute
 from .dialects import DialectFacts, driver_hint, translate_error
 
@@ -74,7 +80,11 @@ def _connect_errors(db: Database) -> Iterator[None]:
             f"no free connection in the pool of database {db.name!r}: {exc}", orig=exc
         ) from exc
     except sa_exc.DBAPIError as exc:
-        raise translate_error(exc, context="cannot connect") from exc
+        error = translate_error(exc, context="cannot connect")
+        if type(error) is DatabaseError:  # a refused login, an unknown database: no code of
+            # its own, but the connection is what failed
+            error = DatabaseConnectionError(str(error), orig=error.orig)
+        raise error from exc
 
 
 def checkout(db: Database) -> sa.Connection:

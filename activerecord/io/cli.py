@@ -57,7 +57,10 @@ def add_parser(commands: Any) -> None:
         "Exit codes: 0 loaded, 1 data refused, 2 usage or configuration error.",
     )
     load.add_argument("file", help="the file (.csv, .tsv, .jsonl, .ndjson; optionally .gz)")
-    load.add_argument("--url", required=True, help="database URL (SQLAlchemy form)")
+    load.add_argument(
+        "--url", required=True,
+        help="database URL: postgresql+psycopg://..., mysql+pymysql://..., sqlite:///file.db",
+    )
     target = load.add_mutually_exclusive_group(required=True)
     target.add_argument("--table", help="an existing table")
     target.add_argument("--model", help="a model class, as package.module:Class")

@@ -39,6 +39,7 @@ from sqlalchemy.sql import visitors
 
 from ..backend.dialects import bind_processor
 from ..errors import QueryError
+from ..query.conditions import rebind
 from ..query.expression import Excluded
 from .shape import positional
 
@@ -88,34 +89,37 @@ class MergeSpec:
         return cls(tuple(values.items()), tuple(incoming), tuple(scalars), revive, skip_deleted)
 
 
-def _refs(style: str, columns: Sequence[sa.Column[Any]], nrows: int) -> list[Any]:
-    """Row-value references: bound parameters or the columns of a derived row source."""
+def _refs(
+    style: str, columns: Sequence[sa.Column[Any]], nrows: int
+) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], tuple[int, Any]]]]:
+    """Row-value references (bound parameters or the columns of a derived row source), and
+    each parameter made with its slot: ``(0, i)``, row value ``i`` (the rows laid end to end)."""
+    width = len(columns)
     if style == "executemany":
-        return [sa.bindparam(f"r0_{j}", type_=c.type) for j, c in enumerate(columns)]
+        binds = [sa.bindparam(f"r0_{j}", type_=c.type) for j, c in enumerate(columns)]
+        return list(binds), [(b, (0, j)) for j, b in enumerate(binds)]
     if style == "unnest":
         arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
-        names = [f"c{j}" for j in range(len(columns))]
+        names = [f"c{j}" for j in range(width)]
         source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
-        return [source.c[n] for n in names]
+        return [source.c[n] for n in names], [(b, (0, j)) for j, b in enumerate(arrays)]
+    rows = [
+        [sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns)]
+        for i in range(nrows)
+    ]
+    made = [(b, (0, i * width + j)) for i, row in enumerate(rows) for j, b in enumerate(row)]
     if style == "values":
         values = sa.values(
             *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name="v"
-        ).data([
-            tuple(sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns))
-            for i in range(nrows)
-        ])
-        return [values.c[f"c{j}"] for j in range(len(columns))]
+        ).data([tuple(row) for row in rows])
+        return [values.c[f"c{j}"] for j in range(width)], made
     if style == "union":
         selects = [
             # Every row labelled alike, so one row's text repeats (see MergePlan.compile).
-            sa.select(*[
-                sa.bindparam(f"r{i}_{j}", type_=c.type).label(f"c{j}")
-                for j, c in enumerate(columns)
-            ])
-            for i in range(nrows)
+            sa.select(*[b.label(f"c{j}") for j, b in enumerate(row)]) for row in rows
         ]
         derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery("v")
-        return [derived.c[f"c{j}"] for j in range(len(columns))]
+        return [derived.c[f"c{j}"] for j in range(width)], made
     raise QueryError(f"unknown batch update style {style!r}")
 
 
@@ -139,9 +143,23 @@ def merge_statement(
     ``binary_text`` compares strings byte for byte (see :attr:`~activerecord.backend.dialects.
     DialectFacts.text_compare_binary`).
     """
+    return _merge_statement(model, spec, style, nrows, binary_text=binary_text)[0]
+
+
+def _merge_statement(
+    model: type[ActiveRecord], spec: MergeSpec, style: str, nrows: int, *,
+    binary_text: bool = False,
+) -> tuple[sa.Update, dict[str, tuple[sa.BindParameter[Any], tuple[int, Any]]]]:
+    """The statement, and for each parameter it holds that we made: the object and its slot.
+
+    The slots come from the objects made here, never from reading parameter names: a user's
+    constant may be named after its column (``r1_1`` for ``col("r1") + 1``). User constants
+    are given names of ours too (``k0``...), so no name of theirs meets ours.
+    """
     info = model.__ar_info__
-    fields = [*info.pk_fields, *spec.incoming]
-    refs = _refs(style, [info.columns[f] for f in fields], nrows)
+    columns = [info.columns[f] for f in (*info.pk_fields, *spec.incoming)]
+    refs, made = _refs(style, columns, nrows)
+    ours = {bind.key: (bind, where) for bind, where in made}
     nkeys = len(info.pk_fields)
     ref_of = dict(zip(spec.incoming, refs[nkeys:]))
 
@@ -151,16 +169,24 @@ def merge_statement(
         if isinstance(element, sa.ColumnClause) and element.table is None:
             if not getattr(element, "is_literal", False):
                 return info.column(element.name)
+        if isinstance(element, sa.TextClause):
+            return element  # its parameters are named in its text; they stay constants
+        if isinstance(element, sa.BindParameter):
+            if element.callable is not None or (element.required and element.value is None):
+                raise QueryError(
+                    f"batch_upsert of {info.model_name}: parameter {element.key!r} has no value"
+                )
+            key = f"k{len(ours)}"
+            constant = sa.bindparam(key, element.effective_value, type_=element.type)
+            ours[key] = (constant, (2, None))
+            return constant
         return None
 
     values: dict[str, Any] = {}
     changed: list[Any] = []
     for fname, value in spec.values:
         column = info.columns[fname]
-        if value is None:
-            new = ref_of[fname]
-        else:
-            new = visitors.replacement_traverse(value, {}, bind_names)  # type: ignore[call-overload]
+        new = ref_of[fname] if value is None else rebind(value, bind_names)
         values[fname] = new
         changed.append(_comparable(column, column.type, binary_text).is_distinct_from(
             _comparable(new, column.type, binary_text)
@@ -172,11 +198,14 @@ def merge_statement(
         changed += model._scope_criteria("only_deleted")
     criteria.append(sa.or_(*changed) if len(changed) > 1 else changed[0])
     for j, fname in enumerate(spec.scalars):
-        values[fname] = sa.bindparam(f"s{j}", type_=info.columns[fname].type)
+        scalar = sa.bindparam(f"s{j}", type_=info.columns[fname].type)
+        ours[scalar.key] = (scalar, (1, j))
+        values[fname] = scalar
     lock = model._lock_field()
     if lock is not None and lock not in values:
         values[lock] = info.columns[lock] + sa.literal_column("1", sa.Integer)
-    return sa.update(info.table).where(*criteria).values(info.by_column(values))
+    stmt = sa.update(info.table).where(*criteria).values(info.by_column(values))
+    return stmt, ours
 
 
 @dataclass(frozen=True)
@@ -242,20 +271,19 @@ class MergePlan:
         cls, model: type[ActiveRecord], spec: MergeSpec, style: str, nrows: int,
         dialect: sa.Dialect, binary_text: bool,
     ) -> MergePlan:
-        stmt = merge_statement(model, spec, style, nrows, binary_text=binary_text)
+        stmt, ours = _merge_statement(model, spec, style, nrows, binary_text=binary_text)
         compiled = stmt.compile(dialect=dialect)
         width = len(model.__ar_info__.pk_fields) + len(spec.incoming)
         procs = compiled._bind_processors
 
         def slot(name: str) -> tuple[int, Any]:
-            head, _, rest = name.partition("_")
-            if name.startswith("s") and name[1:].isdigit():
-                return (1, int(name[1:]))
-            if style == "unnest" and name.startswith("a") and name[1:].isdigit():
-                return (0, int(name[1:]))
-            if head.startswith("r") and head[1:].isdigit() and rest.isdigit():
-                return (0, int(head[1:]) * width + int(rest))
-            value = compiled.binds[name].effective_value
+            bind = compiled.binds[name]
+            mine = ours.get(bind.key)
+            if mine is not None and mine[0] is not bind:
+                mine = None  # (SQLAlchemy's conflict check makes this unreachable)
+            if mine is not None and mine[1][0] != 2:
+                return mine[1]
+            value = bind.effective_value
             proc: Any = procs.get(name)
             return (2, proc(value) if proc is not None else value)
 
@@ -265,6 +293,10 @@ class MergePlan:
             else list(dict.fromkeys(compiled.bind_names.values()))
         )
         slots = tuple(slot(n) for n in names)
+        rows = 1 if style == "unnest" else nrows
+        found = sorted({v for kind, v in slots if kind == 0})
+        if found != list(range(width * rows)):  # every row value placed, and only those
+            raise QueryError(f"internal: the merge plan of {model.__name__} lost row values")
         return cls(str(compiled), slots, None if positions is not None else tuple(names),
                    style, width)
 

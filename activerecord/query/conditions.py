@@ -18,18 +18,18 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql import operators, visitors
+from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
 
 from ..errors import QueryError, UnknownColumnError
 from ..meta import ModelInfo
 from .expression import Expression, fragment
 
-__all__ = ["check_names", "condition", "value_clause"]
+__all__ = ["check_names", "condition", "rebind", "value_clause"]
 
 
 def check_names(info: ModelInfo, clause: Any) -> None:
@@ -53,6 +53,25 @@ def value_clause(info: ModelInfo, value: Any) -> Any:
     return value
 
 
+def rebind(clause: Any, replace: Callable[[Any], Any]) -> Any:
+    """``clause`` with elements swapped by ``replace`` (None: keep and look inside), and every
+    ``+`` built again over the swapped operands.
+
+    SQLAlchemy picks an operator's meaning when the expression is built: ``col("s") +
+    col("t")`` is built over typeless columns and so means numeric addition. Built again over
+    the model's real columns, ``+`` on strings is concatenation, as in Python.
+    """
+
+    def swap(element: Any) -> Any:
+        if isinstance(element, BinaryExpression) and element.operator is operators.add:
+            left = visitors.replacement_traverse(element.left, {}, swap)  # type: ignore[call-overload]
+            right = visitors.replacement_traverse(element.right, {}, swap)  # type: ignore[call-overload]
+            return left + right
+        return replace(element)
+
+    return visitors.replacement_traverse(clause, {}, swap)  # type: ignore[call-overload]
+
+
 def _resolve_table_less(info: ModelInfo, clause: Any) -> Any:
     """Bind ``col("x")`` references to the model's real column so they render qualified."""
 
@@ -62,7 +81,7 @@ def _resolve_table_less(info: ModelInfo, clause: Any) -> Any:
                 return info.column(element.name)
         return None
 
-    return visitors.replacement_traverse(clause, {}, replace)  # type: ignore[call-overload]
+    return rebind(clause, replace)
 
 
 def condition(info: ModelInfo, cond: Any, params: tuple[Any, ...]) -> ColumnElement[bool]:

@@ -136,8 +136,11 @@ class _Updates:
         self.revive = revive and self.soft
         fixed = {f for f in (*info.pk_fields, *key.fields, *([self.lock] if self.lock else []))}
         automatic = set(model._insert_defaults()) | set(update_defaults) | set(restore)
+        # Set by inserts only (TimestampMixin's created_at): a row's own value for one is for
+        # the insert, and the default update never moves it (update=["created_at"] does).
+        insert_only = set(model._insert_defaults()) - set(model._update_defaults())
         #: Fields a dict row may update when it gives them (update=None).
-        self.updatable = tuple(f for f in info.fields if f not in fixed)
+        self.updatable = tuple(f for f in info.fields if f not in fixed and f not in insert_only)
         self.fixed: dict[str, Any] | None = None
         if update is None:
             self.instance_fields = {f: None for f in self.updatable if f not in automatic}

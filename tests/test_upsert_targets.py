@@ -4,12 +4,14 @@ named and composite keys declared with ``__table_args__``, and ``created_at`` le
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from pydantic import Field
 
 from activerecord import (
     ActiveRecord,
+    TimestampMixin,
     UpsertResult,
     col,
     excluded,
@@ -93,3 +95,30 @@ def test_plus_on_strings_concatenates_in_query_update(db, fresh):
     Note.batch_insert([Note(s="10", t="20")])
     Note.query().update({"s": col("s") + col("t"), "t": col("t") + "!"}, all_rows=True)
     assert [(n.s, n.t) for n in Note.query()] == [("1020", "20!")]
+
+
+class Stamped(TimestampMixin, ActiveRecord):
+    __table_name__ = "upt_stamped"
+
+    id: int | None = None
+    n: int = 0
+
+
+def test_default_update_never_overwrites_created_at(db, fresh):
+    fresh(Stamped)
+    born = dt.datetime(2000, 1, 2, 3, 4, 5)
+    Stamped.batch_insert([Stamped(id=1, n=1, created_at=born), Stamped(id=2, n=1, created_at=born)])
+    later = dt.datetime(2020, 1, 1)
+    rows = [{"id": 1, "n": 2, "created_at": later}, {"id": 3, "n": 3, "created_at": later}]
+    assert Stamped.batch_upsert(rows) == UpsertResult(inserted=1, updated=1)
+    records = [Stamped(id=2, n=5, created_at=later)]
+    assert Stamped.batch_upsert(records) == UpsertResult(updated=1)
+    assert records[0].created_at == born  # the stored value, read back
+    got = {s.id: (s.n, s.created_at) for s in Stamped.query()}
+    assert got == {1: (2, born), 2: (5, born), 3: (3, later)}  # a new row keeps its own
+    assert got[1][0] == 2 and Stamped.find(1).updated_at > born
+    # Asked for by name, created_at is written.
+    assert Stamped.batch_upsert([{"id": 1, "created_at": later}], update=["created_at"]) == (
+        UpsertResult(updated=1)
+    )
+    assert Stamped.find(1).created_at == later

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
+from sqlalchemy.sql.schema import ColumnCollectionConstraint, SchemaItem
 
 from .errors import SchemaError, UnknownColumnError
 from .schema import Col, column_for_field, column_type, unwrap_annotated, unwrap_optional
@@ -71,7 +72,13 @@ class ModelInfo:
             if not finfo.exclude
         }
         existing = model.__dict__.get("__table__")
+        table_args = model.__dict__.get("__table_args__")
         if isinstance(existing, sa.Table):
+            if table_args is not None:
+                raise SchemaError(
+                    f"{name}: __table_args__ applies to a table the model declares; add "
+                    f"constraints and indexes to the existing table {existing.name!r} instead"
+                )
             table = existing
             columns = _match_existing(name, table, field_infos)
         else:
@@ -88,9 +95,15 @@ class ModelInfo:
                 )
                 for fname, finfo in field_infos.items()
             }
+            items, options = _table_args(name, table_args)
             if table_name in metadata.tables:
                 metadata.remove(metadata.tables[table_name])  # a redefined class replaces it
-            table = sa.Table(table_name, metadata, *columns.values())
+            table = sa.Table(table_name, metadata, *columns.values(), *items, **options)
+            for fname in _keyed_by(items, columns, field_infos):  # MySQL cannot key a TEXT
+                columns[fname].type = column_for_field(
+                    name, fname, field_infos[fname], primary_key=columns[fname].primary_key,
+                    keyed=True,
+                ).type
         pk_fields = tuple(f for f, c in columns.items() if c.primary_key)
         if not pk_fields:
             raise SchemaError(
@@ -192,6 +205,51 @@ class ModelInfo:
             adapter = TypeAdapter(tp)
             self._adapters[fname] = adapter
         return adapter
+
+
+def _table_args(model_name: str, args: Any) -> tuple[list[SchemaItem], dict[str, Any]]:
+    """``__table_args__`` as SQLAlchemy's declarative takes it: a tuple of constraints and
+    indexes, optionally ending with a dict of ``Table`` options, or that dict alone."""
+    if args is None:
+        return [], {}
+    if isinstance(args, Mapping):
+        return [], dict(args)
+    if not isinstance(args, (tuple, list)):
+        raise SchemaError(
+            f"{model_name}.__table_args__ must be a tuple of constraints and indexes (and "
+            f"optionally a dict of Table options last), not {type(args).__name__}"
+        )
+    items = list(args)
+    options: dict[str, Any] = {}
+    if items and isinstance(items[-1], Mapping):
+        options = dict(items.pop())
+    for item in items:
+        if not isinstance(item, SchemaItem) or isinstance(item, sa.Column):
+            raise SchemaError(
+                f"{model_name}.__table_args__: {item!r} is not a constraint or index (declare "
+                "columns as fields)"
+            )
+    return items, options
+
+
+def _keyed_by(
+    items: list[SchemaItem], columns: dict[str, sa.Column[Any]],
+    field_infos: dict[str, FieldInfo],
+) -> list[str]:
+    """Fields mapped to unbounded text by default that a table-args key or index covers."""
+    covered: list[str] = []
+    for item in items:
+        if isinstance(item, (ColumnCollectionConstraint, sa.Index)):
+            for column in item.columns:
+                fname = column.key
+                explicit = any(
+                    isinstance(m, Col) and m.type is not None
+                    for m in field_infos[fname].metadata
+                ) if fname in field_infos else True
+                if (columns.get(fname) is column and not explicit
+                        and type(column.type) is sa.Text and fname not in covered):
+                    covered.append(fname)
+    return covered
 
 
 def _match_existing(

@@ -59,14 +59,29 @@ class ActiveRecord(BaseModel):
     """Base class of models. Subclass it, declare fields, name the table.
 
     Class attributes: ``__table_name__`` (default: plural snake case of the class name),
-    ``__table__`` (an existing ``sqlalchemy.Table`` to sit on instead), ``__database__`` (the
-    name given to :func:`activerecord.connect`), ``__metadata__``, ``__abstract__``.
+    ``__table_args__`` (constraints and indexes of the declared table, optionally ending with
+    a dict of ``Table`` options, as in SQLAlchemy's declarative: named and composite unique
+    keys are conflict targets of :meth:`batch_upsert`), ``__table__`` (an existing
+    ``sqlalchemy.Table`` to sit on instead), ``__database__`` (the name given to
+    :func:`activerecord.connect`), ``__metadata__``, ``__abstract__``.
+
+    >>> import sqlalchemy as sa
+    >>> class Seat(ActiveRecord):
+    ...     __table_name__ = "doc_seats"
+    ...     __table_args__ = (sa.UniqueConstraint("row", "number", name="uq_seat"),
+    ...                       sa.Index("ix_seat_row", "row"))
+    ...     id: int | None = None
+    ...     row: str
+    ...     number: int
+    >>> sorted(c.name for c in Seat.__table__.constraints if isinstance(c, sa.UniqueConstraint))
+    ['uq_seat']
     """
 
     model_config = ConfigDict(validate_assignment=True, from_attributes=True)
 
     __abstract__: ClassVar[bool] = True
     __table_name__: ClassVar[str | None] = None
+    __table_args__: ClassVar[tuple[Any, ...] | dict[str, Any] | None] = None
     __database__: ClassVar[str] = DEFAULT
     __metadata__: ClassVar[sa.MetaData] = metadata
     __table__: ClassVar[sa.Table]

@@ -243,9 +243,10 @@ def column_type(
 
 
 def column_for_field(
-    model_name: str, field_name: str, info: FieldInfo, *, primary_key: bool = False
+    model_name: str, field_name: str, info: FieldInfo, *, primary_key: bool = False,
+    keyed: bool = False,
 ) -> sa.Column[Any]:
-    """Build the Column for one pydantic field.
+    """Build the Column for one pydantic field (``keyed``: a key or index covers it).
 
     >>> from pydantic.fields import FieldInfo
     >>> column_for_field("User", "age", FieldInfo(annotation=int | None)).nullable
@@ -256,7 +257,7 @@ def column_for_field(
     base = unwrap_annotated(base, metadata)
     opts = next((m for m in metadata if isinstance(m, Col)), Col())
     is_pk = primary_key or opts.primary_key
-    keyed = is_pk or opts.unique or opts.index
+    keyed = keyed or is_pk or opts.unique or opts.index
     if opts.type is not None:
         sa_type = column_type(opts.type)
     else:

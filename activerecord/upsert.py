@@ -61,7 +61,13 @@ from .backend.dialects import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
-from .insert.conflict import ConflictKey, find_existing, key_getter, resolve_target, unique_keys
+from .insert.conflict import (
+    ConflictKey,
+    all_unique_keys,
+    find_existing,
+    key_getter,
+    resolve_target,
+)
 from .insert.locate import WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy
@@ -559,7 +565,7 @@ def batch_upsert(
     """Insert new rows and update existing ones; see the module docs and
     :meth:`ActiveRecord.batch_upsert <activerecord.model.ActiveRecord.batch_upsert>`."""
     info = model.__ar_info__
-    key = resolve_target(info, conflict)
+    key = resolve_target(info, conflict, model)
     updates = _Updates(model, key, update, revive=revive, touch=touch)
     run = _Run(model, [key], updates, refresh=True)
     _execute(
@@ -583,7 +589,7 @@ def insert_ignoring(
 
     Returns the rows inserted and, with ``return_records``, their instances.
     """
-    keys = unique_keys(model.__ar_info__)
+    keys = all_unique_keys(model)
     run = _Run(model, keys, None, refresh=True)
     out = _execute(
         model, records, run, validate=validate, batch_size=batch_size, progress=progress,

@@ -7,15 +7,22 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated
 
+import pytest
+import sqlalchemy as sa
 from pydantic import Field
 
 from activerecord import (
     ActiveRecord,
+    QueryError,
+    SchemaError,
     TimestampMixin,
+    UniqueViolation,
     UpsertResult,
     col,
     excluded,
 )
+
+from .conftest import raw_count
 
 
 class Hostile(ActiveRecord):
@@ -122,3 +129,135 @@ def test_default_update_never_overwrites_created_at(db, fresh):
         UpsertResult(updated=1)
     )
     assert Stamped.find(1).created_at == later
+
+
+# -- declared keys: __table_args__ ----------------------------------------------------------
+class Seat(ActiveRecord):
+    __table_name__ = "upt_seats"
+    __table_args__ = (
+        sa.UniqueConstraint("code", name="uq_upt_seats_code"),
+        sa.UniqueConstraint("hall", "number"),  # unbounded text in a key: fine on MySQL too
+        sa.Index("ix_upt_seats_price", "price"),
+    )
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20)]
+    hall: str
+    number: int
+    price: int = 0
+
+
+def test_table_args_declare_named_and_composite_keys_and_indexes(db, fresh):
+    fresh(Seat)
+    with db.engine.connect() as conn:
+        indexes = {i["name"] for i in sa.inspect(conn).get_indexes("upt_seats")}
+    assert "ix_upt_seats_price" in indexes
+    Seat.batch_insert([Seat(code="A1", hall="main", number=1, price=10)])
+    rows = [{"code": "A1", "hall": "main", "number": 1, "price": 12},
+            {"code": "B1", "hall": "side", "number": 1, "price": 8}]
+    assert Seat.batch_upsert(rows, conflict="uq_upt_seats_code") == UpsertResult(1, 1)
+    records = [Seat(code="X", hall="side", number=1, price=9)]  # same hall and number as B1
+    assert Seat.batch_upsert(records, conflict=("number", "hall"), update=["price"]) == (
+        UpsertResult(updated=1)
+    )
+    assert records[0].code == "B1"  # the stored row's value, read back
+    assert Seat.batch_insert(
+        [Seat(code="Z", hall="main", number=1), Seat(code="C1", hall="main", number=2)],
+        on_conflict="ignore",
+    ) == 1
+    got = sorted((s.code, s.hall, s.number, s.price) for s in Seat.query())
+    assert got == [("A1", "main", 1, 12), ("B1", "side", 1, 9), ("C1", "main", 2, 0)]
+    with pytest.raises(UniqueViolation):
+        Seat.batch_insert([Seat(code="D1", hall="main", number=2)])
+
+
+def test_table_args_are_checked():
+    with pytest.raises(SchemaError, match="existing table"):
+        class OnTable(ActiveRecord):
+            __table__ = sa.Table("upt_on_table", sa.MetaData(), sa.Column("id", sa.Integer,
+                                 primary_key=True))
+            __table_args__ = (sa.Index("ix_x", "id"),)
+            id: int | None = None
+    with pytest.raises(SchemaError, match="not a constraint or index"):
+        class BadArgs(ActiveRecord):
+            __table_name__ = "upt_bad_args"
+            __table_args__ = ("code",)
+            id: int | None = None
+    with pytest.raises(SchemaError, match="must be a tuple"):
+        class BadArgs2(ActiveRecord):
+            __table_name__ = "upt_bad_args"
+            __table_args__ = sa.Index("ix_y", "id")
+            id: int | None = None
+
+    class WithOptions(ActiveRecord):
+        __table_name__ = "upt_with_options"
+        __table_args__ = ({"comment": "seats"},)
+        id: int | None = None
+
+    assert WithOptions.__table__.comment == "seats"
+
+
+# -- keys only the database knows -----------------------------------------------------------
+class Coupon(ActiveRecord):
+    """Declares no unique key: a migration adds one."""
+
+    __table_name__ = "upt_coupons"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20)]
+    uses: int = 0
+
+
+def _migrate_unique_code(db) -> None:
+    with db.engine.begin() as conn:
+        table = sa.Table("upt_coupons", sa.MetaData(), autoload_with=conn)
+        sa.Index("uq_upt_coupons_code", table.c.code, unique=True).create(conn)
+
+
+def test_a_unique_index_the_model_does_not_declare_is_a_target(db, fresh):
+    fresh(Coupon)
+    Coupon.batch_insert([Coupon(code="A", uses=1)])
+    _migrate_unique_code(db)
+    rows = [{"code": "A", "uses": 5}, {"code": "B", "uses": 1}]
+    assert Coupon.batch_upsert(rows, conflict="code") == UpsertResult(inserted=1, updated=1)
+    rows = [{"code": "B", "uses": 2}]
+    assert Coupon.batch_upsert(rows, conflict="uq_upt_coupons_code") == UpsertResult(updated=1)
+    assert Coupon.batch_insert([Coupon(code="A"), Coupon(code="C")], on_conflict="ignore") == 1
+    assert sorted((c.code, c.uses) for c in Coupon.query()) == [("A", 5), ("B", 2), ("C", 0)]
+    with pytest.raises(QueryError, match="neither the primary key nor a unique key"):
+        Coupon.batch_upsert(rows, conflict="uses")
+
+
+def test_a_key_added_after_the_first_lookup_is_found(db, fresh):
+    fresh(Coupon)
+    assert Coupon.batch_insert([Coupon(code="A")], on_conflict="ignore") == 1  # looked up: none
+    _migrate_unique_code(db)
+    assert Coupon.batch_upsert([{"code": "A", "uses": 3}], conflict="code") == (
+        UpsertResult(updated=1)
+    )
+    assert [(c.code, c.uses) for c in Coupon.query()] == [("A", 3)]
+
+
+def test_reflected_inline_unique_column_is_a_target(db):
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE IF EXISTS upt_inline")
+        conn.exec_driver_sql(
+            "CREATE TABLE upt_inline (id INTEGER PRIMARY KEY, code VARCHAR(20) UNIQUE, v INTEGER)"
+        )
+        table = sa.Table("upt_inline", sa.MetaData(), autoload_with=conn)
+
+    class Inline(ActiveRecord):
+        __table__ = table
+
+        id: int
+        code: str
+        v: int | None = None
+
+    Inline.batch_insert([Inline(id=1, code="a", v=1)])
+    assert Inline.batch_upsert([{"id": 2, "code": "a", "v": 2}], conflict="code", update=["v"]) == (
+        UpsertResult(updated=1)
+    )
+    assert Inline.batch_insert([Inline(id=3, code="a"), Inline(id=4, code="b")],
+                               on_conflict="ignore") == 1
+    assert sorted((i.id, i.code, i.v) for i in Inline.query()) == [(1, "a", 2), (4, "b", None)]
+    assert raw_count(db, "upt_inline") == 2

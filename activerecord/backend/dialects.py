@@ -39,6 +39,7 @@ __all__ = [
     "DialectFacts",
     "TransactionSetup",
     "bind_processor",
+    "database_unique_keys",
     "driver_hint",
     "is_conflict",
     "normalize_isolation_level",
@@ -387,6 +388,61 @@ def bind_processor(
         )
         return fast
     return proc
+
+
+def database_unique_keys(
+    conn: sa.Connection, table: str, schema: str | None = None
+) -> list[tuple[str | None, tuple[str, ...]]]:
+    """The unique keys the database holds for ``table``, as (name, column names): unique
+    constraints and unique indexes, not partial ones nor those over expressions.
+
+    SQLAlchemy's reflection misses some of SQLite's inline ``UNIQUE`` column constraints
+    (``c VARCHAR(20) UNIQUE``; their indexes are automatic ones, which it skips): SQLite's
+    ``pragma_index_list`` adds them, unnamed. Each set of columns comes once.
+
+    >>> engine = sa.create_engine("sqlite://")
+    >>> with engine.begin() as conn:
+    ...     _ = conn.exec_driver_sql("CREATE TABLE t (id INTEGER PRIMARY KEY, c TEXT UNIQUE)")
+    ...     database_unique_keys(conn, "t")
+    [(None, ('c',))]
+    """
+    inspector = sa.inspect(conn)
+    found: list[tuple[str | None, tuple[str, ...]]] = [
+        (uc["name"], tuple(uc["column_names"]))
+        for uc in inspector.get_unique_constraints(table, schema)
+    ]
+    for index in inspector.get_indexes(table, schema):
+        options: Any = index.get("dialect_options", {})
+        partial = any(v is not None for k, v in options.items() if k.endswith("_where"))
+        columns = index["column_names"]
+        if index["unique"] and not partial and None not in columns:
+            found.append((index["name"], tuple(c for c in columns if c is not None)))
+    if conn.dialect.name == "sqlite":
+        found += _sqlite_unique_indexes(conn, table, schema)
+    named = {(name, cols) for name, cols in found if name is not None}
+    unnamed = {cols for name, cols in found if name is None} - {cols for _, cols in named}
+    return [*sorted(named, key=str), *((None, cols) for cols in sorted(unnamed))]
+
+
+def _sqlite_unique_indexes(
+    conn: sa.Connection, table: str, schema: str | None
+) -> list[tuple[str | None, tuple[str, ...]]]:
+    schema_arg = () if schema is None else (schema,)
+    listed = sa.func.pragma_index_list(table, *schema_arg).table_valued(
+        "name", "unique", "origin", "partial"
+    )
+    out: list[tuple[str | None, tuple[str, ...]]] = []
+    rows = conn.execute(
+        sa.select(listed.c.name, listed.c.origin)
+        .where(listed.c.unique == 1, listed.c.partial == 0)
+    ).all()
+    for name, origin in rows:
+        info = sa.func.pragma_index_info(name, *schema_arg).table_valued("seqno", "name")
+        columns = [c for (c,) in conn.execute(sa.select(info.c.name).order_by(info.c.seqno))]
+        if columns and None not in columns:  # (None: an expression)
+            # Automatic indexes of UNIQUE constraints have internal names, not the constraint's.
+            out.append((None if origin != "c" else str(name), tuple(columns)))
+    return out
 
 
 def _sqlite_max_variables(conn: sa.Connection) -> int:

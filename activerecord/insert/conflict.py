@@ -26,6 +26,7 @@ Example::
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
@@ -33,13 +34,24 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import QueryError
+from ..backend.dialects import database_unique_keys
+from ..backend.transaction import read_connection
+from ..errors import QueryError, UnknownColumnError
 
 if TYPE_CHECKING:
+    from ..backend.database import Database
     from ..meta import ModelInfo
     from ..model import ActiveRecord
 
-__all__ = ["ConflictKey", "find_existing", "key_getter", "resolve_target", "unique_keys"]
+__all__ = [
+    "ConflictKey",
+    "all_unique_keys",
+    "database_keys",
+    "find_existing",
+    "key_getter",
+    "resolve_target",
+    "unique_keys",
+]
 
 #: Where :func:`activerecord.soft_unique` registers its keys on the table.
 _LIVE_KEYS = "activerecord_soft_unique"
@@ -96,27 +108,87 @@ def _name(name: Any) -> str | None:
     return None if name is None or type(name).__name__ == "_NoneName" else str(name)
 
 
-def resolve_target(info: ModelInfo, target: str | Sequence[str] | None) -> ConflictKey:
-    """The unique key named by ``target``: a constraint/index name, or column/field names.
+def database_keys(model: type[ActiveRecord], *, refresh: bool = False) -> list[ConflictKey]:
+    """The unique keys the database holds for the model's table (a unique index a migration
+    added, a reflected SQLite inline ``UNIQUE``...), whether or not the model declares them.
 
-    ``None`` is the primary key. Names are checked against the table first
-    (:class:`~activerecord.errors.UnknownColumnError`).
+    Read once per database and table, then cached; ``refresh=True`` reads them again. Keys
+    over a column the model does not map are left out.
     """
-    keys = unique_keys(info)
-    if target is None:
-        return keys[0]
+    info = model.__ar_info__
+    db = model.database()
+    table = info.table
+    cache = _DATABASE_KEYS.setdefault(db, {})
+    where = (table.schema, table.name)
+    keys = None if refresh else cache.get(where)
+    if keys is None:
+        by_name = {c.name: f for f, c in info.columns.items()}
+        with read_connection(db) as conn:
+            found = database_unique_keys(conn, table.name, table.schema)
+        keys = [
+            ConflictKey(tuple(by_name[c] for c in columns), name)
+            for name, columns in found
+            if all(c in by_name for c in columns)
+        ]
+        cache[where] = keys
+    return keys
+
+
+#: Per database, per (schema, table): the unique keys read from it (see database_keys).
+_DATABASE_KEYS: weakref.WeakKeyDictionary[Database, dict[tuple[str | None, str], list[ConflictKey]]]
+_DATABASE_KEYS = weakref.WeakKeyDictionary()
+
+
+def all_unique_keys(model: type[ActiveRecord]) -> list[ConflictKey]:
+    """The model's unique keys (:func:`unique_keys`), then those only the database knows."""
+    keys = unique_keys(model.__ar_info__)
+    known = {frozenset(k.fields) for k in keys}
+    for key in database_keys(model):
+        if frozenset(key.fields) not in known:
+            keys.append(key)
+            known.add(frozenset(key.fields))
+    return keys
+
+
+def _match(
+    info: ModelInfo, keys: list[ConflictKey], target: str | Sequence[str]
+) -> ConflictKey | None:
     if isinstance(target, str):
         named = [k for k in keys if k.name == target]
         if named:
             return named[0]
         target = (target,)
-    names = list(target)
+    try:
+        wanted = {info.field_for(str(n)) for n in target}
+    except UnknownColumnError:
+        return None
+    return next((k for k in keys if set(k.fields) == wanted), None)
+
+
+def resolve_target(
+    info: ModelInfo, target: str | Sequence[str] | None, model: type[ActiveRecord] | None = None
+) -> ConflictKey:
+    """The unique key named by ``target``: a constraint/index name, or column/field names.
+
+    ``None`` is the primary key. Names are checked against the table first
+    (:class:`~activerecord.errors.UnknownColumnError`). With ``model``, a target the model
+    does not declare is looked for among the keys the database holds (:func:`database_keys`,
+    read again once before refusing).
+    """
+    keys = unique_keys(info)
+    if target is None:
+        return keys[0]
+    names = [target] if isinstance(target, str) else list(target)
     if not names:
         raise QueryError("an upsert needs at least one conflict column")
-    wanted = tuple(info.field_for(str(n)) for n in names)
-    for key in keys:
-        if set(key.fields) == set(wanted):
-            return key
+    found = _match(info, keys, target)
+    if found is None and model is not None:
+        found = _match(info, database_keys(model), target)
+        if found is None:
+            found = _match(info, database_keys(model, refresh=True), target)
+    if found is not None:
+        return found
+    wanted = tuple(info.field_for(str(n)) for n in names)  # UnknownColumnError first
     raise QueryError(
         f"cannot upsert {info.model_name} on {', '.join(wanted)}: it is neither the primary "
         f"key nor a unique key of table {info.table.name!r}"

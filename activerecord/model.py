@@ -789,8 +789,9 @@ class ActiveRecord(BaseModel):
         ``updated`` and ``unchanged`` counts on every backend.
 
         ``conflict``: the unique key rows are matched on: column names, or a constraint or index
-        name (default: the primary key); anything that is not a unique key is an error before
-        any SQL. ``update``: what existing rows get: field names (take the incoming values), or
+        name (default: the primary key), declared (``Col(unique=True)``, ``__table_args__``)
+        or only in the database (looked up once, cached); anything that is not a unique key
+        is an error before any write. ``update``: what existing rows get: field names (take the incoming values), or
         a dict whose values are ``excluded("f")`` (incoming), expressions over the stored row
         (``col("n") + excluded("n")``, ``greatest(col("s"), excluded("s"))``, ``Expression``)
         or constants. Default: every non-key field (for dicts, the fields each row gives),

@@ -70,3 +70,31 @@ def test_readme_tour_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "ORDER BY users.id DESC" in proc.stdout
+
+
+def test_readme_upsert_runs(tmp_path):
+    """The README's Upsert block runs after its tour, conflict="uq_users_email" included."""
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    tour = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    upsert = re.findall(r"## Upsert\n\n```python\n(.*?)```", readme, re.S)[0]
+    checks = (
+        "assert (result.inserted, result.updated, result.unchanged) == (1, 1, 0)\n"
+        "u = User.query().where({'email': 'user1@example.com'}).one()\n"
+        "assert (u.username, u.login_count) == ('user1/user1', 5), (u.username, u.login_count)\n"
+        "assert User.query().where({'email': 'z@example.com'}).one().username == 'z/z'\n"
+        "assert User.query().count() == 6\n"
+        "print('upsert block ok')\n"
+    )
+    script = tmp_path / "upsert.py"
+    script.write_text(tour + upsert + checks)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pathlib.Path(__file__).parent.parent) + os.pathsep + env.get(
+        "PYTHONPATH", ""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "upsert block ok" in proc.stdout

@@ -2,8 +2,10 @@
 
 A target is the primary key, a unique column, a ``UniqueConstraint``, a unique index, or a
 soft-unique key (:func:`~activerecord.soft_unique`, held only by rows not soft-deleted),
-given by its columns or by its constraint/index name. Anything else is a :class:`QueryError`
-before any SQL runs: MySQL's ``ON DUPLICATE KEY`` would act on whichever unique key fires.
+given by its columns or by its constraint/index name: one the model declares, or one only
+the database holds (:func:`database_keys`, looked up once and cached). Anything else is a
+:class:`QueryError` before any write: MySQL's ``ON DUPLICATE KEY`` would act on whichever
+unique key fires.
 
 Example::
 

@@ -791,10 +791,11 @@ class ActiveRecord(BaseModel):
         ``conflict``: the unique key rows are matched on: column names, or a constraint or index
         name (default: the primary key), declared (``Col(unique=True)``, ``__table_args__``)
         or only in the database (looked up once, cached); anything that is not a unique key
-        is an error before any write. ``update``: what existing rows get: field names (take the incoming values), or
-        a dict whose values are ``excluded("f")`` (incoming), expressions over the stored row
-        (``col("n") + excluded("n")``, ``greatest(col("s"), excluded("s"))``, ``Expression``)
-        or constants. Default: every non-key field (for dicts, the fields each row gives),
+        is an error before any write. ``update``: what existing rows get: field names (take
+        the incoming values), or a dict whose values are ``excluded("f")`` (incoming),
+        expressions over the stored row (``col("n") + excluded("n")``; ``+`` on text
+        concatenates; ``greatest(col("s"), excluded("s"))``, ``Expression``) or constants.
+        Default: every non-key field (for dicts, the fields each row gives),
         without ``created_at``. ``()`` updates nothing. Only rows whose values change are
         written and get ``updated_at`` (``touch=False``: never). A key repeated in one call:
         the rows apply in order, the last one wins. A soft-deleted row holding the key is left

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from activerecord import (
     ActiveRecord,
+    ActiveRecordError,
     QueryError,
     SchemaError,
     TimestampMixin,
@@ -261,3 +262,13 @@ def test_reflected_inline_unique_column_is_a_target(db):
                                on_conflict="ignore") == 1
     assert sorted((i.id, i.code, i.v) for i in Inline.query()) == [(1, "a", 2), (4, "b", None)]
     assert raw_count(db, "upt_inline") == 2
+
+
+def test_ignore_on_a_missing_table_is_our_error(db, fresh):
+    fresh(Coupon)
+    Coupon.drop_table()
+    with pytest.raises(ActiveRecordError) as raised:
+        Coupon.batch_insert([Coupon(code="A")], on_conflict="ignore")
+    assert not isinstance(raised.value, sa.exc.SQLAlchemyError)
+    with pytest.raises(QueryError):
+        Coupon.batch_upsert([{"code": "A"}], conflict="code")

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..backend.dialects import database_unique_keys
+from ..backend.dialects import database_unique_keys, translate_error
 from ..backend.transaction import read_connection
 from ..errors import QueryError, UnknownColumnError
 
@@ -125,8 +125,14 @@ def database_keys(model: type[ActiveRecord], *, refresh: bool = False) -> list[C
     keys = None if refresh else cache.get(where)
     if keys is None:
         by_name = {c.name: f for f, c in info.columns.items()}
-        with read_connection(db) as conn:
-            found = database_unique_keys(conn, table.name, table.schema)
+        try:
+            with read_connection(db) as conn:
+                found = database_unique_keys(conn, table.name, table.schema)
+        except sa.exc.NoSuchTableError:
+            return []  # nothing to learn (not cached): the write reports the missing table
+        except sa.exc.DBAPIError as exc:
+            context = f"looking up the unique keys of table {table.name!r}"
+            raise translate_error(exc, context=context) from exc
         keys = [
             ConflictKey(tuple(by_name[c] for c in columns), name)
             for name, columns in found

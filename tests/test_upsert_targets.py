@@ -96,6 +96,12 @@ def test_plus_on_strings_concatenates_in_upsert_updates(db, fresh):
     Note.batch_upsert(again, update={"s": col("s") + excluded("s")})
     assert again[0].s == "1030!"
     assert Note.query().where({"id": notes[0].id}).one().s == "1030!"
+    # Two incoming values.
+    rows = [{"id": notes[1].id, "s": "p", "t": "q"}]
+    assert Note.batch_upsert(rows, update={"s": excluded("s") + excluded("t")}) == (
+        UpsertResult(updated=1)
+    )
+    assert Note.query().where({"id": notes[1].id}).one().s == "pq"
 
 
 def test_plus_on_strings_concatenates_in_query_update(db, fresh):

@@ -101,7 +101,9 @@ def _refs(
     if style == "unnest":
         arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
         names = [f"c{j}" for j in range(width)]
-        source = sa.func.unnest(*arrays).table_valued(*names).render_derived(name="v")
+        # Typed, so an expression over them means what it does over the columns ("+" on text).
+        typed = [sa.column(n, c.type) for n, c in zip(names, columns)]
+        source = sa.func.unnest(*arrays).table_valued(*typed).render_derived(name="v")
         return [source.c[n] for n in names], [(b, (0, j)) for j, b in enumerate(arrays)]
     rows = [
         [sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns)]

@@ -72,7 +72,7 @@ class ModelInfo:
             if not finfo.exclude
         }
         existing = model.__dict__.get("__table__")
-        table_args = model.__dict__.get("__table_args__")
+        table_args = _own_table_args(model)
         if isinstance(existing, sa.Table):
             if table_args is not None:
                 raise SchemaError(
@@ -205,6 +205,21 @@ class ModelInfo:
             adapter = TypeAdapter(tp)
             self._adapters[fname] = adapter
         return adapter
+
+
+def _own_table_args(model: type[ActiveRecord]) -> Any:
+    """The class's own ``__table_args__``; inherited ones only when they are Table options:
+    a constraint or index belongs to one table, and its name is one per schema."""
+    own = model.__dict__.get("__table_args__")
+    inherited = getattr(model, "__table_args__", None)
+    if own is not None or inherited is None or isinstance(inherited, Mapping):
+        return own if own is not None else inherited
+    if isinstance(inherited, (tuple, list)) and all(isinstance(a, Mapping) for a in inherited):
+        return inherited
+    raise SchemaError(
+        f"{model.__name__} inherits __table_args__ with constraints or indexes: declare them "
+        "on the class itself (each belongs to one table)"
+    )
 
 
 def _table_args(model_name: str, args: Any) -> tuple[list[SchemaItem], dict[str, Any]]:

@@ -203,6 +203,14 @@ def test_table_args_are_checked():
 
     assert WithOptions.__table__.comment == "seats"
 
+    class Options(WithOptions):  # Table options are inherited
+        __table_name__ = "upt_with_options2"
+
+    assert Options.__table__.comment == "seats"
+    with pytest.raises(SchemaError, match="on the class itself"):
+        class Balcony(Seat):  # a constraint belongs to one table
+            __table_name__ = "upt_balconies"
+
 
 # -- keys only the database knows -----------------------------------------------------------
 class Coupon(ActiveRecord):
@@ -278,3 +286,13 @@ def test_ignore_on_a_missing_table_is_our_error(db, fresh):
     assert not isinstance(raised.value, sa.exc.SQLAlchemyError)
     with pytest.raises(QueryError):
         Coupon.batch_upsert([{"code": "A"}], conflict="code")
+
+
+@pytest.mark.backends("mysql")
+def test_a_prefix_unique_index_is_not_a_target(db, fresh):
+    fresh(Coupon)
+    with db.engine.begin() as conn:
+        conn.exec_driver_sql("CREATE UNIQUE INDEX uq_upt_coupons_prefix ON upt_coupons (code(3))")
+    with pytest.raises(QueryError, match="neither the primary key nor a unique key"):
+        Coupon.batch_upsert([{"code": "abcd"}], conflict="code")
+    assert raw_count(db, "upt_coupons") == 0

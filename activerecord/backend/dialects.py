@@ -394,7 +394,7 @@ def database_unique_keys(
     conn: sa.Connection, table: str, schema: str | None = None
 ) -> list[tuple[str | None, tuple[str, ...]]]:
     """The unique keys the database holds for ``table``, as (name, column names): unique
-    constraints and unique indexes, not partial ones nor those over expressions.
+    constraints and unique indexes, not partial ones nor those over expressions or prefixes.
 
     SQLAlchemy's reflection misses some of SQLite's inline ``UNIQUE`` column constraints
     (``c VARCHAR(20) UNIQUE``; their indexes are automatic ones, which it skips): SQLite's
@@ -410,10 +410,12 @@ def database_unique_keys(
     found: list[tuple[str | None, tuple[str, ...]]] = [
         (uc["name"], tuple(uc["column_names"]))
         for uc in inspector.get_unique_constraints(table, schema)
+        if not uc.get("duplicates_index")  # (MySQL: an index, read below with its options)
     ]
     for index in inspector.get_indexes(table, schema):
         options: Any = index.get("dialect_options", {})
         partial = any(v is not None for k, v in options.items() if k.endswith("_where"))
+        partial = partial or bool(options.get("mysql_length"))  # a prefix: not the whole value
         columns = index["column_names"]
         if index["unique"] and not partial and None not in columns:
             found.append((index["name"], tuple(c for c in columns if c is not None)))

@@ -296,3 +296,14 @@ def test_a_prefix_unique_index_is_not_a_target(db, fresh):
     with pytest.raises(QueryError, match="neither the primary key nor a unique key"):
         Coupon.batch_upsert([{"code": "abcd"}], conflict="code")
     assert raw_count(db, "upt_coupons") == 0
+
+
+def test_load_csv_upserts_on_a_key_only_the_database_has(db, fresh):
+    import io
+
+    fresh(Coupon)
+    Coupon.batch_insert([Coupon(code="A", uses=1)])
+    _migrate_unique_code(db)
+    assert Coupon.load_csv(io.StringIO("code,uses\nA,4\nB,2\n"), upsert=("code",)) == 2
+    assert Coupon.load_csv(io.StringIO("code,uses\nB,3\n"), upsert="uq_upt_coupons_code") == 1
+    assert sorted((c.code, c.uses) for c in Coupon.query()) == [("A", 4), ("B", 3)]

@@ -49,9 +49,10 @@ def check_upsert_key(model: type[ActiveRecord], key: Sequence[str]) -> tuple[str
         raise QueryError("an upsert needs at least one key column")
     info = model.__ar_info__
     if len(names) == 1:
-        target = resolve_target(info, names[0])  # a constraint name, or one column
+        target = resolve_target(info, names[0], model)  # a constraint name, or one column
         return target.fields
-    return resolve_target(info, [field_of(model, k, "upsert key") for k in names]).fields
+    fields = [field_of(model, k, "upsert key") for k in names]
+    return resolve_target(info, fields, model).fields
 
 
 def upsert_rows(

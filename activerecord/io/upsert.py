@@ -2,10 +2,11 @@
 
 A thin wrapper over :meth:`ActiveRecord.batch_upsert <activerecord.model.ActiveRecord.
 batch_upsert>` (one upsert implementation): the key must be the primary key or a unique key
-of the table, by its columns or its constraint/index name (checked before any SQL runs). A row
-whose key exists gets the columns the input gave (and the model's update defaults, e.g.
-``updated_at``, when something changed); other columns keep their values. When a key repeats
-within the input, the last row wins on every backend. Atomic; every record is validated first.
+of the table (declared, or only in the database), by its columns or its constraint/index name
+(checked before anything is written). A row whose key exists gets the columns the input
+gave (and the model's update defaults, e.g. ``updated_at``, when something changed); other
+columns keep their values. When a key repeats within the input, the last row wins on every
+backend. Atomic; every record is validated first.
 
 Example::
 

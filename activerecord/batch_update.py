@@ -51,6 +51,7 @@ from .backend.transaction import (
     write_connection,
 )
 from .errors import BatchValidationError, QueryError, StaleRecordError
+from .insert.shape import source_alias
 from .model import put_back_all, record_states
 from .validation import collector_paused, list_adapter, record_failures
 
@@ -114,6 +115,7 @@ def batch_update_statement(
     row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
     columns = [info.columns[f] for f in row_fields]
     nkeys = len(info.pk_fields)
+    alias = source_alias(table)
     scalar_values = {f: sa.bindparam(f"s{j}", type_=info.columns[f].type)
                      for j, f in enumerate(scalars)}
 
@@ -125,11 +127,11 @@ def batch_update_statement(
     elif style == "unnest":
         arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
         table_valued = sa.func.unnest(*arrays).table_valued(*[f"c{j}" for j in range(len(columns))])
-        unnested = table_valued.render_derived(name="v")
+        unnested = table_valued.render_derived(name=alias)
         refs = [unnested.c[f"c{j}"] for j in range(len(columns))]
     elif style == "values":
         source = sa.values(
-            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name="v"
+            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name=alias
         ).data([tuple(bind(i, j) for j in range(len(columns))) for i in range(nrows)])
         refs = [source.c[f"c{j}"] for j in range(len(columns))]
     elif style == "union":
@@ -139,7 +141,7 @@ def batch_update_statement(
             ])
             for i in range(nrows)
         ]
-        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery("v")
+        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery(alias)
         refs = [derived.c[f"c{j}"] for j in range(len(columns))]
     else:
         raise QueryError(f"unknown batch update style {style!r}")

@@ -46,6 +46,7 @@ __all__ = [
     "overflow_error",
     "partial_index_supported",
     "translate_error",
+    "without_params",
 ]
 
 #: PostgreSQL binds parameters server side; one statement takes at most 65,535.
@@ -445,6 +446,24 @@ def _sqlite_unique_indexes(
             # Automatic indexes of UNIQUE constraints have internal names, not the constraint's.
             out.append((None if origin != "c" else str(name), tuple(columns)))
     return out
+
+
+def without_params(sql: str, dialect: sa.Dialect) -> str:
+    """Compiled SQL text as the driver must get it when it is sent with no parameters.
+
+    SQLAlchemy doubles every ``%`` in the text it compiles for ``format``/``pyformat``
+    drivers (psycopg, PyMySQL), identifiers included; those drivers read ``%%`` back as ``%``
+    only while they interpolate parameters. A statement sent alone (a ``COPY``, a multi-row
+    ``INSERT`` whose rows are already literals, a table name passed as a value) needs them
+    undone, or ``"rate%"`` reaches the server as ``"rate%%"``.
+
+    >>> from sqlalchemy.dialects import postgresql
+    >>> without_params('COPY "q_100%%" (id) FROM STDIN', postgresql.psycopg.dialect())
+    'COPY "q_100%" (id) FROM STDIN'
+    """
+    if dialect.paramstyle in ("format", "pyformat"):
+        return sql % ()  # exactly the driver's reading (a stray placeholder raises)
+    return sql
 
 
 def _sqlite_max_variables(conn: sa.Connection) -> int:

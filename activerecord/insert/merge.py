@@ -41,7 +41,7 @@ from ..backend.dialects import bind_processor
 from ..errors import QueryError
 from ..query.conditions import rebind
 from ..query.expression import Excluded
-from .shape import positional
+from .shape import positional, source_alias
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -90,10 +90,11 @@ class MergeSpec:
 
 
 def _refs(
-    style: str, columns: Sequence[sa.Column[Any]], nrows: int
+    style: str, columns: Sequence[sa.Column[Any]], nrows: int, alias: str = "v"
 ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], tuple[int, Any]]]]:
-    """Row-value references (bound parameters or the columns of a derived row source), and
-    each parameter made with its slot: ``(0, i)``, row value ``i`` (the rows laid end to end)."""
+    """Row-value references (bound parameters or the columns of a derived row source named
+    ``alias``, see :func:`~activerecord.insert.shape.source_alias`), and each parameter made
+    with its slot: ``(0, i)``, row value ``i`` (the rows laid end to end)."""
     width = len(columns)
     if style == "executemany":
         binds = [sa.bindparam(f"r0_{j}", type_=c.type) for j, c in enumerate(columns)]
@@ -103,7 +104,7 @@ def _refs(
         names = [f"c{j}" for j in range(width)]
         # Typed, so an expression over them means what it does over the columns ("+" on text).
         typed = [sa.column(n, c.type) for n, c in zip(names, columns)]
-        source = sa.func.unnest(*arrays).table_valued(*typed).render_derived(name="v")
+        source = sa.func.unnest(*arrays).table_valued(*typed).render_derived(name=alias)
         return [source.c[n] for n in names], [(b, (0, j)) for j, b in enumerate(arrays)]
     rows = [
         [sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns)]
@@ -112,7 +113,7 @@ def _refs(
     made = [(b, (0, i * width + j)) for i, row in enumerate(rows) for j, b in enumerate(row)]
     if style == "values":
         values = sa.values(
-            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name="v"
+            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name=alias
         ).data([tuple(row) for row in rows])
         return [values.c[f"c{j}"] for j in range(width)], made
     if style == "union":
@@ -120,7 +121,7 @@ def _refs(
             # Every row labelled alike, so one row's text repeats (see MergePlan.compile).
             sa.select(*[b.label(f"c{j}") for j, b in enumerate(row)]) for row in rows
         ]
-        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery("v")
+        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery(alias)
         return [derived.c[f"c{j}"] for j in range(width)], made
     raise QueryError(f"unknown batch update style {style!r}")
 
@@ -160,7 +161,7 @@ def _merge_statement(
     """
     info = model.__ar_info__
     columns = [info.columns[f] for f in (*info.pk_fields, *spec.incoming)]
-    refs, made = _refs(style, columns, nrows)
+    refs, made = _refs(style, columns, nrows, source_alias(info.table))
     ours = {bind.key: (bind, where) for bind, where in made}
     nkeys = len(info.pk_fields)
     ref_of = dict(zip(spec.incoming, refs[nkeys:]))

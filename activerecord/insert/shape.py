@@ -34,7 +34,7 @@ import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
 
-__all__ = ["InsertShape", "positional", "split_values"]
+__all__ = ["InsertShape", "positional", "source_alias", "split_values"]
 
 Processor = Callable[[Any], Any]
 
@@ -60,6 +60,23 @@ def positional(dialect: sa.Dialect) -> sa.Dialect:
         clone.positional = True
         _positional[dialect] = clone
     return clone
+
+
+def source_alias(table: sa.Table) -> str:
+    """The name of the row source (``unnest``, ``VALUES``, ``UNION ALL``) that a batch
+    UPDATE joins to ``table``: ``v``, or ``v1``, ``v2``... where the table or its schema is
+    called so (``UPDATE v ... FROM unnest(...) AS v`` names one table twice).
+
+    >>> md = sa.MetaData()
+    >>> source_alias(sa.Table("users", md)), source_alias(sa.Table("V", md))
+    ('v', 'v1')
+    """
+    taken = {table.name.lower(), (table.schema or "").lower()}
+    name, n = "v", 0
+    while name in taken:
+        n += 1
+        name = f"v{n}"
+    return name
 
 
 def split_values(single: str, double: str) -> tuple[str, str, str]:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..backend.dialects import without_params
 from .locate import ValueRefused, WriteFailed, blamed_row
 from .shape import InsertShape
 
@@ -326,7 +327,8 @@ class PostgresCopyStrategy(InsertStrategy):
         pk = info.autoincrement_pk
         if pk is None:
             return None, False
-        name = conn.dialect.identifier_preparer.format_table(info.table)
+        name = without_params(conn.dialect.identifier_preparer.format_table(info.table),
+                              conn.dialect)  # a value: no doubled '%'
         column = info.columns[pk].name
         row = conn.execute(
             sa.text(
@@ -357,7 +359,8 @@ class PostgresCopyStrategy(InsertStrategy):
             cols = ", ".join(prep.quote(c.name) for c in shape.columns)
             oids = self._binary_oids(shape)
             binary = " (FORMAT BINARY)" if oids is not None else ""
-            found = (f"COPY {prep.format_table(shape.table)} ({cols}) FROM STDIN{binary}", oids)
+            sql = f"COPY {prep.format_table(shape.table)} ({cols}) FROM STDIN{binary}"
+            found = (without_params(sql, self.dialect), oids)  # psycopg sends it as is
             self._copy_sql[shape.keys] = found
         return found
 
@@ -783,7 +786,10 @@ class MysqlValuesStrategy(InsertStrategy):
         head_s, row_fmt, tail_s = shape.values_parts
         raw = self.conn.connection.dbapi_connection
         encoding = getattr(raw, "encoding", "utf8")
-        head, tail = head_s.encode(encoding), tail_s.encode(encoding)
+        # Sent without parameters (the rows are literals): the head and tail lose SQLAlchemy's
+        # doubled '%', as the driver's interpolation would have done.
+        head = without_params(head_s, shape.dialect).encode(encoding)
+        tail = without_params(tail_s, shape.dialect).encode(encoding)
         budget = self.facts.max_statement_bytes or 1_000_000
         # The driver binds each row's parameters (PyMySQL binds on the client: mogrify is the
         # very text its execute() would send); we only measure and join whole rows.

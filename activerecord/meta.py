@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import decimal
 import re
+import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Union, get_args, get_origin
 
+import annotated_types
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
@@ -62,6 +64,7 @@ class ModelInfo:
     server_generated: tuple[str, ...]
     field_infos: dict[str, FieldInfo]
     _adapters: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
+    _condition_adapters: dict[tuple[str, bool], TypeAdapter[Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: type[ActiveRecord]) -> ModelInfo:
@@ -205,6 +208,59 @@ class ModelInfo:
             adapter = TypeAdapter(tp)
             self._adapters[fname] = adapter
         return adapter
+
+    def condition_adapter(self, fname: str, *, many: bool = False) -> TypeAdapter[Any]:
+        """A cached TypeAdapter for values a condition compares this field with (a list of
+        them with ``many=True``): the field's type, lax, without its constraints.
+
+        A value that the type cannot take (``"5abc"`` for an int) is refused; one that breaks
+        only a constraint (longer than ``max_length``, below ``gt``) is still a value of the
+        column's type that simply matches no row, as in Django and Rails.
+
+        >>> from typing import Annotated
+        >>> import annotated_types
+        >>> from activerecord import ActiveRecord
+        >>> class Tag(ActiveRecord):
+        ...     __table_name__ = "doc_cond_tags"
+        ...     id: int | None = None
+        ...     name: Annotated[str, annotated_types.MaxLen(3)]
+        >>> Tag.__ar_info__.condition_adapter("id", many=True).validate_python(range(2))
+        [0, 1]
+        >>> Tag.__ar_info__.condition_adapter("name").validate_python("longer")
+        'longer'
+        """
+        key = (fname, many)
+        adapter = self._condition_adapters.get(key)
+        if adapter is None:
+            finfo = self.field_infos[fname]
+            tp: Any = _loosen(finfo.annotation)
+            kept = [m for m in finfo.metadata if not _is_constraint(m)]
+            if kept:
+                tp = Annotated.__class_getitem__((tp, *kept))  # type: ignore[attr-defined]
+            adapter = TypeAdapter(list[tp] if many else tp)
+            self._condition_adapters[key] = adapter
+        return adapter
+
+
+def _is_constraint(meta: Any) -> bool:
+    # annotated_types constraints and pydantic's own (max_digits, strict, pattern...) are all
+    # BaseMetadata or GroupedMetadata; a nested Field(...) carries them too.
+    return isinstance(
+        meta, (annotated_types.BaseMetadata, annotated_types.GroupedMetadata, FieldInfo)
+    )
+
+
+def _loosen(tp: Any) -> Any:
+    """``tp`` without constraints, also inside ``Optional``/unions and nested ``Annotated``."""
+    origin = get_origin(tp)
+    if origin is Annotated:
+        base, *meta = get_args(tp)
+        kept = [m for m in meta if not _is_constraint(m)]
+        base = _loosen(base)
+        return Annotated.__class_getitem__((base, *kept)) if kept else base
+    if origin is Union or origin is types.UnionType:
+        return Union.__getitem__(tuple(_loosen(a) for a in get_args(tp)))
+    return tp
 
 
 def _own_table_args(model: type[ActiveRecord]) -> Any:

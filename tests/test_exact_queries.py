@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import Field
 
-from activerecord import ActiveRecord, Col
+from activerecord import ActiveRecord, Col, QueryError, ValidationError
 
 
 class Percent(ActiveRecord):
@@ -62,3 +62,105 @@ def test_odd_names_in_every_batch_write(fresh, db, backend, model):
         (1, 99, "n0"), (2, 11, "n1"), (3, 12, "n2"), (4, 0, "g0"), (5, 0, "g1"),
         (6, 0, "d"), (7, 0, "x"), (8, 7, "new"),
     ]
+
+
+# -- item 3: condition values are checked and converted by the field's type ------------------
+class Job(ActiveRecord):
+    __table_name__ = "ex_jobs"
+
+    id: int | None = None
+    attempts: int | None = 0
+    name: Annotated[str, Field(max_length=8)] = ""
+    done: bool = False
+
+
+def _jobs() -> list[Job]:
+    jobs = [Job(attempts=i, name=f"j{i}") for i in range(6)] + [Job(attempts=None, name="null")]
+    Job.batch_insert(jobs)
+    return jobs
+
+
+def _attempts() -> list[int | None]:
+    return [j.attempts for j in Job.query().order_by("id").all()]
+
+
+@pytest.mark.parametrize("bad", ["abc", "5abc", "3.5", 3.5, {"a": 1}, [1, "x"], [[3]]])
+def test_condition_value_the_field_type_cannot_take_is_refused(fresh, backend, bad):
+    fresh(Job)
+    _jobs()
+    before = _attempts()
+    with pytest.raises(ValidationError, match=r"Job\.attempts: invalid condition value"):
+        Job.query().where({"attempts": bad}).count()
+    with pytest.raises(ValidationError, match="attempts"):
+        Job.query().where({"attempts": bad}).update({"done": True})
+    with pytest.raises(ValidationError, match="attempts"):
+        Job.query().where({"attempts": bad}).delete()
+    assert _attempts() == before
+    assert Job.query().where({"done": True}).count() == 0
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        lambda: range(3, 5),
+        lambda: {3: "a", 4: "b"}.keys(),
+        lambda: (n for n in (3, 4)),
+        lambda: iter([4, 3]),
+        lambda: {3, 4},
+        lambda: frozenset({"3", "4"}),
+        lambda: (3, 4),
+        lambda: ["3", 4.0],
+    ],
+    ids=["range", "dict_keys", "generator", "iterator", "set", "frozenset_str", "tuple", "coerced"],
+)
+def test_any_iterable_is_an_in_list(fresh, backend, values):
+    fresh(Job)
+    _jobs()
+    assert Job.query().where({"attempts": values()}).count() == 2
+    assert Job.query().where({"attempts": values()}).update({"done": True}) == 2
+    assert sorted(j.attempts for j in Job.query().where({"done": True}).all()) == [3, 4]
+    assert Job.query().where({"attempts": values()}).delete() == 2
+    assert _attempts() == [0, 1, 2, 5, None]
+
+
+def test_condition_values_are_converted_before_comparing(fresh, backend):
+    fresh(Job)
+    _jobs()
+    assert Job.query().where({"attempts": "3"}).count() == 1
+    assert Job.query().where({"done": 0}).count() == 7
+    assert Job.query().where({"attempts": [2, None]}).count() == 2  # None in a list is NULL
+    assert Job.query().where({"attempts": []}).count() == 0
+    assert Job.query().where({"attempts": [None]}).count() == 1
+    # Longer than max_length: a string all the same, which simply matches no row.
+    assert Job.query().where({"name": "x" * 50}).count() == 0
+    assert Job.query().where({"name": ["j1", "y" * 50]}).count() == 1
+    assert Job.find_one({"name": "j2"}).attempts == 2
+    with pytest.raises(ValidationError, match=r"Job\.name"):
+        Job.query().where({"name": 5}).count()
+
+
+def test_a_query_is_not_a_list_of_values(fresh, backend):
+    fresh(Job)
+    with pytest.raises(QueryError, match="where_in"):
+        Job.query().where({"id": Job.query()})
+
+
+# -- item 25: IN over more keys than PostgreSQL takes parameters -----------------------------
+def test_in_over_70000_keys(fresh, db, backend):
+    if backend == "sqlite" and (db.facts.max_params or 0) < 70_001:
+        pytest.skip(f"this SQLite takes {db.facts.max_params} parameters a statement")
+    fresh(Job)
+    _jobs()
+    ids = list(range(1, 70_001))
+    assert Job.query().where({"id": ids}).count() == 7
+    assert len(Job.query().where({"id": ids}).all()) == 7
+    assert Job.query().where({"id": ids, "attempts": range(70_000)}).update({"done": True}) == 6
+    assert Job.query().where({"done": True}).count() == 6
+    assert Job.query().where({"id": [*ids, None]}).delete() == 7
+    assert Job.query().count() == 0
+
+
+def test_postgresql_binds_an_in_list_as_one_array():
+    sql = Job.query().where({"id": list(range(70_000))}).to_sql("postgresql")
+    assert "= ANY (%(" in sql.sql and len(sql.params) == 1
+    assert Job.query().where({"id": [1, 2]}).to_sql("sqlite").sql.count("?") == 2

@@ -1,7 +1,10 @@
 """Conditions in three forms, each turned into one SQLAlchemy clause with names checked.
 
 * a dict ``{"status": "active", "id": [1, 2], "deleted_at": None}``: equality, ``IN`` for
-  lists/tuples/sets, ``IS NULL`` for None; keys must be columns of the model;
+  any other iterable (list, tuple, set, range, generator, ``dict.keys()``...; ``None`` among
+  the values also matches NULL), ``IS NULL`` for None; keys must be columns of the model, and
+  every value is checked and converted by its field's type first (``"7"`` is 7 for an int,
+  ``"abc"`` is refused), so no database compares it by its own rules;
 * a SQL fragment with ``?`` placeholders and its params: ``("last_login < ?", date)``;
 * a SQLAlchemy column expression (or an :class:`Expression`).
 
@@ -18,18 +21,101 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import pydantic
 import sqlalchemy as sa
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from ..errors import QueryError, UnknownColumnError
+from ..errors import QueryError, UnknownColumnError, ValidationError
 from ..meta import ModelInfo
 from .expression import Expression, fragment
 
-__all__ = ["check_names", "condition", "rebind", "value_clause"]
+__all__ = ["InValues", "check_names", "condition", "rebind", "value_clause"]
+
+#: Iterables that are one value, not a list of values.
+_SCALARS = (str, bytes, bytearray, memoryview, Mapping, pydantic.BaseModel)
+
+
+class _Items(sa.types.TypeDecorator[Any]):
+    """A list bound as one array parameter, each item processed as its column binds it.
+
+    No cast is rendered: the server reads the array as an array of the column's type. A cast
+    to the column's full type (``::NUMERIC(38, 10)[]``, ``::VARCHAR(20)[]``) would round or
+    cut the items first, so a value the column cannot hold would match a row it is not.
+    """
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def __init__(self, item_type: sa.types.TypeEngine[Any]) -> None:
+        super().__init__()
+        self.item_type = item_type
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        proc = self.item_type.dialect_impl(dialect).bind_processor(dialect)
+        return list(value) if proc is None else [proc(v) for v in value]
+
+
+class InValues(ColumnElement[bool]):
+    """``column IN (values)``; on PostgreSQL ``column = ANY(:values)``, one array parameter,
+    so no key count reaches its 65,535-parameter limit (and one statement text serves every
+    list length).
+
+    >>> from sqlalchemy.dialects import postgresql, sqlite
+    >>> t = sa.table("t", sa.column("id", sa.Integer))
+    >>> print(InValues(t.c.id, [1, 2]).compile(dialect=sqlite.dialect()))
+    t.id IN (__[POSTCOMPILE_id_1])
+    >>> print(InValues(t.c.id, [1, 2]).compile(dialect=postgresql.psycopg.dialect()))
+    t.id = ANY (%(param_1)s)
+    """
+
+    __visit_name__ = "ar_in_values"
+    inherit_cache = True
+    _traverse_internals = [
+        ("listed", InternalTraversal.dp_clauseelement),
+        ("array", InternalTraversal.dp_clauseelement),
+    ]
+    type = sa.Boolean()
+
+    def __init__(self, column: Any, values: list[Any], *, negate: bool = False) -> None:
+        self.column = column
+        self.values = values
+        self.negate = negate
+        param = sa.bindparam(None, values, type_=_Items(column.type))
+        if negate:
+            self.listed = column.not_in(values)
+            self.array = column != sa.all_(param)
+        else:
+            self.listed = column.in_(values)
+            self.array = column == sa.any_(param)
+
+    @property
+    def _from_objects(self) -> list[Any]:
+        return list(self.listed._from_objects)
+
+    def _negate(self) -> ColumnElement[Any]:
+        return InValues(self.column, self.values, negate=not self.negate)
+
+    def self_group(self, against: Any = None) -> ColumnElement[Any]:
+        # A comparison already (as IN is): never "(...) = 1" where booleans are not native.
+        return self
+
+
+@compiles(InValues)
+def _in_values(element: InValues, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.listed, **kw))
+
+
+@compiles(InValues, "postgresql")
+def _in_values_array(element: InValues, compiler: Any, **kw: Any) -> str:
+    if not element.values:  # SQLAlchemy's own empty-IN form, true or false as it should be
+        return str(compiler.process(element.listed, **kw))
+    return str(compiler.process(element.array, **kw))
 
 
 def check_names(info: ModelInfo, clause: Any) -> None:
@@ -102,15 +188,20 @@ def condition(info: ModelInfo, cond: Any, params: tuple[Any, ...]) -> ColumnElem
             column = info.column(key)
             if value is None:
                 parts.append(column.is_(None))
-            elif isinstance(value, (list, tuple, set, frozenset)):
-                parts.append(column.in_(list(value)))
             elif isinstance(value, Expression):
                 parts.append(column == value.to_clause(group=True))
             elif isinstance(value, sa.ClauseElement):
                 check_names(info, value)
                 parts.append(column == _resolve_table_less(info, value))
+            elif _is_query(value):
+                raise QueryError(
+                    f"{info.model_name}.{key}: a query is not a list of values; use "
+                    f"where_in({key!r}, query) for a subquery"
+                )
+            elif isinstance(value, Iterable) and not isinstance(value, _SCALARS):
+                parts.append(_in_clause(info, key, column, value))
             else:
-                parts.append(column == value)
+                parts.append(column == _checked(info, key, value, many=False))
         return parts[0] if len(parts) == 1 else sa.and_(*parts)
     if isinstance(cond, ColumnElement):
         check_names(info, cond)
@@ -119,6 +210,43 @@ def condition(info: ModelInfo, cond: Any, params: tuple[Any, ...]) -> ColumnElem
         f"cannot use {type(cond).__name__} as a condition: give a dict, a SQL fragment "
         "with '?' parameters, or a SQLAlchemy expression"
     )
+
+
+def _is_query(value: Any) -> bool:
+    from .query import Query  # query.py imports this module
+
+    return isinstance(value, Query)
+
+
+def _in_clause(info: ModelInfo, key: str, column: Any, values: Iterable[Any]) -> Any:
+    """``IN`` over the checked values; ``None`` among them matches NULL (as in Rails), which
+    ``IN`` alone never does."""
+    items = list(values)
+    present = [v for v in items if v is not None]
+    clause: Any = InValues(column, _checked(info, key, present, many=True))
+    if len(present) != len(items):
+        clause = sa.or_(clause, column.is_(None))
+    return clause
+
+
+def _checked(info: ModelInfo, key: str, value: Any, *, many: bool) -> Any:
+    """The value (or list of values) as the field's type reads it; a value the type cannot
+    take is refused before any SQL runs, where a database would compare it by its own rules
+    (MySQL reads ``'5abc'`` as 5)."""
+    fname = info.field_for(key)
+    try:
+        return info.condition_adapter(fname, many=many).validate_python(value)
+    except pydantic.ValidationError as exc:
+        error = exc.errors()[0]
+        shown = value
+        if many and error.get("loc"):
+            index = error["loc"][0]
+            shown = value[index] if isinstance(index, int) else value
+        raise ValidationError(
+            f"{info.model_name}.{fname}: invalid condition value {shown!r}: {error['msg']}",
+            model=info.model_name,
+            errors=exc.errors(),
+        ) from None
 
 
 def resolve(info: ModelInfo, clause: Any) -> Any:

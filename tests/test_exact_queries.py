@@ -11,7 +11,17 @@ import pytest
 import sqlalchemy as sa
 from pydantic import Field
 
-from activerecord import ActiveRecord, Col, QueryError, ValidationError
+from activerecord import (
+    ActiveRecord,
+    Col,
+    OptimisticLockMixin,
+    QueryError,
+    SoftDeleteMixin,
+    ValidationError,
+    col,
+)
+
+from .models import Enrollment
 
 
 class Percent(ActiveRecord):
@@ -164,3 +174,145 @@ def test_postgresql_binds_an_in_list_as_one_array():
     sql = Job.query().where({"id": list(range(70_000))}).to_sql("postgresql")
     assert "= ANY (%(" in sql.sql and len(sql.params) == 1
     assert Job.query().where({"id": [1, 2]}).to_sql("sqlite").sql.count("?") == 2
+
+
+# -- item 13: assignments that read each other ------------------------------------------------
+class Pair(OptimisticLockMixin, ActiveRecord):
+    __table_name__ = "ex_pairs"
+
+    id: int | None = None
+    a: int = 0
+    b: int = 0
+    c: int = 0
+
+
+def _pairs() -> list[tuple[int, int, int, int]]:
+    return [(p.a, p.b, p.c, p.version) for p in Pair.query().order_by("id").all()]
+
+
+def test_set_reads_the_row_as_it_was(fresh, backend):
+    fresh(Pair)
+    Pair.batch_insert([Pair(a=1, b=2, c=3), Pair(a=10, b=20, c=30)])
+    assert Pair.query().where({"id": 1}).update({"a": col("b"), "b": col("a")}) == 1
+    assert _pairs() == [(2, 1, 3, 1), (10, 20, 30, 0)]
+    # A rotation, a value reading an assigned column next to one reading itself.
+    query = Pair.query().where({"id": [1, 2]})
+    assert query.update({"c": col("a"), "a": col("b") + col("c"), "b": col("b") * 2}) == 2
+    assert _pairs() == [(4, 2, 2, 2), (50, 40, 10, 1)]
+    assert query.update({"b": Pair.c.a, "a": Pair.c.a + 1}) == 2
+    assert _pairs() == [(5, 4, 2, 3), (51, 50, 10, 2)]
+
+
+# -- item 26: order_by(...).limit(n) writes -----------------------------------------------
+class Counter(ActiveRecord):
+    __table_name__ = "ex_counters"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=10)]
+    n: int = 0
+    score: float = 0.0
+
+
+class Event(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "ex_events"
+
+    id: int | None = None
+    kind: Annotated[str, Field(max_length=10)] = "a"
+    n: int = 0
+
+
+def _ids(query) -> list[int]:
+    return [e.id for e in query.order_by("id").all()]
+
+
+def test_limited_delete_in_chunks(fresh, backend):
+    fresh(Counter)
+    Counter.batch_insert([Counter(name=f"c{i}", n=i % 2) for i in range(10)])
+    deleted = []
+    while True:
+        before = {c.id for c in Counter.query().all()}
+        count = Counter.query().where({"n": 0}).order_by("-id").limit(2).delete()
+        if not count:
+            break
+        deleted.append(sorted(before - {c.id for c in Counter.query().all()}))
+    assert deleted == [[7, 9], [3, 5], [1]]
+    assert sorted(c.id for c in Counter.query().all()) == [2, 4, 6, 8, 10]
+    assert Counter.query().order_by("id").limit(3).delete() == 3  # a limit needs no where
+    assert sorted(c.id for c in Counter.query().all()) == [8, 10]
+
+
+def test_limited_update_with_order_and_offset(fresh, backend):
+    fresh(Counter)
+    Counter.batch_insert([Counter(name=f"c{i}", n=i) for i in range(6)])
+    query = Counter.query().where("n >= ?", 1).order_by("-n")
+    assert query.limit(2).update({"score": 1.0}) == 2
+    assert query.offset(2).limit(2).update({"score": 2.0, "n": col("n") + 100}) == 2
+    rows = [(c.n, c.score) for c in Counter.query().order_by("id").all()]
+    assert rows == [(0, 0.0), (1, 0.0), (102, 2.0), (103, 2.0), (4, 1.0), (5, 1.0)]
+    # Swapping through a limit: MySQL joins the limited keys and reads their old values.
+    assert Counter.query().order_by("id").limit(2).update(
+        {"n": col("score"), "score": col("n")}
+    ) == 2
+    assert [(c.n, c.score) for c in Counter.query().order_by("id").limit(2).all()] == [
+        (0, 0.0), (0, 1.0)
+    ]
+
+
+def test_limited_soft_delete_restore_and_hard_delete(fresh, backend):
+    fresh(Event)
+    Event.batch_insert([Event(kind="a" if i < 6 else "b") for i in range(8)])
+    assert Event.query().where({"kind": "a"}).order_by("-id").limit(2).delete() == 2
+    assert _ids(Event.query()) == [1, 2, 3, 4, 7, 8]
+    assert Event.query().where({"kind": "a"}).order_by("-id").limit(2).delete() == 2
+    assert _ids(Event.query().only_deleted()) == [3, 4, 5, 6]
+    restored = Event.query().only_deleted().order_by("id").limit(1).restore()
+    assert restored == 1 and _ids(Event.query().only_deleted()) == [4, 5, 6]
+    assert Event.query().with_deleted().order_by("-id").limit(3).hard_delete() == 3
+    assert _ids(Event.query().with_deleted()) == [1, 2, 3, 4, 5]
+
+
+def test_limited_writes_by_composite_key(fresh, backend):
+    fresh(Enrollment)
+    Enrollment.batch_insert(
+        [Enrollment(student_id=s, course_id=c) for s in (1, 2) for c in (1, 2, 3)]
+    )
+    query = Enrollment.query().order_by("-student_id", "course_id")
+    assert query.limit(2).update({"grade": "A"}) == 2
+    graded = Enrollment.query().where({"grade": "A"}).order_by("student_id", "course_id")
+    assert [(e.student_id, e.course_id) for e in graded.all()] == [(2, 1), (2, 2)]
+    assert query.offset(1).limit(3).delete() == 3
+    left = Enrollment.query().order_by("student_id", "course_id").all()
+    assert [(e.student_id, e.course_id) for e in left] == [(1, 2), (1, 3), (2, 1)]
+
+
+def test_limited_write_ordered_by_another_table_is_refused(fresh, backend):
+    fresh(Counter)
+    with pytest.raises(QueryError, match="another table"):
+        Counter.query().order_by(Job.c.id).limit(1).delete()
+
+
+def test_readme_updating_and_deleting_block_runs(tmp_path):
+    """The README's 'Updating and deleting many rows' block, after the tour, on SQLite."""
+    import os
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    tour = re.findall(r"```python\n(.*?)```", readme, re.S)[0]
+    section = readme.split("## Updating and deleting many rows", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    assert ".limit(1000).delete()" in block
+    script = tmp_path / "updating.py"
+    script.write_text(
+        tour + "\ncutoff = datetime(2030, 1, 1)\n\ndef compute(user):\n    return 7\n\n" + block
+        + "\nassert [u.login_count for u in User.query().order_by('id').limit(3)] == [7] * 3\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -250,22 +250,6 @@ def test_unfiltered_writes_need_all_rows(fresh, backend):
     assert Counter.query().count() == 0
 
 
-@pytest.mark.parametrize(
-    "narrow",
-    [lambda q: q.limit(1), lambda q: q.offset(1), lambda q: q.order_by("-id")],
-    ids=["limit", "offset", "order_by"],
-)
-def test_limit_offset_order_cannot_write(fresh, backend, narrow):
-    fresh(Counter)
-    Counter.batch_insert([Counter(name=f"c{i}") for i in range(3)])
-    query = narrow(Counter.query().where("n = ?", 0))
-    with pytest.raises(UnsafeWriteError, match="limit/offset/order_by"):
-        query.update({"n": 5})
-    with pytest.raises(UnsafeWriteError):
-        query.delete()
-    assert Counter.query().where({"n": 0}).count() == 3
-
-
 def test_unknown_columns_and_bad_values_fail_before_sql(fresh, backend):
     fresh(User)
     make_users(3)

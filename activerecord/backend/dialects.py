@@ -42,10 +42,12 @@ __all__ = [
     "database_unique_keys",
     "driver_hint",
     "is_conflict",
+    "limit_in_subquery",
     "normalize_isolation_level",
     "overflow_error",
     "partial_index_supported",
     "translate_error",
+    "update_reads_assigned",
     "without_params",
 ]
 
@@ -350,6 +352,28 @@ def partial_index_supported(dialect: sa.Dialect) -> bool:
     True
     """
     return dialect.name in ("sqlite", "postgresql")
+
+
+def limit_in_subquery(dialect: sa.Dialect) -> bool:
+    """Whether ``x IN (SELECT ... LIMIT n)`` runs: MySQL and MariaDB refuse it ("doesn't yet
+    support 'LIMIT & IN/ALL/ANY/SOME subquery'"), but take a LIMIT in a derived table.
+
+    >>> import sqlalchemy as sa
+    >>> limit_in_subquery(sa.create_engine("sqlite://").dialect)
+    True
+    """
+    return dialect.name not in ("mysql", "mariadb")
+
+
+def update_reads_assigned(dialect: sa.Dialect) -> bool:
+    """Whether a single-table UPDATE's SET reads the values assigned to its left: MySQL and
+    MariaDB do (``SET a = b, b = a`` leaves both equal); standard SQL reads the old row.
+
+    >>> import sqlalchemy as sa
+    >>> update_reads_assigned(sa.create_engine("sqlite://").dialect)
+    False
+    """
+    return dialect.name in ("mysql", "mariadb")
 
 
 def bind_processor(

@@ -26,16 +26,24 @@ from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import pydantic
 import sqlalchemy as sa
+from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
-from ..backend.dialects import overflow_error, translate_error
+from ..backend.dialects import (
+    limit_in_subquery,
+    overflow_error,
+    translate_error,
+    update_reads_assigned,
+)
 from ..backend.transaction import read_connection, write_connection
 from ..errors import (
+    NotConnectedError,
     QueryError,
     RecordNotFound,
     UnsafeWriteError,
     ValidationError,
 )
+from ..insert.shape import source_alias
 from .conditions import condition, resolve
 from .expression import Expression
 
@@ -197,17 +205,13 @@ class Query(Generic[T]):
         return sa.select(sa.func.count()).select_from(table).where(*self.criteria())
 
     def _check_writable(self, all_rows: bool, verb: str) -> None:
-        if self._limit is not None or self._offset is not None or self._order:
-            raise UnsafeWriteError(
-                f"cannot {verb} {self._model.__name__} rows through a query with "
-                "limit/offset/order_by; narrow it with where() instead"
-            )
-        if not self._where and not all_rows:
+        # A limit bounds the write as a where() does ("delete the oldest 1000").
+        if not self._where and self._limit is None and not all_rows:
             raise UnsafeWriteError(
                 f"refusing to {verb} every {self._model.__name__} row: add a where() or "
-                f"pass all_rows=True"
+                f"a limit(), or pass all_rows=True"
             )
-        self._check_one_table(self._where, verb)
+        self._check_one_table((*self._where, *self._order), verb)
 
     def _check_one_table(self, clauses: Any, verb: str) -> None:
         # A column of another table would make the UPDATE/DELETE a multi-table one, joined
@@ -291,8 +295,9 @@ class Query(Generic[T]):
         self._check_writable(all_rows, "update")
         checked = self.update_values(values, touch=touch)
         self._check_one_table(checked.values(), "update")
-        info = self._model.__ar_info__
-        return sa.update(info.table).where(*self.criteria()).values(info.by_column(checked))
+        stmt = self._write_statement(self.criteria(), checked)
+        assert isinstance(stmt, sa.Update)
+        return stmt
 
     def delete_statement(self, *, all_rows: bool = False) -> sa.Delete | sa.Update:
         """The statement ``delete()`` runs: on a soft-deleting model, an UPDATE that marks the
@@ -310,13 +315,12 @@ class Query(Generic[T]):
         self._check_writable(all_rows, "delete")
         model = self._model
         soft = model._soft_delete_values()
-        table = model.__ar_info__.table
         if soft is None:
-            return sa.delete(table).where(*self.criteria())
+            return self._write_statement(self.criteria(), None)
         criteria = self.criteria()
         if self._scope != "default":
             criteria += model._scope_criteria("default")
-        return sa.update(table).where(*criteria).values(self._by_column(self._bump(soft)))
+        return self._write_statement(criteria, self._bump(soft))
 
     def hard_delete_statement(self, *, all_rows: bool = False) -> sa.Delete:
         """The DELETE that ``hard_delete()`` runs, whatever the model's soft-delete setting.
@@ -327,7 +331,9 @@ class Query(Generic[T]):
         self._check_writable(all_rows, "delete")
         scope = "with_deleted" if self._scope == "default" else self._scope
         criteria = [*self._where, *self._model._scope_criteria(scope)]
-        return sa.delete(self._model.__ar_info__.table).where(*criteria)
+        stmt = self._write_statement(criteria, None)
+        assert isinstance(stmt, sa.Delete)
+        return stmt
 
     def restore_statement(self, *, all_rows: bool = False) -> sa.Update:
         """The UPDATE that ``restore()`` runs: clear ``deleted_at`` on matching deleted rows
@@ -349,8 +355,76 @@ class Query(Generic[T]):
             )
         self._check_writable(all_rows, "restore")
         criteria = [*self._where, *model._scope_criteria("only_deleted")]
-        table = model.__ar_info__.table
-        return sa.update(table).where(*criteria).values(self._by_column(self._bump(values)))
+        stmt = self._write_statement(criteria, self._bump(values))
+        assert isinstance(stmt, sa.Update)
+        return stmt
+
+    def _write_statement(
+        self, criteria: list[Any], values: Mapping[str, Any] | None
+    ) -> sa.Update | sa.Delete:
+        """The UPDATE (``values``: field -> value or clause) or DELETE (None) of the rows the
+        criteria match, within this query's order/limit/offset, in a form every backend runs
+        as standard SQL means it:
+
+        * with a limit or offset, the rows are those of ``SELECT key ... ORDER BY ... LIMIT``:
+          ``WHERE key IN (that select)``, or, where ``IN`` takes no ``LIMIT`` (MySQL,
+          MariaDB), a join to it as a derived table;
+        * where ``SET`` reads values assigned to its left (MySQL: ``SET a = b, b = a`` leaves
+          ``b`` unchanged), values that read another assigned column read it from that
+          derived table, which holds the row as it was.
+
+        The criteria stay on the outer statement too, so a row changed meanwhile so that it no
+        longer matches is left alone. An order without a limit or offset changes no row's
+        fate and is left out.
+        """
+        info = self._model.__ar_info__
+        table = info.table
+        dialect = self._dialect()
+        limited = self._limit is not None or self._offset is not None
+        reads = _cross_reads(table, info, values) if values is not None else []
+        joined = dialect is not None and (
+            (limited and not limit_in_subquery(dialect))
+            or (bool(reads) and update_reads_assigned(dialect))
+        )
+        outer = list(criteria)
+        pk_columns = [info.columns[f] for f in info.pk_fields]
+        replace: dict[sa.Column[Any], Any] = {}
+        if joined:
+            keys = [c.label(f"ar_k{i}") for i, c in enumerate(pk_columns)]
+            olds = [c.label(f"ar_c{j}") for j, c in enumerate(reads)]
+            source = self._limited(sa.select(*keys, *olds).where(*criteria)).subquery(
+                source_alias(table)
+            )
+            outer += [c == source.c[f"ar_k{i}"] for i, c in enumerate(pk_columns)]
+            replace = {c: source.c[f"ar_c{j}"] for j, c in enumerate(reads)}
+        elif limited:
+            key: Any = pk_columns[0] if len(pk_columns) == 1 else sa.tuple_(*pk_columns)
+            outer.insert(0, key.in_(self._limited(sa.select(*pk_columns).where(*criteria))))
+        if values is None:
+            return sa.delete(table).where(*outer)
+        if replace:
+            values = {f: _replaced(v, replace) for f, v in values.items()}
+        return sa.update(table).where(*outer).values(info.by_column(values))
+
+    def _limited(self, stmt: sa.Select[Any]) -> sa.Select[Any]:
+        # Its own FROM: never correlated to the UPDATE/DELETE of the same table around it.
+        stmt = stmt.correlate(None)
+        if self._limit is not None or self._offset is not None:
+            if self._order:
+                stmt = stmt.order_by(*self._order)
+            if self._limit is not None:
+                stmt = stmt.limit(self._limit)
+            if self._offset is not None:
+                stmt = stmt.offset(self._offset)
+        return stmt
+
+    def _dialect(self) -> sa.Dialect | None:
+        """The dialect the model's database speaks; None when it has none yet (statements
+        are then built in their standard SQL form)."""
+        try:
+            return self._model.database().engine.dialect
+        except NotConnectedError:
+            return None
 
     def _bump(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` and, for an optimistic-lock model, ``version + 1``: a soft delete or a
@@ -541,8 +615,10 @@ class Query(Generic[T]):
         plain (checked against the field type), ``Expression("x + ?", 1)`` (a raw fragment)
         or column arithmetic such as ``col("login_count") + 1`` or ``User.c.login_count + 1``.
         ``updated_at`` of a ``TimestampMixin`` model is set too, unless given or ``touch=False``.
-        A query without ``where()`` raises :class:`~activerecord.errors.UnsafeWriteError`
-        unless ``all_rows=True``.
+        Every value reads the row as it was (``{"a": col("b"), "b": col("a")}`` swaps, MySQL
+        included). ``order_by(...).limit(n)`` (and ``offset``) narrows the update to those
+        rows. A query with neither ``where()`` nor ``limit()`` raises
+        :class:`~activerecord.errors.UnsafeWriteError` unless ``all_rows=True``.
 
         >>> import activerecord
         >>> from activerecord import ActiveRecord, col
@@ -558,6 +634,10 @@ class Query(Generic[T]):
         2
         >>> Visit.query().update({"hits": 0}, all_rows=True)
         3
+        >>> Visit.query().order_by("-id").limit(2).update({"hits": 5})
+        2
+        >>> [v.hits for v in Visit.query().order_by("id")]
+        [0, 5, 5]
         """
         stmt = self.update_statement(values, all_rows=all_rows, touch=touch)
         return self._write(stmt, "update")
@@ -565,8 +645,10 @@ class Query(Generic[T]):
     def delete(self, *, all_rows: bool = False) -> int:
         """Delete the matching rows (soft-delete for soft-deleting models); return the count.
 
-        A query without ``where()`` raises :class:`~activerecord.errors.UnsafeWriteError`
-        unless ``all_rows=True``; limit/offset/order_by are refused. A soft delete is a change
+        ``order_by(...).limit(n)`` (and ``offset``) deletes only those rows, on every
+        backend: a loop of ``limit(1000).delete()`` deletes in chunks. A query with neither
+        ``where()`` nor ``limit()`` raises :class:`~activerecord.errors.UnsafeWriteError`
+        unless ``all_rows=True``. A soft delete is a change
         of the rows: with ``OptimisticLockMixin`` it adds one to their version, as
         :meth:`update` and :meth:`restore` do.
 
@@ -581,6 +663,11 @@ class Query(Generic[T]):
         >>> _ = Job.batch_insert([Job(state="done"), Job(state="done"), Job(state="new")])
         >>> Job.query().where({"state": "done"}).delete()
         2
+        >>> _ = Job.batch_insert([Job(state="old") for _ in range(5)])
+        >>> Job.query().where({"state": "old"}).order_by("id").limit(2).delete()
+        2
+        >>> Job.query().where({"state": "old"}).count()
+        3
         """
         return self._write(self.delete_statement(all_rows=all_rows), "delete")
 
@@ -667,6 +754,39 @@ class Query(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<Query {self._model.__name__}: {self.to_sql().sql}>"
+
+
+def _cross_reads(
+    table: sa.Table, info: Any, values: Mapping[str, Any]
+) -> list[sa.Column[Any]]:
+    """The assigned columns that the values read, when one value reads a column another
+    assignment sets (``a = b`` with ``b`` also set: where SET runs left to right it would
+    read the new ``b``); empty otherwise. Then every one is read from the row as it was."""
+    assigned = {id(info.columns[f]) for f in values}
+    reads: dict[str, list[sa.Column[Any]]] = {}
+    for fname, value in values.items():
+        if isinstance(value, sa.ClauseElement):
+            reads[fname] = [
+                e for e in visitors.iterate(value)
+                if isinstance(e, sa.Column) and e.table is table and id(e) in assigned
+            ]
+    if all(c is info.columns[f] for f, columns in reads.items() for c in columns):
+        return []  # each value reads at most its own column: the same in any order
+    found: dict[int, sa.Column[Any]] = {}
+    for columns in reads.values():
+        for column in columns:
+            found.setdefault(id(column), column)
+    return list(found.values())
+
+
+def _replaced(value: Any, replace: Mapping[sa.Column[Any], Any]) -> Any:
+    if not isinstance(value, sa.ClauseElement):
+        return value
+
+    def swap(element: Any) -> Any:
+        return replace.get(element) if isinstance(element, sa.Column) else None
+
+    return visitors.replacement_traverse(value, {}, swap)  # type: ignore[call-overload]
 
 
 def compile_sql(

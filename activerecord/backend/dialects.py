@@ -41,6 +41,7 @@ __all__ = [
     "bind_processor",
     "database_unique_keys",
     "driver_hint",
+    "in_list_as_array",
     "is_conflict",
     "limit_in_subquery",
     "normalize_isolation_level",
@@ -352,6 +353,18 @@ def partial_index_supported(dialect: sa.Dialect) -> bool:
     True
     """
     return dialect.name in ("sqlite", "postgresql")
+
+
+def in_list_as_array(dialect: sa.Dialect) -> bool:
+    """Whether a condition's ``IN`` list is bound as one array parameter (``= ANY(:values)``):
+    PostgreSQL, whose 65,535-parameter limit a list of keys reaches otherwise (and where one
+    statement text then serves every list length).
+
+    >>> import sqlalchemy as sa
+    >>> in_list_as_array(sa.create_engine("sqlite://").dialect)
+    False
+    """
+    return dialect.name == "postgresql"
 
 
 def limit_in_subquery(dialect: sa.Dialect) -> bool:

@@ -31,6 +31,7 @@ from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
+from ..backend.dialects import in_list_as_array
 from ..errors import QueryError, UnknownColumnError, ValidationError
 from ..meta import ModelInfo
 from .expression import Expression, fragment
@@ -108,14 +109,10 @@ class InValues(ColumnElement[bool]):
 
 @compiles(InValues)
 def _in_values(element: InValues, compiler: Any, **kw: Any) -> str:
+    # An empty list keeps SQLAlchemy's own empty-IN form, true or false as it should be.
+    if element.values and in_list_as_array(compiler.dialect):
+        return str(compiler.process(element.array, **kw))
     return str(compiler.process(element.listed, **kw))
-
-
-@compiles(InValues, "postgresql")
-def _in_values_array(element: InValues, compiler: Any, **kw: Any) -> str:
-    if not element.values:  # SQLAlchemy's own empty-IN form, true or false as it should be
-        return str(compiler.process(element.listed, **kw))
-    return str(compiler.process(element.array, **kw))
 
 
 def check_names(info: ModelInfo, clause: Any) -> None:

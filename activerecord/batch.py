@@ -39,7 +39,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
-from .backend.dialects import translate_error
+from .backend.dialects import refused_value_error, translate_error
 from .backend.transaction import (
     finishing_first,
     on_rollback,
@@ -447,6 +447,11 @@ def run_batch(
         raise translate_error(exc.orig, context=context, record_index=exc.row) from exc.orig
     except sa.exc.DBAPIError as exc:
         raise translate_error(exc, context=context) from exc
+    except sa.exc.StatementError as exc:  # a value a column's processor refused
+        error = refused_value_error(exc, context=context)
+        if error is None:
+            raise
+        raise error from exc
     finally:
         bar.close()
     return bar.done, out

@@ -50,7 +50,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import BatchValidationError, QueryError, StaleRecordError
+from .errors import BatchValidationError, DataError, QueryError, StaleRecordError
 from .insert.shape import source_alias
 from .model import put_back_all, record_states
 from .validation import collector_paused, list_adapter, record_failures
@@ -333,7 +333,10 @@ def batch_update(
             for start in range(0, len(items), size):
                 chunk = rows[start:start + size]
                 if procs:
-                    chunk = [_process(row, procs) for row in chunk]
+                    try:
+                        chunk = [_process(row, procs) for row in chunk]
+                    except Exception as exc:
+                        raise _refused(model, row_fields, procs, chunk, start, dialect) from exc
                 plan = _plan(model, dialect, style, tuple(names), scalars, len(chunk))
                 matched = _run_chunk(conn, plan, chunk, tuple(scalar_values))
                 if lock and matched != len(chunk):
@@ -356,6 +359,32 @@ def batch_update(
     if snapshots is not None:
         on_rollback(put_back_all(items, snapshots, befores), db)
     return count
+
+
+def _refused(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    procs: list[tuple[int, Callable[[Any], Any]]],
+    chunk: Sequence[tuple[Any, ...]],
+    start: int,
+    dialect: sa.Dialect,
+) -> DataError:
+    """The DataError naming the record and column whose value a bind processor refused."""
+    info = model.__ar_info__
+    for n, row in enumerate(chunk):
+        for j, proc in procs:
+            try:
+                proc(row[j])
+            except Exception as err:  # noqa: BLE001 - the value refused
+                column = info.columns[fields[j]].name
+                error = DataError(
+                    f"batch update of {model.__name__}: record {start + n}: column "
+                    f"{column!r}: {err}",
+                    orig=err,
+                )
+                error.record_index, error.column = start + n, column
+                return error
+    return DataError(f"batch update of {model.__name__}: a value was refused")
 
 
 def _process(

@@ -230,12 +230,17 @@ class StaleRecordError(ActiveRecordError):
 
 
 class DatabaseError(ActiveRecordError):
-    """The database refused a statement. ``orig`` is the driver's exception."""
+    """The database refused a statement. ``orig`` is the driver's exception.
+
+    ``record_index``: the failing record's position in a batch's input, where known;
+    ``column``: the column whose value was refused, where known.
+    """
 
     def __init__(self, message: str, *, orig: BaseException | None = None) -> None:
         super().__init__(message)
         self.orig = orig
         self.record_index: int | None = None
+        self.column: str | None = None
 
 
 class IntegrityError(DatabaseError):

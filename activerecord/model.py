@@ -29,14 +29,19 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from .backend.database import DEFAULT, Database, get_database
-from .backend.dialects import overflow_error, translate_error
+from .backend.dialects import (
+    bind_processor,
+    overflow_error,
+    refused_value_error,
+    translate_error,
+)
 from .backend.transaction import (
     on_rollback,
     read_connection,
     tracks_rollback,
     write_connection,
 )
-from .errors import RecordNotFound, StaleRecordError, ValidationError
+from .errors import DataError, RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
 from .validation import collector_paused, list_adapter
@@ -484,8 +489,21 @@ class ActiveRecord(BaseModel):
             return True
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"save of {type(self).__name__}") from exc
+        except sa.exc.StatementError as exc:
+            column = _refused_column(info, self.__dict__, db.engine.dialect)
+            context = f"save of {type(self).__name__}"
+            error = refused_value_error(exc, context=context, column=column)
+            if error is None:
+                raise
+            raise error from exc
         except OverflowError as exc:
             raise overflow_error(exc, context=f"save of {type(self).__name__}") from exc
+        except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
+            column = _refused_column(info, self.__dict__, db.engine.dialect)
+            where = f"column {column!r}: " if column else ""
+            error = DataError(f"save of {type(self).__name__}: {where}{exc}", orig=exc)
+            error.column = column
+            raise error from exc
 
     def _revalidate(self) -> None:
         try:
@@ -946,3 +964,20 @@ def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[s
         deque(map(_set_persisted, records, datas), maxlen=0)
     else:
         deque(map(_set_persisted, records, map(dict, datas)), maxlen=0)
+
+
+def _refused_column(info: ModelInfo, data: Mapping[str, Any], dialect: sa.Dialect) -> str | None:
+    """The column whose value its bind processor refuses (to name it in the error)."""
+    for fname, column in info.columns.items():
+        if fname not in data:
+            continue
+        value = data[fname]
+        proc = bind_processor(column.type, dialect)
+        try:
+            if proc is not None:
+                value = proc(value)
+            if isinstance(value, str):
+                value.encode("utf-8")  # a lone surrogate: no driver sends it
+        except Exception:  # noqa: BLE001 - this is the value refused
+            return column.name
+    return None

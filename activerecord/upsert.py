@@ -68,7 +68,7 @@ from .insert.conflict import (
     key_getter,
     resolve_target,
 )
-from .insert.locate import WriteFailed
+from .insert.locate import ValueRefused, WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy
 from .query.conditions import check_names
@@ -330,7 +330,10 @@ class _Run:
                 for f, a, v in zip(names, adapters, hit)
             )
         existing_positions = [p for p in positions if p in found]
-        updated = self._merge(conn, datas, given, existing_positions) if existing_positions else 0
+        updated = (
+            self._merge(conn, datas, given, existing_positions, offset)
+            if existing_positions else 0
+        )
         if changing and existing_positions:
             self._read_back(conn, datas, changing, existing_positions)
         return new, UpsertResult(len(new), updated, len(existing_positions) - updated)
@@ -341,6 +344,7 @@ class _Run:
         datas: list[dict[str, Any]],
         given: list[tuple[str, ...]] | None,
         positions: list[int],
+        offset: int = 0,
     ) -> int:
         if self.updates is None:
             return 0
@@ -363,13 +367,34 @@ class _Run:
                 rows = [(r,) for r in rows]
             procs = processors(self.model, row_fields, self.dialect)
             if procs:
-                rows = [_process(r, procs) for r in rows]
+                try:
+                    rows = [_process(r, procs) for r in rows]
+                except Exception as exc:
+                    raise self._refused(row_fields, procs, rows, members, offset) from exc
             scalars = self._scalars(spec)
             size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars))
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]
                 changed += run_merge(conn, self._plan(spec, style, len(part)), part, scalars)
         return changed
+
+    def _refused(
+        self,
+        fields: list[str],
+        procs: list[tuple[int, Any]],
+        rows: list[tuple[Any, ...]],
+        members: list[int],
+        offset: int,
+    ) -> WriteFailed:
+        """The record and column of the value a bind processor refused, located."""
+        for row, p in zip(rows, members):
+            for j, proc in procs:
+                try:
+                    proc(row[j])
+                except Exception as err:  # noqa: BLE001 - the value refused
+                    column = self.info.columns[fields[j]].name
+                    return WriteFailed(ValueRefused(column, err, row[j]), offset + p, located=True)
+        return WriteFailed(ValueRefused(None, RuntimeError("a value was refused")), None)
 
     def _scalars(self, spec: MergeSpec) -> tuple[Any, ...]:
         assert self.updates is not None

@@ -28,6 +28,9 @@ _DUPLICATE = re.compile(r"Duplicate entry '(.*)' for key '([^']*)'", re.S)
 _NULL_COLUMN = re.compile(r"Column '([^']*)' cannot be null")
 
 
+_NONE: Any = object()
+
+
 class WriteFailed(Exception):
     """Raised by a strategy: the driver's error and the failing row's position in the group
     (``located``: already the position the caller reports, as a stream's errors are)."""
@@ -45,11 +48,18 @@ class ValueRefused(Exception):
 
     sqlstate = "22000"
 
-    def __init__(self, column: str | None, orig: BaseException) -> None:
+    def __init__(self, column: str | None, orig: BaseException, value: Any = _NONE) -> None:
         where = f"column {column!r}: " if column else ""
-        super().__init__(f"{where}{orig}")
+        shown = "" if value is _NONE else f"cannot store {_shown(value)}: "
+        super().__init__(f"{where}{shown}{orig}")
         self.column = column
         self.orig = orig
+
+
+def _shown(value: Any) -> str:
+    """A value for a message, cut short: the error names it, a log need not hold it all."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def _message(err: BaseException) -> str:

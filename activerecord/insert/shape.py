@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
+from .locate import ValueRefused, WriteFailed
 
 __all__ = ["InsertShape", "positional", "source_alias", "split_values"]
 
@@ -190,6 +191,30 @@ class InsertShape:
         exec(compile(source, f"<insert row {self.table.name}>", "exec"), namespace)
         return namespace["row"]  # type: ignore[no-any-return]
 
-    def rows(self, dicts: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        """Parameter tuples, in statement order, with bind processors applied."""
-        return list(map(self.row, dicts))
+    def rows(self, dicts: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        """Parameter tuples, in statement order, with bind processors applied. A value a
+        processor refuses raises :class:`WriteFailed` naming its row and column."""
+        try:
+            return list(map(self.row, dicts))
+        except Exception as exc:
+            raise self.refusal(dicts, exc) from exc
+
+    def refusal(self, dicts: Iterable[Mapping[str, Any]], exc: BaseException) -> WriteFailed:
+        """The row (position in ``dicts``) and column of the first value the bind processors
+        refuse, as a :class:`WriteFailed`; row None when each value passes alone."""
+        for n, data in enumerate(dicts):
+            found = self.refused_value(data)
+            if found is not None:
+                return WriteFailed(found, n)
+        return WriteFailed(ValueRefused(None, exc), None)
+
+    def refused_value(self, data: Mapping[str, Any]) -> ValueRefused | None:
+        """The refusal of the first of one row's values its column's processor raises on."""
+        for fname, column, proc in zip(self.fields, self.columns, self.processors):
+            if proc is None or fname not in data:
+                continue
+            try:
+                proc(data[fname])
+            except Exception as err:  # noqa: BLE001 - this is the value refused
+                return ValueRefused(column.name, err, data[fname])
+        return None

@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import re
+import sqlite3
 from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from contextlib import ExitStack
@@ -146,6 +147,18 @@ class InsertStrategy:
         """Insert the rows; return their generated keys in order when ``fetch_key``."""
         raise NotImplementedError
 
+    def _refused_in(
+        self, shape: InsertShape, values: Sequence[Any], send: Callable[[Any], Any]
+    ) -> ValueRefused | None:
+        """The refusal of the first value of one built row that ``send`` (the driver's own
+        conversion of a value, alone) raises on; None when each passes alone."""
+        for column, value in zip(shape.columns, values):
+            try:
+                send(value)
+            except Exception as err:  # noqa: BLE001 - this is the value the driver refused
+                return ValueRefused(column.name, err, value)
+        return None
+
     def _unique_flags(self, shape: InsertShape) -> list[tuple[str, bool]]:
         table = shape.table
         single = {
@@ -197,6 +210,7 @@ class CoreStrategy(InsertStrategy):
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         pairs = list(zip(shape.keys, shape.fields))
         params = [{k: d[f] for k, f in pairs} for d in data]
+        shape.rows(data)  # a value the column's processor refuses, named before anything runs
         try:
             if not fetch_key:
                 self.conn.execute(shape.construct, params)
@@ -250,7 +264,7 @@ class SqliteRowidStrategy(InsertStrategy):
         try:
             cursor.execute(shape.sql, rows[0])
         except Exception as exc:
-            raise self._failed_at(exc, 0) from exc
+            raise self._failed_at(exc, 0, shape, rows[0]) from exc
         first = int(cursor.lastrowid)
         n = len(rows)
         pk = self.info.columns[self.info.autoincrement_pk or ""]
@@ -276,7 +290,8 @@ class SqliteRowidStrategy(InsertStrategy):
             self.cursor.executemany(shape.sql, rows)
         except Exception as exc:
             done = raw.total_changes - before  # type: ignore[union-attr]
-            raise self._failed_at(exc, base + done) from exc
+            at = rows[done] if done < len(rows) else None
+            raise self._failed_at(exc, base + done, shape, at) from exc
 
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]], base: int) -> list[Any]:
         keys = []
@@ -285,12 +300,25 @@ class SqliteRowidStrategy(InsertStrategy):
             try:
                 cursor.execute(shape.sql, row)
             except Exception as exc:
-                raise self._failed_at(exc, base + n) from exc
+                raise self._failed_at(exc, base + n, shape, row) from exc
             keys.append(cursor.lastrowid)
         return keys
 
-    @staticmethod
-    def _failed_at(exc: Exception, row: int) -> WriteFailed:
+    def _failed_at(
+        self, exc: Exception, row: int, shape: InsertShape, values: Sequence[Any] | None
+    ) -> WriteFailed:
+        """The driver could not bind a value (text with a lone surrogate, an int beyond 64
+        bits, a type it does not know) when the error is not SQLite's own: name its column,
+        found by binding each of the row's values alone."""
+        if values is not None and not isinstance(exc, sqlite3.Error):
+            cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                refused = self._refused_in(
+                    shape, values, lambda v: cursor.execute("SELECT ?", (v,))
+                )
+            finally:
+                cursor.close()
+            return WriteFailed(refused or ValueRefused(None, exc), row)
         return WriteFailed(exc, row)
 
 
@@ -556,8 +584,11 @@ class PostgresCopyStrategy(InsertStrategy):
     ) -> BaseException:
         """The error of a row the driver could not send, naming the column whose value it
         refused (each value of the row dumped again alone, as the COPY dumps it)."""
-        if d is None or oids is None:
+        if d is None:
             return ValueRefused(None, exc)
+        refused = shape.refused_value(d)  # a column's own processor refused it
+        if refused is not None or oids is None:
+            return refused or ValueRefused(None, exc)
         from psycopg.adapt import PyFormat, Transformer  # this strategy runs on psycopg
         from psycopg.pq import Format
 
@@ -567,7 +598,7 @@ class PostgresCopyStrategy(InsertStrategy):
                 transformer.set_dumper_types([oid], Format.BINARY)
                 transformer.dump_sequence([value], [PyFormat.BINARY])
             except Exception:  # noqa: BLE001 - this is the value it refused
-                return ValueRefused(column.name, exc)
+                return ValueRefused(column.name, exc, value)
         return ValueRefused(None, exc)
 
     def _sent_row_at_fault(self, exc: Exception) -> bool:
@@ -794,8 +825,11 @@ class MysqlValuesStrategy(InsertStrategy):
         # The driver binds each row's parameters (PyMySQL binds on the client: mogrify is the
         # very text its execute() would send); we only measure and join whole rows.
         mogrify = self.cursor.mogrify
-        literals = [mogrify(row_fmt, row) for row in rows]
-        values = list(map(str.encode, literals, repeat(encoding)))
+        try:
+            literals = [mogrify(row_fmt, row) for row in rows]
+            values = list(map(str.encode, literals, repeat(encoding)))
+        except Exception as exc:  # a value the driver cannot send (NaN, a lone surrogate)
+            raise self._unsendable(exc, shape, rows, encoding) from exc
         # ends[i]: bytes of rows 0..i with a comma after each; a statement of rows a..b-1
         # takes len(head) + ends[b-1] - ends[a-1] - 1 + len(tail) bytes.
         ends = list(accumulate(map((1).__add__, map(len, values))))
@@ -811,13 +845,31 @@ class MysqlValuesStrategy(InsertStrategy):
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> list[Any]:
         keys = []
         cursor = self.cursor
+        encoding = getattr(self.conn.connection.dbapi_connection, "encoding", "utf8")
         for n, row in enumerate(rows):
             try:
                 cursor.execute(shape.sql, row)
             except Exception as exc:
-                raise WriteFailed(exc, n) from exc
+                refused = self._refused_in(shape, row, self._sender(encoding))
+                raise WriteFailed(refused or exc, n) from exc
             keys.append(cursor.lastrowid)
         return keys
+
+    def _sender(self, encoding: str) -> Callable[[Any], Any]:
+        """A value escaped and encoded as the driver sends it, alone."""
+        mogrify = self.cursor.mogrify
+        return lambda value: mogrify("%s", (value,)).encode(encoding)
+
+    def _unsendable(
+        self, exc: Exception, shape: InsertShape, rows: Sequence[Sequence[Any]], encoding: str
+    ) -> WriteFailed:
+        """The row and column of the value the driver could not escape or encode."""
+        send = self._sender(encoding)
+        for n, row in enumerate(rows):
+            refused = self._refused_in(shape, row, send)
+            if refused is not None:
+                return WriteFailed(refused, n)
+        return WriteFailed(ValueRefused(None, exc), None)
 
 
 def strategy_for(conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> InsertStrategy:

@@ -32,11 +32,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from ..backend.dialects import (
     limit_in_subquery,
     overflow_error,
+    refused_value_error,
     translate_error,
     update_reads_assigned,
 )
 from ..backend.transaction import read_connection, write_connection
 from ..errors import (
+    DataError,
     NotConnectedError,
     QueryError,
     RecordNotFound,
@@ -702,8 +704,15 @@ class Query(Generic[T]):
                 return int(conn.execute(stmt).rowcount)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc
+        except sa.exc.StatementError as exc:  # a value a column's processor refused
+            error = refused_value_error(exc, context=f"{verb} of {self._model.__name__}")
+            if error is None:
+                raise
+            raise error from exc
         except OverflowError as exc:
             raise overflow_error(exc, context=f"{verb} of {self._model.__name__}") from exc
+        except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
+            raise DataError(f"{verb} of {self._model.__name__}: {exc}", orig=exc) from exc
 
     # -- reading out and notebook display (activerecord.io) --------------------------------
     def to_dicts(self, *, chunk_size: int = 10_000) -> list[dict[str, Any]]:

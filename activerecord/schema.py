@@ -17,6 +17,7 @@ import decimal
 import enum
 import types
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -26,6 +27,7 @@ import sqlalchemy as sa
 from pydantic.fields import FieldInfo
 from sqlalchemy.dialects import mysql
 
+from .backend.dialects import bind_processor, decimal_as_real, float_guard
 from .errors import SchemaError
 
 __all__ = ["Col", "column_for_field", "column_type", "unwrap_optional"]
@@ -61,7 +63,8 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     """Timezone-aware datetimes on every backend.
 
     PostgreSQL stores them natively; on MySQL and SQLite they are stored as UTC and come back
-    with ``tzinfo=UTC``.
+    with ``tzinfo=UTC``. A naive value, or one whose UTC instant falls outside years 1-9999
+    (which no backend reads back), is refused with a ``ValueError`` before it is sent.
     """
 
     impl = sa.DateTime
@@ -75,11 +78,15 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return dialect.type_descriptor(sa.DateTime())
 
     def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
-        if value is None or dialect.name == "postgresql":
-            return value
-        if value.tzinfo is None:
+        if value is None or not isinstance(value, dt.datetime):
+            return value  # the driver (or the column's own processor) judges other values
+        if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError(f"naive datetime {value!r} given for a timezone-aware column")
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        try:
+            utc = value.astimezone(dt.timezone.utc)
+        except OverflowError:
+            raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
+        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
@@ -89,32 +96,176 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
         return value  # type: ignore[no-any-return]
 
 
-class SQLiteDecimal(sa.TypeDecorator[decimal.Decimal]):
-    """Decimal on SQLite without float rounding: bound as text into a NUMERIC column."""
+class NaiveDateTime(sa.TypeDecorator[dt.datetime]):
+    """Naive datetimes (wall time, no zone): an aware value is refused with a ``ValueError``
+    rather than stored as its wall time (SQLite, MySQL) or shifted into the session's time
+    zone (PostgreSQL), both a different instant than the one given. Microseconds kept on
+    MySQL (``DATETIME(6)``)."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(sa.DateTime())
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
+        inner = bind_processor(self.impl_instance, dialect)
+
+        def check(value: Any) -> Any:
+            if isinstance(value, dt.datetime) and value.utcoffset() is not None:
+                raise ValueError(
+                    f"aware datetime {value!r} given for a naive datetime field; give it "
+                    "naive (e.g. in UTC) or declare the field AwareDatetime"
+                )
+            return value if inner is None else inner(value)
+
+        inline = getattr(inner, "inline", None)
+        if inner is None or getattr(inner, "unchanged", False):
+            check.inline = (  # type: ignore[attr-defined]
+                "{v} if type({v}) is _datetime and {v}.tzinfo is None else {p}({v})",
+                {"_datetime": dt.datetime},
+            )
+        elif inline is not None:  # SQLite's: its fast path takes naive datetimes only
+            check.inline = inline  # type: ignore[attr-defined]
+        return check
+
+
+class NaiveTime(sa.TypeDecorator[dt.time]):
+    """Times of day. No backend keeps a time's UTC offset (SQLite and MySQL have no such
+    type; SQLAlchemy's PostgreSQL ``TIME`` drops it), so a ``time`` with ``tzinfo`` is
+    refused with a ``ValueError``. Microseconds kept on MySQL (``TIME(6)``)."""
+
+    impl = sa.Time
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.TIME(fsp=6))
+        return dialect.type_descriptor(sa.Time())
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        if isinstance(value, dt.time) and value.tzinfo is not None:
+            raise ValueError(
+                f"time {value!r} has a tzinfo, which no backend stores; give a naive time"
+            )
+        return value
+
+
+class ExactFloat(sa.TypeDecorator[float]):
+    """A ``DOUBLE`` column refusing, with a ``ValueError``, the floats its backend would
+    change or refuse (NaN, the infinities, -0.0: see ``dialects.float_guard``)."""
+
+    impl = sa.Double
+    cache_ok = True
+
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any] | None:
+        return float_guard(dialect, self.impl_instance.bind_processor(dialect))
+
+
+_INT64 = 2**63
+
+
+class ExactNumeric(sa.TypeDecorator[decimal.Decimal]):
+    """``NUMERIC(precision, scale)`` refusing, with a ``ValueError``, what the column cannot
+    hold exactly: more decimal places than ``scale`` (the database would round), more digits
+    before the point than ``precision - scale``, NaN and the infinities.
+
+    SQLite's NUMERIC affinity turns every value (even text) into a 64-bit INTEGER or a REAL
+    of 15 significant digits: values are sent as one of those where that is exact, and any
+    other (an integer beyond 64 bits of more than 15 digits, a fraction of more than 15
+    significant digits) is refused rather than rounded.
+
+    >>> proc = ExactNumeric(5, 2).bind_processor(sa.create_engine("sqlite://").dialect)
+    >>> proc(decimal.Decimal("123.45")), proc(decimal.Decimal("7.00"))
+    (123.45, 7)
+    """
 
     impl = sa.Numeric
     cache_ok = True
 
-    def __init__(self, precision: int | None = None, scale: int | None = None) -> None:
+    def __init__(self, precision: int = 38, scale: int = 10) -> None:
         super().__init__(precision=precision, scale=scale, asdecimal=True)
-        self.scale = scale
+        self.digits = precision
+        self.places = scale
 
-    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
-        return None if value is None else str(value)
+    def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
+        whole, places = self.digits - self.places, self.places
+        real = decimal_as_real(dialect)
 
-    def process_result_value(self, value: Any, dialect: sa.Dialect) -> decimal.Decimal | None:
-        if value is None:
-            return None
-        result = decimal.Decimal(str(value))
-        if self.scale is not None:
-            result = result.quantize(decimal.Decimal(1).scaleb(-self.scale))
-        return result
+        def check(value: Any) -> Any:
+            if value is None:
+                return None
+            number = value if isinstance(value, decimal.Decimal) else _to_decimal(value)
+            sign, digits, exponent = number.as_tuple()
+            if not isinstance(exponent, int):
+                raise ValueError(f"{value!r} cannot be stored in a NUMERIC column")
+            if exponent < -places or len(digits) + exponent > whole:
+                # Exact (enough precision for every digit): only trailing zeros go.
+                exact = decimal.Context(prec=len(digits) + 1)
+                sign, digits, exponent = number.normalize(exact).as_tuple()
+                if not isinstance(exponent, int) or exponent < -places:
+                    raise ValueError(
+                        f"{value!r} has more than {places} decimal places "
+                        f"(NUMERIC({self.digits}, {places}) would round it)"
+                    )
+                if digits != (0,) and len(digits) + exponent > whole:
+                    raise ValueError(
+                        f"{value!r} has more than {whole} digits before the decimal point "
+                        f"(NUMERIC({self.digits}, {places}))"
+                    )
+            if not real:
+                return value if number is value else number
+            if exponent >= 0 or number == number.to_integral_value():
+                integer = int(number)
+                if -_INT64 <= integer < _INT64:
+                    return integer
+            as_float = float(number)
+            if decimal.Decimal(repr(as_float)) != number:
+                raise ValueError(
+                    f"{value!r} has more significant digits than SQLite stores exactly "
+                    "(15, or a 64-bit integer)"
+                )
+            return as_float
+
+        return check
+
+    def result_processor(
+        self, dialect: sa.Dialect, coltype: Any
+    ) -> Callable[[Any], decimal.Decimal | None] | None:
+        if not decimal_as_real(dialect):
+            return self.impl_instance.result_processor(dialect, coltype)
+        quantum = decimal.Decimal(1).scaleb(-self.places)
+        context = decimal.Context(prec=self.digits + 20)
+
+        def read(value: Any) -> decimal.Decimal | None:
+            if value is None:
+                return None
+            number = decimal.Decimal(repr(value) if isinstance(value, float) else str(value))
+            return number.quantize(quantum, context=context)
+
+        return read
+
+
+#: Kept for existing imports: SQLite's exact decimal is :class:`ExactNumeric` now.
+SQLiteDecimal = ExactNumeric
+
+
+def _to_decimal(value: Any) -> decimal.Decimal:
+    """A value given without validation as a Decimal (a float by its shortest repr)."""
+    if isinstance(value, bool):
+        raise ValueError(f"{value!r} is not a number")
+    if isinstance(value, float):
+        return decimal.Decimal(repr(value))
+    try:
+        return decimal.Decimal(value)
+    except (decimal.InvalidOperation, TypeError, ValueError):
+        raise ValueError(f"{value!r} is not a decimal number") from None
 
 
 def _datetime(aware: bool) -> sa.types.TypeEngine[Any]:
-    if aware:
-        return UTCDateTime()
-    return sa.DateTime().with_variant(mysql.DATETIME(fsp=6), "mysql", "mariadb")
+    return UTCDateTime() if aware else NaiveDateTime()
 
 
 def unwrap_annotated(annotation: Any, metadata: list[Any]) -> Any:
@@ -152,12 +303,19 @@ def _max_length(metadata: list[Any]) -> int | None:
     return None
 
 
-def _decimal_shape(metadata: list[Any]) -> tuple[int, int]:
+def _decimal_shape(metadata: list[Any]) -> tuple[int | None, int | None]:
+    """``(max_digits, decimal_places)`` given in the field's metadata (None where not)."""
     digits, places = None, None
     for item in metadata:
         digits = getattr(item, "max_digits", None) or digits
         places = getattr(item, "decimal_places", None) if places is None else places
-    return (digits or 38), (places if places is not None else 10)
+    return digits, places
+
+
+def _json() -> sa.JSON:
+    """JSON whose ``None`` is SQL NULL (so ``where({"doc": None})`` and ``IS NULL`` find it),
+    not the JSON text ``null``."""
+    return sa.JSON(none_as_null=True)
 
 
 def _is_json(tp: Any) -> bool:
@@ -196,7 +354,7 @@ def column_type(
             return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
         return None
     if not isinstance(tp, type):
-        return sa.JSON() if _is_json(tp) else None
+        return _json() if _is_json(tp) else None
     if issubclass(tp, enum.Enum):
         labels = [str(member.value) for member in tp]
         return sa.Enum(
@@ -211,10 +369,14 @@ def column_type(
     if issubclass(tp, int):
         return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     if issubclass(tp, float):
-        return sa.Double()
+        return ExactFloat()
     if issubclass(tp, decimal.Decimal):
         digits, places = _decimal_shape(metadata)
-        return sa.Numeric(digits, places).with_variant(SQLiteDecimal(digits, places), "sqlite")
+        if digits is None:  # NUMERIC(38, 10): 28 digits before the point, 10 after
+            digits, places = 38, 10 if places is None else places
+        elif places is None or places > digits:
+            return None  # column_for_field says why (as Django's check does)
+        return ExactNumeric(max(digits, places or 0), places or 0)
     if tp is pydantic.AwareDatetime:
         return _datetime(True)
     if tp is pydantic.NaiveDatetime:
@@ -224,7 +386,7 @@ def column_type(
     if issubclass(tp, dt.date):
         return sa.Date()
     if issubclass(tp, dt.time):
-        return sa.Time().with_variant(mysql.TIME(fsp=6), "mysql", "mariadb")
+        return NaiveTime()
     if issubclass(tp, uuid.UUID):
         # MariaDB's native UUID type rejects some valid UUIDs (odd variant bits): use CHAR(32).
         return sa.Uuid().with_variant(sa.Uuid(native_uuid=False), "mysql", "mariadb")
@@ -234,11 +396,12 @@ def column_type(
             return sa.String(length)
         if keyed:
             return sa.String().with_variant(sa.String(255), "mysql", "mariadb")
-        return sa.Text()
+        # MySQL's TEXT holds 64 KiB: LONGTEXT (4 GiB) holds what the other backends do.
+        return sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
     if issubclass(tp, bytes):
         return sa.LargeBinary().with_variant(mysql.LONGBLOB(), "mysql", "mariadb")
     if _is_json(tp):
-        return sa.JSON()
+        return _json()
     return None
 
 
@@ -262,6 +425,12 @@ def column_for_field(
         sa_type = column_type(opts.type)
     else:
         sa_type = column_type(base, metadata=metadata, keyed=keyed, aware=opts.timezone)
+    digits, places = _decimal_shape(metadata)
+    if sa_type is None and digits is not None and (places is None or places > digits):
+        raise SchemaError(
+            f"{model_name}.{field_name}: a Decimal with max_digits={digits} needs "
+            "decimal_places (at most max_digits) to make its NUMERIC column"
+        )
     if sa_type is None:
         raise SchemaError(
             f"{model_name}.{field_name}: no column type for {info.annotation!r}; "

@@ -63,7 +63,7 @@ def test_ordered_mapping_types():
     c = Shapes.__table__.c
     assert isinstance(c.flag.type, sa.Boolean)  # bool before int
     assert isinstance(c.count.type, sa.BigInteger)
-    assert isinstance(c.ratio.type, sa.Double)
+    assert isinstance(c.ratio.type, sa.TypeDecorator) and isinstance(c.ratio.type.impl, sa.Double)
     assert (c.price.type.precision, c.price.type.scale) == (10, 2)
     assert c.name.type.length == 30
     assert isinstance(c.notes.type, sa.Text) and c.notes.nullable

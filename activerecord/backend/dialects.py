@@ -14,6 +14,8 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,13 +42,16 @@ __all__ = [
     "TransactionSetup",
     "bind_processor",
     "database_unique_keys",
+    "decimal_as_real",
     "driver_hint",
+    "float_guard",
     "in_list_as_array",
     "is_conflict",
     "limit_in_subquery",
     "normalize_isolation_level",
     "overflow_error",
     "partial_index_supported",
+    "refused_value_error",
     "translate_error",
     "update_reads_assigned",
     "without_params",
@@ -405,6 +410,14 @@ def bind_processor(
     """
     impl = type_.dialect_impl(dialect)
     proc = impl.bind_processor(dialect)
+    if isinstance(impl, sa.Float) and not isinstance(impl, sa.types.TypeDecorator):
+        return float_guard(dialect, proc)  # a reflected float column: refuse the same values
+    if (
+        proc is None
+        and dialect.name in _TEXT_FOR_TEMPORAL
+        and isinstance(impl, (sa.Date, sa.DateTime, sa.Time))
+    ):
+        return _temporal_guard(impl.python_type)
     if (
         proc is not None
         and type(impl) is sqlite_types.DATETIME
@@ -503,6 +516,100 @@ def without_params(sql: str, dialect: sa.Dialect) -> str:
     return sql
 
 
+#: The float values each backend stores and reads back exactly besides ordinary numbers;
+#: any other is refused before it is sent. PostgreSQL's ``double precision`` keeps NaN, the
+#: infinities and -0.0; SQLite keeps the infinities but stores NaN as NULL and -0.0 as 0;
+#: MySQL/MariaDB ``DOUBLE`` takes none of them (NaN and the infinities are errors, -0.0
+#: becomes 0).
+_FLOAT_SPECIALS: dict[str, frozenset[str]] = {
+    "postgresql": frozenset({"nan", "inf", "-0.0"}),
+    "sqlite": frozenset({"inf"}),
+    "mysql": frozenset(),
+    "mariadb": frozenset(),
+}
+
+
+def float_guard(
+    dialect: sa.Dialect, then: Callable[[Any], Any] | None = None
+) -> Callable[[Any], Any] | None:
+    """A bind processor refusing the floats this backend cannot store (see
+    ``_FLOAT_SPECIALS``) with a ``ValueError``, then applying ``then``; None where every
+    float is stored as given (PostgreSQL, unless ``then``). Given as source too (``inline``),
+    for row builders: an ordinary number costs one comparison.
+
+    >>> import sqlalchemy as sa
+    >>> guard = float_guard(sa.create_engine("sqlite://").dialect)
+    >>> guard(1.5), guard(float("inf"))
+    (1.5, inf)
+    >>> guard(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN cannot be stored on sqlite (it would read back as NULL)
+    """
+    stored = _FLOAT_SPECIALS.get(dialect.name, frozenset({"nan", "inf", "-0.0"}))
+    if len(stored) == 3:
+        return then
+    name = dialect.name
+    after = then
+
+    def guard(value: Any) -> Any:
+        if isinstance(value, float):
+            if value != value:
+                if "nan" not in stored:
+                    raise ValueError(f"NaN cannot be stored on {name}{_LOST.get(name, '')}")
+            elif value in (_INF, -_INF):
+                if "inf" not in stored:
+                    raise ValueError(f"{value} cannot be stored on {name}")
+            elif value == 0 and math.copysign(1.0, value) < 0 and "-0.0" not in stored:
+                raise ValueError(f"-0.0 cannot be stored on {name} (it would read back as 0.0)")
+        return value if after is None else after(value)
+
+    # A finite float other than 0 needs nothing (the usual); anything else takes the call.
+    guard.inline = (  # type: ignore[attr-defined]
+        "{v} if type({v}) is float and {v} != 0 and {v} - {v} == 0 else {p}({v})",
+        {},
+    )
+    return guard
+
+
+_INF = float("inf")
+_LOST = {"sqlite": " (it would read back as NULL)"}
+
+
+def decimal_as_real(dialect: sa.Dialect) -> bool:
+    """Whether a ``NUMERIC`` column holds a value as a 64-bit INTEGER or a REAL (SQLite: its
+    NUMERIC affinity turns even text into one of them), so only integers of 64 bits and
+    values of at most 15 significant digits are stored exactly.
+
+    >>> import sqlalchemy as sa
+    >>> decimal_as_real(sa.create_engine("sqlite://").dialect)
+    True
+    """
+    return dialect.name == "sqlite"
+
+
+#: Drivers that send any value as text, which the server then parses as a date or time:
+#: PyMySQL would store the string ``"2024-01-01"`` unvalidated (and a malformed one depends on
+#: the SQL mode). A batch refuses what is not a date/time object there, as SQLite's and
+#: psycopg's conversions do.
+_TEXT_FOR_TEMPORAL = ("mysql", "mariadb")
+
+
+def _temporal_guard(kind: type) -> Callable[[Any], Any]:
+    def guard(value: Any) -> Any:
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"expected a {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    name = f"_{kind.__name__}_kind"
+    guard.inline = (  # type: ignore[attr-defined]
+        "{v} if {v} is None or isinstance({v}, " + name + ") else {p}({v})",
+        {name: kind},
+    )
+    guard.unchanged = True  # type: ignore[attr-defined]  # values it passes, it passes as given
+    return guard
+
+
 def _sqlite_max_variables(conn: sa.Connection) -> int:
     raw = conn.connection.dbapi_connection
     getlimit = getattr(raw, "getlimit", None)  # Python 3.11+
@@ -519,6 +626,11 @@ _MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
 _MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")
 _SQLITE_CONFLICT = ("database is locked", "database table is locked")
 _MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+
+
+#: MySQL names the column (MariaDB as `db`.`table`.`column`) of a value it refused.
+_MYSQL_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']+)[`'] at row")
+_COPY_CONTEXT = re.compile(r"\n?CONTEXT:\s+COPY [^\n]*")
 
 
 def _is_integrity(err: BaseException) -> bool:
@@ -601,11 +713,42 @@ def translate_error(
     if kind is DatabaseError and integrity:
         kind = IntegrityError
     if record_index is not None:
-        message = f"{context}: record {record_index}: {orig}" if context else (
-            f"record {record_index}: {orig}"
+        # The record is named: PostgreSQL's "COPY t, line N" (N counted its own way) is not.
+        detail = _COPY_CONTEXT.sub("", str(orig))
+        message = f"{context}: record {record_index}: {detail}" if context else (
+            f"record {record_index}: {detail}"
         )
     error = kind(message, orig=orig)
     error.record_index = record_index
+    column = getattr(orig, "column", None)  # a value refused before it was sent names it
+    if column is None and code in _MYSQL_DATA:  # "... for column 'n' at row 2"
+        found = _MYSQL_COLUMN.search(str(orig))
+        column = found.group(1) if found else None
+    error.column = column if isinstance(column, str) else None
+    return error
+
+
+#: What a column's bind processor (or the driver converting a value) raises for a value it
+#: cannot send: the value is refused, nothing about the connection or the statement.
+_VALUE_ERRORS = (ValueError, TypeError, LookupError, AttributeError, OverflowError)
+
+
+def refused_value_error(
+    err: sa_exc.StatementError, *, context: str = "", column: str | None = None
+) -> DataError | None:
+    """The ``DataError`` for a value refused while SQLAlchemy bound a statement's parameters
+    (a ``StatementError`` that is not the driver's), or None for any other error.
+
+    >>> e = sa_exc.StatementError("bind", "INSERT ...", {}, ValueError("NaN cannot be stored"))
+    >>> str(refused_value_error(e, context="save of T", column="f"))
+    "save of T: column 'f': NaN cannot be stored"
+    """
+    if isinstance(err, sa_exc.DBAPIError) or not isinstance(err.orig, _VALUE_ERRORS):
+        return None
+    where = f"column {column!r}: " if column else ""
+    prefix = f"{context}: " if context else ""
+    error = DataError(f"{prefix}{where}{err.orig}", orig=err.orig)
+    error.column = column
     return error
 
 

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 import decimal
 import re
 import types
@@ -338,6 +339,12 @@ def _match_existing(
             )
         column = table.c[colname]
         _check_type(model_name, fname, finfo, column)
+        if isinstance(column.type, sa.Float) and column.type.asdecimal:
+            base = unwrap_optional(finfo.annotation)[0]
+            if base is float:  # a float field reads floats (a reflected MySQL DOUBLE asks Decimal)
+                as_float = copy.copy(column.type)
+                as_float.asdecimal = False
+                column.type = as_float
         columns[fname] = column
     return columns
 

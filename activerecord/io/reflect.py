@@ -36,7 +36,22 @@ from ..backend.dialects import translate_error
 from ..errors import SchemaError
 from ..model import ActiveRecord
 
-__all__ = ["model_for_table", "model_on_table"]
+__all__ = ["float_values", "model_for_table", "model_on_table"]
+
+
+def float_values(type_: Any) -> None:
+    """A floating-point column reads as ``float``: MySQL's reflected ``DOUBLE`` is a Float
+    that asks for ``Decimal`` (``asdecimal=True``), which a float field and pandas do not
+    expect (the value is a binary double either way, so nothing is lost).
+
+    >>> from sqlalchemy.dialects import mysql
+    >>> t = mysql.DOUBLE(asdecimal=True)
+    >>> float_values(t)
+    >>> t.asdecimal
+    False
+    """
+    if isinstance(type_, sa.Float) and type_.asdecimal:
+        type_.asdecimal = False
 
 
 def model_for_table(name: str, database: str = DEFAULT, *, schema: str | None = None) -> Any:
@@ -53,6 +68,7 @@ def model_for_table(name: str, database: str = DEFAULT, *, schema: str | None = 
 
         def key_column(inspector: Any, table: sa.Table, column_info: dict[str, Any]) -> None:
             column_info["key"] = keys[str(column_info["name"])]
+            float_values(column_info["type"])
 
         table = sa.Table(
             name,

@@ -41,7 +41,9 @@ import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..errors import QueryError
+import sqlalchemy as sa
+
+from ..errors import DataError, QueryError
 from .loader import check_required, load_rows, map_names
 from .progress import Progress
 
@@ -126,6 +128,29 @@ def _polars_column(series: Any) -> list[Any]:
     return values
 
 
+def _integers(
+    model: type[ActiveRecord], fname: str, values: list[Any], start: int, strict: bool
+) -> list[Any]:
+    """A float column (pandas makes an int column with NaN one) loaded into an integer field:
+    whole numbers become ints, on every backend. Without validation (``strict``), any other
+    number is refused here, naming its record and column, as pydantic would refuse it."""
+    out = []
+    for n, v in enumerate(values):
+        if type(v) is float:
+            if v.is_integer():
+                v = int(v)
+            elif strict:
+                column = model.__ar_info__.columns[fname].name
+                error = DataError(
+                    f"insert of {model.__name__}: record {start + n}: column {column!r}: "
+                    f"{v!r} is not a whole number for an integer column"
+                )
+                error.record_index, error.column = start + n, column
+                raise error
+        out.append(v)
+    return out
+
+
 def dataframe_rows(
     model: type[ActiveRecord],
     df: Any,
@@ -133,6 +158,7 @@ def dataframe_rows(
     columns: Mapping[str, str | None] | None = None,
     slice_rows: int = SLICE_ROWS,
     required: bool = True,
+    validate: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield the frame's rows as dicts keyed by field name (converted a slice at a time).
 
@@ -144,13 +170,26 @@ def dataframe_rows(
         check_required(model, names, source="the DataFrame")
     keep = [(pos, fname) for pos, fname in enumerate(names) if fname is not None]
     fields = [fname for _, fname in keep]
+    table_columns = model.__ar_info__.columns
+    integer = {
+        fname for fname in fields
+        if isinstance(table_columns[fname].type, sa.Integer)
+        and not isinstance(table_columns[fname].type, sa.Boolean)
+    }
     for start in range(0, len(df), slice_rows):
         if library == "pandas":
             part = df.iloc[start : start + slice_rows]
-            cols = [_pandas_column(part.iloc[:, pos]) for pos, _ in keep]
+            series = [part.iloc[:, pos] for pos, _ in keep]
+            cols = list(map(_pandas_column, series))
+            floats = [s.dtype.kind == "f" for s in series]
         else:
             part = df.slice(start, slice_rows)
-            cols = [_polars_column(part.to_series(pos)) for pos, _ in keep]
+            series = [part.to_series(pos) for pos, _ in keep]
+            cols = list(map(_polars_column, series))
+            floats = [s.dtype.is_float() for s in series]
+        for n, fname in enumerate(fields):
+            if floats[n] and fname in integer:
+                cols[n] = _integers(model, fname, cols[n], start, not validate)
         for values in zip(*cols):
             yield dict(zip(fields, values))
         if not cols:  # a frame with no loaded columns still has rows
@@ -183,7 +222,7 @@ def insert_dataframe(
 
     return load_rows(
         model,
-        dataframe_rows(model, df, columns=columns, required=validate),
+        dataframe_rows(model, df, columns=columns, required=validate, validate=validate),
         locate=locate,
         unit="row",
         source="DataFrame",

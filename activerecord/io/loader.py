@@ -179,7 +179,12 @@ def load_rows(
         ) from None
     except DatabaseError as exc:
         if exc.record_index is not None and exc.args:
-            exc.args = (f"{exc.args[0]} ({unit} {locate(exc.record_index)} of {source})",)
+            text, named = str(exc.args[0]), f"record {exc.record_index}"
+            where = f"{named} ({unit} {locate(exc.record_index)} of {source})"
+            exc.args = (
+                text.replace(named + ":", where + ":", 1) if named + ":" in text
+                else f"{text} ({where})",
+            )
         raise
     finally:
         close()

@@ -3,7 +3,10 @@
 The order matters: ``Enum`` before ``str`` (a ``str`` enum is both), ``bool`` before ``int``,
 ``datetime`` before ``date``. ``Optional[X]`` means nullable. A type with no mapping is a
 :class:`SchemaError` naming the field. Any column can be adjusted with :class:`Col` in
-``Annotated`` metadata::
+``Annotated`` metadata. Float, Decimal, datetime and time columns are type decorators that
+refuse (``ValueError``, a ``DataError`` once it reaches the caller) a value their backend
+would not read back as given: see :class:`ExactFloat`, :class:`ExactNumeric`,
+:class:`NaiveDateTime`, :class:`UTCDateTime`, :class:`NaiveTime`::
 
     >>> import datetime
     >>> column_type(datetime.date)
@@ -246,10 +249,6 @@ class ExactNumeric(sa.TypeDecorator[decimal.Decimal]):
             return number.quantize(quantum, context=context)
 
         return read
-
-
-#: Kept for existing imports: SQLite's exact decimal is :class:`ExactNumeric` now.
-SQLiteDecimal = ExactNumeric
 
 
 def _to_decimal(value: Any) -> decimal.Decimal:

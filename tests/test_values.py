@@ -16,9 +16,10 @@ import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
 
 from activerecord import ActiveRecord, Col
+from activerecord.__main__ import main
 from activerecord.errors import DataError, SchemaError, UniqueViolation
 from activerecord.io.reflect import model_for_table
-from tests.conftest import dialect_name
+from tests.conftest import backend_url, dialect_name
 
 D = decimal.Decimal
 UTC = dt.timezone.utc
@@ -218,7 +219,7 @@ def test_unbounded_str_holds_long_text(db, fresh):
 # -- item 21: reflected DOUBLE reads float -----------------------------------------------
 
 
-def test_reflected_double_reads_float(db):
+def test_reflected_double_reads_float(db, backend, tmp_path, capsys):
     with db.engine.begin() as conn:
         conn.exec_driver_sql("DROP TABLE IF EXISTS values_dbl")
         conn.exec_driver_sql(
@@ -240,6 +241,12 @@ def test_reflected_double_reads_float(db):
 
         got = Declared.query().to_dicts()[0]["x"]
         assert type(got) is float and got == 1.25
+
+        path = tmp_path / "dbl.jsonl"
+        path.write_text('{"id": 2, "x": 0.1}\n{"id": 3, "x": 1e300}\n')
+        args = ["load", str(path), "--url", backend_url(backend), "--table", "values_dbl", "-q"]
+        assert main(args) == 0, capsys.readouterr().err
+        assert [r["x"] for r in Dbl.query().order_by("id").to_dicts()] == [1.25, 0.1, 1e300]
     finally:
         with db.engine.begin() as conn:
             conn.exec_driver_sql("DROP TABLE values_dbl")

@@ -343,4 +343,8 @@ def test_update_and_upsert_paths_refuse_the_same_floats(db, fresh):
     assert (caught.value.record_index, caught.value.column) == (1, "f")
     with pytest.raises(DataError):
         Keyed.query().where({"k": "a"}).update({"f": nan})
+    with pytest.raises(DataError):
+        Keyed.query().where({"f": nan}).all()
+    with pytest.raises(DataError):
+        Keyed.query().where({"f": nan}).count()
     assert [(r.k, r.f) for r in Keyed.query().order_by("id").all()] == [("a", 1.0), ("b", 2.0)]

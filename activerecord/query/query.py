@@ -502,6 +502,11 @@ class Query(Generic[T]):
                 return conn.execute(stmt)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{self._model.__name__} query") from exc
+        except sa.exc.StatementError as exc:  # a condition value a column's processor refused
+            error = refused_value_error(exc, context=f"{self._model.__name__} query")
+            if error is None:
+                raise
+            raise error from exc
 
     def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
         db = self._model.database()
@@ -513,6 +518,11 @@ class Query(Generic[T]):
                 return self._model._from_db_rows(list(result.keys()), result.all())
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{self._model.__name__} query") from exc
+        except sa.exc.StatementError as exc:  # a condition value a column's processor refused
+            error = refused_value_error(exc, context=f"{self._model.__name__} query")
+            if error is None:
+                raise
+            raise error from exc
 
     def all(self) -> list[T]:
         """Every matching record (dicts when ``select()`` narrowed the columns)."""

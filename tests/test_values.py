@@ -264,6 +264,7 @@ def test_reflected_double_reads_float(db, backend, tmp_path, capsys):
         ("doc", {"a": object()}),
         ("text", "lone \ud800 surrogate"),
         ("n", 2**70),
+        ("text", {"not": "text"}),
     ],
 )
 def test_unvalidated_values_refused_naming_record_and_column(db, fresh, field, value):

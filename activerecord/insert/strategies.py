@@ -308,9 +308,12 @@ class SqliteRowidStrategy(InsertStrategy):
         self, exc: Exception, row: int, shape: InsertShape, values: Sequence[Any] | None
     ) -> WriteFailed:
         """The driver could not bind a value (text with a lone surrogate, an int beyond 64
-        bits, a type it does not know) when the error is not SQLite's own: name its column,
+        bits, a type it does not know) when the error is not the server's: name its column,
         found by binding each of the row's values alone."""
-        if values is not None and not isinstance(exc, sqlite3.Error):
+        binding = not isinstance(exc, sqlite3.Error) or isinstance(
+            exc, (sqlite3.ProgrammingError, sqlite3.InterfaceError)
+        )
+        if values is not None and binding:
             cursor = self.conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
             try:
                 refused = self._refused_in(
@@ -318,7 +321,11 @@ class SqliteRowidStrategy(InsertStrategy):
                 )
             finally:
                 cursor.close()
-            return WriteFailed(refused or ValueRefused(None, exc), row)
+            if refused is not None:
+                return WriteFailed(refused, row)
+            if isinstance(exc, sqlite3.Error):
+                return WriteFailed(exc, row)  # not a value's fault after all
+            return WriteFailed(ValueRefused(None, exc), row)
         return WriteFailed(exc, row)
 
 

@@ -151,17 +151,18 @@ def _frame(db: Database) -> _Frame | None:
 def finishing_first(db: Database, finish: Callable[[], None]) -> Iterator[bool]:
     """While the block runs, library code reaching the ambient connection (a query in a
     validator, ``get_connection()``, a nested ``Transaction``) first calls ``finish``, which
-    ends a statement the block leaves open on it. Yields False when that cannot be promised:
-    no transaction of ours, or the caller's own connection (``using``), which the caller may
-    reach without the library.
+    ends a statement the block leaves open on it. Yields False when that cannot be promised
+    for every use: no transaction of ours; or the caller's own connection (``using``), which
+    the caller may also reach without the library (library code reaching it still ends the
+    statement first, so a query of the caller's through the library never waits on it).
     """
     frame = _frame(db)
-    if frame is None or frame.external:
+    if frame is None:
         yield False
         return
     previous, frame.pending = frame.pending, finish
     try:
-        yield True
+        yield not frame.external
     finally:
         frame.pending = previous
 
@@ -498,6 +499,7 @@ def _end_transaction(frame: _Frame, exc: BaseException | None, *, failed: bool) 
                 conn.commit()
             except sa_exc.DBAPIError as err:
                 failed = True
+                _rollback_after_failed_commit(conn)
                 raise translate_error(err, context="commit failed") from err
             committed = True
             hooks = [hook for _depth, hook in frame.hooks]
@@ -543,6 +545,21 @@ def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
                 first = err
     if first is not None:
         raise first
+
+
+def _rollback_after_failed_commit(conn: sa.Connection) -> None:
+    """End the transaction a refused COMMIT left open, so the pool gets a clean connection.
+
+    SQLite keeps the transaction (and its write lock) open when COMMIT fails on a deferred
+    constraint, while SQLAlchemy counts the transaction as ended and tells the pool there is
+    nothing to roll back. A connection that cannot even roll back is thrown away.
+    """
+    if conn.invalidated:
+        return
+    try:
+        conn.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+    except Exception:  # noqa: BLE001 - the commit's error is the one to report
+        _invalidate(conn)
 
 
 def _invalidate(conn: sa.Connection) -> None:

@@ -107,6 +107,10 @@ def driver_hint(url: str | sa.URL) -> str:
     )
 
 
+#: BEGIN modes of SQLite, by the stdlib driver's ``isolation_level`` (see
+#: :meth:`DialectFacts.join_caller_transaction`): a fixed text, never the caller's string.
+_SQLITE_BEGIN_MODES = {"": "", "DEFERRED": "DEFERRED", "IMMEDIATE": "IMMEDIATE",
+                       "EXCLUSIVE": "EXCLUSIVE"}
 #: Headroom left in MySQL's max_allowed_packet for the packet header and statement text.
 _PACKET_HEADROOM = 64 * 1024
 #: Largest multi-row INSERT we build on MySQL even when the packet allows more.
@@ -306,6 +310,40 @@ class DialectFacts:
         elif read_only:
             raise ConfigurationError(f"read-only transactions are not supported on {self.name}")
         return TransactionSetup(tuple(begin), tuple(reset))
+
+    def join_caller_transaction(self, dbapi_connection: Any) -> None:
+        """Make sure the caller's connection (``using()``) has its transaction open at the
+        database before the library's first statement runs on it.
+
+        The stdlib SQLite driver, left in its default (legacy) transaction control as in an
+        application's own ``create_engine("sqlite:///...")``, sends BEGIN only before an
+        INSERT, UPDATE or DELETE: a batch's SAVEPOINT would then open the transaction itself
+        and its RELEASE commit it, past the caller's rollback. A deferred BEGIN (what the
+        driver would send, with its ``isolation_level``) takes no lock until the first
+        statement. Other drivers, and SQLite connections in autocommit mode or already in a
+        transaction, are left as they are.
+
+        >>> import sqlalchemy as sa, sqlite3
+        >>> facts = DialectFacts.probe(sa.create_engine("sqlite://"))
+        >>> raw = sqlite3.connect(":memory:")
+        >>> facts.join_caller_transaction(raw)
+        >>> raw.in_transaction
+        True
+        """
+        if self.name != "sqlite" or not isinstance(dbapi_connection, sqlite3.Connection):
+            return
+        legacy = getattr(sqlite3, "LEGACY_TRANSACTION_CONTROL", -1)
+        if getattr(dbapi_connection, "autocommit", legacy) != legacy:
+            return  # Python 3.12+ autocommit=True/False: the driver does what was asked
+        level = dbapi_connection.isolation_level
+        if level is None or dbapi_connection.in_transaction:
+            return  # autocommit, or the library's own BEGIN (database.py) already ran
+        if level.upper() not in _SQLITE_BEGIN_MODES:
+            return  # the driver accepts no other value; nothing we could send for it
+        try:
+            dbapi_connection.execute(f"BEGIN {_SQLITE_BEGIN_MODES[level.upper()]}".rstrip())
+        except sqlite3.Error as err:
+            raise translate_error(err, context="cannot join the caller's transaction") from err
 
     def set_autocommit(self, dbapi_connection: Any, on: bool) -> None:
         """Switch a driver connection's autocommit mode (used by raw connections).

@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ..errors import ConfigurationError
+from .dialects import translate_error
 from .transaction import _Frame, _frame, _frames, resolve_database
 
 __all__ = ["using"]
@@ -55,6 +56,10 @@ def using(unit_of_work: sa.Connection | orm.Session, target: Any = None) -> Iter
         raise ConfigurationError(
             f"using() takes a SQLAlchemy Connection or Session, not {type(unit_of_work).__name__}"
         )
+    try:
+        db.facts.join_caller_transaction(conn.connection.dbapi_connection)
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc, context="cannot join the caller's transaction") from exc
     frames = dict(_frames.get() or {})
     frames[db.name] = _Frame(db, conn, None, False, (), external=True)
     token = _frames.set(frames)

@@ -23,6 +23,8 @@ from .backend.external import using
 from .backend.transaction import Transaction
 from .errors import (
     ActiveRecordError,
+    ArgumentError,
+    ArgumentTypeError,
     BatchValidationError,
     ConfigurationError,
     DatabaseConnectionError,
@@ -79,6 +81,8 @@ def drop_all(database: str = "default", *, tables: Any = None) -> None:
 __all__ = [
     "ActiveRecord",
     "ActiveRecordError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "BatchValidationError",
     "Col",
     "ConfigurationError",

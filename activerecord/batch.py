@@ -39,6 +39,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
+from .arguments import check_records, check_size
 from .backend.dialects import refused_value_error, translate_error
 from .backend.transaction import (
     finishing_first,
@@ -46,7 +47,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import BatchValidationError, UnknownColumnError
+from .errors import ArgumentError, ArgumentTypeError, BatchValidationError, UnknownColumnError
 from .insert.locate import WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
 from .model import mark_persisted_batch, put_back_all, record_states
@@ -181,7 +182,9 @@ class _Preparer:
 
     def _check_keys(self, index: int, row: Any) -> None:
         if not isinstance(row, Mapping):
-            raise TypeError(f"record {index}: expected a dict, got {type(row).__name__}")
+            raise ArgumentTypeError(
+                f"record {index}: expected a dict, got {type(row).__name__}"
+            )
         for key in row:
             if key not in self.known:
                 err = UnknownColumnError(str(key), self.info.model_name, self.info.fields)
@@ -227,7 +230,7 @@ class _Preparer:
         if set(map(type, chunk)) != {model}:
             for i, item in enumerate(chunk):
                 if not isinstance(item, model):
-                    raise TypeError(
+                    raise ArgumentTypeError(
                         f"record {offset + i}: expected a {model.__name__}, "
                         f"got {type(item).__name__}"
                     )
@@ -380,8 +383,7 @@ def run_batch(
     """
     info = model.__ar_info__
     db = model.database()
-    if batch_size is not None and batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    check_size(batch_size)
     size = batch_size or db.facts.chunk_rows(len(info.fields))
     total = len(records) if isinstance(records, Sized) else None
     bar = _Progress(progress, total, model.__name__)
@@ -402,9 +404,11 @@ def run_batch(
             with write_connection(db, statements=2) as conn, ExitStack() as guard:
                 strategy = strategy_for(conn, info, db.facts)
                 if stream and strategy.streams:
-                    # No user code between chunks, or any that reaches the connection through
-                    # the library (a validator's query, a progress callback's) ends it first.
-                    quiet = not validate and not callable(progress)
+                    # No user code between chunks (a generator input is user code, which in
+                    # using() may reach the caller's connection directly), or any that reaches
+                    # the connection through the library (a validator's query, a progress
+                    # callback's) ends it first.
+                    quiet = not validate and not callable(progress) and is_collection(records)
                     strategy.may_stream = (
                         guard.enter_context(finishing_first(db, strategy.settle)) or quiet
                     )
@@ -473,9 +477,13 @@ def batch_insert(
     Returns the row count and, when ``return_records``, the inserted instances in input order.
     ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`activerecord.upsert`).
     """
+    # Arguments first: a wrong call fails before any input is read, empty or not.
+    check_size(batch_size)
+    what = "dicts" if from_dicts else f"{model.__name__} instances"
+    check_records(records, model.__name__, what=what)
+    if on_conflict not in ("error", "ignore"):
+        raise ArgumentError(f"on_conflict must be 'error' or 'ignore', got {on_conflict!r}")
     if on_conflict != "error":
-        if on_conflict != "ignore":
-            raise ValueError(f"on_conflict must be 'error' or 'ignore', got {on_conflict!r}")
         from .upsert import insert_ignoring
 
         return insert_ignoring(

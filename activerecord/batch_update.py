@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import sqlalchemy as sa
 
+from .arguments import check_records, check_size
 from .backend.dialects import translate_error
 from .backend.transaction import (
     on_rollback,
@@ -50,9 +51,15 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import BatchValidationError, DataError, QueryError, StaleRecordError
+from .errors import (
+    ArgumentTypeError,
+    BatchValidationError,
+    DataError,
+    QueryError,
+    StaleRecordError,
+)
 from .insert.shape import source_alias
-from .model import put_back_all, record_states
+from .model import mark_written, put_back_all, record_states
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
@@ -249,17 +256,15 @@ def _rows(
     get_key = operator.itemgetter(*pk_fields)
     rows: list[tuple[Any, ...]] = []
     append = rows.append
-    for record in records:
+    for index, record in enumerate(records):
         data = record.__dict__
         row = get_row(data)
         original = record._ar_original
-        if original is not None and (lock is not None or get_key(original) != get_key(data)):
-            # Find the row by the key it was read with; check the version it was read with.
-            row = (
-                *(original[f] for f in pk_fields),
-                *row[nkeys:len(row) - (1 if lock else 0)],
-                *((original[lock],) if lock else ()),
-            )
+        if original is not None:
+            if get_key(original) != get_key(data):
+                _refuse_changed_key(model, index, original, data)
+            if lock is not None:  # check the version the record was read with
+                row = (*row[:-1], original[lock])
         append(row)
     keys = [row[0] for row in rows] if nkeys == 1 else [row[:nkeys] for row in rows]
     missing = (k is None for k in keys) if nkeys == 1 else (None in k for k in keys)
@@ -281,6 +286,20 @@ def _rows(
     return rows
 
 
+def _refuse_changed_key(
+    model: type[ActiveRecord], index: int, original: dict[str, Any], data: dict[str, Any]
+) -> None:
+    """A record whose primary key was changed since it was read: writing its row by the old
+    key would leave that row under the old key while the record claims the new one."""
+    info = model.__ar_info__
+    fname = next(f for f in info.pk_fields if original[f] != data[f])
+    raise QueryError(
+        f"record {index}: {model.__name__}.{fname} was changed from {original[fname]!r} to "
+        f"{data[fname]!r}; batch_update finds rows by the key they were read with and does "
+        "not move them (save() writes a changed key)"
+    )
+
+
 def batch_update(
     model: type[ActiveRecord],
     records: Iterable[ActiveRecord],
@@ -293,12 +312,17 @@ def batch_update(
     """Write ``fields`` of every record by primary key; see the module docs and
     :meth:`ActiveRecord.batch_update <activerecord.model.ActiveRecord.batch_update>`."""
     info = model.__ar_info__
+    # Arguments first: a wrong call fails before any input is read, empty or not.
+    check_size(batch_size)
+    check_records(records, model.__name__, what=f"{model.__name__} instances")
+    if fields is not None:
+        fields = _resolve_fields(model, [], fields)  # unknown or unwritable names
     items = list(records)
     if not items:
         return 0
     if not all(map(isinstance, items, itertools.repeat(model))):
         index, record = next((i, r) for i, r in enumerate(items) if not isinstance(r, model))
-        raise TypeError(
+        raise ArgumentTypeError(
             f"record {index}: expected a {model.__name__}, got {type(record).__name__}"
         )
     if validate is None:  # assignments validated already: nothing a save() would not accept
@@ -318,8 +342,6 @@ def batch_update(
     dialect = db.engine.dialect
     style = facts.batch_update_style
     size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
-    if size < 1:
-        raise QueryError("batch_size must be at least 1")
     procs = _processors(info, row_fields, dialect)
     scalar_values = [defaults[f] for f in scalars]
     for j, proc in _processors(info, scalars, dialect):
@@ -355,7 +377,13 @@ def batch_update(
             record.__dict__.update(stamps)
         if lock:
             record.__dict__[lock] = row[-1] + 1
-        record._mark_persisted()
+    # The fields a named list left out keep their pending changes (save() writes them later).
+    written = [*info.pk_fields, *names, *scalars, *([lock] if lock else [])]
+    if fields is not None and len(written) < len(info.fields):
+        mark_written(items, written)
+    else:
+        for record in items:
+            record._mark_persisted()
     if snapshots is not None:
         on_rollback(put_back_all(items, snapshots, befores), db)
     return count

@@ -13,6 +13,8 @@
     ├── FileFormatError                  (ValueError; .path, .line)
     ├── UnknownColumnError               (KeyError)
     ├── QueryError                       (ValueError)
+    │   ├── ArgumentError                (a call's argument is wrong: batch_size=0, ...)
+    │   │   └── ArgumentTypeError        (TypeError: a non-iterable input, a wrong record)
     │   ├── ParameterCountError
     │   └── UnsafeWriteError
     ├── StaleRecordError
@@ -40,6 +42,8 @@ from typing import Any
 
 __all__ = [
     "ActiveRecordError",
+    "ArgumentError",
+    "ArgumentTypeError",
     "BatchValidationError",
     "ConfigurationError",
     "DataError",
@@ -196,6 +200,16 @@ class UnknownColumnError(ActiveRecordError, KeyError):
 
 class QueryError(ActiveRecordError, ValueError):
     """A query cannot be built or run as asked."""
+
+
+class ArgumentError(QueryError):
+    """An argument of a call is wrong (``batch_size=0``, an unknown option); raised before
+    any input is read or anything is written. Also a ``ValueError``."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """An argument has the wrong type: an input that is not an iterable of records, a record
+    of another model, a size that is not an int. Also a ``TypeError``."""
 
 
 class ParameterCountError(QueryError):

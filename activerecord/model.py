@@ -41,7 +41,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import DataError, RecordNotFound, StaleRecordError, ValidationError
+from .errors import ArgumentError, DataError, RecordNotFound, StaleRecordError, ValidationError
 from .meta import ModelInfo
 from .query.query import Query
 from .validation import collector_paused, list_adapter
@@ -774,7 +774,7 @@ class ActiveRecord(BaseModel):
 
         if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
             if on_conflict != "error":
-                raise ValueError(
+                raise ArgumentError(
                     "on_conflict is not supported for a DataFrame; use "
                     "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
                 )
@@ -946,6 +946,43 @@ def put_back_all(
             _put_back(record, snapshot, moved)()
 
     return restore
+
+
+class _Unknown:
+    """A snapshot's value for a field whose stored value is not known (see ``mark_written``):
+    equal to nothing, so the field counts as changed until a write stores it."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unknown stored value>"
+
+    def __reduce__(self) -> str:  # pickled and copied as the one instance
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()
+
+
+def mark_written(records: Sequence[ActiveRecord], written: Sequence[str]) -> None:
+    """Mark only the ``written`` fields of each record as stored, as a write of those columns
+    alone leaves them: every other field keeps its pending change (``changed_fields``). A
+    record never read or saved before gets ``UNKNOWN`` for the fields not written."""
+    for record in records:
+        data = record.__dict__
+        original = _stored(record)
+        snapshot = dict.fromkeys(data, UNKNOWN) if original is None else dict(original)
+        for fname in written:
+            snapshot[fname] = data[fname]
+        _set_persisted(record, snapshot)
+
+
+def _stored(record: ActiveRecord) -> dict[str, Any] | None:
+    try:
+        original: dict[str, Any] | None = _get_persisted(record)
+        return original
+    except AttributeError:  # never saved nor loaded
+        return None
 
 
 def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[str, Any]]) -> None:

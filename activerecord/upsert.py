@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import sqlalchemy as sa
 
+from .arguments import check_records, check_size
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
@@ -589,6 +590,9 @@ def batch_upsert(
 ) -> UpsertResult:
     """Insert new rows and update existing ones; see the module docs and
     :meth:`ActiveRecord.batch_upsert <activerecord.model.ActiveRecord.batch_upsert>`."""
+    # Arguments first: a wrong call fails before any input is read, empty or not.
+    check_size(batch_size)
+    check_records(records, model.__name__, what=f"{model.__name__} instances or dicts")
     info = model.__ar_info__
     key = resolve_target(info, conflict, model)
     updates = _Updates(model, key, update, revive=revive, touch=touch)

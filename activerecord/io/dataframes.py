@@ -43,7 +43,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..errors import DataError, QueryError
+from ..arguments import check_size
+from ..errors import ArgumentTypeError, DataError
 from .loader import check_required, load_rows, map_names
 from .progress import Progress
 
@@ -213,8 +214,11 @@ def insert_dataframe(
     Atomic, like every batch insert. A row that fails validation is reported by its label
     in a :class:`~activerecord.errors.LoadValidationError`.
     """
+    check_size(batch_size)
     if not is_dataframe(df):
-        raise QueryError(f"expected a pandas or polars DataFrame, got {type(df).__name__}")
+        raise ArgumentTypeError(
+            f"expected a pandas or polars DataFrame, got {type(df).__name__}"
+        )
     index = df.index if _library(df) == "pandas" else None
 
     def locate(i: int) -> Any:

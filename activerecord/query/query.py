@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
@@ -29,6 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
+from ..arguments import check_size
 from ..backend.dialects import (
     limit_in_subquery,
     overflow_error,
@@ -582,12 +584,27 @@ class Query(Generic[T]):
         """Yield lists of up to ``size`` records, by keyset pagination on the primary key.
 
         Each batch is a fresh query (``WHERE pk > last``), so rows are never skipped or read
-        twice the way OFFSET paging does while the table changes.
+        twice the way OFFSET paging does while the table changes. The arguments are checked
+        at the call, not at the first ``next()``.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Tick(ActiveRecord):
+        ...     __table_name__ = "doc_ticks"
+        ...     id: int | None = None
+        ...     n: int = 0
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Tick.create_table()
+        >>> _ = Tick.batch_insert([Tick(n=n) for n in range(5)])
+        >>> [len(batch) for batch in Tick.query().batches(2)]
+        [2, 2, 1]
         """
-        if size < 1:
-            raise QueryError("batch size must be at least 1")
+        check_size(size, "size", optional=False)
         if self._order or self._offset is not None:
             raise QueryError("batches() orders by the primary key; drop order_by/offset")
+        return self._batches(size)
+
+    def _batches(self, size: int) -> Iterator[list[T]]:
         info = self._model.__ar_info__
         pk_cols = [info.columns[f] for f in info.pk_fields]
         remaining = self._limit
@@ -614,9 +631,21 @@ class Query(Generic[T]):
                 return
 
     def each(self, size: int = 1000) -> Iterator[T]:
-        """Yield records one by one, reading ``size`` at a time (see :meth:`batches`)."""
-        for batch in self.batches(size):
-            yield from batch
+        """Yield records one by one, reading ``size`` at a time (see :meth:`batches`).
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Tock(ActiveRecord):
+        ...     __table_name__ = "doc_tocks"
+        ...     id: int | None = None
+        ...     n: int = 0
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Tock.create_table()
+        >>> _ = Tock.batch_insert([Tock(n=n) for n in range(3)])
+        >>> [t.id for t in Tock.query().each(2)]
+        [1, 2, 3]
+        """
+        return itertools.chain.from_iterable(self.batches(size))
 
     def update(
         self, values: Mapping[str, Any], *, all_rows: bool = False, touch: bool = True

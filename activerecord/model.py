@@ -853,7 +853,10 @@ class ActiveRecord(BaseModel):
         """Write many records, each with its own values, by primary key; return rows matched.
 
         ``fields`` names what to write (default: every field changed on any record; all
-        fields for records not loaded from the database). One statement per chunk (see
+        fields for records not loaded from the database); fields left out keep their pending
+        changes for a later ``save()``. A record whose primary key was changed since it was
+        read is refused with :class:`~activerecord.errors.QueryError` (``save()`` writes a
+        changed key). One statement per chunk (see
         :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
         ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
         ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale

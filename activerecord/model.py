@@ -971,21 +971,16 @@ def mark_written(records: Sequence[ActiveRecord], written: Sequence[str]) -> Non
     """Mark only the ``written`` fields of each record as stored, as a write of those columns
     alone leaves them: every other field keeps its pending change (``changed_fields``). A
     record never read or saved before gets ``UNKNOWN`` for the fields not written."""
+    names = tuple(written)
+    get = operator.itemgetter(*names, names[0])  # >= 2 names: always a tuple back
     for record in records:
         data = record.__dict__
-        original = _stored(record)
-        snapshot = dict.fromkeys(data, UNKNOWN) if original is None else dict(original)
-        for fname in written:
-            snapshot[fname] = data[fname]
+        try:
+            snapshot = _get_persisted(record).copy()
+        except AttributeError:  # never saved nor loaded (the slot unset, or None)
+            snapshot = dict.fromkeys(data, UNKNOWN)
+        snapshot.update(zip(names, get(data)))
         _set_persisted(record, snapshot)
-
-
-def _stored(record: ActiveRecord) -> dict[str, Any] | None:
-    try:
-        original: dict[str, Any] | None = _get_persisted(record)
-        return original
-    except AttributeError:  # never saved nor loaded
-        return None
 
 
 def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[str, Any]]) -> None:

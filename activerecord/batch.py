@@ -30,8 +30,10 @@ Example::
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import ExitStack, nullcontext
+from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +50,14 @@ from .backend.transaction import (
     write_connection,
 )
 from .errors import ArgumentError, ArgumentTypeError, BatchValidationError, UnknownColumnError
-from .insert.locate import WriteFailed
+from .insert.locate import ValueRefused, WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
-from .model import mark_persisted_batch, put_back_all, record_states
+from .model import (
+    _set_persisted,
+    mark_persisted_batch,
+    put_back_all,
+    record_states,
+)
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
@@ -64,6 +71,7 @@ ProgressCallback = Callable[[int], Any]
 
 _DICT = {dict}
 _dict_of = attrgetter("__dict__")
+_original_of = attrgetter("_ar_original")
 
 #: Rows per SELECT when reading back server-generated values by key.
 _FETCH_ROWS = 1000
@@ -252,15 +260,16 @@ class _Undo:
     values) was None before, and is None again after a failure; an upsert, which reads stored
     values into records, keeps a copy of each record's fields instead (``copies``). Records are
     marked persisted only once the whole call has succeeded. That holds for every record of a
-    sized input (a list); records from an iterator are marked chunk by chunk and only the chunk
-    in progress is put back, since the call keeps no reference to earlier ones (memory stays
-    bounded).
+    sized input (a list); records from an iterator are marked chunk by chunk, and each written
+    chunk's records are remembered by weak reference only (:class:`_Earlier`): a failure puts
+    back those the caller still holds, and those it dropped need nothing (memory stays
+    bounded by what the caller keeps).
 
     ``ambient``: the call runs inside a ``Transaction``, which may still roll back after the
     call succeeded. For a sized input, the copies of the records' fields and persisted
     snapshots are then kept, and :meth:`succeeded` returns the closure that puts the records
-    back on that rollback (registered with ``on_rollback``). Records from an iterator are not
-    put back by a later rollback: keeping them would hold the whole input in memory.
+    back on that rollback (registered with ``on_rollback``); for an iterator, the closure
+    puts back the records still alive, from their weak references.
 
     ``built``: the call builds the records itself (from dicts) and hands them back. A failed
     call hands back nothing, so there is nothing to put back (``active`` is False); a later
@@ -275,6 +284,9 @@ class _Undo:
         self.whole_call = whole_call
         self.ambient = ambient and (active or built) and whole_call
         self.copies = (copies and active) or self.ambient
+        #: Written chunks of an iterator's records, weakly (None: a sized input, or records
+        #: the call builds, which a failed call never hands back).
+        self._earlier = _Earlier(track_rollback=ambient) if active and not whole_call else None
         #: Mark records only once the call succeeded, even those it built (a chunk's keys
         #: stand only when the statement streaming it has ended).
         self.defer_marks = False
@@ -284,7 +296,8 @@ class _Undo:
         self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
 
     def start_chunk(self) -> None:
-        """From an iterator, only the chunk in progress is put back: forget the one before."""
+        """From an iterator, the chunk before is written and remembered weakly (see
+        :meth:`written`): forget its strong references."""
         if not self.whole_call:
             self._filled.clear()
             self._saved.clear()
@@ -308,17 +321,24 @@ class _Undo:
             self._snapshots.append(record_states(records))
 
     def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
-        """A chunk is written: its records are persisted once the call succeeds."""
+        """A chunk is written: its records are persisted once the call succeeds (from an
+        iterator: now, and remembered weakly to be put back if the call fails later)."""
         if (self.active or self.ambient or self.defer_marks) and self.whole_call:
             self._pending.append((instances, datas))
-        else:
-            mark_persisted_batch(instances, datas)
+            return
+        if self._earlier is not None:
+            self._earlier.remember(instances, datas, self._filled, self._saved)
+        mark_persisted_batch(instances, datas)
 
     def succeeded(self) -> Callable[[], None] | None:
         """Mark the records persisted; with ``ambient``, return what puts them back."""
         for instances, datas in self._pending:
             mark_persisted_batch(instances, datas)
         restore = None
+        if self._earlier is not None:
+            if self._earlier.track_rollback and self._earlier:
+                restore = self._earlier.put_back
+            self._earlier = None
         if self.ambient and self._pending:
             records = [r for instances, _ in self._pending for r in instances]
             befores = [c for _, copies in self._saved for c in copies]
@@ -330,6 +350,9 @@ class _Undo:
         return restore
 
     def failed(self) -> None:
+        if self._earlier is not None:
+            self._earlier.put_back()
+            self._earlier = None
         for dicts, fname in reversed(self._filled):
             for data in dicts:
                 data[fname] = None
@@ -341,6 +364,95 @@ class _Undo:
         self._saved.clear()
         self._snapshots.clear()
         self._pending.clear()
+
+
+class _Earlier:
+    """The written chunks of an iterator's records, each held by a weak reference with what
+    the call changed on it: the fields it filled (with the values written, so one the user
+    set since is left alone) and its persisted snapshot before. An entry whose record died
+    needs nothing; dead entries are swept as chunks are added, so memory follows the records
+    the caller keeps, not the input's length."""
+
+    def __init__(self, *, track_rollback: bool) -> None:
+        self.track_rollback = track_rollback
+        #: id(record) -> (weak reference, fields, values before (None: all None), values
+        #: written, snapshot before).
+        self._entries: dict[int, tuple[Any, tuple[str, ...], tuple[Any, ...] | None,
+                                       tuple[Any, ...], dict[str, Any] | None]] = {}
+        self._swept_at = 0
+
+    def __bool__(self) -> bool:
+        return bool(self._entries)
+
+    def remember(
+        self,
+        records: list[ActiveRecord],
+        datas: list[dict[str, Any]],
+        filled: list[tuple[Sequence[dict[str, Any]], str]],
+        saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    ) -> None:
+        """A chunk's records as written, before they are marked persisted."""
+        snapshots = list(map(_original_of, records))
+        entries = self._entries
+        if saved:  # whole copies of the fields before (an upsert): what changed, per record
+            befores = {id(d): b for ds, bs in saved for d, b in zip(ds, bs)}
+            for record, data, snapshot in zip(records, datas, snapshots):
+                before = befores.get(id(data), {})
+                moved = tuple(
+                    f for f, v in data.items() if f in before and v is not before[f]
+                    and v != before[f]
+                )
+                entries[id(record)] = (
+                    weakref.ref(record), moved, tuple(before[f] for f in moved),
+                    tuple(data[f] for f in moved), snapshot,
+                )
+        else:
+            n = len(datas)
+            common = tuple(dict.fromkeys(f for ds, f in filled if len(ds) == n))
+            some: dict[int, list[str]] = {}
+            for ds, fname in filled:
+                if len(ds) != n:
+                    for d in ds:
+                        some.setdefault(id(d), []).append(fname)
+            if some:
+                for record, data, snapshot in zip(records, datas, snapshots):
+                    fields = common + tuple(some.get(id(data), ()))
+                    entries[id(record)] = (
+                        weakref.ref(record), fields, None,
+                        tuple(data[f] for f in fields), snapshot,
+                    )
+            elif common:
+                get = itemgetter(*common)
+                values = map(get, datas) if len(common) > 1 else zip(map(get, datas))
+                entries.update(zip(
+                    map(id, records),
+                    zip(map(weakref.ref, records), repeat(common), repeat(None), values,
+                        snapshots),
+                ))
+        if len(entries) > 2 * self._swept_at + 10_000:
+            self._sweep()
+
+    def _sweep(self) -> None:
+        """Forget the records nobody holds any more."""
+        dead = [k for k, entry in self._entries.items() if entry[0]() is None]
+        for key in dead:
+            del self._entries[key]
+        self._swept_at = len(self._entries)
+
+    def put_back(self) -> None:
+        """Put every record still alive back as it was before the call."""
+        entries, self._entries = self._entries, {}
+        for ref, fields, befores, written, snapshot in reversed(entries.values()):
+            record = ref()
+            if record is None:
+                continue
+            data = record.__dict__
+            olds = befores if befores is not None else repeat(None)
+            for fname, old, value in zip(fields, olds, written):
+                current = data.get(fname)
+                if current is value or current == value:
+                    data[fname] = old
+            _set_persisted(record, snapshot)
 
 
 #: Writes one prepared chunk: ``(connection, strategy, chunk as given, row dicts, offset of
@@ -438,7 +550,7 @@ def run_batch(
                         offset += len(chunk)
                     if failures:
                         raise BatchValidationError(model.__name__, failures)
-                    strategy.settle()
+                    strategy.finish()
                 finally:
                     strategy.close()
         except BaseException:
@@ -526,29 +638,48 @@ def _write_chunk(
     *,
     need_keys: bool = True,
 ) -> None:
-    """Write one chunk: rows grouped by which generated columns they leave to the database.
+    """Write one chunk: runs of consecutive rows that leave the same generated columns to
+    the database, in input order (so rows with their own keys and rows that get one are
+    numbered as if inserted one by one).
 
     ``undo`` hears of the fields filled: the key and server-generated values of the rows
     that left them to the database (not read back without ``need_keys``: the rows are not
     handed back). Rows whose generated values are not read back may go into a statement the
     strategy keeps open for the next chunk when the caller allows it
-    (``strategy.may_stream``; see :meth:`InsertStrategy.stream`)."""
+    (``strategy.may_stream``; see :meth:`InsertStrategy.stream`). A key the database would
+    not number (SQLite's ``BIGINT PRIMARY KEY``) must be given: a row without one is refused
+    before anything of the chunk is written."""
     pk = info.autoincrement_pk
+    if pk is not None and not strategy.generates_key:
+        _refuse_missing_keys(datas, pk, offset)
+        pk = None
     generated = ([pk] if pk is not None else []) + list(info.server_generated)
-    groups: dict[tuple[bool, ...], list[int]] = {}
+    runs: list[tuple[tuple[bool, ...], list[int]]] = []
     flags = [tuple(data[f] is None for f in generated) for data in datas[:1]]
     if not generated or _all_alike(datas, generated, flags[0]):
-        groups[flags[0] if flags else ()] = list(range(len(datas)))
+        runs.append((flags[0] if flags else (), list(range(len(datas)))))
     else:
         for n, data in enumerate(datas):
-            groups.setdefault(tuple(data[f] is None for f in generated), []).append(n)
-    for missing_flags, positions in groups.items():
+            these = tuple(data[f] is None for f in generated)
+            if runs and runs[-1][0] == these:
+                runs[-1][1].append(n)
+            else:
+                runs.append((these, [n]))
+    for missing_flags, positions in runs:
         missing = {f for f, gone in zip(generated, missing_flags) if gone}
         fetch_key = need_keys and pk is not None and pk in missing
         group = datas if len(positions) == len(datas) else [datas[n] for n in positions]
         sent = [f for f in info.fields if f not in missing]
+        if not sent and pk in missing and strategy.reserves_keys:
+            fetch_key = True  # a COPY sends at least one column: the keys it reserves
         if fetch_key and strategy.reserves_keys:
             sent.insert(0, pk)  # type: ignore[arg-type]
+        if pk is not None and pk not in missing and strategy.watches_keys:
+            try:
+                strategy.explicit_keys(list(map(itemgetter(pk), group)))
+            except WriteFailed as exc:
+                exc.row = None if exc.row is None else offset + positions[exc.row]
+                raise
         shape = strategy.shape(tuple(sent), fetch_key)
         if undo is not None:
             for fname in missing:
@@ -568,6 +699,20 @@ def _write_chunk(
                 data[pk] = key  # type: ignore[index]
         if rest:
             _fetch_generated(conn, info, group, rest)
+
+
+def _refuse_missing_keys(datas: list[dict[str, Any]], pk: str, offset: int) -> None:
+    """A row leaving out a key the database does not number is refused (not stored with a
+    NULL key, nor handed a rowid that is not its key)."""
+    keys = list(map(itemgetter(pk), datas))
+    if None in keys:
+        orig = ValueRefused(
+            pk,
+            ValueError("no key given, and the database does not number this key column "
+                       "(on SQLite only an INTEGER PRIMARY KEY is)"),
+            sqlstate="23502",
+        )
+        raise WriteFailed(orig, offset + keys.index(None), located=True)
 
 
 def _locator(offset: int, positions: list[int]) -> Callable[[int], int]:

@@ -41,7 +41,14 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .errors import ArgumentError, DataError, RecordNotFound, StaleRecordError, ValidationError
+from .errors import (
+    ArgumentError,
+    DataError,
+    NotNullViolation,
+    RecordNotFound,
+    StaleRecordError,
+    ValidationError,
+)
 from .meta import ModelInfo
 from .query.query import Query
 from .validation import collector_paused, list_adapter
@@ -539,6 +546,7 @@ class ActiveRecord(BaseModel):
             if fetch and db.facts.supports_returning:
                 stmt = stmt.returning(*fetch)
             with write_connection(db) as conn:
+                self._check_own_key(db, info, conn)
                 result = conn.execute(stmt)
                 if fetch and db.facts.supports_returning:
                     for fname, value in zip(fetch_fields, result.one()):
@@ -562,6 +570,29 @@ class ActiveRecord(BaseModel):
         if track:
             moved = {f: (None, data[f]) for f in filled}
             on_rollback(_put_back(self, None, moved), db)
+
+    def _check_own_key(self, db: Database, info: ModelInfo, conn: sa.Connection) -> None:
+        """Refuse an insert whose key would not come back as it is: left out where the
+        database numbers no key (SQLite's ``BIGINT PRIMARY KEY``), or ``0`` where MySQL reads
+        it as "generate one" (as batch inserts refuse them)."""
+        pk = info.autoincrement_pk
+        if pk is None:
+            return
+        value = self.__dict__[pk]
+        name = type(self).__name__
+        if value is None and not db.facts.generates_key(info.columns[pk]):
+            raise NotNullViolation(
+                f"save of {name}: column {pk!r}: no key given, and the database does not "
+                "number this key column (on SQLite only an INTEGER PRIMARY KEY is)"
+            )
+        if value == 0 and db.facts.zero_key_may_generate and db.facts.session_keys(
+            conn
+        ).zero_generates:
+            raise DataError(
+                f"save of {name}: column {pk!r}: 0 in an AUTO_INCREMENT key asks MySQL for a "
+                "generated key (sql_mode has no NO_AUTO_VALUE_ON_ZERO): give another key, or "
+                "None to have one generated"
+            )
 
     def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
         data = self.__dict__

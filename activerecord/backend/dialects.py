@@ -39,6 +39,7 @@ from ..errors import (
 
 __all__ = [
     "DialectFacts",
+    "SessionKeys",
     "TransactionSetup",
     "bind_processor",
     "database_unique_keys",
@@ -128,6 +129,10 @@ class DialectFacts:
     supports_returning: bool
     max_params: int | None
     max_packet_bytes: int | None
+    #: MySQL/MariaDB ``innodb_autoinc_lock_mode`` 0 or 1: one multi-row INSERT's keys are
+    #: consecutive steps of the session's ``auto_increment_increment`` (a session value, read
+    #: for each write by :meth:`session_keys`, never here: a ``SET SESSION`` or a Galera node
+    #: changes it while the engine lives).
     autoinc_consecutive: bool
     supports_partial_index: bool
     supports_savepoints: bool
@@ -167,11 +172,10 @@ class DialectFacts:
                 max_params = _PG_MAX_PARAMS
             elif name in ("mysql", "mariadb"):
                 row = conn.exec_driver_sql(
-                    "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, "
-                    "@@auto_increment_increment"
+                    "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode"
                 ).one()
                 max_packet = int(row[0])
-                consecutive = int(row[1]) in (0, 1) and int(row[2]) == 1
+                consecutive = int(row[1]) in (0, 1)
             conn.rollback()
         version = tuple(getattr(dialect, "server_version_info", None) or ())
         return cls(
@@ -251,6 +255,58 @@ class DialectFacts:
             return cap  # a fixed number of parameters: only memory bounds a chunk
         rows = min(cap, self.rows_per_statement(ncols, row_bytes=32 * max(ncols, 1)))
         return max(rows, 1)
+
+    # -- generated keys ----------------------------------------------------------------------
+    def generates_key(self, column: sa.Column[Any]) -> bool:
+        """Whether the database numbers this autoincrement key column when a row leaves it out.
+
+        SQLite numbers only a rowid alias, a key whose declared type is exactly ``INTEGER``;
+        a ``BIGINT PRIMARY KEY`` is an ordinary column there, which would hold NULL (while
+        ``lastrowid`` names the hidden rowid). Known from the column type: no query.
+
+        >>> import sqlalchemy as sa
+        >>> facts = DialectFacts.probe(sa.create_engine("sqlite://"))
+        >>> facts.generates_key(sa.Column("id", sa.BigInteger, primary_key=True))
+        False
+        >>> facts.generates_key(sa.Column("id", sa.Integer, primary_key=True))
+        True
+        """
+        if self.name != "sqlite":
+            return True
+        rendered = column.type.compile(dialect=_SQLITE_DIALECT)
+        return rendered.strip().upper() == "INTEGER"
+
+    def session_keys(self, conn: sa.Connection) -> SessionKeys:
+        """How the connection's session numbers AUTO_INCREMENT keys now (MySQL/MariaDB:
+        ``auto_increment_increment``, ``auto_increment_offset`` and whether ``0`` asks for a
+        key, i.e. ``sql_mode`` lacks ``NO_AUTO_VALUE_ON_ZERO``); one query, asked for each
+        write that relies on it. Elsewhere: steps of 1, and 0 is a key like any other.
+
+        >>> import sqlalchemy as sa
+        >>> engine = sa.create_engine("sqlite://")
+        >>> with engine.connect() as conn:
+        ...     DialectFacts.probe(engine).session_keys(conn)
+        SessionKeys(increment=1, offset=1, zero_generates=False)
+        """
+        if self.name != "mysql":
+            return SessionKeys(1, 1, False)
+        row = conn.exec_driver_sql(
+            "SELECT @@SESSION.auto_increment_increment, @@SESSION.auto_increment_offset, "
+            "@@SESSION.sql_mode"
+        ).one()
+        zero = "NO_AUTO_VALUE_ON_ZERO" not in str(row[2]).upper()
+        return SessionKeys(int(row[0]), int(row[1]), zero)
+
+    @property
+    def zero_key_may_generate(self) -> bool:
+        """Whether ``0`` in an autoincrement key may mean "generate one" (MySQL/MariaDB, by
+        session ``sql_mode``; see :meth:`session_keys`).
+
+        >>> import sqlalchemy as sa
+        >>> DialectFacts.probe(sa.create_engine("sqlite://")).zero_key_may_generate
+        False
+        """
+        return self.name == "mysql"
 
     # -- transactions ------------------------------------------------------------------------
     @property
@@ -355,6 +411,18 @@ class DialectFacts:
             dbapi_connection.autocommit = on
         elif self.name == "mysql":
             dbapi_connection.autocommit(on)
+
+
+@dataclass(frozen=True)
+class SessionKeys:
+    """How one session numbers generated keys (see :meth:`DialectFacts.session_keys`)."""
+
+    increment: int
+    offset: int
+    zero_generates: bool
+
+
+_SQLITE_DIALECT = sqlite_types.SQLiteDialect()
 
 
 @dataclass(frozen=True)

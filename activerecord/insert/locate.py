@@ -48,12 +48,21 @@ class ValueRefused(Exception):
 
     sqlstate = "22000"
 
-    def __init__(self, column: str | None, orig: BaseException, value: Any = _NONE) -> None:
+    def __init__(
+        self,
+        column: str | None,
+        orig: BaseException,
+        value: Any = _NONE,
+        *,
+        sqlstate: str | None = None,
+    ) -> None:
         where = f"column {column!r}: " if column else ""
         shown = "" if value is _NONE else f"cannot store {_shown(value)}: "
         super().__init__(f"{where}{shown}{orig}")
         self.column = column
         self.orig = orig
+        if sqlstate is not None:  # another class of refusal (23502: a missing key)
+            self.sqlstate = sqlstate
 
 
 def _shown(value: Any) -> str:
@@ -69,12 +78,22 @@ def _message(err: BaseException) -> str:
     return str(err)
 
 
+#: A unique key of the table: the names the database may give it and the value positions
+#: (in a row of the statement) of its columns.
+UniqueKey = tuple[frozenset[str], tuple[int, ...]]
+
+
 def blamed_row(
-    err: BaseException, rows: Sequence[Sequence[Any]], columns: Sequence[tuple[str, bool]]
+    err: BaseException,
+    rows: Sequence[Sequence[Any]],
+    columns: Sequence[tuple[str, bool]],
+    keys: Sequence[UniqueKey] = (),
 ) -> int | None:
     """The 0-based row of ``rows`` the error names, or None when it names none.
 
     ``columns`` gives, per value position, the column name and whether it is unique on its own.
+    ``keys``: the unique keys whose columns the rows send; a duplicate-key error naming one is
+    looked up in that key's columns only (another unique column may hold the same value).
     """
     diag = getattr(err, "diag", None)
     context = getattr(diag, "context", None) if diag is not None else None
@@ -89,12 +108,20 @@ def blamed_row(
         return int(found.group(1)) - 1
     found = _DUPLICATE.search(text)
     if found:
-        value = found.group(1)
-        unique = [i for i, (_name, is_unique) in enumerate(columns) if is_unique]
-        holders = [
-            n for n, row in enumerate(rows)
-            if any(row[i] is not None and _render(row[i]) == value for i in unique)
-        ]
+        value, key_name = found.group(1), found.group(2)
+        named = _key_named(key_name, keys)
+        if named is not None:
+            # MySQL shows a composite key's value as its parts joined by '-'.
+            holders = [
+                n for n, row in enumerate(rows)
+                if "-".join(_render(row[i]) for i in named) == value
+            ]
+        else:
+            unique = [i for i, (_name, is_unique) in enumerate(columns) if is_unique]
+            holders = [
+                n for n, row in enumerate(rows)
+                if any(row[i] is not None and _render(row[i]) == value for i in unique)
+            ]
         if holders:
             return holders[1] if len(holders) > 1 else holders[0]
         return None
@@ -105,6 +132,16 @@ def blamed_row(
         for n, row in enumerate(rows):
             if any(row[i] is None for i in positions):
                 return n
+    return None
+
+
+def _key_named(name: str, keys: Sequence[UniqueKey]) -> tuple[int, ...] | None:
+    """The value positions of the key the database named (MySQL 8 says ``table.key``)."""
+    for candidate in (name, name.rsplit(".", 1)[-1]):
+        wanted = candidate.lower()
+        for names, positions in keys:
+            if wanted in names:
+                return positions
     return None
 
 

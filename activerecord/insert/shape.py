@@ -169,6 +169,8 @@ class InsertShape:
         call per row (the fastest pure-Python form; field names enter only as literals).
         A processor that gives its own source (``proc.inline``) is inlined: no call per value."""
         if not any(self.processors):
+            if not self.fields:  # every column left to the database (a model of only a key)
+                return lambda data: ()
             if len(self.fields) == 1:
                 only = self.fields[0]
                 return lambda data: (data[only],)

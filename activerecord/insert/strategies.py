@@ -17,10 +17,13 @@ order when asked. Each fast path is exact, not a guess:
   one such COPY stays open across chunks (:meth:`InsertStrategy.stream`): the next chunk is
   prepared while the server works through the rows already sent; library code reaching the
   connection meanwhile (a validator's query) ends it first (``finishing_first``). Rows whose
-  keys nobody reads back go the same way, in a plain COPY, from a generator too.
+  keys nobody reads back go the same way, in a plain COPY, from a generator too. Rows that
+  give their own keys move the sequence past the largest (``setval``, never backwards)
+  before it numbers rows again and when the call ends.
 * ``mysql_values``: multi-row ``INSERT ... VALUES`` packed to the packet budget. Keys from
-  ``LAST_INSERT_ID()`` + row number when the server allocates one statement's keys
-  consecutively (``innodb_autoinc_lock_mode`` 0/1 and ``auto_increment_increment`` 1); else
+  ``LAST_INSERT_ID()`` + row number times the session's ``auto_increment_increment`` (read
+  for each write) when the server allocates one statement's keys consecutively
+  (``innodb_autoinc_lock_mode`` 0/1); else
   ``RETURNING`` (MariaDB 10.5+), whose keys are sorted because one statement's keys rise in
   row order; else one row per statement.
 * ``core``: SQLAlchemy Core executemany (``RETURNING ... sort_by_parameter_order``).
@@ -51,7 +54,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..backend.dialects import without_params
-from .locate import ValueRefused, WriteFailed, blamed_row
+from .locate import UniqueKey, ValueRefused, WriteFailed, blamed_row
 from .shape import InsertShape
 
 if TYPE_CHECKING:
@@ -92,6 +95,11 @@ class InsertStrategy:
         self.info = info
         self.facts = facts
         self.dialect = conn.dialect
+        pk = info.autoincrement_pk
+        #: Whether the database numbers the autoincrement key of a row that leaves it out.
+        self.generates_key = pk is None or facts.generates_key(info.columns[pk])
+        #: Whether rows giving their own autoincrement key go through :meth:`explicit_keys`.
+        self.watches_keys = pk is not None and facts.zero_key_may_generate
         self._shapes: dict[tuple[tuple[str, ...], bool], InsertShape] = {}
         self._key_of = {f: c.key for f, c in info.columns.items()}
         self._cursor: Any = None
@@ -124,6 +132,24 @@ class InsertStrategy:
     def settle(self) -> None:
         """Finish the open stream, if any: on return its rows are written and their keys
         exact; raises a located :class:`WriteFailed` (its rows' keys forgotten) if not."""
+
+    def finish(self) -> None:
+        """The call's rows are all given: settle, and leave the key's numbering past every
+        key the rows gave (see :meth:`explicit_keys`)."""
+        self.settle()
+
+    def explicit_keys(self, keys: Sequence[Any]) -> None:
+        """Rows about to be written with these autoincrement keys of their own (when
+        ``watches_keys``). MySQL/MariaDB read ``0`` as "generate a key" unless the session's
+        ``sql_mode`` has ``NO_AUTO_VALUE_ON_ZERO``: the record would keep 0 for a row stored
+        under another key, so such a row is refused (a :class:`WriteFailed` at its position)."""
+        if 0 in keys and self.facts.session_keys(self.conn).zero_generates:
+            pk = self.info.autoincrement_pk or ""
+            orig = ValueError(
+                "0 in an AUTO_INCREMENT key asks MySQL for a generated key (sql_mode has no "
+                "NO_AUTO_VALUE_ON_ZERO): give another key, or None to have one generated"
+            )
+            raise WriteFailed(ValueRefused(pk, orig, 0), list(keys).index(0))
 
     def construct(self, fetch_key: bool) -> sa.Insert:
         return sa.insert(self.info.table)
@@ -172,8 +198,31 @@ class InsertStrategy:
         single |= {c.name for c in table.columns if c.unique}
         return [(c.name, c.name in single) for c in shape.columns]
 
+    def _unique_keys(self, shape: InsertShape) -> list[UniqueKey]:
+        """The table's unique keys whose columns the shape sends, by the names the database
+        may report them under: a constraint's or index's own name; MySQL names an unnamed
+        one after its first column, and the primary key ``PRIMARY``."""
+        at = {c.name: i for i, c in enumerate(shape.columns)}
+        table = shape.table
+        found: list[tuple[object, list[str], bool]] = []
+        for c in table.constraints:
+            if isinstance(c, (sa.UniqueConstraint, sa.PrimaryKeyConstraint)):
+                primary = isinstance(c, sa.PrimaryKeyConstraint)
+                found.append((c.name, [col.name for col in c.columns], primary))
+        found += [(i.name, [col.name for col in i.columns], False) for i in table.indexes
+                  if i.unique]
+        found += [(None, [c.name], False) for c in table.columns if c.unique]
+        keys: list[UniqueKey] = []
+        for name, cols, primary in found:
+            if not cols or any(col not in at for col in cols):
+                continue
+            names = {"primary"} if primary else set()
+            names.add((name if isinstance(name, str) and name else cols[0]).lower())
+            keys.append((frozenset(names), tuple(at[col] for col in cols)))
+        return keys
+
     def _failed(self, err: BaseException, shape: InsertShape, rows: Sequence[Any]) -> WriteFailed:
-        row = blamed_row(err, rows, self._unique_flags(shape))
+        row = blamed_row(err, rows, self._unique_flags(shape), self._unique_keys(shape))
         return WriteFailed(self._driver_error(err), row)
 
     def _driver_error(self, err: BaseException) -> BaseException:
@@ -352,6 +401,41 @@ class PostgresCopyStrategy(InsertStrategy):
         self.streams = True  # a plain COPY always; a numbered one where numbering is proven
         self._stream: _Stream | None = None
         self._failure: WriteFailed | None = None
+        #: The largest key rows gave themselves since the sequence was last moved past them.
+        self._top_given: int | None = None
+        self.watches_keys = self.watches_keys or sequence is not None
+
+    def explicit_keys(self, keys: Sequence[Any]) -> None:
+        """PostgreSQL's sequence knows nothing of keys rows give themselves: remember the
+        largest, to move the sequence past it before it numbers rows again and when the call
+        ends (as the keys of SQLite and MySQL follow explicit ones), so the next generated
+        key cannot collide with one of them."""
+        super().explicit_keys(keys)
+        if self.sequence is not None and keys:
+            top = max(keys)
+            if self._top_given is None or top > self._top_given:
+                self._top_given = top
+
+    def _move_sequence(self) -> None:
+        """``setval`` the sequence to the largest key given, if that is past its last value
+        (never backwards; within its bounds). Ends an open COPY first."""
+        if self._top_given is None:
+            return
+        self.settle()
+        top, self._top_given = self._top_given, None
+        self.conn.execute(
+            sa.text(
+                "SELECT setval(CAST(:seq AS regclass), CAST(:top AS bigint)) FROM pg_sequence s "
+                "WHERE s.seqrelid = CAST(:seq AS regclass) AND s.seqincrement > 0 "
+                " AND CAST(:top AS bigint) <= s.seqmax AND CAST(:top AS bigint) > "
+                "  coalesce(pg_sequence_last_value(CAST(:seq AS regclass)), s.seqstart - 1)"
+            ),
+            {"seq": self.sequence, "top": top},
+        )
+
+    def finish(self) -> None:
+        self.settle()
+        self._move_sequence()
 
     @staticmethod
     def key_sequence(conn: sa.Connection, info: ModelInfo) -> tuple[str | None, bool]:
@@ -414,6 +498,7 @@ class PostgresCopyStrategy(InsertStrategy):
     def _reserve(self, n: int) -> Sequence[int]:
         """n values of the sequence, ours alone: sent as a range when they are one (the usual),
         else as one array (other sessions took values in between, or the increment is not 1)."""
+        self._move_sequence()
         taken = (
             sa.select(sa.func.nextval(self.sequence).label("id"))
             .select_from(sa.func.generate_series(1, n))
@@ -425,9 +510,10 @@ class PostgresCopyStrategy(InsertStrategy):
         first, last, values = self.conn.execute(sa.select(low, high, listed)).one()
         return range(first, last + 1) if values is None else list(values)
 
-    def _numbered_by_server(self) -> bool:
-        """Whether the server may number a COPY's rows (see :meth:`key_sequence`)."""
-        return self._server_numbering
+    def _numbered_by_server(self, shape: InsertShape | None = None) -> bool:
+        """Whether the server may number a COPY's rows (see :meth:`key_sequence`); those of
+        ``shape`` only if they send a column besides the key (a COPY sends at least one)."""
+        return self._server_numbering and (shape is None or len(shape.fields) > 1)
 
     def _copy_rows(
         self, shape: InsertShape, data: Data, keys: Sequence[int] | None = None
@@ -478,6 +564,7 @@ class PostgresCopyStrategy(InsertStrategy):
         rows are rolled back to a savepoint and None says: reserve the keys instead. Each
         dict gets its key as it is sent, and loses it again if unproven or failed.
         """
+        self._move_sequence()
         first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
         n = len(data)
         pk = self.info.autoincrement_pk or ""
@@ -512,7 +599,7 @@ class PostgresCopyStrategy(InsertStrategy):
         :meth:`_copy_numbered`, one ``currval()`` at :meth:`settle` proving every key of the
         stream; without, the rows as the shape gives them (no keys wanted back)."""
         self._raise_failure()
-        if not data or not self.may_stream or (fetch_key and not self._numbered_by_server()):
+        if not data or not self.may_stream or (fetch_key and not self._numbered_by_server(shape)):
             return False
         pk = self.info.autoincrement_pk or ""
         sent = self.shape(tuple(f for f in shape.fields if f != pk), True) if fetch_key else shape
@@ -537,6 +624,7 @@ class PostgresCopyStrategy(InsertStrategy):
         a COPY of its own, with the key) inside a savepoint the stream's rows share."""
         first = savepoint = None
         if numbered:
+            self._move_sequence()
             first = self.conn.execute(sa.select(sa.func.nextval(self.sequence))).scalar_one()
             savepoint = self.conn.begin_nested()
         opened = _Stream(shape, sent, savepoint, first)
@@ -701,7 +789,7 @@ class PostgresCopyStrategy(InsertStrategy):
         if not fetch_key:
             self._copy_rows(shape, data)
             return None
-        if self._numbered_by_server():
+        if self._numbered_by_server(shape):
             keys = self._copy_numbered(shape, data)
             if keys is not None:
                 return keys
@@ -803,6 +891,12 @@ class MysqlValuesStrategy(InsertStrategy):
         if fetch_key and self._keys_by == "row":
             return self._one_by_one(shape, rows)
         keys: list[Any] = []
+        step = 1
+        if fetch_key and self._keys_by == "range":
+            # The session's increment now, not the engine's at its first connection: a SET
+            # SESSION (or a Galera node joining) changes it. One statement's keys are its
+            # steps from LAST_INSERT_ID() (lock mode 0/1), whatever the offset.
+            step = self.facts.session_keys(self.conn).increment
         for start, count, sql in self._statements(shape, rows):
             try:
                 self.cursor.execute(sql)
@@ -812,7 +906,7 @@ class MysqlValuesStrategy(InsertStrategy):
             if fetch_key:
                 if self._keys_by == "range":
                     first = int(self.cursor.lastrowid)
-                    keys.extend(range(first, first + count))
+                    keys.extend(range(first, first + count * step, step))
                 else:
                     keys.extend(sorted(int(r[0]) for r in self.cursor.fetchall()))
         return keys if fetch_key else None

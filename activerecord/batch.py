@@ -295,6 +295,11 @@ class _Undo:
         self._snapshots: list[list[dict[str, Any] | None]] = []
         self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
 
+    @property
+    def remembers_weakly(self) -> bool:
+        """Whether written chunks are remembered by weak references (an iterator's records)."""
+        return self._earlier is not None
+
     def start_chunk(self) -> None:
         """From an iterator, the chunk before is written and remembered weakly (see
         :meth:`written`): forget its strong references."""
@@ -391,10 +396,24 @@ class _Earlier:
         filled: list[tuple[Sequence[dict[str, Any]], str]],
         saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
     ) -> None:
-        """A chunk's records as written, before they are marked persisted."""
-        snapshots = list(map(_original_of, records))
+        """A chunk's records as written, before they are marked persisted. The collector
+        rests meanwhile (a weak reference is a tracked object: 100k of them would start
+        passes over every record alive)."""
+        with collector_paused():  # nested in the caller's pause: free
+            self._remember(records, datas, filled, saved)
+        if len(self._entries) > 2 * self._swept_at + 10_000:
+            self._sweep()
+
+    def _remember(
+        self,
+        records: list[ActiveRecord],
+        datas: list[dict[str, Any]],
+        filled: list[tuple[Sequence[dict[str, Any]], str]],
+        saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
+    ) -> None:
         entries = self._entries
         if saved:  # whole copies of the fields before (an upsert): what changed, per record
+            snapshots = list(map(_original_of, records))
             befores = {id(d): b for ds, bs in saved for d, b in zip(ds, bs)}
             for record, data, snapshot in zip(records, datas, snapshots):
                 before = befores.get(id(data), {})
@@ -407,6 +426,9 @@ class _Earlier:
                     tuple(data[f] for f in moved), snapshot,
                 )
         else:
+            # A batch insert takes new records: each is new again after a rollback. (Reading
+            # every record's snapshot costs more than the insert: an unset slot raises.)
+            snapshots = [None] * len(records)
             n = len(datas)
             common = tuple(dict.fromkeys(f for ds, f in filled if len(ds) == n))
             some: dict[int, list[str]] = {}
@@ -429,8 +451,6 @@ class _Earlier:
                     zip(map(weakref.ref, records), repeat(common), repeat(None), values,
                         snapshots),
                 ))
-        if len(entries) > 2 * self._swept_at + 10_000:
-            self._sweep()
 
     def _sweep(self) -> None:
         """Forget the records nobody holds any more."""
@@ -532,7 +552,10 @@ def run_batch(
                         # The collector rests while a chunk is validated and written: the
                         # records validation builds are no cycles, and those nobody gets
                         # back are freed before it runs again.
-                        with collector_paused() if validate else nullcontext():
+                        # So it does while an iterator's records are written and remembered
+                        # weakly (one weak reference each).
+                        weakly = undo.remembers_weakly
+                        with collector_paused() if validate or weakly else nullcontext():
                             undo.start_chunk()
                             datas, instances = prepare(chunk, offset, failures, undo)
                             if not failures:

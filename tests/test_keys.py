@@ -80,15 +80,14 @@ def test_keys_exact_under_a_session_increment_set_in_a_transaction(db, fresh, in
     fresh(KeyItem)
     KeyItem.batch_insert(_items(3, "before"))  # the engine's facts were read with increment 1
     items = _items(40)
-    try:
-        with Transaction():
-            raw = get_connection()
-            _set_increment(raw.cursor(), increment, offset)
+    with Transaction():
+        raw = get_connection()
+        _set_increment(raw.cursor(), increment, offset)
+        try:
             KeyItem.batch_insert(items, batch_size=15)
             more = KeyItem.batch_insert_from_dicts([{"name": f"d{i}"} for i in range(7)])
-    finally:
-        with Transaction():
-            _set_increment(get_connection().cursor(), 1, 1)
+        finally:  # a session setting outlives the transaction: the pooled connection keeps it
+            _set_increment(raw.cursor(), 1, 1)
     stored = _stored(db)
     assert len(stored) == 3 + 40 + 7
     for record in items + more:

@@ -33,6 +33,7 @@ import itertools
 import weakref
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
 from contextlib import ExitStack, nullcontext
+from dataclasses import dataclass
 from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
@@ -371,23 +372,47 @@ class _Undo:
         self._pending.clear()
 
 
+@dataclass(eq=False)
+class _Kept:
+    """One written chunk of an iterator's records, as :class:`_Earlier` keeps it: a weak
+    reference to each record and, aligned with them, the fields the call changed on it, their
+    values before (None: all None) and as written (None: not compared), and its snapshot."""
+
+    refs: list[weakref.ref[ActiveRecord]]
+    fields: list[tuple[str, ...]]
+    befores: list[tuple[Any, ...] | None]
+    written: list[tuple[Any, ...]] | None
+    snapshots: list[dict[str, Any] | None]
+
+    def alive(self) -> list[int]:
+        return [n for n, ref in enumerate(self.refs) if ref() is not None]
+
+    def only(self, keep: list[int]) -> _Kept:
+        def pick(values: list[Any]) -> list[Any]:
+            return [values[n] for n in keep]
+
+        return _Kept(
+            pick(self.refs), pick(self.fields), pick(self.befores),
+            None if self.written is None else pick(self.written), pick(self.snapshots),
+        )
+
+
 class _Earlier:
-    """The written chunks of an iterator's records, each held by a weak reference with what
-    the call changed on it: the fields it filled (with the values written, so one the user
-    set since is left alone) and its persisted snapshot before. An entry whose record died
-    needs nothing; dead entries are swept as chunks are added, so memory follows the records
-    the caller keeps, not the input's length."""
+    """The written chunks of an iterator's records, each record held by a weak reference
+    with what the call changed on it (:class:`_Kept`). A record that died needs nothing; dead
+    references are swept as chunks are added, so memory follows the records the caller
+    keeps, not the input's length. ``track_rollback``: the records are put back on a later
+    rollback of the ambient transaction too, where a field the user set since is left alone
+    (so the values written are kept to compare)."""
 
     def __init__(self, *, track_rollback: bool) -> None:
         self.track_rollback = track_rollback
-        #: id(record) -> (weak reference, fields, values before (None: all None), values
-        #: written, snapshot before).
-        self._entries: dict[int, tuple[Any, tuple[str, ...], tuple[Any, ...] | None,
-                                       tuple[Any, ...], dict[str, Any] | None]] = {}
+        self._chunks: list[_Kept] = []
+        self._held = 0
         self._swept_at = 0
 
     def __bool__(self) -> bool:
-        return bool(self._entries)
+        return bool(self._chunks)
 
     def remember(
         self,
@@ -396,40 +421,30 @@ class _Earlier:
         filled: list[tuple[Sequence[dict[str, Any]], str]],
         saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
     ) -> None:
-        """A chunk's records as written, before they are marked persisted. The collector
-        rests meanwhile (a weak reference is a tracked object: 100k of them would start
-        passes over every record alive)."""
-        with collector_paused():  # nested in the caller's pause: free
-            self._remember(records, datas, filled, saved)
-        if len(self._entries) > 2 * self._swept_at + 10_000:
-            self._sweep()
-
-    def _remember(
-        self,
-        records: list[ActiveRecord],
-        datas: list[dict[str, Any]],
-        filled: list[tuple[Sequence[dict[str, Any]], str]],
-        saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
-    ) -> None:
-        entries = self._entries
+        """A chunk's records as written, before they are marked persisted (the caller rests
+        the collector: a weak reference is a tracked object)."""
+        n = len(records)
+        refs = list(map(weakref.ref, records))
+        compare = self.track_rollback
         if saved:  # whole copies of the fields before (an upsert): what changed, per record
-            snapshots = list(map(_original_of, records))
-            befores = {id(d): b for ds, bs in saved for d, b in zip(ds, bs)}
-            for record, data, snapshot in zip(records, datas, snapshots):
-                before = befores.get(id(data), {})
+            copies = {id(d): b for ds, bs in saved for d, b in zip(ds, bs)}
+            fields: list[tuple[str, ...]] = []
+            befores: list[tuple[Any, ...] | None] = []
+            written: list[tuple[Any, ...]] = []
+            for data in datas:
+                before = copies.get(id(data), {})
                 moved = tuple(
-                    f for f, v in data.items() if f in before and v is not before[f]
-                    and v != before[f]
+                    f for f, v in data.items()
+                    if f in before and v is not before[f] and v != before[f]
                 )
-                entries[id(record)] = (
-                    weakref.ref(record), moved, tuple(before[f] for f in moved),
-                    tuple(data[f] for f in moved), snapshot,
-                )
+                fields.append(moved)
+                befores.append(tuple(before[f] for f in moved))
+                written.append(tuple(data[f] for f in moved))
+            snapshots = list(map(_original_of, records))
+            kept = _Kept(refs, fields, befores, written, snapshots)
         else:
-            # A batch insert takes new records: each is new again after a rollback. (Reading
-            # every record's snapshot costs more than the insert: an unset slot raises.)
-            snapshots = [None] * len(records)
-            n = len(datas)
+            # A batch insert takes new records: each is new again when put back. (Reading
+            # every record's snapshot would cost more than the insert: an unset slot raises.)
             common = tuple(dict.fromkeys(f for ds, f in filled if len(ds) == n))
             some: dict[int, list[str]] = {}
             for ds, fname in filled:
@@ -437,42 +452,57 @@ class _Earlier:
                     for d in ds:
                         some.setdefault(id(d), []).append(fname)
             if some:
-                for record, data, snapshot in zip(records, datas, snapshots):
-                    fields = common + tuple(some.get(id(data), ()))
-                    entries[id(record)] = (
-                        weakref.ref(record), fields, None,
-                        tuple(data[f] for f in fields), snapshot,
-                    )
-            elif common:
-                get = itemgetter(*common)
-                values = map(get, datas) if len(common) > 1 else zip(map(get, datas))
-                entries.update(zip(
-                    map(id, records),
-                    zip(map(weakref.ref, records), repeat(common), repeat(None), values,
-                        snapshots),
-                ))
+                fields = [common + tuple(some.get(id(d), ())) for d in datas]
+            else:
+                fields = [common] * n
+            nothing: list[Any] = [None] * n
+            values: list[tuple[Any, ...]] | None = None
+            if compare:
+                if some or len(common) != 1:
+                    values = [tuple(map(d.__getitem__, f)) for d, f in zip(datas, fields)]
+                else:
+                    values = list(zip(map(itemgetter(common[0]), datas)))
+            kept = _Kept(refs, fields, nothing, values, nothing)
+        self._chunks.append(kept)
+        self._held += n
+        if self._held > 2 * self._swept_at + 10_000:
+            self._sweep()
 
     def _sweep(self) -> None:
         """Forget the records nobody holds any more."""
-        dead = [k for k, entry in self._entries.items() if entry[0]() is None]
-        for key in dead:
-            del self._entries[key]
-        self._swept_at = len(self._entries)
+        chunks = []
+        for kept in self._chunks:
+            alive = kept.alive()
+            if len(alive) == len(kept.refs):
+                chunks.append(kept)
+            elif alive:
+                chunks.append(kept.only(alive))
+        self._chunks = chunks
+        self._held = self._swept_at = sum(len(k.refs) for k in chunks)
 
     def put_back(self) -> None:
         """Put every record still alive back as it was before the call."""
-        entries, self._entries = self._entries, {}
-        for ref, fields, befores, written, snapshot in reversed(entries.values()):
-            record = ref()
-            if record is None:
-                continue
-            data = record.__dict__
-            olds = befores if befores is not None else repeat(None)
-            for fname, old, value in zip(fields, olds, written):
-                current = data.get(fname)
-                if current is value or current == value:
-                    data[fname] = old
-            _set_persisted(record, snapshot)
+        chunks, self._chunks = self._chunks, []
+        for kept in reversed(chunks):
+            written: Iterable[tuple[Any, ...] | None] = (
+                repeat(None) if kept.written is None else kept.written
+            )
+            rows = zip(kept.refs, kept.fields, kept.befores, written, kept.snapshots)
+            for ref, fields, befores, values, snapshot in rows:
+                record = ref()
+                if record is None:
+                    continue
+                data = record.__dict__
+                olds = repeat(None) if befores is None else befores
+                if values is None:  # the call failed: nobody changed them since
+                    for fname, old in zip(fields, olds):
+                        data[fname] = old
+                else:
+                    for fname, old, value in zip(fields, olds, values):
+                        current = data.get(fname)
+                        if current is value or current == value:
+                            data[fname] = old
+                _set_persisted(record, snapshot)
 
 
 #: Writes one prepared chunk: ``(connection, strategy, chunk as given, row dicts, offset of

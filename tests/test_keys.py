@@ -357,6 +357,36 @@ def test_duplicate_blames_the_record_holding_the_value_in_the_violated_key(db, f
     assert raw_count(db, "keys_pairs") == 1
 
 
+_composite = sa.Table(
+    "keys_composite",
+    activerecord.metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("x", sa.Integer, nullable=False),
+    sa.Column("y", sa.Integer, nullable=False),
+    sa.Column("z", sa.String(20), nullable=False, unique=True),
+    sa.UniqueConstraint("x", "y"),
+)
+
+
+class KeyComposite(ActiveRecord):
+    __table__ = _composite
+
+    id: int | None = None
+    x: int
+    y: int
+    z: str
+
+
+def test_duplicate_of_a_composite_key_blames_its_holder(db, fresh):
+    fresh(KeyComposite)
+    KeyComposite.batch_insert([KeyComposite(x=1, y=2, z="a")])
+    # MySQL shows the duplicate (1, 2) as '1-2'; record 0 holds that text in z, a free value.
+    with pytest.raises(UniqueViolation) as caught:
+        KeyComposite.batch_insert([KeyComposite(x=3, y=4, z="1-2"), KeyComposite(x=1, y=2, z="b")])
+    assert caught.value.record_index == 1
+    assert raw_count(db, "keys_composite") == 1
+
+
 # -- item 29: a model with only a primary key ---------------------------------------------------
 
 

@@ -51,7 +51,7 @@ from .errors import (
 )
 from .meta import ModelInfo
 from .query.query import Query
-from .validation import collector_paused, list_adapter
+from .validation import collector_paused, list_adapter, record_builder
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -221,13 +221,27 @@ class ActiveRecord(BaseModel):
 
     @classmethod
     def _from_db_rows(cls: type[T], keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[T]:
-        """Records from rows read (``keys``: their field names), validated by pydantic a
-        slice at a time (the GC resting over each) and marked persisted. A row the model
-        refuses raises our ``ValidationError`` naming it by primary key."""
-        adapter = list_adapter(cls)
-        records: list[T] = []
-        for start in range(0, len(rows), _READ_SLICE):
-            records.extend(cls._validated_rows(adapter, keys, rows[start : start + _READ_SLICE]))
+        """Records from rows read (``keys``: their field names); see :meth:`_from_db_columns`."""
+        return cls._from_db_columns(keys, list(zip(*rows)) if rows else [() for _ in keys])
+
+    @classmethod
+    def _from_db_columns(
+        cls: type[T], keys: Sequence[str], columns: Sequence[Sequence[Any]]
+    ) -> list[T]:
+        """Records from columns of values read (``keys``: their field names), marked
+        persisted: built as they are where each column's values are what the field's schema
+        would return unchanged (``RecordBuilder``), else validated by pydantic a slice at a
+        time (the GC resting over each). A row the model refuses raises our
+        ``ValidationError`` naming it by primary key."""
+        records: list[T] | None = record_builder(cls).build(keys, columns)
+        if records is None:
+            rows = list(zip(*columns))
+            adapter = list_adapter(cls)
+            records = []
+            for start in range(0, len(rows), _READ_SLICE):
+                records.extend(
+                    cls._validated_rows(adapter, keys, rows[start : start + _READ_SLICE])
+                )
         mark_persisted_batch(records, list(map(_dict_of, records)))
         return records
 
@@ -246,9 +260,11 @@ class ActiveRecord(BaseModel):
             first = errors[0]["loc"][0] if errors and errors[0]["loc"] else 0
             row = dicts[first] if isinstance(first, int) and first < len(dicts) else {}
             key = tuple(row.get(f) for f in cls.__ar_info__.pk_fields)
+            where = ".".join(map(str, errors[0]["loc"][1:])) if errors else ""
             raise ValidationError(
                 f"{cls.__name__} row {key[0] if len(key) == 1 else key!r} read from the "
-                f"database does not validate: {errors[0]['msg'] if errors else exc}",
+                f"database does not validate: {where + ': ' if where else ''}"
+                f"{errors[0]['msg'] if errors else exc}",
                 model=cls.__name__, errors=errors,
             ) from exc
 

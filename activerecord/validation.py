@@ -18,11 +18,16 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
 import gc
 import threading
+import uuid
 import weakref
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
 
 import pydantic
@@ -30,7 +35,9 @@ import pydantic
 if TYPE_CHECKING:
     from .model import ActiveRecord
 
-__all__ = ["collector_paused", "list_adapter", "record_failures"]
+__all__ = [
+    "RecordBuilder", "collector_paused", "list_adapter", "record_builder", "record_failures"
+]
 
 _adapters: weakref.WeakKeyDictionary[type, pydantic.TypeAdapter[Any]] = (
     weakref.WeakKeyDictionary()
@@ -90,3 +97,156 @@ def collector_paused() -> Iterator[None]:
 _pause_lock = threading.Lock()
 _pausers = 0  # pauses now in progress
 _paused_here = False  # whether they turned the collector off (it was on before the first)
+
+
+# -- records from rows read: skip what the column already guarantees ---------------------------
+#
+# A value read back whose Python type is exactly what a plain field schema accepts (an ``int``
+# for ``int``, a ``str`` within its length bounds for ``str``, a member for an ``Enum``, ...)
+# comes out of pydantic unchanged: validating it only costs time. So each column of a chunk is
+# checked as a whole (``set(map(type, values))``, at C speed); when every column passes, the
+# records are built directly, with the same ``__dict__`` and fields set pydantic would give.
+# Anything else (a field with a validator, an alias, a JSON or decimal field, a model
+# validator, a value of another type, as SQLite's dynamic typing allows) goes through full
+# validation, so a row the model would refuse still raises.
+
+_NONE = type(None)
+#: Core schema types whose validation returns a value of exactly this type unchanged, with
+#: the schema keys that may appear without changing that.
+_PLAIN: dict[str, tuple[type, frozenset[str]]] = {
+    "int": (int, frozenset()),
+    "float": (float, frozenset()),
+    "bool": (bool, frozenset()),
+    "str": (str, frozenset({"max_length", "min_length"})),
+    "bytes": (bytes, frozenset()),
+    "datetime": (dt.datetime, frozenset({"microseconds_precision"})),
+    "date": (dt.date, frozenset()),
+    "time": (dt.time, frozenset({"microseconds_precision"})),
+    "uuid": (uuid.UUID, frozenset()),
+}
+#: Core config keys that change nothing about a value already of the right type.
+_HARMLESS_CONFIG = frozenset({"title", "from_attributes", "revalidate_instances", "loc_by_alias"})
+_MODEL_FIELD_KEYS = frozenset({"type", "schema", "metadata"})
+
+
+@dataclass(frozen=True)
+class _Check:
+    """What a column's values must satisfy to be taken as they are."""
+
+    kinds: frozenset[type]
+    min_length: int | None = None
+    max_length: int | None = None
+    expected: frozenset[Any] | None = None
+
+    def passes(self, values: Sequence[Any]) -> bool:
+        if not set(map(type, values)) <= self.kinds:
+            return False
+        if self.min_length is None and self.max_length is None and self.expected is None:
+            return True
+        present = [v for v in values if v is not None] if _NONE in self.kinds else values
+        if not present:
+            return True
+        if self.expected is not None and not set(present) <= self.expected:
+            return False
+        if self.max_length is not None and max(map(len, present)) > self.max_length:
+            return False
+        return self.min_length is None or min(map(len, present)) >= self.min_length
+
+
+def _check_for(schema: Mapping[str, Any]) -> _Check | None:
+    nullable = False
+    while schema.get("type") in ("default", "nullable"):
+        nullable = nullable or schema["type"] == "nullable"
+        schema = schema["schema"]
+    kind = schema.get("type")
+    none = {_NONE} if nullable else set()
+    if kind in _PLAIN:
+        tp, allowed = _PLAIN[kind]
+        if set(schema) - {"type", "metadata"} - allowed:
+            return None
+        return _Check(
+            frozenset({tp, *none}), schema.get("min_length"), schema.get("max_length")
+        )
+    if kind == "enum" and set(schema) <= {"type", "cls", "members", "sub_type", "metadata", "ref"}:
+        return _Check(frozenset({schema["cls"], *none}))
+    if kind == "literal" and set(schema) <= {"type", "expected", "metadata"}:
+        expected = schema["expected"]
+        kinds = {type(v) for v in expected}
+        if not kinds <= {str, int} or bool in kinds:
+            return None
+        return _Check(frozenset({*kinds, *none}), expected=frozenset(expected))
+    return None
+
+
+class RecordBuilder:
+    """Builds one model's records from columns of values read, without pydantic when every
+    column passes its check (see above); ``build`` returns None when one does not."""
+
+    __slots__ = ("_checks", "_fields", "_model", "_names")
+
+    def __init__(self, model: type[ActiveRecord]) -> None:
+        self._model = model
+        self._fields = tuple(model.model_fields)
+        self._names = frozenset(self._fields)  # set(frozenset) copies its table: no hashing
+        self._checks: dict[str, _Check] | None = self._plan(model)
+
+    @staticmethod
+    def _plan(model: type[ActiveRecord]) -> dict[str, _Check] | None:
+        schema: Mapping[str, Any] = model.__pydantic_core_schema__
+        # Anything around the model schema (a model validator, definitions) or a custom
+        # __init__ / model_post_init runs code pydantic would run: validate.
+        if schema.get("type") != "model" or schema.get("custom_init") or schema.get(
+            "post_init"
+        ) or model.__pydantic_post_init__ is not None:
+            return None
+        if set(schema.get("config", {})) - _HARMLESS_CONFIG or schema.get("extra_behavior"):
+            return None
+        inner = schema.get("schema", {})
+        if inner.get("type") != "model-fields" or inner.get("computed_fields") or set(
+            inner
+        ) - {"type", "fields", "model_name", "computed_fields"}:
+            return None
+        checks: dict[str, _Check] = {}
+        for name, field in inner["fields"].items():
+            if set(field) - _MODEL_FIELD_KEYS:
+                return None
+            check = _check_for(field["schema"])
+            if check is None:
+                return None
+            checks[name] = check
+        return checks
+
+    def build(self, keys: Sequence[str], columns: Sequence[Sequence[Any]]) -> list[Any] | None:
+        """The records of these columns (``keys``: their field names), or None."""
+        checks = self._checks
+        if checks is None or tuple(keys) != self._fields:
+            return None
+        for key, values in zip(keys, columns):
+            if not checks[key].passes(values):
+                return None
+        model = self._model
+        count = len(columns[0]) if columns else 0
+        with collector_paused():
+            records = list(map(_new, repeat(model, count)))
+            dicts = list(map(dict, map(zip, repeat(keys), zip(*columns))))
+            deque(map(_set_dict, records, dicts), maxlen=0)
+            deque(map(_set_fields, records, map(set, repeat(self._names, count))), maxlen=0)
+            deque(map(_set_extra, records, repeat(None, count)), maxlen=0)
+            deque(map(_set_private, records, repeat(None, count)), maxlen=0)
+        return records
+
+
+_new = object.__new__
+_set_dict = pydantic.BaseModel.__dict__["__dict__"].__set__
+_set_fields = pydantic.BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = pydantic.BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = pydantic.BaseModel.__dict__["__pydantic_private__"].__set__
+_builders: weakref.WeakKeyDictionary[type, RecordBuilder] = weakref.WeakKeyDictionary()
+
+
+def record_builder(model: type[ActiveRecord]) -> RecordBuilder:
+    """The model's :class:`RecordBuilder` (built once per model)."""
+    builder = _builders.get(model)
+    if builder is None:
+        builder = _builders[model] = RecordBuilder(model)
+    return builder

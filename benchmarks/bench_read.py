@@ -6,9 +6,14 @@ Run (Django and peewee come with the ``bench`` extra)::
 
 The users-like table of ``bench_insert`` is filled once per backend; each method then reads
 every row, in one query, into its own objects (the raw driver and SQLAlchemy Core into rows:
-no objects at all). Ours validates every row into a model instance (types checked as the model
-says) and keeps its persisted snapshot, as every ``query().all()`` does. Prints rows/s and the
-ratio to SQLAlchemy Core (higher is faster). ``--repeat N`` keeps each method's best.
+no objects at all), and pandas' ``read_sql_table`` and ours ``to_pandas()`` into a DataFrame.
+Ours makes every row a model instance as the model says (a value whose type the column
+already guarantees is not validated again; anything else is) and keeps its persisted
+snapshot, as every ``query().all()`` does. Prints rows/s and the ratio to SQLAlchemy Core
+(higher is faster), then the issue's read targets as ratios of the same run, pass or fail:
+``query().all()`` >= 1.5x Django ``list(objects.all())``, ``to_pandas()`` >= 1.2x
+``pd.read_sql_table``, ``to_dicts()`` >= 0.8x SQLAlchemy Core ``.all()``. ``--repeat N``
+keeps each method's best.
 """
 
 from __future__ import annotations
@@ -98,6 +103,23 @@ class Runner:
 
         return run
 
+    def pandas(self) -> Method:
+        import pandas as pd
+
+        def run() -> list[object]:
+            with self.engine.connect() as conn:
+                frame = pd.read_sql_table(self.table.name, conn)
+            return [frame] * len(frame)  # measure() checks the row count
+
+        return run
+
+    def ours_pandas(self) -> Method:
+        def run() -> list[object]:
+            frame = BenchUser.query().to_pandas()
+            return [frame] * len(frame)
+
+        return run
+
     def ours(self) -> Method:
         return lambda: list(BenchUser.query().all())
 
@@ -113,8 +135,29 @@ METHODS: list[tuple[str, str]] = [
     ("peewee list(select())", "peewee"),
     ("ours: query().all() (validated records)", "ours"),
     ("ours: query().to_dicts()", "ours_dicts"),
+    ("pandas read_sql_table", "pandas"),
+    ("ours: query().to_pandas()", "ours_pandas"),
 ]
 BASE = METHODS[1][0]
+#: The issue's read targets: (ours, baseline, ratio to reach).
+TARGETS: list[tuple[str, str, float]] = [
+    ("ours: query().all() (validated records)", "Django list(objects.all())", 1.5),
+    ("ours: query().to_pandas()", "pandas read_sql_table", 1.2),
+    ("ours: query().to_dicts()", BASE, 0.8),
+]
+
+
+def print_targets(names: list[str], results: dict[str, dict[str, float]]) -> None:
+    """Each target as the ratio of this run, per backend, with pass or FAIL."""
+    print("Targets (ratios of this run)")
+    print("| target | " + " | ".join(names) + " |")
+    print("|---|" + "---|" * len(names))
+    for ours, base, goal in TARGETS:
+        cells = []
+        for name in names:
+            ratio = results[name][ours] / results[name][base]
+            cells.append(f"{ratio:.2f}x {'pass' if ratio >= goal else 'FAIL'}")
+        print(f"| {ours} >= {goal}x {base} | " + " | ".join(cells) + " |")
 
 
 def measure(runner: Runner, method: str, repeat: int) -> float:
@@ -152,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.rows:,} rows read in one query, rows/s (ratio to SQLAlchemy Core)",
         names, [label for label, _ in METHODS], results, BASE,
     )
+    print()
+    print_targets(names, results)
 
 
 if __name__ == "__main__":

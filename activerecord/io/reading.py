@@ -39,9 +39,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..backend.dialects import translate_error
+from ..backend.dialects import refused_value_error, translate_error
 from ..backend.transaction import read_connection
-from ..errors import QueryError
+from ..errors import QueryError, ValidationError
 from ..schema import UTCDateTime, unwrap_annotated, unwrap_optional
 from ..validation import collector_paused
 from .display import RecordList
@@ -49,7 +49,10 @@ from .display import RecordList
 if TYPE_CHECKING:
     from ..query.query import Query
 
-__all__ = ["CHUNK_SIZE", "iter_chunks", "query_dicts", "query_pandas", "query_polars"]
+__all__ = [
+    "CHUNK_SIZE", "iter_chunks", "iter_columns", "query_dicts", "query_pandas", "query_polars",
+    "read_columns",
+]
 
 #: Rows fetched (and converted) at a time.
 CHUNK_SIZE = 10_000
@@ -61,10 +64,92 @@ def _names(query: Query[Any], stmt: sa.Select[Any]) -> list[str]:
     return [by_column.get(id(c), c.key or c.name) for c in stmt.selected_columns]
 
 
-def iter_chunks(
+def _processors(
+    result: sa.CursorResult[Any], stmt: sa.Select[Any], dialect: sa.Dialect
+) -> list[Any]:
+    """The result processor of each selected column (None: the driver's value is final),
+    the very ones SQLAlchemy would run on each ``Row``."""
+    description = result.cursor.description or ()
+    return [
+        column.type._cached_result_processor(dialect, entry[1])
+        for column, entry in zip(stmt.selected_columns, description)
+    ]
+
+
+def _converted(
+    query: Query[Any], names: Sequence[str], processors: Sequence[Any],
+    rows: Sequence[Sequence[Any]],
+) -> list[Sequence[Any]]:
+    """The chunk's values column by column, each through its column's result processor (a
+    C loop over a column instead of one ``Row`` per row). A value the column type cannot read
+    back (a stored string that is no member of the Enum, bad JSON) raises our
+    ``ValidationError`` naming the row's key and the field."""
+    if not rows:
+        return [() for _ in names]
+    columns: list[Sequence[Any]] = list(zip(*rows))
+    for i, processor in enumerate(processors):
+        if processor is not None:
+            try:
+                columns[i] = list(map(processor, columns[i]))
+            except (ValueError, LookupError, TypeError) as exc:
+                raise _unreadable(query, names, processor, columns, i, exc) from exc
+    return columns
+
+
+def _unreadable(
+    query: Query[Any], names: Sequence[str], processor: Any, columns: list[Sequence[Any]],
+    index: int, exc: Exception,
+) -> ValidationError:
+    model = query.model
+    row = next((n for n, v in enumerate(columns[index]) if not _readable(processor, v)), 0)
+    pk = [columns[names.index(f)][row] for f in model.__ar_info__.pk_fields if f in names]
+    key: Any = pk[0] if len(pk) == 1 else tuple(pk)
+    value = columns[index][row]
+    return ValidationError(
+        f"{model.__name__} row {key!r} read from the database does not validate: "
+        f"{names[index]}: cannot read {value!r}: {exc}",
+        model=model.__name__,
+        errors=[{"type": "value_error", "loc": (names[index],), "msg": str(exc), "input": value}],
+    )
+
+
+def _readable(processor: Any, value: Any) -> bool:
+    try:
+        processor(value)
+    except (ValueError, LookupError, TypeError):
+        return False
+    return True
+
+
+def read_columns(query: Query[Any], stmt: sa.Select[Any]) -> tuple[list[str], list[Sequence[Any]]]:
+    """The whole result of ``stmt`` (a SELECT of ``query``'s model) column by column."""
+    names = _names(query, stmt)
+    model = query.model
+    try:
+        with read_connection(model.database()) as conn:
+            result = conn.execute(stmt)
+            try:
+                processors = _processors(result, stmt, conn.dialect)
+                # The raw rows, through the result's fetch strategy (its buffer, and driver
+                # errors wrapped as SQLAlchemy's), without building a Row for each.
+                rows = result.cursor_strategy.fetchall(result, result.cursor)
+            finally:
+                result.close()
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(exc, context=f"{model.__name__} query") from exc
+    except sa.exc.StatementError as exc:  # a condition value a column's processor refused
+        error = refused_value_error(exc, context=f"{model.__name__} query")
+        if error is None:
+            raise
+        raise error from exc
+    return names, _converted(query, names, processors, rows)
+
+
+def iter_columns(
     query: Query[Any], chunk_size: int = CHUNK_SIZE
-) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
-    """Yield ``(field names, rows)`` for each chunk of up to ``chunk_size`` result rows."""
+) -> Iterator[tuple[list[str], list[Sequence[Any]]]]:
+    """Yield ``(field names, columns of values)`` for each chunk of up to ``chunk_size`` rows,
+    read through a server-side cursor where the driver has one."""
     if chunk_size < 1:
         raise QueryError(f"chunk_size must be at least 1, got {chunk_size}")
     stmt = query.select_statement()
@@ -72,22 +157,43 @@ def iter_chunks(
     model = query.model
     try:
         with read_connection(model.database()) as conn:
-            result = conn.execute(stmt.execution_options(yield_per=chunk_size))
+            result = conn.execute(stmt.execution_options(stream_results=True))
             try:
-                for part in result.partitions():
-                    yield names, part
+                processors = _processors(result, stmt, conn.dialect)
+                # Raw rows through the fetch strategy, which holds the first row it read
+                # ahead on a server-side cursor (and wraps driver errors as SQLAlchemy's).
+                strategy, cursor = result.cursor_strategy, result.cursor
+                while True:
+                    rows = strategy.fetchmany(result, cursor, chunk_size)
+                    if rows:
+                        yield names, _converted(query, names, processors, rows)
+                    if len(rows) < chunk_size:  # the end: the strategy has closed the cursor
+                        break
             finally:
                 result.close()
     except sa.exc.DBAPIError as exc:
         raise translate_error(exc, context=f"{model.__name__} query") from exc
+    except sa.exc.StatementError as exc:  # a condition value a column's processor refused
+        error = refused_value_error(exc, context=f"{model.__name__} query")
+        if error is None:
+            raise
+        raise error from exc
+
+
+def iter_chunks(
+    query: Query[Any], chunk_size: int = CHUNK_SIZE
+) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
+    """Yield ``(field names, rows)`` for each chunk of up to ``chunk_size`` result rows."""
+    for names, columns in iter_columns(query, chunk_size):
+        yield names, list(zip(*columns))
 
 
 def query_dicts(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> RecordList[dict[str, Any]]:
     """Every matching row as a dict keyed by field name."""
     out: RecordList[dict[str, Any]] = RecordList()
-    for names, rows in iter_chunks(query, chunk_size):
+    for names, columns in iter_columns(query, chunk_size):
         with collector_paused():  # dicts hold no cycles: no GC pass over each chunk's
-            out.extend(map(dict, map(zip, repeat(names), rows)))
+            out.extend(map(dict, map(zip, repeat(names), zip(*columns))))
     return out
 
 
@@ -159,8 +265,7 @@ def query_pandas(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     stmt = query.select_statement()
     names: list[str] = _names(query, stmt)
     aware = _aware_names(query, stmt)
-    for names, rows in iter_chunks(query, chunk_size):
-        columns = zip(*rows)
+    for names, columns in iter_columns(query, chunk_size):
         frame = pd.DataFrame({n: _column(c, uuid_as_str=False) for n, c in zip(names, columns)})
         for name in aware:  # the same instants, in UTC on every backend
             frame[name] = pd.to_datetime(frame[name], utc=True).dt.tz_convert("UTC")
@@ -195,8 +300,7 @@ def query_polars(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     stmt = query.select_statement()
     names: list[str] = _names(query, stmt)
     aware = _aware_names(query, stmt)
-    for names, rows in iter_chunks(query, chunk_size):
-        columns = zip(*rows)
+    for names, columns in iter_columns(query, chunk_size):
         frame = pl.DataFrame(
             [_polars_series(pl, n, _column(c, uuid_as_str=True)) for n, c in zip(names, columns)]
         )

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import pydantic
@@ -511,20 +512,12 @@ class Query(Generic[T]):
             raise error from exc
 
     def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
-        db = self._model.database()
-        try:
-            with read_connection(db) as conn:
-                result = conn.execute(stmt)
-                if self._columns is not None:
-                    return [dict(row) for row in result.mappings()]
-                return self._model._from_db_rows(list(result.keys()), result.all())
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"{self._model.__name__} query") from exc
-        except sa.exc.StatementError as exc:  # a condition value a column's processor refused
-            error = refused_value_error(exc, context=f"{self._model.__name__} query")
-            if error is None:
-                raise
-            raise error from exc
+        from ..io.reading import read_columns
+
+        names, columns = read_columns(self, stmt)
+        if self._columns is not None:
+            return list(map(dict, map(zip, repeat(names), zip(*columns))))
+        return self._model._from_db_columns(names, columns)
 
     def all(self) -> list[T]:
         """Every matching record (dicts when ``select()`` narrowed the columns)."""

@@ -66,7 +66,7 @@ def record_failures(
 
 
 @contextmanager
-def collector_paused() -> Iterator[None]:
+def collector_paused(*, promote: bool = False) -> Iterator[None]:
     """Pause CPython's cyclic garbage collector while many records are built (and written).
 
     Validation builds three containers per record (instance, ``__dict__``, fields set) and no
@@ -77,6 +77,14 @@ def collector_paused() -> Iterator[None]:
     frees everything as usual; a pause lasts one chunk or one result (well under a second for
     the default sizes). The collector is on again as soon as the last pause in progress at
     the moment (several threads may load at once) ends, and left alone when it was off before.
+
+    ``promote=True`` (reads, whose records are handed back and outlive the call): when the
+    collector comes back on, the objects made meanwhile join the oldest generation at once
+    (``gc.freeze()`` then ``gc.unfreeze()``, two list splices) instead of being scanned by
+    the young collection due the moment it is on, then by the middle one, inside the call:
+    that is a third of the time of reading 100k records. They are scanned by the next full
+    collection, as any long-lived object is. Skipped while someone has frozen objects
+    (``gc.get_freeze_count()``): their freeze is theirs to undo.
     """
     global _pausers, _paused_here
     with _pause_lock:
@@ -91,6 +99,9 @@ def collector_paused() -> Iterator[None]:
         with _pause_lock:
             _pausers -= 1
             if _pausers == 0 and _paused_here:
+                if promote and gc.get_freeze_count() == 0:
+                    gc.freeze()
+                    gc.unfreeze()
                 gc.enable()
 
 

@@ -273,3 +273,51 @@ def test_decimal_fields_read_exactly(fresh, db, backend):
         return_records=False,
     )
     assert_identical(Everything.query().order_by("id").all(), validated(Everything, db))
+
+
+# -- the collector around reads -------------------------------------------------------------------
+
+
+def _reads() -> list[Any]:
+    return [
+        Plain.query().all(), Plain.query().to_dicts(chunk_size=2),
+        Plain.query().select("i").all(),
+    ]
+
+
+def test_reads_leave_the_collector_on_and_others_frozen_objects_frozen(fresh, backend):
+    import gc
+
+    fresh(Plain)
+    Plain.batch_insert_from_dicts([{"i": n} for n in range(5)], return_records=False)
+    assert gc.isenabled()
+    held = [[n] for n in range(100)]  # objects someone froze (as before a fork)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen >= 100
+        results = _reads()
+        assert gc.isenabled()
+        assert gc.get_freeze_count() == frozen  # ours never unfreezes theirs
+    finally:
+        gc.unfreeze()
+    assert [len(r) for r in results] == [5, 5, 5]
+    del held
+
+
+def test_records_read_are_still_collected(fresh, backend):
+    import gc
+    import weakref
+
+    fresh(Plain)
+    Plain.batch_insert_from_dicts([{"i": 1}], return_records=False)
+    record = Plain.query().all()[0]
+    assert gc.get_freeze_count() == 0  # promoted, not left frozen
+    record.__dict__["t"] = None
+    ref = weakref.ref(record)
+    cycle: list[Any] = [record]
+    cycle.append(cycle)
+    object.__setattr__(record, "__pydantic_private__", {"cycle": cycle})
+    del record, cycle
+    gc.collect()
+    assert ref() is None

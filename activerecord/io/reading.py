@@ -191,8 +191,8 @@ def iter_chunks(
 def query_dicts(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> RecordList[dict[str, Any]]:
     """Every matching row as a dict keyed by field name."""
     out: RecordList[dict[str, Any]] = RecordList()
-    for names, columns in iter_columns(query, chunk_size):
-        with collector_paused():  # dicts hold no cycles: no GC pass over each chunk's
+    with collector_paused(promote=True):  # no GC pass over the rows read: they hold no cycles
+        for names, columns in iter_columns(query, chunk_size):
             out.extend(map(dict, map(zip, repeat(names), zip(*columns))))
     return out
 
@@ -260,6 +260,11 @@ def _aware_names(query: Query[Any], stmt: sa.Select[Any]) -> list[str]:
 
 def query_pandas(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     """The result as a pandas DataFrame, built a chunk at a time."""
+    with collector_paused(promote=True):  # no GC passes over the rows read meanwhile
+        return _pandas(query, chunk_size)
+
+
+def _pandas(query: Query[Any], chunk_size: int) -> Any:
     pd: Any = importlib.import_module("pandas")
     frames: list[Any] = []
     stmt = query.select_statement()
@@ -295,6 +300,11 @@ def _polars_series(pl: Any, name: str, values: list[Any]) -> Any:
 
 def query_polars(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
     """The result as a polars DataFrame, built a chunk at a time."""
+    with collector_paused(promote=True):  # no GC passes over the rows read meanwhile
+        return _polars(query, chunk_size)
+
+
+def _polars(query: Query[Any], chunk_size: int) -> Any:
     pl: Any = importlib.import_module("polars")
     frames: list[Any] = []
     stmt = query.select_statement()

@@ -49,6 +49,7 @@ from ..errors import (
     ValidationError,
 )
 from ..insert.shape import source_alias
+from ..validation import collector_paused
 from .conditions import condition, resolve
 from .expression import Expression
 
@@ -514,10 +515,12 @@ class Query(Generic[T]):
     def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
         from ..io.reading import read_columns
 
-        names, columns = read_columns(self, stmt)
-        if self._columns is not None:
-            return list(map(dict, map(zip, repeat(names), zip(*columns))))
-        return self._model._from_db_columns(names, columns)
+        # The records outlive the call: promote them past the young collections at once.
+        with collector_paused(promote=True):
+            names, columns = read_columns(self, stmt)
+            if self._columns is not None:
+                return list(map(dict, map(zip, repeat(names), zip(*columns))))
+            return self._model._from_db_columns(names, columns)
 
     def all(self) -> list[T]:
         """Every matching record (dicts when ``select()`` narrowed the columns)."""

@@ -231,9 +231,10 @@ def test_a_result_is_validated_a_slice_at_a_time(fresh, db, backend, monkeypatch
     read = Coded.query().order_by("id").all()
     assert [c.code for c in read] == ["a", "b", "c", "d", "e"]
     assert not any(c.is_new_record or c.changed_fields for c in read)
+    bad = max(c.id for c in read) + 1000  # after every key the server gave
     with db.engine.begin() as conn:
-        conn.execute(sa.text("INSERT INTO coded_rows (id, code) VALUES (9, 'BAD')"))
-    with pytest.raises(ValidationError, match="Coded row 9 "):
+        conn.execute(sa.text("INSERT INTO coded_rows (id, code) VALUES (:id, 'BAD')"), {"id": bad})
+    with pytest.raises(ValidationError, match=f"Coded row {bad} "):
         Coded.query().order_by("id").all()  # in the third slice
 
 

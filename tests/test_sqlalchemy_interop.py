@@ -41,9 +41,10 @@ def test_model_on_declarative_table(db, backend):
         Base.metadata.create_all(conn)
     accounts = [Account(owner=f"o{i}", balance=i) for i in range(3)]
     Account.batch_insert(accounts)
-    assert [a.id for a in accounts] == [1, 2, 3]
     with orm.Session(db.engine) as session:
-        assert session.get(OrmAccount, 2).owner == "o1"
+        assert len({a.id for a in accounts} - {None}) == 3
+        for account in accounts:  # the keys the server gave (a Galera node steps by 3)
+            assert session.get(OrmAccount, account.id).owner == account.owner
     assert Account.query().where({"owner": "o2"}).update({"balance": 10}) == 1
     with db.engine.begin() as conn:
         Base.metadata.drop_all(conn)
@@ -142,7 +143,8 @@ def test_aliases_behave_like_the_originals(fresh, backend):
 
     fresh(User, SoftUser)
     users = [User(username=f"a{i}", email=f"a{i}@example.com") for i in range(4)]
-    assert User.bulk_create(users) == 4 and users[3].id == 4
+    assert User.bulk_create(users) == 4
+    assert users[3].id == User.find_one_or_fail({"username": "a3"}).id
     assert User.update_all({"status": "x"}, {"username": ["a0", "a1"]}) == 2
     assert User.update_all({"login_count": 7}) == 4
     assert User.find_one_or_fail({"username": "a0"}).status == "x"

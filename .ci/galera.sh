@@ -63,7 +63,8 @@ start_node() {  # node, extra options...
   setsid /usr/sbin/mariadbd --no-defaults --user=mysql \
     --datadir="$d/data" --tmpdir="$d/tmp" --socket="$d/mysqld.sock" --pid-file="$d/mysqld.pid" \
     --log-error="$d/error.log" --port="$(sql_port "$n")" --bind-address=127.0.0.1 \
-    --skip-name-resolve --local-infile=1 --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
+    --skip-name-resolve --local-infile=1 --character-set-server=utf8mb4 \
+    --collation-server=utf8mb4_general_ci --innodb-buffer-pool-size=64M --innodb-log-file-size=16M \
     --innodb-flush-log-at-trx-commit=2 --sync-binlog=0 --performance-schema=OFF \
     --binlog-format=ROW --default-storage-engine=InnoDB --innodb-autoinc-lock-mode=2 \
     --wsrep-on=ON --wsrep-provider="$PROVIDER" --wsrep-cluster-name=activerecord-ci \
@@ -107,7 +108,7 @@ start() {
     fi
     start_node 1 --wsrep-new-cluster
     wait_until "$TIMEOUT" "node 1 to bootstrap" primary
-    client 1 "CREATE DATABASE IF NOT EXISTS \`$DATABASE\`;
+    client 1 "CREATE DATABASE IF NOT EXISTS \`$DATABASE\` CHARACTER SET utf8mb4;
       CREATE USER IF NOT EXISTS 'root'@'127.0.0.1';
       GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;"
   fi

@@ -18,6 +18,7 @@
     │   ├── ParameterCountError
     │   └── UnsafeWriteError
     ├── StaleRecordError
+    ├── PartialWriteError                (commit_every: .committed rows are stored, .resume_at)
     └── DatabaseError                    (.orig is the driver's exception)
         ├── IntegrityError
         │   ├── UniqueViolation
@@ -26,7 +27,8 @@
         ├── DataError                    (value out of range, too long, invalid for the column)
         ├── DatabaseConnectionError      (ConnectionError)
         │   └── PoolTimeoutError         (no pooled connection free within pool_timeout)
-        └── TransactionConflictError     (deadlock, serialization failure, lock wait)
+        ├── TransactionConflictError     (deadlock, serialization failure, lock wait)
+        └── TransactionTooLargeError     (a cluster's write-set limit; .limit names it)
 
 Example::
 
@@ -56,12 +58,14 @@ __all__ = [
     "NotConnectedError",
     "NotNullViolation",
     "ParameterCountError",
+    "PartialWriteError",
     "PoolTimeoutError",
     "QueryError",
     "RecordNotFound",
     "SchemaError",
     "StaleRecordError",
     "TransactionConflictError",
+    "TransactionTooLargeError",
     "UniqueViolation",
     "UnknownColumnError",
     "UnsafeWriteError",
@@ -292,3 +296,38 @@ class PoolTimeoutError(DatabaseConnectionError):
 
 class TransactionConflictError(DatabaseError):
     """A deadlock, serialization failure or lock timeout: the transaction may be retried."""
+
+
+class TransactionTooLargeError(DatabaseError):
+    """One transaction wrote more than the server lets a transaction hold: a Galera cluster's
+    ``wsrep_max_ws_rows`` / ``wsrep_max_ws_size``, TiDB's ``txn-total-size-limit``.
+
+    ``limit`` names the setting. Nothing was committed. Write in smaller transactions
+    (``batch_insert(..., commit_every=N)``, ``load_csv(..., commit_every=N)``) or, on Galera,
+    stream the transaction in fragments (``Transaction(fragment_rows=N)``).
+    """
+
+    def __init__(
+        self, message: str, *, orig: BaseException | None = None, limit: str | None = None
+    ) -> None:
+        super().__init__(message, orig=orig)
+        self.limit = limit
+
+
+class PartialWriteError(ActiveRecordError):
+    """A non-atomic batch write (``commit_every=N``) failed after committing some rows.
+
+    ``committed`` rows (the input's first ones) are stored for good; nothing of the failing
+    slice is. ``resume_at`` is the index of the first input record not stored (where to
+    resume: ``records[resume_at:]``); for a file load, ``resume_line`` is its line.
+    ``__cause__`` is the error that stopped the write; its record numbers count from
+    ``resume_at``.
+    """
+
+    def __init__(
+        self, message: str, *, committed: int, resume_at: int, resume_line: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.committed = committed
+        self.resume_at = resume_at
+        self.resume_line = resume_line

@@ -38,6 +38,7 @@ from .backend.dialects import (
 from .backend.transaction import (
     on_rollback,
     read_connection,
+    retrying,
     tracks_rollback,
     write_connection,
 )
@@ -499,6 +500,9 @@ class ActiveRecord(BaseModel):
         back, the record is put back as it was before the save: a new record is new again,
         without the key; an updated one has its snapshot, version and ``updated_at`` back.
         """
+        return retrying(self.database(), self._save_once)
+
+    def _save_once(self) -> bool:
         info = self.__ar_info__
         db = self.database()
         try:
@@ -685,6 +689,9 @@ class ActiveRecord(BaseModel):
         >>> mine.refresh().delete(), Draft.query().count()
         (True, 0)
         """
+        return retrying(self.database(), self._delete_once)
+
+    def _delete_once(self) -> bool:
         original = self._ar_original
         if original is None:
             return False
@@ -780,11 +787,15 @@ class ActiveRecord(BaseModel):
         >>> Row.batch_insert([Row(n=1), Row(n=2)])
         2
         """
-        from .batch import batch_insert
+        from .batch import batch_insert, is_collection
 
-        count, _ = batch_insert(
-            cls, records, validate=validate, batch_size=batch_size, progress=progress,
-            return_records=False, on_conflict=on_conflict,
+        count, _ = retrying(
+            cls.database(),
+            lambda: batch_insert(
+                cls, records, validate=validate, batch_size=batch_size, progress=progress,
+                return_records=False, on_conflict=on_conflict,
+            ),
+            replayable=is_collection(records),
         )
         return count
 
@@ -816,7 +827,7 @@ class ActiveRecord(BaseModel):
         >>> [i.id for i in Item.batch_insert_from_dicts([{"n": 1}, {"n": 2}])]
         [1, 2]
         """
-        from .batch import batch_insert
+        from .batch import batch_insert, is_collection
         from .io.dataframes import insert_dataframe, is_dataframe
 
         if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
@@ -830,9 +841,13 @@ class ActiveRecord(BaseModel):
                 return_records=return_records,
             )
             return loaded
-        count, records = batch_insert(
-            cls, rows, validate=validate, batch_size=batch_size, progress=progress,
-            from_dicts=True, return_records=return_records, on_conflict=on_conflict,
+        count, records = retrying(
+            cls.database(),
+            lambda: batch_insert(
+                cls, rows, validate=validate, batch_size=batch_size, progress=progress,
+                from_dicts=True, return_records=return_records, on_conflict=on_conflict,
+            ),
+            replayable=is_collection(rows),
         )
         return records if return_records else count
 
@@ -880,11 +895,16 @@ class ActiveRecord(BaseModel):
         >>> Sku.batch_upsert(items)
         UpsertResult(inserted=1, updated=1, unchanged=1)
         """
+        from .batch import is_collection
         from .upsert import batch_upsert
 
-        return batch_upsert(
-            cls, records, conflict=conflict, update=update, validate=validate,
-            batch_size=batch_size, progress=progress, revive=revive, touch=touch,
+        return retrying(
+            cls.database(),
+            lambda: batch_upsert(
+                cls, records, conflict=conflict, update=update, validate=validate,
+                batch_size=batch_size, progress=progress, revive=revive, touch=touch,
+            ),
+            replayable=is_collection(records),
         )
 
     @classmethod
@@ -927,10 +947,15 @@ class ActiveRecord(BaseModel):
         >>> Stock.batch_update(items, ["qty"])
         2
         """
+        from .batch import is_collection
         from .batch_update import batch_update
 
-        return batch_update(
-            cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
+        return retrying(
+            cls.database(),
+            lambda: batch_update(
+                cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
+            ),
+            replayable=is_collection(records) and (fields is None or is_collection(fields)),
         )
 
 

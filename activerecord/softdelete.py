@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from .backend.dialects import partial_index_supported, translate_error
-from .backend.transaction import on_rollback, tracks_rollback, write_connection
+from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from .errors import SchemaError
 from .mixins import now
 from .model import ActiveRecord, _put_back
@@ -154,6 +154,9 @@ class SoftDeleteMixin(ActiveRecord):
         return ActiveRecord.delete(self)
 
     def _mark(self, values: dict[str, Any], scope: str, verb: str) -> bool:
+        return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
+
+    def _mark_once(self, values: dict[str, Any], scope: str, verb: str) -> bool:
         original = self._ar_original
         if original is None:
             return False

@@ -34,7 +34,8 @@ def test_demo_runs_the_guide(backend):
         with engine.connect() as conn:
             stored = {
                 name: conn.execute(
-                    sa.text(f"SELECT id FROM {table} WHERE username = :name"), {"name": name}
+                    sa.select(sa.column("id")).select_from(sa.table(table))
+                    .where(sa.column("username") == name)
                 ).scalar_one()
                 for table, name in (("users", "user1"), ("soft_users", "soft4-again"))
             }

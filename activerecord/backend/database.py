@@ -10,8 +10,9 @@ Example::
 
 from __future__ import annotations
 
+import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +29,14 @@ from ..errors import (
     PoolTimeoutError,
 )
 from ..log import before_cursor_execute
-from .dialects import DialectFacts, driver_hint, translate_error
+from .dialects import (
+    DialectFacts,
+    causal_reads_statements,
+    driver_hint,
+    is_node_refusal,
+    node_unready_reason,
+    translate_error,
+)
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
 
@@ -45,12 +53,17 @@ class Database:
     """A named binding of an :class:`sqlalchemy.Engine`.
 
     ``owns_engine`` is true when the library created the engine (and may dispose of it).
+    ``retries``: how many times an operation running in its own transaction is re-run on a
+    conflict (see :func:`connect`).
     """
 
-    def __init__(self, name: str, engine: sa.Engine, *, owns_engine: bool) -> None:
+    def __init__(
+        self, name: str, engine: sa.Engine, *, owns_engine: bool, retries: int = 0
+    ) -> None:
         self.name = name
         self.engine = engine
         self.owns_engine = owns_engine
+        self.retries = retries
         self._facts: DialectFacts | None = None
         self._lock = threading.Lock()
 
@@ -103,9 +116,58 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
-def _make_engine(url: str | sa.URL, options: dict[str, Any]) -> sa.Engine:
+#: ``scheme://[user[:password]@]host[:port],host[:port].../database``: several hosts.
+_HOST_LIST = re.compile(r"^(?P<head>[^:/]+://(?:[^@/]*@)?)(?P<hosts>[^/?]*,[^/?]*)(?P<tail>.*)$")
+
+
+def _split_hosts(url: str | sa.URL, hosts: Sequence[str] | None) -> tuple[str | sa.URL, list[str]]:
+    """The URL with one host, and every host given (``hosts=`` or a comma list in the URL)."""
+    listed: list[str] = []
+    if isinstance(url, str):
+        match = _HOST_LIST.match(url)
+        if match is not None:
+            listed = [h.strip() for h in match["hosts"].split(",") if h.strip()]
+            url = match["head"] + listed[0] + match["tail"]
+    if hosts is not None:
+        if listed:
+            raise ConfigurationError("give the hosts either in the URL or as hosts=, not both")
+        listed = [str(h).strip() for h in hosts]
+        if not listed or not all(listed):
+            raise ConfigurationError(f"hosts must name at least one host, got {hosts!r}")
+    return url, listed
+
+
+def _host_port(text: str) -> tuple[str, int | None]:
+    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
+    if not sep:
+        return text.strip("[]"), None
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise ConfigurationError(f"bad port in host {text!r}") from None
+
+
+def _make_engine(
+    url: str | sa.URL,
+    options: dict[str, Any],
+    *,
+    hosts: Sequence[str] | None = None,
+    causal_reads: bool = False,
+) -> sa.Engine:
+    url, host_list = _split_hosts(url, hosts)
     parsed = sa.make_url(url)
     backend = parsed.get_backend_name()
+    if host_list and backend not in ("mysql", "mariadb", "postgresql"):
+        raise ConfigurationError(f"several hosts are not supported on {backend}")
+    if host_list and backend == "postgresql":
+        # libpq fails over by itself: hosts and ports as comma lists, the first that is up
+        # and accepts writes wins.
+        pairs = [_host_port(h) for h in host_list]
+        connect_args = dict(options.pop("connect_args", {}))
+        connect_args["host"] = ",".join(h for h, _ in pairs)
+        connect_args["port"] = ",".join(str(p or parsed.port or 5432) for _, p in pairs)
+        connect_args.setdefault("target_session_attrs", "read-write")
+        options["connect_args"] = connect_args
     if backend == "sqlite":
         database = parsed.database or ""
         connect_args = dict(options.pop("connect_args", {}))
@@ -119,16 +181,74 @@ def _make_engine(url: str | sa.URL, options: dict[str, Any]) -> sa.Engine:
         options.setdefault("pool_pre_ping", True)
         engine = sa.create_engine(parsed, **options)
         if backend in ("mysql", "mariadb"):
-            event.listen(engine, "connect", _mysql_on_connect)
+            statements = (_MYSQL_SQL_MODE, *(causal_reads_statements(backend) if causal_reads
+                                             else ()))
+            event.listen(engine, "connect", _mysql_session(statements))
+            event.listen(engine, "handle_error", _drop_refusing_node)
+            if host_list:
+                pairs = [_host_port(h) for h in host_list]
+                event.listen(engine, "do_connect", _failover(pairs, parsed.port))
     return engine
 
 
-def _mysql_on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute(_MYSQL_SQL_MODE)
-    finally:
-        cursor.close()
+#: MySQL's "unknown system variable": a causal-reads setting of a server that is no Galera
+#: node, where every read is causal anyway.
+_UNKNOWN_VARIABLE = 1193
+
+
+def _mysql_session(statements: tuple[str, ...]) -> Any:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        try:
+            for statement in statements:
+                try:
+                    cursor.execute(statement)
+                except Exception as exc:
+                    args = getattr(exc, "args", ())
+                    if statement == _MYSQL_SQL_MODE or not args or args[0] != _UNKNOWN_VARIABLE:
+                        raise
+        finally:
+            cursor.close()
+
+    return on_connect
+
+
+def _drop_refusing_node(context: Any) -> None:
+    # A Galera node out of the primary component refuses every statement (1047) until it
+    # rejoins: treat it as a lost connection, so the pool drops its connections and the next
+    # checkout connects again (to another host when several are given).
+    if is_node_refusal(context.original_exception):
+        context.is_disconnect = True
+
+
+def _failover(hosts: list[tuple[str, int | None]], default_port: int | None) -> Any:
+    """A ``do_connect`` hook: the first host, in the order given, that accepts a connection
+    and is ready to serve (a Galera node in the primary component)."""
+
+    def do_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        dbapi = dialect.loaded_dbapi
+        refused: list[str] = []
+        for host, port in hosts:
+            params = dict(cparams, host=host)
+            if port or default_port:
+                params["port"] = port or default_port
+            where = f"{host}:{params.get('port', 3306)}"
+            try:
+                conn = dbapi.connect(*cargs, **params)
+            except dbapi.Error as exc:
+                refused.append(f"{where}: {exc}")
+                continue
+            try:
+                reason = node_unready_reason(conn)
+            except dbapi.Error as exc:
+                reason = str(exc)
+            if reason is None:
+                return conn
+            conn.close()
+            refused.append(f"{where}: {reason}")
+        raise dbapi.OperationalError(2003, "no host can serve: " + "; ".join(refused))
+
+    return do_connect
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -169,26 +289,58 @@ def _prepare_sqlite(engine: sa.Engine) -> None:
 
 
 def connect(
-    url_or_engine: str | sa.URL | sa.Engine, *, name: str = DEFAULT, **engine_options: Any
+    url_or_engine: str | sa.URL | sa.Engine,
+    *,
+    name: str = DEFAULT,
+    retries: int = 0,
+    causal_reads: bool = False,
+    hosts: Sequence[str] | None = None,
+    **engine_options: Any,
 ) -> Database:
     """Bind the database ``name`` (``"default"`` unless given) to a URL or an existing Engine.
 
     An existing :class:`sqlalchemy.Engine` is used as it is: its pool, dialect and logging.
     Engine options (``echo=True``, ``pool_size=...``) apply only when a URL is given.
 
+    ``retries=N``: an operation that runs in its own transaction (no ambient
+    ``Transaction``) and whose input can be replayed (a single ``save()``/``delete()``, a
+    query's ``update()``/``delete()``, a batch insert/upsert/update of a list, not of a
+    generator) is re-run whole, up to N more times, on a deadlock, serialization failure or
+    lock timeout (a Galera certification failure is a deadlock at COMMIT) and on a Galera
+    node's "not primary" refusal. Inside a ``Transaction`` the transaction decides
+    (``@Transaction(retries=N)``).
+
+    ``hosts=["db1:3306", "db2:3306"]`` (or ``mysql+pymysql://u@db1:3306,db2:3306/app``):
+    several servers of one database (a Galera cluster, a PostgreSQL primary and standbys).
+    A new connection goes to the first host, in that order, that accepts it and can serve:
+    MySQL family, a Galera node in the primary component; PostgreSQL, one that accepts
+    writes (libpq's ``target_session_attrs=read-write``).
+
+    ``causal_reads=True``: a read sees every write committed before it on any node (Galera:
+    ``wsrep_sync_wait = 1``, reads wait for the node to catch up). Single servers need
+    nothing and get nothing.
+
     >>> import activerecord
     >>> activerecord.connect("sqlite://").engine.dialect.name
     'sqlite'
+    >>> activerecord.connect("sqlite://", retries=3).retries
+    3
     """
+    if retries < 0:
+        raise ConfigurationError(f"retries must be >= 0, got {retries}")
     if isinstance(url_or_engine, sa.Engine):
-        if engine_options:
+        if engine_options or causal_reads or hosts is not None:
             raise ConfigurationError(
-                "engine options apply only when connect() creates the engine from a URL"
+                "engine options, hosts and causal_reads apply only when connect() creates the "
+                "engine from a URL"
             )
         engine, owns = url_or_engine, False
     else:
         try:
-            engine, owns = _make_engine(url_or_engine, dict(engine_options)), True
+            engine = _make_engine(
+                url_or_engine, dict(engine_options), hosts=hosts, causal_reads=causal_reads
+            )
+            owns = True
         except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
             raise ConfigurationError(
                 f"cannot create an engine for {url_or_engine!r}: {exc}"
@@ -202,7 +354,7 @@ def connect(
     _prepare_sqlite(engine)
     if not event.contains(engine, "before_cursor_execute", before_cursor_execute):
         event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    db = Database(name, engine, owns_engine=owns)
+    db = Database(name, engine, owns_engine=owns, retries=retries)
     with _registry_lock:
         old = _registry.get(name)
         _registry[name] = db

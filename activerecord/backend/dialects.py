@@ -34,6 +34,7 @@ from ..errors import (
     IntegrityError,
     NotNullViolation,
     TransactionConflictError,
+    TransactionTooLargeError,
     UniqueViolation,
 )
 
@@ -42,13 +43,16 @@ __all__ = [
     "SessionKeys",
     "TransactionSetup",
     "bind_processor",
+    "causal_reads_statements",
     "database_unique_keys",
     "decimal_as_real",
     "driver_hint",
     "float_guard",
     "in_list_as_array",
     "is_conflict",
+    "is_node_refusal",
     "limit_in_subquery",
+    "node_unready_reason",
     "normalize_isolation_level",
     "overflow_error",
     "partial_index_supported",
@@ -731,7 +735,23 @@ _MYSQL_CONFLICT = {1213, 1205}
 _MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
 _MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")
 _SQLITE_CONFLICT = ("database is locked", "database table is locked")
-_MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031}
+#: 1047: a Galera node outside the primary component ("WSREP has not yet prepared node for
+#: application use"): this node refuses, another one of the cluster may not.
+_MYSQL_CONNECTION = {2002, 2003, 2006, 2013, 2014, 2055, 1927, 4031, 1047}
+_GALERA_NOT_READY = 1047
+#: Transaction size limits, by error code and a phrase of the message: Galera's write-set
+#: limits (1180 "wsrep_max_ws_rows exceeded", 1105 "Maximum writeset size exceeded") and
+#: TiDB's txn-total-size-limit (8004 "Transaction is too large").
+_MYSQL_TOO_LARGE = (
+    (1180, "wsrep_max_ws_rows", "wsrep_max_ws_rows"),
+    (1105, "writeset size", "wsrep_max_ws_size"),
+    (8004, "transaction is too large", "txn-total-size-limit"),
+)
+_TOO_LARGE_HINT = (
+    "the transaction is larger than the server's {limit} allows; nothing was committed. "
+    "Write in smaller transactions (batch_insert(..., commit_every=N), "
+    "load_csv(..., commit_every=N)) or, on Galera, stream it (Transaction(fragment_rows=N))"
+)
 
 
 #: MySQL names the column (MariaDB as `db`.`table`.`column`) of a value it refused.
@@ -776,6 +796,13 @@ def translate_error(
     elif isinstance(orig, OverflowError):  # sqlite3: an int beyond 64 bits
         kind = DataError
     elif code is not None:  # PyMySQL (its errors carry a sqlstate too: test the code first)
+        limit = _too_large_limit(code, text)
+        if limit is not None:
+            too_large = TransactionTooLargeError(
+                f"{message}: {_TOO_LARGE_HINT.format(limit=limit)}", orig=orig, limit=limit
+            )
+            too_large.record_index = record_index
+            return too_large
         if code in (1062, 1586):
             kind = UniqueViolation
         elif code in (1451, 1452, 1216, 1217):
@@ -856,6 +883,65 @@ def refused_value_error(
     error = DataError(f"{prefix}{where}{err.orig}", orig=err.orig)
     error.column = column
     return error
+
+
+def _too_large_limit(code: int, text: str) -> str | None:
+    for limit_code, phrase, limit in _MYSQL_TOO_LARGE:
+        if code == limit_code and phrase in text:
+            return limit
+    return None
+
+
+def is_node_refusal(orig: BaseException | None) -> bool:
+    """True for a Galera node's "not primary" refusal (1047): the connection is useless
+    until the node rejoins, so the pool must drop it (see database.py).
+
+    >>> import pymysql
+    >>> is_node_refusal(pymysql.err.OperationalError(1047, "WSREP has not yet prepared node"))
+    True
+    """
+    args: tuple[Any, ...] = getattr(orig, "args", ())
+    return (
+        bool(args)
+        and args[0] == _GALERA_NOT_READY
+        and type(orig).__module__.startswith(_MYSQL_DRIVERS)
+    )
+
+
+def node_unready_reason(dbapi_connection: Any) -> str | None:
+    """Why a new MySQL-family connection's server cannot serve (None: it can).
+
+    A Galera node that has left the primary component accepts connections but refuses
+    every statement with 1047 until it rejoins; ``wsrep_ready`` says so up front. Servers
+    that are not Galera nodes (``wsrep_on`` off or unknown, MySQL) are always ready.
+    """
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("SHOW VARIABLES LIKE 'wsrep_on'")
+        row = cursor.fetchone()
+        if row is None or str(row[1]).upper() != "ON":
+            return None
+        cursor.execute("SHOW STATUS LIKE 'wsrep_ready'")
+        ready = cursor.fetchone()
+        if ready is not None and str(ready[1]).upper() != "ON":
+            return "Galera node not ready (not in the primary component)"
+        return None
+    finally:
+        cursor.close()
+
+
+def causal_reads_statements(backend: str) -> tuple[str, ...]:
+    """Session statements that make a read see every write committed anywhere before it.
+
+    MySQL family: Galera's ``wsrep_sync_wait = 1`` (a read first waits until this node has
+    applied what the cluster committed). On a server that is no Galera node the variable
+    does nothing (MariaDB) or is unknown (MySQL; the caller skips it then). PostgreSQL,
+    SQLite and one-server setups read their own writes already: nothing to do.
+
+    >>> causal_reads_statements("mysql")
+    ('SET SESSION wsrep_sync_wait = 1',)
+    """
+    return ("SET SESSION wsrep_sync_wait = 1",) if backend in ("mysql", "mariadb") else ()
 
 
 def overflow_error(err: OverflowError, *, context: str = "") -> DataError:

@@ -40,7 +40,7 @@ from ..errors import (
 )
 from ..log import logger
 from .database import DEFAULT, Database, checkout, get_database
-from .dialects import is_conflict, normalize_isolation_level, translate_error
+from .dialects import is_conflict, is_node_refusal, normalize_isolation_level, translate_error
 
 __all__ = [
     "Transaction",
@@ -51,6 +51,7 @@ __all__ = [
     "is_retryable",
     "read_connection",
     "resolve_database",
+    "retrying",
     "write_connection",
 ]
 
@@ -611,6 +612,44 @@ def is_retryable(exc: BaseException) -> bool:
             return True
         current = current.__cause__
     return False
+
+
+def _refused_by_node(exc: BaseException) -> bool:
+    """A Galera node's "not primary" refusal (1047) anywhere in the chain: nothing of the
+    transaction was committed, and the next connection goes to a node that can serve."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if is_node_refusal(current) or is_node_refusal(getattr(current, "orig", None)):
+            return True
+        current = current.__cause__
+    return False
+
+
+def retrying(db: Database, fn: Callable[[], R], *, replayable: bool = True) -> R:
+    """Run one library operation; with ``connect(..., retries=N)`` re-run it whole on a
+    conflict, when it runs in its own transaction and ``replayable`` (its input can be gone
+    over again). Records are put back between attempts by the transaction's rollback.
+
+    >>> import activerecord
+    >>> db = activerecord.connect("sqlite://", retries=2)
+    >>> retrying(db, lambda: in_transaction())
+    True
+    """
+    if not db.retries or not replayable or _frame(db) is not None:
+        return fn()
+    attempt = 0
+    while True:
+        try:
+            with Transaction(db):
+                return fn()
+        except Exception as exc:
+            if attempt >= db.retries or not (is_retryable(exc) or _refused_by_node(exc)):
+                raise
+            attempt += 1
+            delay = min(0.05 * (2 ** (attempt - 1)), _MAX_BACKOFF)
+            time.sleep(delay * (0.5 + random.random()))
 
 
 @contextmanager

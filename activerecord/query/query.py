@@ -39,7 +39,7 @@ from ..backend.dialects import (
     translate_error,
     update_reads_assigned,
 )
-from ..backend.transaction import read_connection, write_connection
+from ..backend.transaction import read_connection, retrying, write_connection
 from ..errors import (
     DataError,
     NotConnectedError,
@@ -733,6 +733,9 @@ class Query(Generic[T]):
         return self._write(self.restore_statement(all_rows=all_rows), "restore")
 
     def _write(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
+        return retrying(self._model.database(), lambda: self._write_once(stmt, verb))
+
+    def _write_once(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
         db = self._model.database()
         try:
             with write_connection(db) as conn:

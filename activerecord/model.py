@@ -444,11 +444,14 @@ class ActiveRecord(BaseModel):
         batch_size: int | None = None,
         progress: Any = False,
         upsert: Sequence[str] | None = None,
+        commit_every: int | None = None,
     ) -> int:
         """Stream a CSV file (path or text file, with a header row) into the table; return the
         count. Errors name the line. An empty cell is a missing value (NULL in an optional
         field); ``empty="keep"`` keeps it as ``""`` in text fields. See
         :mod:`activerecord.io.files` for the conversion rules.
+        ``commit_every=N``: commit every N rows, not atomic (see :meth:`batch_insert`); a
+        failure's :class:`~activerecord.errors.PartialWriteError` names the line to resume at.
 
         >>> import io, activerecord
         >>> class Town(ActiveRecord):
@@ -465,6 +468,7 @@ class ActiveRecord(BaseModel):
         return load_csv(
             cls, source, columns=columns, delimiter=delimiter, encoding=encoding, empty=empty,
             validate=validate, batch_size=batch_size, progress=progress, upsert=upsert,
+            commit_every=commit_every,
         )
 
     @classmethod
@@ -478,13 +482,14 @@ class ActiveRecord(BaseModel):
         batch_size: int | None = None,
         progress: Any = False,
         upsert: Sequence[str] | None = None,
+        commit_every: int | None = None,
     ) -> int:
         """Stream a JSON Lines file (one object per line) into the table; return the count."""
         from .io.files import load_jsonl
 
         return load_jsonl(
             cls, source, columns=columns, encoding=encoding, validate=validate,
-            batch_size=batch_size, progress=progress, upsert=upsert,
+            batch_size=batch_size, progress=progress, upsert=upsert, commit_every=commit_every,
         )
 
     # -- instance persistence --------------------------------------------------------------
@@ -767,11 +772,16 @@ class ActiveRecord(BaseModel):
         batch_size: int | None = None,
         progress: Any = False,
         on_conflict: str = "error",
+        commit_every: int | None = None,
     ) -> int:
         """Insert many instances in as few statements as the backend allows.
 
         Primary keys (and declared server defaults) are set on the instances, in input order.
         Atomic: on any failure nothing is written. Returns the number of rows inserted.
+        ``commit_every=N`` gives that up for very large loads (a cluster's transaction size
+        limit, a long lock): every N records are committed on their own, and a failure raises
+        :class:`~activerecord.errors.PartialWriteError` with the rows ``committed`` and the
+        index to resume at (``resume_at``); the failing slice leaves nothing behind.
         Given as a list, the records are put back (new again, without keys) if the
         ``Transaction`` the call ran in rolls back later; records from a generator are not.
         ``on_conflict="ignore"`` skips records whose primary or unique key already exists
@@ -787,15 +797,18 @@ class ActiveRecord(BaseModel):
         >>> Row.batch_insert([Row(n=1), Row(n=2)])
         2
         """
-        from .batch import batch_insert, is_collection
+        from .batch import batch_insert, in_slices, is_collection
 
-        count, _ = retrying(
-            cls.database(),
-            lambda: batch_insert(
+        def write(records: Iterable[Any]) -> tuple[int, list[Any]]:
+            return batch_insert(
                 cls, records, validate=validate, batch_size=batch_size, progress=progress,
                 return_records=False, on_conflict=on_conflict,
-            ),
-            replayable=is_collection(records),
+            )
+
+        if commit_every is not None:
+            return in_slices(cls, records, commit_every, write)[0]
+        count, _ = retrying(
+            cls.database(), lambda: write(records), replayable=is_collection(records)
         )
         return count
 
@@ -809,13 +822,14 @@ class ActiveRecord(BaseModel):
         progress: Any = False,
         return_records: bool = True,
         on_conflict: str = "error",
+        commit_every: int | None = None,
     ) -> list[T] | int:
         """Insert many rows given as dicts; return the created instances (or only the count
         with ``return_records=False``). Unknown keys are an error, with or without validation.
         ``on_conflict="ignore"`` skips rows whose primary or unique key already exists (only
         the inserted rows are returned or counted). Given a list, the returned instances are
         put back as built (new, no key or stamps) if the ``Transaction`` the call ran in
-        rolls back later.
+        rolls back later. ``commit_every=N``: commit every N rows (see :meth:`batch_insert`).
 
         >>> import activerecord
         >>> class Item(ActiveRecord):
@@ -827,7 +841,7 @@ class ActiveRecord(BaseModel):
         >>> [i.id for i in Item.batch_insert_from_dicts([{"n": 1}, {"n": 2}])]
         [1, 2]
         """
-        from .batch import batch_insert, is_collection
+        from .batch import batch_insert, in_slices, is_collection
         from .io.dataframes import insert_dataframe, is_dataframe
 
         if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
@@ -836,20 +850,27 @@ class ActiveRecord(BaseModel):
                     "on_conflict is not supported for a DataFrame; use "
                     "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
                 )
+            if commit_every is not None:
+                raise ValueError("commit_every is not supported for a DataFrame")
             loaded: list[T] | int = insert_dataframe(
                 cls, rows, validate=validate, batch_size=batch_size, progress=progress,
                 return_records=return_records,
             )
             return loaded
-        count, records = retrying(
-            cls.database(),
-            lambda: batch_insert(
+
+        def write(rows: Iterable[Any]) -> tuple[int, list[Any]]:
+            return batch_insert(
                 cls, rows, validate=validate, batch_size=batch_size, progress=progress,
                 from_dicts=True, return_records=return_records, on_conflict=on_conflict,
-            ),
-            replayable=is_collection(rows),
-        )
-        return records if return_records else count
+            )
+
+        if commit_every is not None:
+            count, records = in_slices(cls, rows, commit_every, write)
+        else:
+            count, records = retrying(
+                cls.database(), lambda: write(rows), replayable=is_collection(rows)
+            )
+        return records if return_records else int(count)
 
     @classmethod
     def batch_upsert(

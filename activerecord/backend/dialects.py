@@ -160,6 +160,8 @@ class DialectFacts:
     #: PostgreSQL: one value for psycopg to send, nothing for the server to parse) rather
     #: than an ``IN`` list of one parameter per key.
     lookup_any_array: bool = False
+    #: A MariaDB Galera cluster node (``wsrep_on``): write sets, streaming replication.
+    is_galera: bool = False
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -169,6 +171,7 @@ class DialectFacts:
         max_params: int | None = None
         max_packet: int | None = None
         consecutive = False
+        galera = False
         with engine.connect() as conn:
             if name == "sqlite":
                 max_params = _sqlite_max_variables(conn)
@@ -180,6 +183,9 @@ class DialectFacts:
                 ).one()
                 max_packet = int(row[0])
                 consecutive = int(row[1]) in (0, 1)
+                # SHOW, not @@wsrep_on: MySQL has no such variable.
+                wsrep = conn.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
+                galera = wsrep is not None and str(wsrep[1]).upper() == "ON"
             conn.rollback()
         version = tuple(getattr(dialect, "server_version_info", None) or ())
         return cls(
@@ -199,6 +205,7 @@ class DialectFacts:
             ),
             text_compare_binary=name in ("mysql", "mariadb"),
             lookup_any_array=name == "postgresql",
+            is_galera=galera,
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:
@@ -404,6 +411,36 @@ class DialectFacts:
             dbapi_connection.execute(f"BEGIN {_SQLITE_BEGIN_MODES[level.upper()]}".rstrip())
         except sqlite3.Error as err:
             raise translate_error(err, context="cannot join the caller's transaction") from err
+
+    def fragment_setup(self, rows: int) -> tuple[tuple[sa.TextClause, ...], tuple[str, ...]]:
+        """Statements that make one transaction replicate in fragments of ``rows`` rows
+        (Galera streaming replication), and those that turn it off again afterwards.
+
+        Only a Galera node has it: elsewhere :class:`ConfigurationError` (no write-set
+        limit to get under, and no silent no-op).
+
+        >>> import sqlalchemy as sa
+        >>> try:
+        ...     DialectFacts.probe(sa.create_engine("sqlite://")).fragment_setup(100)
+        ... except ConfigurationError as err:
+        ...     print(err)
+        fragment_rows is Galera streaming replication; sqlite is no Galera node
+        """
+        if type(rows) is not int or rows < 1:
+            raise ConfigurationError(f"fragment_rows must be a positive int, got {rows!r}")
+        if not self.is_galera:
+            raise ConfigurationError(
+                f"fragment_rows is Galera streaming replication; {self.name} is no Galera node"
+            )
+        begin = (
+            sa.text("SET SESSION wsrep_trx_fragment_unit = 'rows'"),
+            sa.text("SET SESSION wsrep_trx_fragment_size = :rows").bindparams(rows=rows),
+        )
+        reset = (
+            "SET SESSION wsrep_trx_fragment_size = 0",
+            "SET SESSION wsrep_trx_fragment_unit = DEFAULT",
+        )
+        return begin, reset
 
     def set_autocommit(self, dbapi_connection: Any, on: bool) -> None:
         """Switch a driver connection's autocommit mode (used by raw connections).
@@ -750,8 +787,11 @@ _MYSQL_TOO_LARGE = (
 _TOO_LARGE_HINT = (
     "the transaction is larger than the server's {limit} allows; nothing was committed. "
     "Write in smaller transactions (batch_insert(..., commit_every=N), "
-    "load_csv(..., commit_every=N)) or, on Galera, stream it (Transaction(fragment_rows=N))"
+    "load_csv(..., commit_every=N)){stream}"
 )
+#: Galera's streaming replication replicates a transaction in fragments, each its own write
+#: set: it gets under the size limit, not under the row count of the whole transaction.
+_STREAMABLE = {"wsrep_max_ws_size"}
 
 
 #: MySQL names the column (MariaDB as `db`.`table`.`column`) of a value it refused.
@@ -799,7 +839,13 @@ def translate_error(
         limit = _too_large_limit(code, text)
         if limit is not None:
             too_large = TransactionTooLargeError(
-                f"{message}: {_TOO_LARGE_HINT.format(limit=limit)}", orig=orig, limit=limit
+                f"{message}: " + _TOO_LARGE_HINT.format(
+                    limit=limit,
+                    stream=" or stream it in fragments (Transaction(fragment_rows=N))"
+                    if limit in _STREAMABLE else "",
+                ),
+                orig=orig,
+                limit=limit,
             )
             too_large.record_index = record_index
             return too_large

@@ -80,6 +80,8 @@ class _Frame:
     read_only: bool
     reset: tuple[str, ...]
     owner: tuple[int, object | None] = field(default_factory=_owner)
+    #: Galera streaming replication of this transaction (``Transaction(fragment_rows=N)``).
+    fragment_rows: int | None = None
     depth: int = 0
     #: [depth, hook]: the depth moves up when the savepoint that registered it is released.
     hooks: list[list[Any]] = field(default_factory=list)
@@ -273,6 +275,11 @@ class Transaction:
     Retries happen at the outermost level only: nested, a conflict propagates to the
     outermost retrying transaction.
 
+    ``fragment_rows=N`` (Galera only; elsewhere :class:`ConfigurationError`): the
+    transaction replicates in fragments of N rows (streaming replication), so one large
+    transaction stays under the cluster's ``wsrep_max_ws_size``. (``wsrep_max_ws_rows``
+    counts the whole transaction: only ``commit_every`` gets under it.)
+
     >>> import activerecord
     >>> _ = activerecord.connect("sqlite://")
     >>> @Transaction(retries=3)
@@ -318,6 +325,7 @@ class Transaction:
         read_only: bool = False,
         retries: int = 0,
         backoff: float = 0.05,
+        fragment_rows: int | None = None,
     ) -> None:
         if inspect.isfunction(target) or inspect.ismethod(target):
             raise ConfigurationError("decorate with @Transaction() (with parentheses)")
@@ -328,6 +336,7 @@ class Transaction:
         self.read_only = read_only
         self.retries = retries
         self.backoff = backoff
+        self.fragment_rows = fragment_rows
 
     def __repr__(self) -> str:
         return (
@@ -350,23 +359,36 @@ class Transaction:
 
     def _begin(self, db: Database) -> _Entry:
         setup = db.facts.transaction_setup(self.isolation_level, self.read_only)
+        streaming: tuple[sa.TextClause, ...] = ()
+        reset = setup.reset
+        if self.fragment_rows is not None:
+            streaming, undo = db.facts.fragment_setup(self.fragment_rows)
+            reset = reset + undo
         conn = checkout(db)
         try:
             conn.begin()
+            for clause in streaming:  # session settings: before the transaction writes
+                conn.execute(clause)
             for statement in setup.begin:
                 conn.exec_driver_sql(statement)
         except BaseException as exc:
-            _release(conn, setup.reset, failed=True)
+            _release(conn, reset, failed=True)
             if isinstance(exc, sa_exc.DBAPIError):
                 raise translate_error(exc, context="cannot begin a transaction") from exc
             raise
-        frame = _Frame(db, conn, self.isolation_level, self.read_only, setup.reset)
+        frame = _Frame(db, conn, self.isolation_level, self.read_only, reset,
+                       fragment_rows=self.fragment_rows)
         frames = dict(_frames.get() or {})
         frames[db.name] = frame
         _frames.set(frames)
         return _Entry(self, frame, None, 0)
 
     def _savepoint(self, frame: _Frame) -> _Entry:
+        if self.fragment_rows not in (None, frame.fragment_rows):
+            raise ConfigurationError(
+                "fragment_rows applies to the outermost Transaction; a nested one cannot "
+                f"change it (outer: {frame.fragment_rows})"
+            )
         if self.isolation_level not in (None, frame.isolation_level) or (
             self.read_only and not frame.read_only
         ):
@@ -430,7 +452,8 @@ class Transaction:
         attempt = 0
         while True:
             outermost = _frame(db) is None
-            tx = Transaction(db, isolation_level=self.isolation_level, read_only=self.read_only)
+            tx = Transaction(db, isolation_level=self.isolation_level, read_only=self.read_only,
+                             fragment_rows=self.fragment_rows)
             try:
                 with tx:
                     return fn()
@@ -450,6 +473,16 @@ def _end_savepoint(entry: _Entry, exc: BaseException | None) -> None:
         try:
             savepoint.commit()
         except sa_exc.DBAPIError as err:
+            # SQLAlchemy leaves a savepoint whose RELEASE failed attached to the connection:
+            # detach it (no SQL is sent for an inactive one), or the enclosing savepoint's
+            # rollback warns "nested transaction already deassociated from connection".
+            try:
+                savepoint.rollback()
+            except Exception:  # noqa: BLE001, S110 - the release error is the one to raise
+                pass
+            # A conflict there (a Galera certification failure lands on any statement) rolled
+            # the whole transaction back: the enclosing levels must not commit what is left.
+            frame.broken = err
             _drop_hooks(frame, depth)
             # Whether the work is still there is unknown: restore if the enclosing level
             # rolls back (the usual outcome of this error).

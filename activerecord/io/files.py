@@ -277,6 +277,7 @@ def load_source(
     progress: Progress,
     upsert: Sequence[str] | None,
     on_upsert: Callable[[Any], Any] | None = None,
+    commit_every: int | None = None,
     **options: Any,
 ) -> int:
     """Load a file with ``read`` (:func:`read_csv` or :func:`read_jsonl`); the shared body of
@@ -296,6 +297,7 @@ def load_source(
             progress=progress,
             upsert=upsert,
             on_upsert=on_upsert,
+            commit_every=commit_every,
         )
     return count
 
@@ -312,13 +314,16 @@ def load_csv(
     batch_size: int | None = None,
     progress: Progress = False,
     upsert: Sequence[str] | None = None,
+    commit_every: int | None = None,
 ) -> int:
     """Stream a CSV file (with a header row) into the model's table; return the row count.
 
     ``columns`` renames (``{"E-mail": "email"}``) or drops (``{"notes": None}``) header
     names; ``upsert=("email",)`` updates rows whose key exists instead of failing. An empty
     cell is a missing value (NULL in an optional field); ``empty="keep"`` keeps it as ``""``
-    in text fields.
+    in text fields. ``commit_every=N``: not atomic, every N rows commit on their own; a
+    failure raises :class:`~activerecord.errors.PartialWriteError` with the rows committed and
+    the line to resume at (``resume_line``).
 
     >>> import io, activerecord
     >>> from activerecord import ActiveRecord
@@ -336,8 +341,8 @@ def load_csv(
     """
     return load_source(
         model, source, read_csv, encoding=encoding, validate=validate, batch_size=batch_size,
-        progress=progress, upsert=upsert, columns=columns, delimiter=delimiter,
-        empty=_check_empty(empty), required=validate,
+        progress=progress, upsert=upsert, commit_every=commit_every, columns=columns,
+        delimiter=delimiter, empty=_check_empty(empty), required=validate,
     )
 
 
@@ -357,8 +362,10 @@ def load_jsonl(
     batch_size: int | None = None,
     progress: Progress = False,
     upsert: Sequence[str] | None = None,
+    commit_every: int | None = None,
 ) -> int:
     """Stream a JSON Lines file (one object per line) into the model's table; return the count.
+    ``commit_every=N`` as for :func:`load_csv`.
 
     >>> import io, activerecord
     >>> from activerecord import ActiveRecord
@@ -373,5 +380,5 @@ def load_jsonl(
     """
     return load_source(
         model, source, read_jsonl, encoding=encoding, validate=validate, batch_size=batch_size,
-        progress=progress, upsert=upsert, columns=columns,
+        progress=progress, upsert=upsert, commit_every=commit_every, columns=columns,
     )

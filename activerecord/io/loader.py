@@ -28,6 +28,7 @@ from ..errors import (
     DatabaseError,
     FileFormatError,
     LoadValidationError,
+    PartialWriteError,
     QueryError,
     UnknownColumnError,
     ValidationError,
@@ -143,33 +144,63 @@ def load_rows(
     upsert: Sequence[str] | None = None,
     return_records: bool = False,
     on_upsert: Callable[[Any], Any] | None = None,
+    commit_every: int | None = None,
 ) -> Any:
     """Insert (or upsert on the ``upsert`` key) dict rows; map errors to ``locate(index)``.
 
     Returns the number of rows, or the inserted records with ``return_records``;
-    ``on_upsert`` receives an upsert's :class:`~activerecord.upsert.UpsertResult`.
+    ``on_upsert`` receives an upsert's :class:`~activerecord.upsert.UpsertResult` (of each
+    slice, with ``commit_every``). ``commit_every=N``: commit every N rows (a
+    :class:`PartialWriteError` names the line or row to resume at).
     """
+    if upsert and return_records:
+        raise QueryError("return_records is not supported with upsert")
     # The table, not the class: a model built on a reflected table has a made-up name.
     callback, close = progress_callback(
         progress, total=total, desc=f"load {model.__ar_info__.table.name}"
     )
-    try:
+
+    def write(piece: Iterable[dict[str, Any]], done: int = 0) -> tuple[int, list[Any]]:
+        step = callback
+        if callback is not None and done:
+            step = lambda n: callback(done + n)  # noqa: E731 - rows done over the whole load
         if upsert:
             from .upsert import upsert_rows
 
-            if return_records:
-                raise QueryError("return_records is not supported with upsert")
             return upsert_rows(
-                model, rows, upsert, validate=validate, batch_size=batch_size, progress=callback,
+                model, piece, upsert, validate=validate, batch_size=batch_size, progress=step,
                 on_result=on_upsert,
-            )
-        return model.batch_insert_from_dicts(
-            rows,
+            ), []
+        got = model.batch_insert_from_dicts(
+            piece,
             validate=validate,
             batch_size=batch_size,
-            progress=callback or False,
+            progress=step or False,
             return_records=return_records,
         )
+        return (len(got), got) if isinstance(got, list) else (got, [])
+
+    try:
+        if commit_every is not None:
+            from ..batch import in_slices
+
+            done = [0]
+
+            def write_slice(piece: list[Any]) -> tuple[int, list[Any]]:
+                result = write(piece, done[0])
+                done[0] += len(piece)
+                return result
+
+            try:
+                count, records = in_slices(model, rows, commit_every, write_slice)
+            except PartialWriteError as exc:
+                where = locate(exc.resume_at)
+                exc.resume_line = where if unit == "line" else None
+                exc.args = (f"{exc.args[0]} (resume at {unit} {where} of {source})",)
+                raise
+            return records if return_records else count
+        count, records = write(rows)
+        return records if return_records else count
     except LoadValidationError:
         raise
     except BatchValidationError as exc:

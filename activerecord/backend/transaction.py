@@ -277,8 +277,10 @@ class Transaction:
 
     ``fragment_rows=N`` (Galera only; elsewhere :class:`ConfigurationError`): the
     transaction replicates in fragments of N rows (streaming replication), so one large
-    transaction stays under the cluster's ``wsrep_max_ws_size``. (``wsrep_max_ws_rows``
-    counts the whole transaction: only ``commit_every`` gets under it.)
+    transaction stays under the cluster's ``wsrep_max_ws_size``. A fragment ends between
+    statements, so each statement must fit on its own (a batch's ``batch_size`` bounds its
+    statements). ``wsrep_max_ws_rows`` counts the whole transaction: only ``commit_every``
+    gets under it.
 
     >>> import activerecord
     >>> _ = activerecord.connect("sqlite://")

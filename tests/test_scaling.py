@@ -229,3 +229,64 @@ def test_fragment_rows_is_refused_where_there_is_no_galera(fresh, db):
         with Transaction(fragment_rows=100):
             Item(code="x").save()
     assert raw_count(db, "scaling_items") == 0
+
+
+# -- the key path of each dialect object ----------------------------------------------------------
+def test_dialect_objects_name_the_key_path_they_can_prove():
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+    from activerecord.backend.dialects import DialectFacts
+
+    cockroach = sa.create_engine("cockroachdb+psycopg://root@127.0.0.1:26257/app").dialect
+    paths = {
+        name: DialectFacts.for_dialect(dialect).key_path
+        for name, dialect in {
+            "sqlite": sqlite.dialect(),
+            "postgresql": postgresql.psycopg.dialect(),
+            "mysql": mysql.pymysql.dialect(),
+            "cockroachdb": cockroach,
+        }.items()
+    }
+    # CockroachDB numbers keys with unique_rowid() (no sequence, not consecutive, no proof
+    # that one statement's keys follow its rows): RETURNING, one row a statement.
+    assert paths == {
+        "sqlite": "rowid range", "postgresql": "copy", "mysql": "values",
+        "cockroachdb": "returning per row",
+    }
+    facts = DialectFacts.for_dialect(cockroach)
+    assert (facts.name, facts.insert_strategy, facts.keys_follow_rows) == (
+        "cockroachdb", "core", False
+    )
+    assert not DialectFacts.for_dialect(mysql.pymysql.dialect()).autoinc_consecutive
+    # The statement the Core path sends there: the key comes back from the row itself.
+    table = Item.__table__
+    stmt = sa.insert(table).returning(table.c.id, sort_by_parameter_order=True)
+    sql = str(stmt.compile(dialect=cockroach))
+    assert sql.startswith("INSERT INTO scaling_items")
+    assert sql.endswith("RETURNING scaling_items.id")
+
+
+@pytest.mark.backends("postgresql")
+def test_unproven_key_order_sends_one_row_a_statement(fresh, db):
+    """The Core path on a database whose keys are not proven to follow the rows (as on
+    CockroachDB), run here on PostgreSQL: one INSERT per row, each key its own row's."""
+    import dataclasses
+
+    from sqlalchemy import event
+
+    fresh(Item)
+    db._facts = dataclasses.replace(db.facts, insert_strategy="core", keys_follow_rows=False)
+    inserts: list[str] = []
+
+    def count(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.startswith("INSERT"):
+            inserts.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        items = [Item(code=f"k{k}", qty=k) for k in range(7)]
+        Item.batch_insert(items)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", count)
+    assert len(inserts) == 7
+    assert {i.code: i.id for i in items} == {i.code: i.id for i in Item.query().all()}

@@ -116,6 +116,12 @@ def driver_hint(url: str | sa.URL) -> str:
 #: :meth:`DialectFacts.join_caller_transaction`): a fixed text, never the caller's string.
 _SQLITE_BEGIN_MODES = {"": "", "DEFERRED": "DEFERRED", "IMMEDIATE": "IMMEDIATE",
                        "EXCLUSIVE": "EXCLUSIVE"}
+#: Dialects where one multi-row INSERT numbers the generated keys in row order, so that
+#: keys returned sorted belong to the rows in order: a sequence's ``nextval`` (PostgreSQL) or
+#: AUTO_INCREMENT / rowid taken row by row. Any other dialect (CockroachDB's
+#: ``unique_rowid()``, no order proven within a statement) gets one row per statement:
+#: exact, not guessed.
+_KEYS_FOLLOW_ROWS = {"sqlite", "postgresql", "mysql", "mariadb"}
 #: Headroom left in MySQL's max_allowed_packet for the packet header and statement text.
 _PACKET_HEADROOM = 64 * 1024
 #: Largest multi-row INSERT we build on MySQL even when the packet allows more.
@@ -162,6 +168,58 @@ class DialectFacts:
     lookup_any_array: bool = False
     #: A MariaDB Galera cluster node (``wsrep_on``): write sets, streaming replication.
     is_galera: bool = False
+    #: Whether one multi-row INSERT's generated keys follow the rows' order (see
+    #: ``_KEYS_FOLLOW_ROWS``); where not proven, the Core path sends one row per statement.
+    keys_follow_rows: bool = False
+
+    @classmethod
+    def for_dialect(cls, dialect: sa.Dialect) -> DialectFacts:
+        """The facts a dialect object alone tells, without a server (compile-level): server
+        limits unknown, AUTO_INCREMENT never assumed consecutive, no Galera.
+
+        >>> from sqlalchemy.dialects import postgresql
+        >>> facts = DialectFacts.for_dialect(postgresql.psycopg.dialect())
+        >>> facts.insert_strategy, facts.key_path
+        ('pg_copy', 'copy')
+        """
+        name = dialect.name
+        family = "mysql" if name == "mariadb" else name
+        return cls(
+            name=family,
+            driver=dialect.driver,
+            server_version=tuple(getattr(dialect, "server_version_info", None) or ()),
+            is_mariadb=bool(getattr(dialect, "is_mariadb", False)),
+            supports_returning=bool(dialect.insert_returning),
+            max_params=_PG_MAX_PARAMS if name == "postgresql" else None,
+            max_packet_bytes=None,
+            autoinc_consecutive=False,
+            supports_partial_index=partial_index_supported(dialect),
+            supports_savepoints=True,
+            insert_strategy=_INSERT_STRATEGIES.get((name, dialect.driver), "core"),
+            batch_update_style=_BATCH_UPDATE_STYLE.get(family, "executemany"),
+            text_compare_binary=family == "mysql",
+            lookup_any_array=name == "postgresql",
+            keys_follow_rows=name in _KEYS_FOLLOW_ROWS,
+        )
+
+    @property
+    def key_path(self) -> str:
+        """How a batch insert gets its generated keys back, by name: ``"rowid range"``
+        (SQLite), ``"copy"`` (PostgreSQL: sequence proven or ids reserved), ``"values"``
+        (MySQL: a proven LAST_INSERT_ID range, else RETURNING, else row by row),
+        ``"returning sorted"`` (Core, keys proven to follow the rows), ``"returning per row"``
+        (Core, one row per statement: each key is its own row's) or ``"row by row"``.
+
+        >>> from sqlalchemy.dialects import sqlite
+        >>> DialectFacts.for_dialect(sqlite.dialect()).key_path
+        'rowid range'
+        """
+        named = {"sqlite_rowid": "rowid range", "pg_copy": "copy", "mysql_values": "values"}
+        if self.insert_strategy in named:
+            return named[self.insert_strategy]
+        if not self.supports_returning:
+            return "row by row"
+        return "returning sorted" if self.keys_follow_rows else "returning per row"
 
     @classmethod
     def probe(cls, engine: sa.Engine) -> DialectFacts:
@@ -186,6 +244,10 @@ class DialectFacts:
                 # SHOW, not @@wsrep_on: MySQL has no such variable.
                 wsrep = conn.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
                 galera = wsrep is not None and str(wsrep[1]).upper() == "ON"
+                # TiDB answers as MySQL, but each TiDB server hands out AUTO_INCREMENT values
+                # from its own cache: one statement's keys may jump. Never take a range there.
+                if "tidb" in str(conn.exec_driver_sql("SELECT VERSION()").scalar()).lower():
+                    consecutive = False
             conn.rollback()
         version = tuple(getattr(dialect, "server_version_info", None) or ())
         return cls(
@@ -206,6 +268,7 @@ class DialectFacts:
             text_compare_binary=name in ("mysql", "mariadb"),
             lookup_any_array=name == "postgresql",
             is_galera=galera,
+            keys_follow_rows=name in _KEYS_FOLLOW_ROWS,
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:

@@ -26,7 +26,10 @@ order when asked. Each fast path is exact, not a guess:
   (``innodb_autoinc_lock_mode`` 0/1); else
   ``RETURNING`` (MariaDB 10.5+), whose keys are sorted because one statement's keys rise in
   row order; else one row per statement.
-* ``core``: SQLAlchemy Core executemany (``RETURNING ... sort_by_parameter_order``).
+* ``core``: SQLAlchemy Core executemany (``RETURNING ... sort_by_parameter_order``), with
+  many rows a statement only where the dialect's keys are proven to follow the rows
+  (``DialectFacts.keys_follow_rows``); elsewhere (CockroachDB's ``unique_rowid()``) one row
+  a statement.
 
 An upsert (:mod:`activerecord.upsert`) inserts only the rows whose key it found absent, with
 these same strategies, and updates the others by primary key (:mod:`.merge`).
@@ -265,7 +268,12 @@ class CoreStrategy(InsertStrategy):
                 self.conn.execute(shape.construct, params)
                 return None
             if self.facts.supports_returning:
-                return [row[0] for row in self.conn.execute(shape.construct, params)]
+                conn = self.conn
+                if not self.facts.keys_follow_rows:
+                    # Keys sorted back to rows only where one statement numbers them in row
+                    # order; elsewhere one row a statement, whose key is its own.
+                    conn = conn.execution_options(insertmanyvalues_page_size=1)
+                return [row[0] for row in conn.execute(shape.construct, params)]
             keys = []
             for n, one in enumerate(params):
                 try:

@@ -229,12 +229,15 @@ class DialectFacts:
         max_params: int | None = None
         max_packet: int | None = None
         consecutive = False
-        galera = False
+        galera = yugabyte = False
         with engine.connect() as conn:
             if name == "sqlite":
                 max_params = _sqlite_max_variables(conn)
             elif name == "postgresql":
                 max_params = _PG_MAX_PARAMS
+                # YugabyteDB answers as PostgreSQL, but its COPY commits every 20,000 rows
+                # unless told otherwise: no COPY path there (Core's RETURNING instead).
+                yugabyte = "-yb-" in str(conn.exec_driver_sql("SELECT version()").scalar()).lower()
             elif name in ("mysql", "mariadb"):
                 row = conn.exec_driver_sql(
                     "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode"
@@ -261,7 +264,8 @@ class DialectFacts:
             autoinc_consecutive=consecutive,
             supports_partial_index=partial_index_supported(dialect),
             supports_savepoints=True,
-            insert_strategy=_INSERT_STRATEGIES.get((name, dialect.driver), "core"),
+            insert_strategy="core" if yugabyte
+            else _INSERT_STRATEGIES.get((name, dialect.driver), "core"),
             batch_update_style=_BATCH_UPDATE_STYLE.get(
                 "mysql" if name == "mariadb" else name, "executemany"
             ),
@@ -830,7 +834,8 @@ def _sqlite_max_variables(conn: sa.Connection) -> int:
 
 
 _PG_CONFLICT = {"40001", "40P01", "55P03"}
-_MYSQL_CONFLICT = {1213, 1205}
+#: 9007: TiDB's optimistic write conflict, found at COMMIT like a Galera certification failure.
+_MYSQL_CONFLICT = {1213, 1205, 9007}
 #: Out of range, data too long, incorrect value / integer / datetime value.
 _MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
 _MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")

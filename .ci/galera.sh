@@ -71,7 +71,7 @@ start_node() {  # node, extra options...
     --wsrep-cluster-address="$GCOMM" --wsrep-node-name="node$n" \
     --wsrep-node-address="127.0.0.1:$((14560 + n))" \
     --wsrep-node-incoming-address="127.0.0.1:$(sql_port "$n")" \
-    --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$((14560 + n));ist.recv_addr=127.0.0.1:$((14570 + n));gcache.size=64M;evs.suspect_timeout=PT3S;evs.inactive_timeout=PT6S;evs.install_timeout=PT6S;pc.wait_prim_timeout=PT10S" \
+    --wsrep-provider-options="gmcast.listen_addr=tcp://127.0.0.1:$((14560 + n));ist.recv_addr=127.0.0.1:$((14570 + n));gcache.size=64M;evs.suspect_timeout=PT5S;evs.inactive_timeout=PT10S;evs.install_timeout=PT10S;pc.wait_prim_timeout=PT10S" \
     --wsrep-sst-method=rsync --wsrep-sst-receive-address="127.0.0.1:$((14580 + n))" \
     "$@" </dev/null >>"$d/stdout.log" 2>&1 &
 }
@@ -106,6 +106,10 @@ start() {
     if [[ -f $DIR/node1/data/grastate.dat ]]; then
       sed -i 's/^safe_to_bootstrap: 0/safe_to_bootstrap: 1/' "$DIR/node1/data/grastate.dat"
     fi
+    # The joiners take a full state transfer from node 1 (rsync of a small datadir, a second
+    # or two): an incremental one from a gcache left by an earlier run can fail and would
+    # leave a node out.
+    rm -rf "$DIR/node2/data" "$DIR/node3/data"
     start_node 1 --wsrep-new-cluster
     wait_until "$TIMEOUT" "node 1 to bootstrap" primary
     client 1 "CREATE DATABASE IF NOT EXISTS \`$DATABASE\` CHARACTER SET utf8mb4;

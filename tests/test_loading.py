@@ -180,7 +180,9 @@ def test_model_insert_dataframe_returns_records(db, fresh):
     fresh(Penguin)
     frame = pd.DataFrame({"species": ["Adelie", "Gentoo"], "island": ["Biscoe", "Dream"]})
     records = Penguin.insert_dataframe(frame, return_records=True)
-    assert [(r.id, r.island) for r in records] == [(1, "Biscoe"), (2, "Dream")]
+    stored = [(p.id, p.island) for p in Penguin.query().order_by("id").all()]
+    assert [(r.id, r.island) for r in records] == stored == [(stored[0][0], "Biscoe"),
+                                                              (stored[1][0], "Dream")]
     assert Penguin.insert_dataframe(frame) == 2
 
 

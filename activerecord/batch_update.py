@@ -311,7 +311,6 @@ def batch_update(
 ) -> int:
     """Write ``fields`` of every record by primary key; see the module docs and
     :meth:`ActiveRecord.batch_update <activerecord.model.ActiveRecord.batch_update>`."""
-    info = model.__ar_info__
     # Arguments first: a wrong call fails before any input is read, empty or not.
     check_size(batch_size)
     check_records(records, model.__name__, what=f"{model.__name__} instances")
@@ -327,11 +326,29 @@ def batch_update(
         )
     if validate is None:  # assignments validated already: nothing a save() would not accept
         validate = not model.model_config.get("validate_assignment")
-    if validate:
-        _validate(model, items)
-    names = _resolve_fields(model, items, fields)
-    if not names:
-        return 0  # fields=None and nothing changed: no SQL, like save()
+    # Changed-field sets, row tuples, parameters and new snapshots are a few small objects per
+    # record and no cycles: with the collector on, each of its passes walks every record again,
+    # which cost as much as the whole SQLite write (reference counting still frees them).
+    with collector_paused():
+        if validate:
+            _validate(model, items)
+        names = _resolve_fields(model, items, fields)
+        if not names:
+            return 0  # fields=None and nothing changed: no SQL, like save()
+        return _write(model, items, fields, names, batch_size=batch_size, touch=touch)
+
+
+def _write(
+    model: type[ActiveRecord],
+    items: list[ActiveRecord],
+    fields: Iterable[str] | None,
+    names: list[str],
+    *,
+    batch_size: int | None,
+    touch: bool,
+) -> int:
+    """Write the checked records' ``names`` and mark them written; return the rows matched."""
+    info = model.__ar_info__
     lock = model._lock_field()
     row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
     rows = _rows(model, items, row_fields, lock)
@@ -372,11 +389,12 @@ def batch_update(
     befores: list[dict[str, Any]] = []
     if snapshots is not None:
         befores = list(map(dict.copy, map(operator.attrgetter("__dict__"), items)))
-    for record, row in zip(items, rows):
-        if stamps:
-            record.__dict__.update(stamps)
-        if lock:
-            record.__dict__[lock] = row[-1] + 1
+    if stamps or lock:
+        for record, row in zip(items, rows):
+            if stamps:
+                record.__dict__.update(stamps)
+            if lock:
+                record.__dict__[lock] = row[-1] + 1
     # The fields a named list left out keep their pending changes (save() writes them later).
     written = [*info.pk_fields, *names, *scalars, *([lock] if lock else [])]
     if fields is not None and len(written) < len(info.fields):

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
@@ -74,6 +75,7 @@ from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
+from .validation import collector_paused
 
 if TYPE_CHECKING:
     from .meta import ModelInfo
@@ -553,16 +555,24 @@ def _execute(
         offset: int,
         undo: _Undo,
     ) -> list[int]:
-        given = _given_fields(info, chunk) if per_row else None
-        return run.chunk(conn, strategy, datas, given, offset)
+        # Lookup rows, parameter tuples and merged values are small objects without cycles:
+        # the collector's passes over the chunk's records cost as much as the SQLite write.
+        with collector_paused():
+            given = _given_fields(info, chunk) if per_row else None
+            return run.chunk(conn, strategy, datas, given, offset)
 
     context = f"{verb} of {model.__name__}"
+    # Records already in memory: the collector stays paused over the whole call (preparing,
+    # marking and copying them allocates per record too); a stream only over each chunk.
+    pause = collector_paused() if is_collection(records) else nullcontext()
     try:
-        _count, out = run_batch(
-            model, rest, write, validate=validate, batch_size=batch_size, progress=progress,
-            from_dicts=from_dicts, return_records=return_records, context=context,
-            copies=True,  # existing rows' stored values are read into the records
-        )
+        with pause:
+            _count, out = run_batch(
+                model, rest, write, validate=validate, batch_size=batch_size,
+                progress=progress, from_dicts=from_dicts, return_records=return_records,
+                context=context,
+                copies=True,  # existing rows' stored values are read into the records
+            )
     except _Raced as exc:
         cause = exc.__cause__
         if isinstance(cause, WriteFailed):

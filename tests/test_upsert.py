@@ -544,3 +544,26 @@ def test_upsert_chunks_run_without_collector_passes_and_turn_it_back_on(db, fres
     # every 700 new objects: nearly twenty here).
     assert len(passes) <= 1, passes
     assert gc.isenabled()
+
+
+@pytest.mark.parametrize("n", [5, 37, 1500])
+def test_key_lookups_of_many_sizes_find_every_existing_row(db, fresh, n):
+    """The key lookup's IN list is compiled once per size (padded to a power of two): every
+    size finds exactly the rows that exist, on a composite key and on a soft-unique key
+    (whose live-rows condition the lookup carries)."""
+    fresh(Pair, Phoenix)
+    Pair.batch_insert([Pair(a=i, b=f"b{i}", v=i) for i in range(0, n, 3)])
+    pairs = [Pair(a=i, b=f"b{i}", v=i + 1) for i in range(n)]
+    existing = len(range(0, n, 3))
+    assert Pair.batch_upsert(pairs, conflict=["a", "b"]) == UpsertResult(
+        inserted=n - existing, updated=existing
+    )
+    assert sorted((p.a, p.v) for p in Pair.query()) == [(i, i + 1) for i in range(n)]
+    assert len({p.id for p in pairs}) == n
+    Phoenix.batch_insert([Phoenix(code=f"c{i}", v=i) for i in range(n)])
+    Phoenix.query().where(Phoenix.__table__.c.v % 2 == 0).delete()  # soft: keys not held
+    result = Phoenix.batch_upsert(
+        [Phoenix(code=f"c{i}", v=-i) for i in range(n)], conflict="code"
+    )
+    odd = n // 2  # the live rows
+    assert result == UpsertResult(inserted=n - odd, updated=odd)

@@ -38,7 +38,7 @@ import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pydantic
 import sqlalchemy as sa
@@ -246,26 +246,38 @@ def _rows(
 ) -> list[tuple[Any, ...]]:
     """One tuple per record: primary key as read, the fields to write, the version as read.
 
-    Checks missing and repeated keys. This loop runs once per record, so it stays lean:
-    an ``itemgetter`` over the instance dict, and the original key only when it differs.
+    Checks missing, changed and repeated keys. This runs once per record, so it stays lean:
+    ``itemgetter``/``attrgetter`` mapped over the records (C loops), and a per-record loop
+    only where a record was never read or saved.
     """
     info = model.__ar_info__
     pk_fields = info.pk_fields
     nkeys = len(pk_fields)
     get_row = operator.itemgetter(*row_fields)  # >= 2 fields: a key and a value
     get_key = operator.itemgetter(*pk_fields)
-    rows: list[tuple[Any, ...]] = []
-    append = rows.append
-    for index, record in enumerate(records):
-        data = record.__dict__
-        row = get_row(data)
-        original = record._ar_original
-        if original is not None:
+    datas = list(map(_dict_of, records))
+    rows = list(map(get_row, datas))
+    try:
+        originals: list[dict[str, Any] | None] = list(map(_persisted_of, records))
+    except AttributeError:  # some record never saved nor loaded (its slot unset)
+        originals = [record._ar_original for record in records]
+    if None not in originals:  # the usual: every record was read or saved
+        known = cast("list[dict[str, Any]]", originals)
+        # One C-level pass each: the keys as read against the keys now.
+        if list(map(get_key, known)) != list(map(get_key, datas)):
+            index = next(i for i, (o, d) in enumerate(zip(known, datas))
+                         if get_key(o) != get_key(d))
+            _refuse_changed_key(model, index, known[index], datas[index])
+        if lock is not None:  # check the version the record was read with
+            rows = [(*row[:-1], original[lock]) for row, original in zip(rows, known)]
+    else:
+        for index, (original, data) in enumerate(zip(originals, datas)):
+            if original is None:
+                continue
             if get_key(original) != get_key(data):
                 _refuse_changed_key(model, index, original, data)
-            if lock is not None:  # check the version the record was read with
-                row = (*row[:-1], original[lock])
-        append(row)
+            if lock is not None:
+                rows[index] = (*rows[index][:-1], original[lock])
     keys = [row[0] for row in rows] if nkeys == 1 else [row[:nkeys] for row in rows]
     missing = (k is None for k in keys) if nkeys == 1 else (None in k for k in keys)
     if any(missing):
@@ -284,6 +296,10 @@ def _rows(
                     "one batch_update"
                 )
     return rows
+
+
+_dict_of = operator.attrgetter("__dict__")
+_persisted_of = operator.attrgetter("_ar_persisted")
 
 
 def _refuse_changed_key(

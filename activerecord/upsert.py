@@ -85,8 +85,6 @@ __all__ = ["UpsertResult", "batch_upsert", "insert_ignoring"]
 
 #: Tries of one chunk when a concurrent transaction inserts one of its new keys first.
 _TRIES = 3
-#: Most key values in one lookup statement (also bounded by the parameter limit).
-_LOOKUP_ROWS = 5000
 
 
 @dataclass(frozen=True)
@@ -296,7 +294,8 @@ class _Run:
                     wanted[value] = p
             if not wanted:
                 continue
-            piece = min(_LOOKUP_ROWS, (self.facts.max_params or 65_535) // len(key.fields))
+            limit = (self.facts.max_params or 65_535) // len(key.fields)
+            piece = min(self.facts.lookup_rows, limit)
             existing = find_existing(
                 conn, self.model, key, list(wanted), piece=piece,
                 any_array=self.facts.lookup_any_array, extra=stored,
@@ -456,8 +455,9 @@ class _Run:
         get_key = itemgetter(*info.pk_fields)
         adapters = [info.adapter(f) for f in fields]
         npk = len(pk_cols)
-        for start in range(0, len(positions), _LOOKUP_ROWS):
-            part = positions[start : start + _LOOKUP_ROWS]
+        step = self.facts.lookup_rows
+        for start in range(0, len(positions), step):
+            part = positions[start : start + step]
             by_key: dict[Any, list[int]] = {}
             for p in part:  # insert-or-ignore: two records may have met one row
                 by_key.setdefault(get_key(datas[p]), []).append(p)

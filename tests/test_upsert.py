@@ -567,3 +567,31 @@ def test_key_lookups_of_many_sizes_find_every_existing_row(db, fresh, n):
     )
     odd = n // 2  # the live rows
     assert result == UpsertResult(inserted=n - odd, updated=odd)
+
+
+def test_mariadb_key_lookups_stay_below_the_in_list_conversion(db, fresh):
+    """MariaDB runs an IN list of ``in_predicate_conversion_threshold`` values or more as a
+    join with a derived table, scanned over the whole table: each key lookup (and read back)
+    of an upsert stays below it."""
+    if not db.facts.is_mariadb:
+        pytest.skip("a MariaDB optimizer fact")
+    with db.engine.connect() as conn:
+        threshold = int(conn.exec_driver_sql("SELECT @@in_predicate_conversion_threshold")
+                        .scalar_one())
+    fresh(Member)
+    Member.batch_insert([Member(email=f"m{i}@x", username="a") for i in range(0, 2500, 2)])
+    sizes: list[int] = []
+
+    def seen(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("SELECT") and " IN (" in statement:
+            sizes.append(len(parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    try:
+        result = Member.batch_upsert(
+            [Member(email=f"m{i}@x", username="b") for i in range(2500)], conflict="email"
+        )
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+    assert result == UpsertResult(inserted=1250, updated=1250)
+    assert sizes and max(sizes) < threshold, sizes

@@ -75,6 +75,11 @@ _BATCH_UPDATE_STYLE = {"postgresql": "unnest", "mysql": "union", "sqlite": "exec
 _BATCH_UPDATE_ROWS = {"unnest": 10_000, "values": 500, "union": 2_000, "executemany": 10_000}
 
 
+def _lookup_rows(dialect: sa.Dialect) -> int:
+    """Most key values in one upsert lookup (see ``DialectFacts.lookup_rows``)."""
+    return 999 if getattr(dialect, "is_mariadb", False) else 5000
+
+
 #: Fast batch-insert paths, by (dialect name, driver); anything else uses SQLAlchemy Core.
 _INSERT_STRATEGIES = {
     ("sqlite", "pysqlite"): "sqlite_rowid",
@@ -171,6 +176,11 @@ class DialectFacts:
     #: Whether one multi-row INSERT's generated keys follow the rows' order (see
     #: ``_KEYS_FOLLOW_ROWS``); where not proven, the Core path sends one row per statement.
     keys_follow_rows: bool = False
+    #: Most key values one upsert lookup puts in its ``IN`` list. MariaDB turns an ``IN``
+    #: list of ``in_predicate_conversion_threshold`` (1000) values or more into a join with a
+    #: derived table, which its optimizer runs as a scan of the whole table: twice the time
+    #: of 1000-value lists on 20k rows here, and growing with the table.
+    lookup_rows: int = 5000
 
     @classmethod
     def for_dialect(cls, dialect: sa.Dialect) -> DialectFacts:
@@ -200,6 +210,7 @@ class DialectFacts:
             text_compare_binary=family == "mysql",
             lookup_any_array=name == "postgresql",
             keys_follow_rows=name in _KEYS_FOLLOW_ROWS,
+            lookup_rows=_lookup_rows(dialect),
         )
 
     @property
@@ -273,6 +284,7 @@ class DialectFacts:
             lookup_any_array=name == "postgresql",
             is_galera=galera,
             keys_follow_rows=name in _KEYS_FOLLOW_ROWS,
+            lookup_rows=_lookup_rows(dialect),
         )
 
     def rows_per_statement(self, ncols: int, *, row_bytes: int = 256) -> int:

@@ -59,7 +59,7 @@ from .errors import (
     StaleRecordError,
 )
 from .insert.shape import source_alias
-from .model import mark_written, put_back_all, record_states
+from .model import mark_persisted_batch, mark_written, put_back_all, record_states
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
@@ -416,8 +416,7 @@ def _write(
     if fields is not None and len(written) < len(info.fields):
         mark_written(items, written)
     else:
-        for record in items:
-            record._mark_persisted()
+        mark_persisted_batch(items, list(map(_dict_of, items)))
     if snapshots is not None:
         on_rollback(put_back_all(items, snapshots, befores), db)
     return count

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .associations import Relation, belongs_to, has_many, has_one
 from .backend import connect, disconnect, get_connection, get_database
 from .backend.external import using
 from .backend.transaction import Transaction
@@ -105,6 +106,7 @@ __all__ = [
     "Query",
     "QueryError",
     "RecordNotFound",
+    "Relation",
     "SQL",
     "SchemaError",
     "SoftDeleteMixin",
@@ -119,6 +121,7 @@ __all__ = [
     "UpsertResult",
     "ValidationError",
     "__version__",
+    "belongs_to",
     "col",
     "connect",
     "create_all",
@@ -128,6 +131,8 @@ __all__ = [
     "get_connection",
     "get_database",
     "greatest",
+    "has_many",
+    "has_one",
     "least",
     "metadata",
     "optimistic_lock",

@@ -28,6 +28,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
+from .associations.relation import note_defined
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import (
     bind_processor,
@@ -104,7 +105,8 @@ class ActiveRecord(BaseModel):
     # The values as last read or written (unset or None: a new record). A slot, not a pydantic
     # ``PrivateAttr``: a model with private attributes makes pydantic run Python code for every
     # instance it validates, and setting a slot allocates nothing, which batches of 100k feel.
-    __slots__ = ("_ar_persisted",)
+    # ``_ar_related``: the relations read or assigned (activerecord.associations), likewise.
+    __slots__ = ("_ar_persisted", "_ar_related")
 
     @property
     def _ar_original(self) -> dict[str, Any] | None:
@@ -150,6 +152,7 @@ class ActiveRecord(BaseModel):
         if cls.__dict__.get("__abstract__", False):
             return
         info = ModelInfo.build(cls)
+        note_defined(cls)  # a relation naming a model means the newest of that name
         type.__setattr__(cls, "__ar_info__", info)
         type.__setattr__(cls, "__table__", info.table)
         type.__setattr__(cls, "c", info.table.c)
@@ -760,6 +763,7 @@ class ActiveRecord(BaseModel):
         fresh = type(self).model_validate(dict(row))
         self.__dict__.update(fresh.__dict__)
         self._mark_persisted()
+        set_related(self, None)  # relations read before are read again on next access
         return self
 
     # -- batch entry points ----------------------------------------------------------------
@@ -986,6 +990,17 @@ _READ_SLICE = 50_000
 # The slot's own accessors: no attribute lookup through pydantic per record.
 _get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
 _set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
+_get_related = ActiveRecord.__dict__["_ar_related"].__get__
+set_related = ActiveRecord.__dict__["_ar_related"].__set__
+
+
+def get_related(record: ActiveRecord) -> dict[str, Any] | None:
+    """The record's relation cache (see activerecord.associations.loading), or None."""
+    try:
+        cache: dict[str, Any] | None = _get_related(record)
+        return cache
+    except AttributeError:  # never set: pydantic builds instances bare
+        return None
 
 
 def _put_back(

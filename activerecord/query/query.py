@@ -77,7 +77,9 @@ class SQL(NamedTuple):
 class Query(Generic[T]):
     """An immutable query over ``model``; build with ``Model.query()``."""
 
-    __slots__ = ("_columns", "_limit", "_model", "_offset", "_order", "_scope", "_where")
+    __slots__ = (
+        "_columns", "_limit", "_model", "_offset", "_order", "_preload", "_scope", "_where"
+    )
 
     def __init__(
         self,
@@ -89,6 +91,7 @@ class Query(Generic[T]):
         offset: int | None = None,
         columns: tuple[sa.Column[Any], ...] | None = None,
         scope: str = "default",
+        preload: dict[str, Any] | None = None,
     ) -> None:
         self._model = model
         self._where = where
@@ -97,6 +100,7 @@ class Query(Generic[T]):
         self._offset = offset
         self._columns = columns
         self._scope = scope
+        self._preload = preload  # relation tree (activerecord.associations.loading)
 
     def _copy(self, **changes: Any) -> Query[T]:
         state: dict[str, Any] = {
@@ -106,6 +110,7 @@ class Query(Generic[T]):
             "offset": self._offset,
             "columns": self._columns,
             "scope": self._scope,
+            "preload": self._preload,
         }
         state.update(changes)
         return Query(self._model, **state)
@@ -175,7 +180,72 @@ class Query(Generic[T]):
     def select(self, *names: str) -> Query[T]:
         """Read only these columns; terminals then return dicts instead of records."""
         info = self._model.__ar_info__
+        if self._preload and names:
+            raise QueryError("select() reads dicts, which hold no relations: drop preload()")
         return self._copy(columns=tuple(info.column(n) for n in names) or None)
+
+    def preload(self, *paths: str) -> Query[T]:
+        """Load these relations of the records read, one query per relation per level
+        (``IN`` over the collected keys, chunked below the backend's parameter limit), never
+        one per record. Nested relations are dotted: ``"books.tags"``. A name that is not a
+        relation raises :class:`QueryError` before any SQL.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord, has_many
+        >>> class Deck(ActiveRecord):
+        ...     __table_name__ = "doc_decks"
+        ...     id: int | None = None
+        ...     cards = has_many("DeckCard")
+        >>> class DeckCard(ActiveRecord):
+        ...     __table_name__ = "doc_deck_cards"
+        ...     id: int | None = None
+        ...     deck_id: int
+        >>> _ = activerecord.connect("sqlite://")
+        >>> activerecord.create_all()
+        >>> deck = Deck.create()
+        >>> _ = DeckCard.batch_insert([DeckCard(deck_id=deck.id), DeckCard(deck_id=deck.id)])
+        >>> [len(d.cards) for d in Deck.query().preload("cards").all()]
+        [2]
+        """
+        from ..associations.loading import preload_tree
+
+        if self._columns is not None:
+            raise QueryError("preload() needs whole records: drop select()")
+        return self._copy(preload=preload_tree(self._model, paths, self._preload))
+
+    def where_exists(self, name: str, cond: Any = None, *params: Any) -> Query[T]:
+        """AND ``EXISTS`` (a correlated subquery) a row of relation ``name`` matching ``cond``
+        (any :meth:`where` form, on the related model; none: any related row). The related
+        model's default scope applies. Being a subquery, it works in :meth:`update` and
+        :meth:`delete` too.
+
+        >>> from activerecord import ActiveRecord, belongs_to
+        >>> class Owner(ActiveRecord):
+        ...     __table_name__ = "doc_owners"
+        ...     id: int | None = None
+        ...     status: str
+        >>> class Car(ActiveRecord):
+        ...     __table_name__ = "doc_cars"
+        ...     id: int | None = None
+        ...     owner_id: int
+        ...     owner = belongs_to(Owner)
+        >>> q = Car.query().where_exists("owner", {"status": "banned"})
+        >>> print(q.to_sql("sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
+        SELECT doc_cars.id, doc_cars.owner_id FROM doc_cars WHERE EXISTS (SELECT 1
+        FROM doc_owners WHERE doc_owners.id = doc_cars.owner_id AND doc_owners.status = ?)
+        """
+        from ..associations.exists import exists_clause
+
+        clause = exists_clause(self._model, name, cond, params)
+        return self._copy(where=(*self._where, clause))
+
+    def where_not_exists(self, name: str, cond: Any = None, *params: Any) -> Query[T]:
+        """AND ``NOT EXISTS`` a row of relation ``name`` matching ``cond``; see
+        :meth:`where_exists`."""
+        from ..associations.exists import exists_clause
+
+        clause = sa.not_(exists_clause(self._model, name, cond, params))
+        return self._copy(where=(*self._where, clause))
 
     def with_deleted(self) -> Query[T]:
         """Include rows the model's default scope hides (soft-deleted rows)."""
@@ -520,7 +590,12 @@ class Query(Generic[T]):
             names, columns = read_columns(self, stmt)
             if self._columns is not None:
                 return list(map(dict, map(zip, repeat(names), zip(*columns))))
-            return self._model._from_db_columns(names, columns)
+            records = self._model._from_db_columns(names, columns)
+        if self._preload:
+            from ..associations.loading import preload_records
+
+            preload_records(self._model, records, self._preload)
+        return records
 
     def all(self) -> list[T]:
         """Every matching record (dicts when ``select()`` narrowed the columns)."""
@@ -536,6 +611,32 @@ class Query(Generic[T]):
         query = self if self._order else self.order_by(*self._model.__ar_info__.pk_fields)
         rows = query.limit(1)._rows(query.limit(1).select_statement())
         return rows[0] if rows else None
+
+    def find(self, key: Any) -> T:
+        """The record with this primary key (a tuple for composite keys) among the rows this
+        query matches, with its preloads; :class:`RecordNotFound` when there is none.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Lamp(ActiveRecord):
+        ...     __table_name__ = "doc_lamps"
+        ...     id: int | None = None
+        >>> _ = activerecord.connect("sqlite://")
+        >>> Lamp.create_table()
+        >>> Lamp.query().find(Lamp.create().id).id
+        1
+        """
+        pk = self._model.__ar_info__.pk_fields
+        values = key if isinstance(key, tuple) else (key,)
+        name = self._model.__name__
+        if len(values) != len(pk):
+            raise RecordNotFound(
+                f"{name} has a {len(pk)}-column primary key; got {key!r}", model=name, key=key
+            )
+        found = self.where(dict(zip(pk, values))).first()
+        if found is None:
+            raise RecordNotFound(f"{name} {key!r} not found", model=name, key=key)
+        return found
 
     def one(self) -> T:
         """Exactly one record: :class:`RecordNotFound` if none, ``QueryError`` if several."""

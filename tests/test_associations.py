@@ -1,0 +1,412 @@
+"""Associations: declaring, lazy reads, preloading, where_exists, dependent rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+import pytest
+import sqlalchemy as sa
+from pydantic import Field
+
+from activerecord import (
+    ActiveRecord,
+    QueryError,
+    RecordNotFound,
+    SchemaError,
+    SoftDeleteMixin,
+    ValidationError,
+    belongs_to,
+    has_many,
+    has_one,
+)
+from activerecord.associations import loading
+from activerecord.backend.database import Database
+
+Name = Annotated[str, Field(max_length=40)]
+
+
+class Author(ActiveRecord):
+    __table_name__ = "as_authors"
+
+    id: int | None = None
+    name: Name
+    status: Name = "active"
+    books = has_many("Book", order_by="-title")
+    profile = has_one("Profile")
+
+
+class Book(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "as_books"
+
+    id: int | None = None
+    author_id: int | None = None
+    title: Name
+    author = belongs_to("Author")
+    tags = has_many("Tag", through="Tagging")
+
+
+class Tagging(ActiveRecord):
+    __table_name__ = "as_taggings"
+
+    id: int | None = None
+    book_id: int
+    tag_id: int
+
+
+class Tag(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "as_tags"
+
+    id: int | None = None
+    label: Name
+
+
+class Profile(ActiveRecord):
+    __table_name__ = "as_profiles"
+
+    id: int | None = None
+    author_id: int
+    bio: Name = ""
+
+
+class Employee(ActiveRecord):
+    """A model related to itself."""
+
+    __table_name__ = "as_employees"
+
+    id: int | None = None
+    manager_id: int | None = None
+    name: Name
+    manager = belongs_to("Employee", foreign_key="manager_id")
+    reports = has_many("Employee", foreign_key="manager_id")
+
+
+MODELS = (Author, Book, Tagging, Tag, Profile)
+
+
+@contextmanager
+def counting(db: Database) -> Iterator[list[str]]:
+    """The statements run on the database while the block runs."""
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", record)
+
+
+def selects(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+
+
+@pytest.fixture
+def library(fresh) -> dict[str, list[ActiveRecord]]:
+    """Two authors (one with a profile), four books (one soft-deleted), tags on books."""
+    fresh(*MODELS)
+    authors = [Author(name="Le Guin"), Author(name="Herbert")]
+    Author.batch_insert(authors)
+    books = [
+        Book(author_id=authors[0].id, title="Earthsea"),
+        Book(author_id=authors[0].id, title="Dispossessed"),
+        Book(author_id=authors[1].id, title="Dune"),
+        Book(author_id=authors[1].id, title="Gone"),
+    ]
+    Book.batch_insert(books)
+    books[3].delete()
+    tags = [Tag(label="fantasy"), Tag(label="sf"), Tag(label="hidden")]
+    Tag.batch_insert(tags)
+    tags[2].delete()
+    Tagging.batch_insert([
+        Tagging(book_id=books[0].id, tag_id=tags[0].id),
+        Tagging(book_id=books[1].id, tag_id=tags[1].id),
+        Tagging(book_id=books[2].id, tag_id=tags[1].id),
+        Tagging(book_id=books[2].id, tag_id=tags[2].id),
+    ])
+    Profile.create(author_id=authors[0].id, bio="Ursula")
+    return {"authors": list(authors), "books": books, "tags": tags}
+
+
+# -- declaring -----------------------------------------------------------------------------
+def test_relations_are_not_fields_columns_or_dumped(db, library):
+    assert "books" not in Author.model_fields and "author" not in Book.model_fields
+    assert set(Author.__table__.c.keys()) == {"id", "name", "status"}
+    author = Author.find(library["authors"][0].id)
+    _ = author.books
+    assert author.model_dump() == {"id": author.id, "name": "Le Guin", "status": "active"}
+    assert "books" not in Author.query().to_dicts()[0]
+
+
+def test_conventions_and_options():
+    assert Author.books.resolve().foreign_key == "author_id"
+    assert Book.author.resolve().foreign_key == "author_id"
+    assert Book.author.primary_key == "id"
+    tags = Book.tags.resolve()
+    assert (tags.foreign_key, tags.target_key, tags.through) == ("book_id", "tag_id", Tagging)
+    assert Employee.reports.resolve().target is Employee
+
+
+def test_unknown_target_is_schema_error_naming_model_and_relation():
+    class Shelf(ActiveRecord):
+        __table_name__ = "as_shelves"
+        id: int | None = None
+        items = has_many("NoSuchModel")
+
+    with pytest.raises(SchemaError, match=r"Shelf\.items .*NoSuchModel"):
+        Shelf.items.resolve()
+    with pytest.raises(SchemaError, match=r"Shelf\.items"):
+        _ = Shelf(id=1).items
+
+
+def test_missing_foreign_key_is_schema_error_naming_model_and_relation():
+    class Lonely(ActiveRecord):
+        __table_name__ = "as_lonely"
+        id: int | None = None
+        books = has_many(Book)  # Book has no lonely_id
+        writer = belongs_to(Author)  # Lonely has no author_id
+
+    with pytest.raises(SchemaError, match=r"Lonely\.books .*Book has no field 'lonely_id'"):
+        Lonely.books.resolve()
+    with pytest.raises(SchemaError, match=r"Lonely\.writer .*Lonely has no field 'author_id'"):
+        Lonely.writer.resolve()
+    with pytest.raises(SchemaError, match=r"Lonely\.books"):
+        Lonely.query().preload("books")
+
+
+def test_bad_options_are_schema_errors():
+    with pytest.raises(SchemaError, match="dependent"):
+        has_many("Book", dependent="explode")  # type: ignore[arg-type]
+    with pytest.raises(SchemaError, match="dependent"):
+        belongs_to("Author").__class__("belongs_to", "Author", dependent="delete")
+
+    class Strict(ActiveRecord):
+        __table_name__ = "as_strict"
+        id: int | None = None
+        profiles = has_many(Profile, foreign_key="author_id", dependent="nullify")
+        notes = has_many(Profile, foreign_key="author_id", dependent="soft_delete")
+
+    with pytest.raises(SchemaError, match=r"Strict\.profiles .*optional"):
+        Strict.profiles.resolve()
+    with pytest.raises(SchemaError, match=r"Strict\.notes .*SoftDeleteMixin"):
+        Strict.notes.resolve()
+
+
+# -- reading -------------------------------------------------------------------------------
+def test_lazy_load_once_then_cached(db, library):
+    author = Author.find(library["authors"][0].id)
+    with counting(db) as seen:
+        titles = [b.title for b in author.books]
+        again = author.books
+    assert titles == ["Earthsea", "Dispossessed"]  # order_by="-title"
+    assert again is author.books
+    assert len(selects(seen)) == 1
+
+
+def test_belongs_to_has_one_and_none(db, library):
+    book = Book.find(library["books"][2].id)
+    assert book.author.name == "Herbert"
+    assert Author.find(library["authors"][0].id).profile.bio == "Ursula"
+    assert Author.find(library["authors"][1].id).profile is None
+    orphan = Book.create(title="Orphan")
+    with counting(db) as seen:
+        assert orphan.author is None
+    assert seen == []  # no key, no query
+
+
+def test_through_relation_joins_in_one_query_and_hides_soft_deleted(db, library):
+    book = Book.find(library["books"][2].id)
+    with counting(db) as seen:
+        labels = [t.label for t in book.tags]
+    assert labels == ["sf"]  # the soft-deleted tag is left out
+    assert len(selects(seen)) == 1
+
+
+def test_soft_deleted_children_are_left_out(db, library):
+    herbert = Author.find(library["authors"][1].id)
+    assert [b.title for b in herbert.books] == ["Dune"]
+
+
+def test_refresh_drops_the_cache(db, library):
+    author = Author.find(library["authors"][1].id)
+    assert len(author.books) == 1
+    Book.create(author_id=author.id, title="Children")
+    assert len(author.books) == 1  # cached
+    author.refresh()
+    assert [b.title for b in author.books] == ["Dune", "Children"]
+
+
+def test_belongs_to_follows_a_changed_key(db, library):
+    book = Book.find(library["books"][0].id)
+    assert book.author.name == "Le Guin"
+    book.author_id = library["authors"][1].id
+    assert book.author.name == "Herbert"
+
+
+def test_assignment_sets_relation_and_keys(db, library):
+    herbert = Author.find(library["authors"][1].id)
+    book = Book(title="Messiah")
+    with counting(db) as seen:
+        book.author = herbert
+    assert seen == []
+    assert book.author is herbert and book.author_id == herbert.id
+    book.save()
+    assert Book.find(book.id).author_id == herbert.id
+    saved = Book.find(library["books"][0].id)
+    saved.author = herbert
+    assert "author_id" in saved.changed_fields
+    saved.author = None
+    assert saved.author_id is None and saved.author is None
+    new_books = [Book(title="x"), Book(title="y")]
+    herbert.books = new_books
+    assert herbert.books == new_books and {b.author_id for b in new_books} == {herbert.id}
+    profile = Profile(author_id=0)
+    herbert.profile = profile
+    assert herbert.profile is profile and profile.author_id == herbert.id
+
+
+def test_wrong_assignment_is_refused_and_changes_nothing(db, library):
+    herbert = Author.find(library["authors"][1].id)
+    book = Book.find(library["books"][2].id)
+    with pytest.raises(ValidationError, match=r"Book\.author: expected Author"):
+        book.author = Tag(label="x")  # type: ignore[assignment]
+    with pytest.raises(ValidationError, match=r"Author\.books\[1\]: expected Book"):
+        herbert.books = [Book(title="ok"), Tag(label="no")]
+    with pytest.raises(ValidationError, match=r"Author\.books: expected a list"):
+        herbert.books = None
+    assert book.author_id == herbert.id and [b.title for b in herbert.books] == ["Dune"]
+    profile = Profile(author_id=5)
+    with pytest.raises(ValidationError, match=r"Profile\.author \w*|Profile.author_id"):
+        Book.author.__set__(profile, None)  # type: ignore[arg-type]
+
+
+# -- preloading ----------------------------------------------------------------------------
+def test_preload_one_query_per_relation_per_level(db, library):
+    with counting(db) as seen:
+        authors = Author.query().order_by("id").preload("books", "books.tags", "profile").all()
+    assert len(selects(seen)) == 4  # authors, books, tags (joined through taggings), profiles
+    with counting(db) as seen:
+        shown = [
+            (a.name, [(b.title, [t.label for t in b.tags]) for b in a.books],
+             a.profile.bio if a.profile else None)
+            for a in authors
+        ]
+    assert seen == []
+    assert shown == [
+        ("Le Guin", [("Earthsea", ["fantasy"]), ("Dispossessed", ["sf"])], "Ursula"),
+        ("Herbert", [("Dune", ["sf"])], None),
+    ]
+
+
+def test_preload_belongs_to_shares_the_parent(db, library):
+    with counting(db) as seen:
+        books = Book.query().order_by("id").preload("author.profile").all()
+    assert len(selects(seen)) == 3
+    assert books[0].author is books[1].author
+    assert [b.author.name for b in books] == ["Le Guin", "Le Guin", "Herbert"]
+    assert books[0].author.profile.bio == "Ursula" and books[2].author.profile is None
+
+
+def test_preload_with_first_one_find_batches_each(db, library):
+    ids = [a.id for a in library["authors"]]
+    query = Author.query().preload("books")
+    with counting(db) as seen:
+        first = query.first()
+        one = query.where({"id": ids[1]}).one()
+        found = query.find(ids[0])
+    assert len(selects(seen)) == 6
+    assert first is not None and len(first.books) == 2
+    assert [b.title for b in one.books] == ["Dune"] and len(found.books) == 2
+    with pytest.raises(RecordNotFound):
+        query.find(-1)
+    with counting(db) as seen:
+        batches = list(query.batches(1))
+    # one books query per batch: 2 batches of one author, and the probe that finds no more
+    assert [len(b[0].books) for b in batches] == [2, 1]
+    assert len(selects(seen)) == 2 + 2 + 1
+    assert [len(a.books) for a in query.each(1)] == [2, 1]
+
+
+def test_preload_unknown_name_is_query_error_before_sql(db, library):
+    with counting(db) as seen:
+        with pytest.raises(QueryError, match="Author has no relation 'bookz'"):
+            Author.query().preload("bookz")
+        with pytest.raises(QueryError, match="Book has no relation 'nope'"):
+            Author.query().preload("books.nope")
+        with pytest.raises(QueryError, match="select"):
+            Author.query().select("id").preload("books")
+        with pytest.raises(QueryError, match="preload"):
+            Author.query().preload("books").select("id")
+    assert seen == []
+
+
+def test_preload_chunks_keys_below_the_parameter_limit(db, library, monkeypatch):
+    monkeypatch.setattr(loading, "_MAX_KEYS", 1)
+    with counting(db) as seen:
+        authors = Author.query().order_by("id").preload("books").all()
+    assert len(selects(seen)) == 3  # the authors, then one book query per key
+    assert [len(a.books) for a in authors] == [2, 1]
+
+
+def test_preload_of_more_parents_than_the_backend_takes_parameters(db, fresh):
+    fresh(*MODELS)
+    count = 70_000  # above PostgreSQL's 65,535 and SQLite's 32,766 bound parameters
+    Author.batch_insert_from_dicts(
+        ({"name": f"a{i}"} for i in range(count)), return_records=False
+    )
+    last = Author.query().order_by("-id").first()
+    assert last is not None
+    Book.create(author_id=last.id, title="Last")
+    authors = Author.query().preload("books").all()
+    assert len(authors) == count
+    assert sum(len(a.books) for a in authors) == 1 and authors[-1].books[0].title == "Last"
+
+
+# -- where_exists --------------------------------------------------------------------------
+def test_where_exists_and_not_exists(db, library):
+    names = lambda q: sorted(a.name for a in q.all())  # noqa: E731
+    assert names(Author.query().where_exists("books", {"title": "Dune"})) == ["Herbert"]
+    assert names(Author.query().where_exists("books")) == ["Herbert", "Le Guin"]
+    # Herbert's "Gone" is soft-deleted: it does not count
+    assert names(Author.query().where_exists("books", "title = ?", "Gone")) == []
+    assert names(Author.query().where_not_exists("profile")) == ["Herbert"]
+    assert names(Author.query().where_exists("books", Book.c.title.like("E%"))) == ["Le Guin"]
+    books = Book.query().where_exists("tags", {"label": "sf"}).order_by("id").all()
+    assert [b.title for b in books] == ["Dispossessed", "Dune"]
+    # the hidden tag does not count, through the join model either
+    assert Book.query().where_exists("tags", {"label": "hidden"}).count() == 0
+    assert Book.query().where_exists("author", {"name": "Herbert"}).count() == 1
+
+
+def test_where_exists_in_update_and_delete(db, library):
+    banned = library["authors"][1]
+    Author.query().where({"id": banned.id}).update({"status": "banned"})
+    assert Book.query().where_exists("author", {"status": "banned"}).delete() == 1
+    assert [b.title for b in Book.query().order_by("id").all()] == ["Earthsea", "Dispossessed"]
+    changed = Author.query().where_not_exists("books").update({"status": "idle"})
+    assert changed == 1 and Author.find(banned.id).status == "idle"
+    assert Book.query().where_exists("tags", {"label": "fantasy"}).hard_delete() == 1
+
+
+def test_where_exists_unknown_relation_or_column(db, library):
+    with pytest.raises(QueryError, match="no relation 'nope'"):
+        Author.query().where_exists("nope")
+    with pytest.raises(Exception, match="no column 'nope'"):
+        Author.query().where_exists("books", {"nope": 1})
+
+
+def test_self_referential_relation(db, fresh):
+    fresh(Employee)
+    boss = Employee.create(name="boss")
+    staff = [Employee(name="a", manager_id=boss.id), Employee(name="b", manager_id=boss.id)]
+    Employee.batch_insert(staff)
+    assert [e.name for e in boss.reports] == ["a", "b"] and staff[0].manager.name == "boss"
+    managers = Employee.query().where_exists("reports", {"name": "b"}).all()
+    assert [m.name for m in managers] == ["boss"]
+    assert Employee.query().where_not_exists("reports").count() == 2
+    loaded = Employee.query().order_by("id").preload("reports", "manager").all()
+    assert [len(e.reports) for e in loaded] == [2, 0, 0]
+    assert loaded[1].manager is loaded[2].manager and loaded[0].manager is None

@@ -697,16 +697,21 @@ class ActiveRecord(BaseModel):
         >>> mine.refresh().delete(), Draft.query().count()
         (True, 0)
         """
-        return retrying(self.database(), self._delete_once)
+        return retrying(self.database(), lambda: self._delete_row(purge=False))
 
-    def _delete_once(self) -> bool:
+    def _delete_row(self, *, purge: bool) -> bool:
+        """The instance DELETE, after the statements of ``dependent=`` relations (removed for
+        real with ``purge``: a ``hard_delete()``), in one transaction."""
         original = self._ar_original
         if original is None:
             return False
         stmt, guarded = self._delete_statement()
+        before = dependents_before(type(self), stmt, purge=purge)
         db = self.database()
         try:
-            with write_connection(db) as conn:
+            with write_connection(db, statements=1 + len(before)) as conn:
+                for dependent in before:
+                    conn.execute(dependent)
                 deleted = conn.execute(stmt).rowcount
                 if not deleted and guarded:
                     self._raise_if_stale(conn, "deleted", [])
@@ -991,6 +996,21 @@ _READ_SLICE = 50_000
 _get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
 _set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
 _get_related = ActiveRecord.__dict__["_ar_related"].__get__
+
+
+def dependents_before(
+    model: type[ActiveRecord], stmt: sa.Update | sa.Delete, *, purge: bool
+) -> list[sa.Update | sa.Delete]:
+    """The statements of ``model``'s ``dependent=`` relations for the rows ``stmt`` deletes
+    (see activerecord.associations.dependent); none, and no import, for most models."""
+    if not model.__dict__.get("__ar_has_dependents__", True):
+        return []
+    from .associations.dependent import dependent_statements, has_dependents
+
+    if not has_dependents(model):
+        type.__setattr__(model, "__ar_has_dependents__", False)
+        return []
+    return dependent_statements(model, stmt.whereclause, purge=purge)
 set_related = ActiveRecord.__dict__["_ar_related"].__set__
 
 

@@ -36,7 +36,7 @@ from .backend.dialects import partial_index_supported, translate_error
 from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from .errors import SchemaError
 from .mixins import now
-from .model import ActiveRecord, _put_back
+from .model import ActiveRecord, _put_back, dependents_before
 from .schema import UTCDateTime
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ class SoftDeleteMixin(ActiveRecord):
         (else :class:`~activerecord.errors.StaleRecordError`, and the row stays). See
         :meth:`delete` for an example.
         """
-        return ActiveRecord.delete(self)
+        return retrying(self.database(), lambda: self._delete_row(purge=True))
 
     def _mark(self, values: dict[str, Any], scope: str, verb: str) -> bool:
         return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
@@ -161,9 +161,12 @@ class SoftDeleteMixin(ActiveRecord):
         if original is None:
             return False
         stmt, written, guarded = self._mark_statement(values, scope)
+        before = dependents_before(type(self), stmt, purge=False) if verb == "delete" else []
         db = self.database()
         try:
-            with write_connection(db) as conn:
+            with write_connection(db, statements=1 + len(before)) as conn:
+                for dependent in before:
+                    conn.execute(dependent)
                 changed = conn.execute(stmt).rowcount
                 if not changed and guarded:
                     self._raise_if_stale(conn, f"{verb}d", self._scope_criteria(scope))

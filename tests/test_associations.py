@@ -12,10 +12,12 @@ from pydantic import Field
 
 from activerecord import (
     ActiveRecord,
+    OptimisticLockMixin,
     QueryError,
     RecordNotFound,
     SchemaError,
     SoftDeleteMixin,
+    StaleRecordError,
     ValidationError,
     belongs_to,
     has_many,
@@ -410,3 +412,161 @@ def test_self_referential_relation(db, fresh):
     loaded = Employee.query().order_by("id").preload("reports", "manager").all()
     assert [len(e.reports) for e in loaded] == [2, 0, 0]
     assert loaded[1].manager is loaded[2].manager and loaded[0].manager is None
+
+
+# -- dependent= ----------------------------------------------------------------------------
+class Publisher(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "as_publishers"
+
+    id: int | None = None
+    name: Name
+    series = has_many("Series", dependent="delete")
+    imprints = has_many("Imprint", dependent="nullify")
+    logo = has_one("Logo", dependent="soft_delete")
+
+
+class Series(ActiveRecord):
+    __table_name__ = "as_series"
+
+    id: int | None = None
+    publisher_id: int
+    volumes = has_many("Volume", dependent="delete")
+
+
+class Volume(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "as_volumes"
+
+    id: int | None = None
+    series_id: int
+
+
+class Imprint(ActiveRecord):
+    __table_name__ = "as_imprints"
+
+    id: int | None = None
+    publisher_id: int | None = None
+
+
+class Logo(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "as_logos"
+
+    id: int | None = None
+    publisher_id: int
+
+
+class LockedShop(OptimisticLockMixin, ActiveRecord):
+    __table_name__ = "as_locked_shops"
+
+    id: int | None = None
+    name: Name = ""
+    items = has_many("ShopItem", foreign_key="shop_id", dependent="delete")
+
+
+class ShopItem(ActiveRecord):
+    __table_name__ = "as_shop_items"
+
+    id: int | None = None
+    shop_id: int
+
+
+PUBLISHING = (Publisher, Series, Volume, Imprint, Logo)
+
+
+@pytest.fixture
+def houses(fresh) -> list[Publisher]:
+    """Two publishers, each with two series of two volumes, an imprint and a logo."""
+    fresh(*PUBLISHING)
+    publishers = [Publisher(name="p0"), Publisher(name="p1")]
+    Publisher.batch_insert(publishers)
+    series = [Series(publisher_id=p.id) for p in publishers for _ in range(2)]
+    Series.batch_insert(series)
+    Volume.batch_insert([Volume(series_id=s.id) for s in series for _ in range(2)])
+    Imprint.batch_insert([Imprint(publisher_id=p.id) for p in publishers])
+    Logo.batch_insert([Logo(publisher_id=p.id) for p in publishers])
+    return publishers
+
+
+def writes(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.lstrip().upper().startswith(("UPDATE", "DELETE"))]
+
+
+def state(publisher_id: int) -> tuple[int, int, int, int, int]:
+    """(series, live volumes, all volumes, imprints, live logos) of a publisher."""
+    series_ids = [s.id for s in Series.query().where({"publisher_id": publisher_id}).all()]
+    volumes = Volume.query().where({"series_id": series_ids or [-1]})
+    return (
+        len(series_ids), volumes.count(), volumes.with_deleted().count(),
+        Imprint.query().where({"publisher_id": publisher_id}).count(),
+        Logo.query().where({"publisher_id": publisher_id}).count(),
+    )
+
+
+def test_instance_delete_handles_dependents_one_statement_each(db, houses):
+    gone, kept = houses
+    with counting(db) as seen:
+        assert Publisher.find(gone.id).delete()
+    # volumes (soft), series, imprints (nullify), logo (soft), then the publisher (soft)
+    assert len(writes(seen)) == 5
+    assert state(gone.id) == (0, 0, 0, 0, 0)
+    assert Volume.query().only_deleted().count() == 4  # marked, not removed
+    assert Imprint.query().where({"publisher_id": None}).count() == 1
+    assert Logo.query().only_deleted().count() == 1
+    assert state(kept.id) == (2, 4, 4, 1, 1)
+
+
+def test_query_delete_and_hard_delete_handle_dependents(db, houses):
+    gone, kept = houses
+    with counting(db) as seen:
+        assert Publisher.query().where({"name": "p0"}).delete() == 1
+    assert len(writes(seen)) == 5
+    assert state(gone.id) == (0, 0, 0, 0, 0) and state(kept.id) == (2, 4, 4, 1, 1)
+    assert Volume.query().only_deleted().count() == 4
+    # hard_delete purges: the dependent "delete" rows go for real, soft-deleted ones included
+    Volume.query().where({"id": Volume.query().first().id}).delete()  # one of p1's, marked
+    assert Publisher.query().with_deleted().hard_delete(all_rows=True) == 2
+    assert Series.query().count() == 0
+    # p1's four volumes went (the marked one too); p0's marked ones lost their series before
+    assert Volume.query().count() == 0 and Volume.query().only_deleted().count() == 4
+    assert Imprint.query().where({"publisher_id": None}).count() == 2
+    assert Logo.query().count() == 0 and Logo.query().only_deleted().count() == 2
+
+
+def test_instance_hard_delete_purges_dependents(db, houses):
+    gone, kept = houses
+    assert Publisher.find(gone.id).hard_delete()
+    assert Volume.query().with_deleted().count() == 4 and Series.query().count() == 2
+    assert state(kept.id) == (2, 4, 4, 1, 1)
+
+
+def test_failed_delete_leaves_dependents_as_they_were(db, fresh):
+    fresh(LockedShop, ShopItem)
+    shop = LockedShop.create(name="a")
+    ShopItem.batch_insert([ShopItem(shop_id=shop.id) for _ in range(3)])
+    other = LockedShop.find(shop.id)
+    other.name = "b"
+    other.save()
+    with pytest.raises(StaleRecordError):
+        shop.delete()
+    assert ShopItem.query().count() == 3 and LockedShop.query().count() == 1
+    assert other.delete() and ShopItem.query().count() == 0
+
+
+def test_models_without_dependents_delete_in_one_statement(db, library):
+    with counting(db) as seen:
+        Author.find(library["authors"][1].id).delete()
+        Author.query().where({"name": "Le Guin"}).delete()
+    assert len(writes(seen)) == 2
+
+
+def test_dependent_cycle_is_schema_error(db, fresh):
+    class Node(ActiveRecord):
+        __table_name__ = "as_nodes"
+        id: int | None = None
+        node_id: int | None = None
+        children = has_many("Node", dependent="delete")
+
+    fresh(Node)
+    root = Node.create()
+    with pytest.raises(SchemaError, match=r"cycle: Node\.children -> Node\.children"):
+        root.delete()
+    assert Node.query().count() == 1

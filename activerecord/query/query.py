@@ -807,12 +807,12 @@ class Query(Generic[T]):
         >>> Job.query().where({"state": "old"}).count()
         3
         """
-        return self._write(self.delete_statement(all_rows=all_rows), "delete")
+        return self._write(self.delete_statement(all_rows=all_rows), "delete", purge=False)
 
     def hard_delete(self, *, all_rows: bool = False) -> int:
         """Delete the matching rows for real, even on a soft-deleting model, including rows
         already soft-deleted (``only_deleted()`` limits it to those); return the count."""
-        return self._write(self.hard_delete_statement(all_rows=all_rows), "delete")
+        return self._write(self.hard_delete_statement(all_rows=all_rows), "delete", purge=True)
 
     def restore(self, *, all_rows: bool = False) -> int:
         """Bring soft-deleted rows back in one UPDATE; return how many were restored.
@@ -833,13 +833,20 @@ class Query(Generic[T]):
         """
         return self._write(self.restore_statement(all_rows=all_rows), "restore")
 
-    def _write(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
-        return retrying(self._model.database(), lambda: self._write_once(stmt, verb))
+    def _write(self, stmt: sa.Update | sa.Delete, verb: str, *, purge: bool | None = None) -> int:
+        return retrying(self._model.database(), lambda: self._write_once(stmt, verb, purge))
 
-    def _write_once(self, stmt: sa.Update | sa.Delete, verb: str) -> int:
+    def _write_once(self, stmt: sa.Update | sa.Delete, verb: str, purge: bool | None) -> int:
+        """Run ``stmt``; a delete (``purge``: removing rows for real) runs the statements of
+        the model's ``dependent=`` relations first, in the same transaction."""
+        from ..model import dependents_before
+
+        before = [] if purge is None else dependents_before(self._model, stmt, purge=purge)
         db = self._model.database()
         try:
-            with write_connection(db) as conn:
+            with write_connection(db, statements=1 + len(before)) as conn:
+                for dependent in before:
+                    conn.execute(dependent)
                 return int(conn.execute(stmt).rowcount)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc

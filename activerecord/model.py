@@ -782,6 +782,7 @@ class ActiveRecord(BaseModel):
         progress: Any = False,
         on_conflict: str = "error",
         commit_every: int | None = None,
+        include: Sequence[str] | None = None,
     ) -> int:
         """Insert many instances in as few statements as the backend allows.
 
@@ -805,8 +806,22 @@ class ActiveRecord(BaseModel):
         >>> Row.create_table()
         >>> Row.batch_insert([Row(n=1), Row(n=2)])
         2
+
+        ``include=["books", "books.tags"]`` inserts the related records set on them too (a
+        graph, one batch per model per level, in one transaction; returns the count of this
+        model's rows); see :mod:`activerecord.associations.graph`.
         """
         from .batch import batch_insert, in_slices, is_collection
+
+        if include:
+            from .associations.graph import insert_graph
+
+            _graph_options(on_conflict, commit_every)
+            graph = list(records)  # gone over again if the call is retried
+            return retrying(cls.database(), lambda: insert_graph(
+                cls, graph, include, validate=validate, batch_size=batch_size,
+                progress=progress,
+            ))
 
         def write(records: Iterable[Any]) -> tuple[int, list[Any]]:
             return batch_insert(
@@ -832,6 +847,7 @@ class ActiveRecord(BaseModel):
         return_records: bool = True,
         on_conflict: str = "error",
         commit_every: int | None = None,
+        include: Sequence[str] | None = None,
     ) -> list[T] | int:
         """Insert many rows given as dicts; return the created instances (or only the count
         with ``return_records=False``). Unknown keys are an error, with or without validation.
@@ -849,9 +865,22 @@ class ActiveRecord(BaseModel):
         >>> Item.create_table()
         >>> [i.id for i in Item.batch_insert_from_dicts([{"n": 1}, {"n": 2}])]
         [1, 2]
+
+        ``include=["books"]``: the rows' ``"books"`` keys hold the related rows' dicts, inserted
+        as a graph (see :meth:`batch_insert`).
         """
         from .batch import batch_insert, in_slices, is_collection
         from .io.dataframes import insert_dataframe, is_dataframe
+
+        if include:
+            from .associations.graph import graph_from_dicts, insert_graph
+
+            _graph_options(on_conflict, commit_every)
+            built: list[T] = graph_from_dicts(cls, rows, include)  # type: ignore[assignment]
+            count = retrying(cls.database(), lambda: insert_graph(
+                cls, built, include, validate=False, batch_size=batch_size, progress=progress
+            ))
+            return built if return_records else count
 
         if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
             if on_conflict != "error":
@@ -986,6 +1015,14 @@ class ActiveRecord(BaseModel):
                 cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
             ),
             replayable=is_collection(records) and (fields is None or is_collection(fields)),
+        )
+
+
+def _graph_options(on_conflict: str, commit_every: int | None) -> None:
+    if on_conflict != "error" or commit_every is not None:
+        raise ArgumentError(
+            "include= inserts a graph of new records in one transaction: on_conflict and "
+            "commit_every are not supported with it"
         )
 
 

@@ -12,12 +12,15 @@ from pydantic import Field
 
 from activerecord import (
     ActiveRecord,
+    Col,
     OptimisticLockMixin,
     QueryError,
     RecordNotFound,
     SchemaError,
     SoftDeleteMixin,
     StaleRecordError,
+    UniqueViolation,
+    UnknownColumnError,
     ValidationError,
     belongs_to,
     has_many,
@@ -570,3 +573,144 @@ def test_dependent_cycle_is_schema_error(db, fresh):
     with pytest.raises(SchemaError, match=r"cycle: Node\.children -> Node\.children"):
         root.delete()
     assert Node.query().count() == 1
+
+
+# -- graph insert ----------------------------------------------------------------------------
+class Writer(ActiveRecord):
+    __table_name__ = "as_writers"
+
+    id: int | None = None
+    name: Name
+    novels = has_many("Novel")
+    bio = has_one("Bio")
+
+
+class Novel(ActiveRecord):
+    __table_name__ = "as_novels"
+
+    id: int | None = None
+    writer_id: int | None = None
+    title: Name
+    writer = belongs_to("Writer")
+    genres = has_many("Genre", through="NovelGenre")
+
+
+class NovelGenre(ActiveRecord):
+    __table_name__ = "as_novel_genres"
+
+    id: int | None = None
+    novel_id: int
+    genre_id: int
+
+
+class Genre(ActiveRecord):
+    __table_name__ = "as_genres"
+
+    id: int | None = None
+    label: Annotated[str, Field(max_length=40), Col(unique=True)]
+
+
+class Bio(ActiveRecord):
+    __table_name__ = "as_bios"
+
+    id: int | None = None
+    writer_id: int | None = None
+    text: Name = ""
+
+
+GRAPH = (Writer, Novel, NovelGenre, Genre, Bio)
+
+
+def test_graph_insert_sets_keys_level_by_level(db, fresh):
+    fresh(*GRAPH)
+    shared = Genre(label="sf")
+    writers = [Writer(name=f"w{i}") for i in range(3)]
+    for i, writer in enumerate(writers):
+        writer.novels = [Novel(title=f"n{i}{j}") for j in range(i)]
+        for novel in writer.novels:
+            novel.genres = [shared, Genre(label=novel.title)]
+    writers[0].bio = Bio(text="first")
+    assert Writer.batch_insert(writers, include=["novels", "novels.genres", "bio"]) == 3
+    assert all(not w.is_new_record for w in writers) and shared.id is not None
+    loaded = Writer.query().order_by("id").preload("novels.genres", "bio").all()
+    assert [[n.title for n in w.novels] for w in loaded] == [[], ["n10"], ["n20", "n21"]]
+    assert [sorted(g.label for g in n.genres) for n in loaded[2].novels] == [
+        ["n20", "sf"], ["n21", "sf"]]
+    assert loaded[0].bio.text == "first" and loaded[1].bio is None
+    assert Genre.query().count() == 4  # the shared genre once
+    assert NovelGenre.query().count() == 6
+
+
+def test_graph_insert_of_parents_first_each_shared_parent_once(db, fresh):
+    fresh(*GRAPH)
+    saved = Writer.create(name="saved")
+    new = Writer(name="new")
+    novels = [Novel(title="a"), Novel(title="b"), Novel(title="c")]
+    novels[0].writer = new
+    novels[1].writer = new
+    novels[2].writer = saved  # linked, not inserted again
+    assert Novel.batch_insert(novels, include=["writer"]) == 3
+    assert Writer.query().count() == 2
+    assert [n.writer_id for n in novels] == [new.id, new.id, saved.id]
+
+
+def test_graph_links_saved_children(db, fresh):
+    fresh(*GRAPH)
+    old = Writer.create(name="old")
+    moved = Novel.create(title="moved", writer_id=old.id)
+    writer = Writer(name="new")
+    writer.novels = [moved, Novel(title="fresh")]
+    Writer.batch_insert([writer], include=["novels"])
+    assert Novel.query().count() == 2
+    assert {n.title for n in Writer.find(writer.id).novels} == {"moved", "fresh"}
+    assert Writer.find(old.id).novels == []
+
+
+def test_graph_from_nested_dicts(db, fresh):
+    fresh(*GRAPH)
+    rows = [
+        {"name": "x", "novels": [{"title": "t1", "genres": [{"label": "g"}]}],
+         "bio": {"text": "b"}},
+        {"name": "y"},
+    ]
+    built = Writer.batch_insert_from_dicts(rows, include=["novels.genres", "bio"])
+    assert isinstance(built, list) and [w.name for w in built] == ["x", "y"]
+    assert built[0].novels[0].writer_id == built[0].id and built[0].bio.writer_id == built[0].id
+    assert [g.label for g in Novel.query().first().genres] == ["g"]
+    assert Writer.batch_insert_from_dicts(
+        [{"name": "z", "novels": []}], include=["novels"], return_records=False
+    ) == 1
+
+
+def test_graph_validation_names_the_path_before_anything_is_written(db, fresh):
+    fresh(*GRAPH)
+    writers = [Writer(name="ok"), Writer(name="bad")]
+    writers[1].novels = [Novel(title="fine"), Novel.model_construct(title="x" * 50)]
+    with pytest.raises(ValidationError, match=r"record 1 -> novels\[1\]: title: "):
+        Writer.batch_insert(writers, include=["novels"])
+    rows = [{"name": "a", "novels": [{"title": "t"}, {"title": 5}]}]
+    with pytest.raises(ValidationError, match=r"record 0 -> novels\[1\]: title: "):
+        Writer.batch_insert_from_dicts(rows, include=["novels"])
+    with pytest.raises(UnknownColumnError, match=r"record 0 -> novels\[0\]: .*'titel'"):
+        Writer.batch_insert_from_dicts([{"name": "a", "novels": [{"titel": "t"}]}],
+                                       include=["novels"])
+    with pytest.raises(QueryError, match="include: Writer has no relation 'books'"):
+        Writer.batch_insert(writers, include=["books"])
+    assert Writer.query().count() == 0 and all(w.id is None for w in writers)
+
+
+def test_graph_failure_rolls_everything_back_and_puts_records_back(db, fresh):
+    fresh(*GRAPH)
+    Genre.create(label="taken")
+    writer = Writer(name="w")
+    writer.novels = [Novel(title="a"), Novel(title="b")]
+    writer.novels[1].genres = [Genre(label="taken")]  # a unique key already there
+    with pytest.raises(UniqueViolation):
+        Writer.batch_insert([writer], include=["novels", "novels.genres"])
+    assert Writer.query().count() == 0 and Novel.query().count() == 0
+    assert writer.id is None and writer.is_new_record
+    assert [(n.id, n.writer_id, n.is_new_record) for n in writer.novels] == [
+        (None, None, True), (None, None, True)]
+    writer.novels[1].genres = [Genre(label="free")]
+    Writer.batch_insert([writer], include=["novels", "novels.genres"])
+    assert Novel.query().count() == 2 and writer.novels[0].writer_id == writer.id

@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,7 @@ import pydantic
 
 from ..backend.transaction import Transaction, on_rollback, tracks_rollback
 from ..errors import BatchValidationError, QueryError, UnknownColumnError
+from ..model import get_related
 from ..validation import collector_paused, list_adapter
 from .loading import Tree, _checked_key, assign_related, preload_tree
 from .relation import Relation, relation_of
@@ -53,12 +55,44 @@ __all__ = ["graph_from_dicts", "insert_graph"]
 
 @dataclass
 class _Node:
-    """The records of one model at one place of the include tree, with their paths."""
+    """The records of one model at one place of the include tree (each record once).
+    ``related[name][i]``: the records of relation ``name`` set on record i. A record's path
+    (``record 3 -> books[1]``) is only spelled out for an error."""
 
     model: type[ActiveRecord]
     records: list[ActiveRecord]
-    paths: list[str]
+    parent: _Node | None = None
+    relation: Relation | None = None
     children: list[tuple[Relation, _Node]] = field(default_factory=list)
+    related: dict[str, list[Sequence[ActiveRecord]]] = field(default_factory=dict)
+    new: list[bool] = field(default_factory=list)
+
+    def _origin(self) -> list[tuple[int, int]]:
+        """For each record: (position in the parent node, index in the relation's list)."""
+        assert self.parent is not None and self.relation is not None
+        seen: set[int] = set()
+        origin: list[tuple[int, int]] = []
+        for at, items in enumerate(self.parent.related[self.relation.name]):
+            for index, item in enumerate(items):
+                if id(item) not in seen:
+                    seen.add(id(item))
+                    origin.append((at, index))
+        return origin
+
+    def path(self, position: int) -> str:
+        if self.parent is None or self.relation is None:
+            return f"record {position}"
+        at, index = self._origin()[position]
+        base = self.parent.path(at)
+        name = self.relation.name
+        return f"{base} -> {name}[{index}]" if self.relation.many else f"{base} -> {name}"
+
+    def top(self, position: int) -> int:
+        node, at = self, position
+        while node.parent is not None:
+            at = node._origin()[at][0]
+            node = node.parent
+        return at
 
 
 def _tree(model: type[ActiveRecord], include: Iterable[str]) -> Tree:
@@ -72,8 +106,6 @@ def _tree(model: type[ActiveRecord], include: Iterable[str]) -> Tree:
 
 def _related(record: ActiveRecord, name: str) -> Any:
     """The related value set on the record (assigned or loaded), never loading it."""
-    from ..model import get_related
-
     entry = (get_related(record) or {}).get(name)
     return None if entry is None else entry[1]
 
@@ -84,54 +116,55 @@ def _items(relation: Relation, value: Any) -> Sequence[Any]:
     return value if relation.many else (value,)
 
 
+def _new_flags(model: type[ActiveRecord], records: Sequence[ActiveRecord]) -> list[bool]:
+    # A saved record always has its key: only records with one need the (slower) snapshot
+    # check, which a new record's unset slot makes costly.
+    pk = model.__ar_info__.pk_fields[0]
+    return [r.__dict__.get(pk) is None or r.is_new_record for r in records]
+
+
 def _collect(
-    model: type[ActiveRecord], records: Sequence[Any], paths: list[str], tree: Tree
+    model: type[ActiveRecord], records: list[Any], tree: Tree, parent: _Node | None = None,
+    relation: Relation | None = None,
 ) -> _Node:
-    node = _Node(model, list(records), paths)
+    node = _Node(model, records, parent, relation)
+    node.new = _new_flags(model, records) if all(isinstance(r, model) for r in records) else []
     for name, sub in tree.items():
-        relation = relation_of(model, name)
-        seen: dict[int, int] = {}
-        items: list[ActiveRecord] = []
-        item_paths: list[str] = []
-        for record, path in zip(records, paths):
-            value = _related(record, name)
-            values = _items(relation, value)
-            for index, item in enumerate(values):
-                if id(item) in seen:
-                    continue
-                seen[id(item)] = len(items)
-                items.append(item)
-                item_paths.append(f"{path} -> {name}[{index}]" if relation.many else
-                                  f"{path} -> {name}")
-        node.children.append((relation, _collect(relation.target, items, item_paths, sub)))
+        rel = relation_of(model, name)
+        lists = [_items(rel, _related(record, name)) for record in records]
+        node.related[name] = lists
+        flat = list(itertools.chain.from_iterable(lists))
+        if len(set(map(id, flat))) != len(flat):  # a record set twice is written once
+            flat = list({id(item): item for item in flat}.values())
+        node.children.append((rel, _collect(rel.target, flat, sub, node, rel)))
     return node
 
 
-def _validate(node: _Node, failures: dict[int, list[Any]], top: dict[str, int],
-              lines: list[str]) -> None:
-    new = [(r, p) for r, p in zip(node.records, node.paths) if r.is_new_record]
+def _validate(node: _Node, failures: dict[int, list[Any]], lines: list[str]) -> None:
+    for position, record in enumerate(node.records):
+        if not isinstance(record, node.model):
+            raise TypeError(
+                f"{node.path(position)}: expected a {node.model.__name__}, "
+                f"got {type(record).__name__}"
+            )
+    new = [i for i, flag in enumerate(node.new) if flag]
     if new:
-        for index, (record, _) in enumerate(new):
-            if not isinstance(record, node.model):
-                raise TypeError(
-                    f"{new[index][1]}: expected a {node.model.__name__}, "
-                    f"got {type(record).__name__}"
-                )
+        records = node.records
         try:
             with collector_paused():
-                list_adapter(node.model).validate_python([r.__dict__ for r, _ in new])
+                list_adapter(node.model).validate_python([records[i].__dict__ for i in new])
         except pydantic.ValidationError as exc:
             for error in exc.errors(include_url=False):
                 loc = error.get("loc", ())
-                index = int(loc[0]) if loc and isinstance(loc[0], int) else 0
-                path = new[index][1]
+                position = new[int(loc[0]) if loc and isinstance(loc[0], int) else 0]
+                path = node.path(position)
                 where = ".".join(str(p) for p in loc[1:]) or "<record>"
                 lines.append(f"  {path}: {where}: {error.get('msg')}")
-                failures.setdefault(top[path.split(" -> ")[0]], []).append(
+                failures.setdefault(node.top(position), []).append(
                     {**error, "loc": (path, *loc[1:])}
                 )
     for _, child in node.children:
-        _validate(child, failures, top, lines)
+        _validate(child, failures, lines)
 
 
 def insert_graph(
@@ -146,13 +179,19 @@ def insert_graph(
     """Insert ``records`` and the related records named by ``include``; return how many
     ``model`` rows were inserted. See the module docs."""
     tree = _tree(model, include)
-    records = list(records)
-    paths = [f"record {i}" for i in range(len(records))]
-    root = _collect(model, records, paths, tree)
+    # The collector rests over the whole graph, as over one batch chunk: the records are
+    # walked a few times and many small tuples are made, none of them cyclic garbage.
+    with collector_paused():
+        return _insert(model, _collect(model, list(records), tree), validate=validate,
+                       batch_size=batch_size, progress=progress)
+
+
+def _insert(model: type[ActiveRecord], root: _Node, *, validate: bool,
+            batch_size: int | None, progress: Any) -> int:
     if validate:
         failures: dict[int, list[Any]] = {}
         lines: list[str] = []
-        _validate(root, failures, {p: i for i, p in enumerate(paths)}, lines)
+        _validate(root, failures, lines)
         if failures:
             error = BatchValidationError(model.__name__, failures)
             shown = lines[:20] + ([f"  ... and {len(lines) - 20} more"] if len(lines) > 20 else [])
@@ -179,18 +218,37 @@ def _put_keys_back(moved: list[tuple[ActiveRecord, str, Any]]) -> None:
         record.__dict__[fname] = before
 
 
-def _set_fk(record: ActiveRecord, fname: str, value: Any,
+def _set_fk(record: ActiveRecord, fname: str, value: Any, new: bool,
             moved: list[tuple[ActiveRecord, str, Any]]) -> bool:
     """Set a foreign key found by the graph; True when a saved record changed."""
-    before = record.__dict__.get(fname)
-    if before == value and fname in record.__dict__:
+    data = record.__dict__
+    before = data.get(fname)
+    if before == value and fname in data:
         return False
     moved.append((record, fname, before))
-    if record.is_new_record:
+    if new:
         record.__dict__[fname] = value  # new records own their dict: no snapshot shares it
         return False
     setattr(record, fname, value)
     return True
+
+
+def _key_checker(
+    model: type[ActiveRecord], fk: str, source: type[ActiveRecord], pk: str, where: str
+) -> Any:
+    """A function checking that ``model.fk`` can hold keys of ``source.pk`` (once per key);
+    the identity when both fields are declared alike (the common case: nothing to check)."""
+    mine, theirs = model.__ar_info__.field_infos[fk], source.__ar_info__.field_infos[pk]
+    if mine.annotation == theirs.annotation and mine.metadata == theirs.metadata:
+        return lambda key: key
+    checked: dict[Any, Any] = {}
+
+    def check(key: Any) -> Any:
+        if key not in checked:
+            checked[key] = _checked_key(model, fk, key, where)
+        return checked[key]
+
+    return check
 
 
 def _write(node: _Node, moved: list[tuple[ActiveRecord, str, Any]], *,
@@ -200,49 +258,52 @@ def _write(node: _Node, moved: list[tuple[ActiveRecord, str, Any]], *,
         if relation.kind != "belongs_to":
             continue
         _write(child, moved, batch_size=batch_size)
-        fk, pk = relation.foreign_key, relation.primary_key
-        where = f"{model.__name__}.{relation.name}"
-        checked: dict[Any, Any] = {}
+        fk, pk, name = relation.foreign_key, relation.primary_key, relation.name
+        check = _key_checker(model, fk, relation.target, pk, f"{model.__name__}.{name}")
         relinked: list[ActiveRecord] = []
-        for record in node.records:
-            parent = _related(record, relation.name)
-            if parent is None:
-                continue
-            key = parent.__dict__.get(pk)
-            if key not in checked:
-                checked[key] = _checked_key(model, fk, key, where)
-            if _set_fk(record, fk, checked[key], moved):
+        for record, new in zip(node.records, node.new):
+            parent = _related(record, name)
+            if parent is not None and _set_fk(
+                record, fk, check(parent.__dict__.get(pk)), new, moved
+            ):
                 relinked.append(record)
         if relinked:  # saved records now pointing at another parent: one update by key
             model.batch_update(relinked, [fk])
-    new = [r for r in node.records if r.is_new_record]
-    inserted = model.batch_insert(new, validate=False, batch_size=batch_size,
-                                  progress=progress) if new else 0
+    new_records = [r for r, new in zip(node.records, node.new) if new]
+    inserted = model.batch_insert(new_records, validate=False, batch_size=batch_size,
+                                  progress=progress) if new_records else 0
     for relation, child in node.children:
         if relation.kind == "belongs_to":
             continue
-        target = relation.target
-        where = f"{model.__name__}.{relation.name}"
+        pk = relation.primary_key
         if relation.through is None:
             fk = relation.foreign_key
+            check = _key_checker(child.model, fk, model, pk, f"{model.__name__}.{relation.name}")
+            keys = [check(r.__dict__.get(pk)) for r in node.records]
+            target_pk = child.model.__ar_info__.pk_fields[0]
             relink: list[ActiveRecord] = []
-            for record in node.records:
-                key = _checked_key(target, fk, record.__dict__.get(relation.primary_key), where)
-                value = _related(record, relation.name)
-                for item in _items(relation, value):
-                    if _set_fk(item, fk, key, moved):
+            for key, items in zip(keys, node.related[relation.name]):
+                for item in items:
+                    data = item.__dict__
+                    before = data.get(fk)
+                    if before == key:
+                        continue
+                    moved.append((item, fk, before))
+                    if data.get(target_pk) is None or item.is_new_record:
+                        data[fk] = key  # a new record owns its dict: no snapshot shares it
+                    else:
+                        setattr(item, fk, key)
                         relink.append(item)
-            if relink:
-                target.batch_update(relink, [fk])
+            if relink:  # saved children now pointing here: one update by key
+                child.model.batch_update(relink, [fk])
             _write(child, moved, batch_size=batch_size)
             continue
         _write(child, moved, batch_size=batch_size)
         join = relation.through
         rows = []
         for record in node.records:
-            key = record.__dict__.get(relation.primary_key)
-            value = _related(record, relation.name)
-            for item in _items(relation, value):
+            key = record.__dict__.get(pk)
+            for item in _items(relation, _related(record, relation.name)):
                 rows.append(join.model_construct(**{
                     relation.foreign_key: key,
                     relation.target_key: item.__dict__.get(relation.target_pk),

@@ -714,3 +714,25 @@ def test_graph_failure_rolls_everything_back_and_puts_records_back(db, fresh):
     writer.novels[1].genres = [Genre(label="free")]
     Writer.batch_insert([writer], include=["novels", "novels.genres"])
     assert Novel.query().count() == 2 and writer.novels[0].writer_id == writer.id
+
+
+def test_readme_associations_block_runs(tmp_path):
+    """The README's Associations example runs as written (it connects to SQLite itself)."""
+    import os
+    import pathlib
+    import re
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    section = readme.split("## Associations\n", 1)[1]
+    block = re.findall(r"```python\n(.*?)```", section, re.S)[0]
+    script = tmp_path / "associations.py"
+    script.write_text(block)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr

@@ -415,6 +415,28 @@ def test_self_referential_relation(db, fresh):
     loaded = Employee.query().order_by("id").preload("reports", "manager").all()
     assert [len(e.reports) for e in loaded] == [2, 0, 0]
     assert loaded[1].manager is loaded[2].manager and loaded[0].manager is None
+    # the subquery on the table being written: fine on every backend (MariaDB 10.3+ too)
+    assert Employee.query().where_not_exists("reports").update({"name": "leaf"}) == 2
+    assert Employee.query().where_exists("reports").delete() == 1
+    assert sorted(e.name for e in Employee.query().all()) == ["leaf", "leaf"]
+
+
+def test_has_one_through_and_dotted_target(db, library):
+    class Shelfmark(ActiveRecord):
+        __table__ = Book.__table__  # a second model over the books' table
+        id: int | None = None
+        author_id: int | None = None
+        title: Name
+        first_tag = has_one("tests.test_associations.Tag", through=Tagging,
+                            foreign_key="book_id", order_by="label")
+
+    books = Shelfmark.query().where({"id": [b.id for b in library["books"][:3]]}).order_by("id")
+    with counting(db) as seen:
+        loaded = books.preload("first_tag").all()
+    assert len(selects(seen)) == 2
+    assert [b.first_tag.label if b.first_tag else None for b in loaded] == [
+        "fantasy", "sf", "sf"]
+    assert Shelfmark.first_tag.resolve().target is Tag
 
 
 # -- dependent= ----------------------------------------------------------------------------

@@ -33,6 +33,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -44,7 +45,7 @@ from ..backend.transaction import Transaction, on_rollback, tracks_rollback
 from ..errors import BatchValidationError, QueryError, UnknownColumnError
 from ..model import get_related
 from ..validation import collector_paused, list_adapter
-from .loading import Tree, _checked_key, assign_related, preload_tree
+from .loading import Tree, _checked_key, preload_tree
 from .relation import Relation, relation_of
 
 if TYPE_CHECKING:
@@ -323,8 +324,8 @@ def graph_from_dicts(
     rows = list(rows)
     failures: dict[int, list[Any]] = {}
     lines: list[str] = []
-    records = _build(model, rows, [f"record {i}" for i in range(len(rows))], tree,
-                     failures, lines)
+    with collector_paused():
+        records = _build(model, rows, _Place(None, "", False, []), tree, failures, lines)
     if failures:
         error = BatchValidationError(model.__name__, failures)
         error.args = (
@@ -335,59 +336,87 @@ def graph_from_dicts(
     return records
 
 
-def _build(model: type[ActiveRecord], rows: list[Any], paths: list[str], tree: Tree,
+@dataclass
+class _Place:
+    """Where the rows of one ``_build`` level sit: ``starts[i]`` is the first row of parent
+    row i's relation (paths are spelled out only for an error)."""
+
+    parent: _Place | None
+    name: str
+    many: bool
+    starts: list[int]
+
+    def locate(self, row: int) -> tuple[int, int]:
+        at = bisect.bisect_right(self.starts, row) - 1
+        return at, row - self.starts[at]
+
+    def path(self, row: int) -> str:
+        if self.parent is None:
+            return f"record {row}"
+        at, index = self.locate(row)
+        base = self.parent.path(at)
+        return f"{base} -> {self.name}[{index}]" if self.many else f"{base} -> {self.name}"
+
+    def top(self, row: int) -> int:
+        return row if self.parent is None else self.parent.top(self.locate(row)[0])
+
+
+def _build(model: type[ActiveRecord], rows: list[Any], place: _Place, tree: Tree,
            failures: dict[int, list[Any]], lines: list[str]) -> list[Any]:
+    from .loading import _cache
+
     info = model.__ar_info__
-    known = set(model.model_fields)
-    plain: list[dict[str, Any]] = []
-    for row, path in zip(rows, paths):
+    allowed = set(model.model_fields) | set(tree)
+    for position, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise TypeError(f"{path}: expected a dict, got {type(row).__name__}")
-        for key in row:
-            if key not in known and key not in tree:
-                err = UnknownColumnError(str(key), info.model_name, info.fields)
-                err.args = (f"{path}: {err.args[0]}",)
-                raise err
-        plain.append({k: v for k, v in row.items() if k not in tree})
+            raise TypeError(f"{place.path(position)}: expected a dict, got {type(row).__name__}")
+        if not allowed.issuperset(row):
+            key = next(k for k in row if k not in allowed)
+            err = UnknownColumnError(str(key), info.model_name, info.fields)
+            err.args = (f"{place.path(position)}: {err.args[0]}",)
+            raise err
+    names = set(tree)
+    # pydantic leaves its input alone: rows without relation keys are validated as given.
+    plain = [
+        {k: v for k, v in row.items() if k not in names} if names.intersection(row) else row
+        for row in rows
+    ] if names else rows
     try:
-        with collector_paused():
-            records: list[Any] = list_adapter(model).validate_python(plain)
+        records: list[Any] = list_adapter(model).validate_python(plain)
     except pydantic.ValidationError as exc:
         records = [None] * len(rows)
         for error in exc.errors(include_url=False):
             loc = error.get("loc", ())
             index = int(loc[0]) if loc and isinstance(loc[0], int) else 0
             where = ".".join(str(p) for p in loc[1:]) or "<record>"
-            lines.append(f"  {paths[index]}: {where}: {error.get('msg')}")
-            top = int(paths[index].split(" -> ")[0].split()[1])
-            failures.setdefault(top, []).append({**error, "loc": (paths[index], *loc[1:])})
+            path = place.path(index)
+            lines.append(f"  {path}: {where}: {error.get('msg')}")
+            failures.setdefault(place.top(index), []).append({**error, "loc": (path, *loc[1:])})
     for name, sub in tree.items():
         relation = relation_of(model, name)
         child_rows: list[Any] = []
-        child_paths: list[str] = []
-        spans: list[tuple[int, int] | None] = []
-        for row, path in zip(rows, paths):
+        starts: list[int] = []
+        for position, row in enumerate(rows):
+            starts.append(len(child_rows))
             value = row.get(name)
             if value is None:
-                spans.append(None)
                 continue
-            if relation.many:
-                if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-                    raise TypeError(f"{path} -> {name}: expected a list of dicts")
-                value = list(value)
-                spans.append((len(child_rows), len(child_rows) + len(value)))
-                child_paths += [f"{path} -> {name}[{i}]" for i in range(len(value))]
-                child_rows += value
-            else:
-                spans.append((len(child_rows), len(child_rows) + 1))
-                child_paths.append(f"{path} -> {name}")
+            if not relation.many:
                 child_rows.append(value)
-        built = _build(relation.target, child_rows, child_paths, sub, failures, lines)
-        for record, span in zip(records, spans):
-            if record is None or span is None:
+            elif isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+                raise TypeError(f"{place.path(position)} -> {name}: expected a list of dicts")
+            else:
+                child_rows.extend(value)
+        built = _build(relation.target, child_rows, _Place(place, name, relation.many, starts),
+                       sub, failures, lines)
+        if failures:  # the call raises: nothing to link
+            continue
+        ends = [*starts[1:], len(child_rows)]
+        for record, row, start, end in zip(records, rows, starts, ends):
+            if row.get(name) is None:
                 continue
-            part = built[span[0]:span[1]]
-            if any(p is None for p in part):
-                continue
-            assign_related(relation, record, part if relation.many else part[0])
+            part = built[start:end]
+            # Built here, of the target's class: cached as assigned (assign_related's checks
+            # hold by construction; the keys are set by the graph insert).
+            _cache(record)[name] = (None, part if relation.many else part[0], True)
     return records

@@ -146,6 +146,22 @@ def test_relations_are_not_fields_columns_or_dumped(db, library):
     assert "books" not in Author.query().to_dicts()[0]
 
 
+def test_relation_attributes_resolve_on_first_ask():
+    class Crate(ActiveRecord):
+        __table_name__ = "as_crates"
+        id: int | None = None
+        lids = has_many("CrateLid")
+
+    class CrateLid(ActiveRecord):
+        __table_name__ = "as_crate_lids"
+        id: int | None = None
+        crate_id: int | None = None
+
+    assert (Crate.lids.foreign_key, Crate.lids.target) == ("crate_id", CrateLid)
+    with pytest.raises(AttributeError, match="nope"):
+        _ = Crate.lids.nope
+
+
 def test_conventions_and_options():
     assert Author.books.resolve().foreign_key == "author_id"
     assert Book.author.resolve().foreign_key == "author_id"

@@ -18,8 +18,8 @@ Example::
     ...     shelf_id: int | None = None
     ...     title: str
     ...     shelf = belongs_to("Shelf")
-    >>> Shelf.volumes.resolve().foreign_key, Volume.shelf.resolve().foreign_key
-    ('shelf_id', 'shelf_id')
+    >>> Shelf.volumes.foreign_key, Volume.shelf.foreign_key, Volume.shelf.target is Shelf
+    ('shelf_id', 'shelf_id', True)
     >>> "volumes" in Shelf.model_fields
     False
 """
@@ -46,6 +46,12 @@ __all__ = ["Relation", "belongs_to", "has_many", "has_one", "relation_of", "rela
 Kind = Literal["belongs_to", "has_many", "has_one"]
 Dependent = Literal["delete", "nullify", "soft_delete"]
 DEPENDENTS = ("delete", "nullify", "soft_delete")
+
+
+_RESOLVED_ATTRIBUTES = frozenset({
+    "foreign_key", "primary_key", "target_key", "target_pk", "owner_key", "target_column",
+    "target", "through",
+})
 
 
 def snake_case(name: str) -> str:
@@ -106,6 +112,13 @@ class Relation(property):
             )
         if through is not None and kind == "belongs_to":
             raise SchemaError("belongs_to() takes no through=; use has_many/has_one")
+
+    def __getattr__(self, name: str) -> Any:
+        # The keys and models are known once the relation is resolved: resolve on first ask.
+        if name in _RESOLVED_ATTRIBUTES and not self.__dict__.get("_resolved", True):
+            self.resolve()
+            return getattr(self, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def __set_name__(self, owner: type[ActiveRecord], name: str) -> None:
         self.owner = owner

@@ -251,7 +251,11 @@ def _failover(hosts: list[tuple[str, int | None]], default_port: int | None) -> 
     return do_connect
 
 
-def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
+#: Marks a pooled SQLite connection (in its ``ConnectionRecord.info``) as prepared.
+_SQLITE_PREPARED = "activerecord_sqlite_prepared"
+
+
+def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
     # The stdlib driver opens transactions on its own and breaks SAVEPOINT; take that job
     # over (SQLAlchemy's documented recipe) and turn on foreign keys.
     dbapi_connection.isolation_level = None
@@ -260,13 +264,19 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
+    if record is not None:
+        record.info[_SQLITE_PREPARED] = True
 
 
 def _sqlite_on_begin(conn: sa.Connection) -> None:
     conn.exec_driver_sql("BEGIN")
 
 
-def _sqlite_on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+def _sqlite_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+    # A connection the pool opened before connect() added the "connect" listener (a user's
+    # engine) gets the same settings on its first checkout, so it never has to be disposed.
+    if not record.info.get(_SQLITE_PREPARED):
+        _sqlite_on_connect(dbapi_connection, record)
     # A connection reloads its copy of the schema only when a statement reads the database:
     # until then PRAGMAs (which SQLAlchemy's reflection runs) answer from the copy it had,
     # missing tables and indexes another connection of the pool created since. One read of
@@ -284,8 +294,9 @@ def _prepare_sqlite(engine: sa.Engine) -> None:
     event.listen(engine, "connect", _sqlite_on_connect)
     event.listen(engine, "begin", _sqlite_on_begin)
     event.listen(engine, "checkout", _sqlite_on_checkout)
-    # Connections the pool already holds were opened before the listener existed.
-    engine.dispose()
+    # Connections the pool already holds were opened before these listeners: the checkout
+    # listener prepares each on its next checkout. Disposing of the pool instead would close
+    # a user's connections (and lose an in-memory database with them).
 
 
 def connect(
@@ -299,8 +310,21 @@ def connect(
 ) -> Database:
     """Bind the database ``name`` (``"default"`` unless given) to a URL or an existing Engine.
 
-    An existing :class:`sqlalchemy.Engine` is used as it is: its pool, dialect and logging.
-    Engine options (``echo=True``, ``pool_size=...``) apply only when a URL is given.
+    An existing :class:`sqlalchemy.Engine` keeps its pool, dialect and logging, and stays
+    yours: neither ``connect`` nor :func:`disconnect` disposes of it or closes its connections.
+    Engine options (``echo=True``, ``pool_size=...``) apply only when a URL is given. The
+    library adds these event listeners to it (once, however often it is connected):
+
+    * every backend: ``before_cursor_execute``, logging statements at DEBUG under the
+      ``activerecord`` logger (see :mod:`activerecord.log`);
+    * SQLite: SQLAlchemy's documented pysqlite recipe, which SAVEPOINTs need: ``connect``
+      and ``checkout`` set the driver's ``isolation_level = None`` and
+      ``PRAGMA foreign_keys = ON`` on each connection (on its next checkout for connections
+      the pool already holds), ``begin`` emits ``BEGIN`` itself, and ``checkout`` reads
+      ``sqlite_master`` once so the connection sees tables other connections created.
+
+    An engine created from a URL gets the same, plus ``pool_pre_ping`` (servers), a shared
+    connection for an in-memory SQLite database, and strict ``sql_mode`` on MySQL/MariaDB.
 
     ``retries=N``: an operation that runs in its own transaction (no ambient
     ``Transaction``) and whose input can be replayed (a single ``save()``/``delete()``, a

@@ -48,6 +48,7 @@ from .errors import (
     DataError,
     NotNullViolation,
     RecordNotFound,
+    SchemaError,
     StaleRecordError,
     ValidationError,
 )
@@ -145,6 +146,12 @@ class ActiveRecord(BaseModel):
         original = state.pop("_ar_persisted", None)
         super().__setstate__(state)
         _set_persisted(self, original)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # Runs before pydantic collects the fields, so a colliding name is refused here
+        # instead of becoming pydantic's "shadows an attribute" warning.
+        _refuse_reserved_names(cls)
+        super().__init_subclass__(**kwargs)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -1058,6 +1065,35 @@ def get_related(record: ActiveRecord) -> dict[str, Any] | None:
         return cache
     except AttributeError:  # never set: pydantic builds instances bare
         return None
+
+
+#: Class attributes every model gets when it is made (not visible on the base class).
+_MADE_ATTRIBUTES = frozenset({"c"})
+
+
+def _refuse_reserved_names(cls: type[ActiveRecord]) -> None:
+    """A field named like the class API (``query``, ``database``, ``c``, ``save``, ...) would
+    hide it: a :class:`SchemaError` naming the field, and the way to keep the column name."""
+    annotations = cls.__dict__.get("__annotations__", {})
+    for name, annotation in annotations.items():
+        if name.startswith("_") or "ClassVar" in str(annotation):
+            continue
+        owner = None
+        if name in _MADE_ATTRIBUTES:
+            owner = ActiveRecord
+        else:
+            for base in cls.__mro__[1:]:
+                if not (isinstance(base, type) and issubclass(base, ActiveRecord)):
+                    continue
+                if name in base.__dict__ and name not in getattr(base, "__pydantic_fields__", {}):
+                    owner = base
+                    break
+        if owner is not None:
+            raise SchemaError(
+                f"{cls.__name__}.{name}: the field name {name!r} is taken by "
+                f"{owner.__name__}.{name} of the model API; name the field otherwise and "
+                f"keep the column name with Annotated[..., Col(name={name!r})]"
+            )
 
 
 def _put_back(

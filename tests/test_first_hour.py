@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import datetime as dt
 import warnings
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 import sqlalchemy as sa
 
 import activerecord
-from activerecord import ActiveRecord, Col, SchemaError, SoftDeleteMixin, TimestampMixin
+from activerecord import (
+    ActiveRecord,
+    Col,
+    QueryError,
+    SchemaError,
+    SoftDeleteMixin,
+    TimestampMixin,
+)
 from activerecord.backend.transaction import Transaction
 
 
@@ -78,3 +85,48 @@ def test_redeclared_mixin_fields_and_renamed_columns_are_allowed():
         deleted_at: dt.datetime | None = None
 
     assert Renamed.c.search.name == "query" and callable(Renamed.query)
+
+
+class Doc(ActiveRecord):
+    __table_name__ = "fh_docs"
+    id: int | None = None
+    name: str
+    when: dt.datetime | None = None
+    meta: dict[str, Any] | None = None
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_to_sql_renders_only_what_was_asked(dialect):
+    sql = Doc.query().where({"name": "a"}).order_by("-id").limit(5).to_sql(dialect)
+    assert "LIMIT" in sql.sql and "OFFSET" not in sql.sql
+    assert sorted(sql.params.values(), key=str) == [5, "a"]
+    paged = Doc.query().limit(5).offset(10).to_sql(dialect)
+    assert sorted(paged.params.values()) == [5, 10]  # MySQL writes it LIMIT 10, 5
+    assert "LIMIT" not in Doc.query().to_sql(dialect).sql
+
+
+@pytest.mark.parametrize("dialect", ["sqlite", "postgresql", "mysql"])
+def test_to_sql_can_show_the_values_inline(dialect):
+    when = dt.datetime(2024, 5, 6, 7, 8, 9)
+    q = Doc.query().where({"name": "it's"}).where("when_ > ?", when).limit(3)
+    shown = q.to_sql(dialect, literal_binds=True)
+    assert shown.params == {}
+    assert "'it''s'" in shown.sql and "'2024-05-06 07:08:09" in shown.sql
+    assert shown.sql.rstrip().endswith("LIMIT 3")
+    assert "'it''s'" not in q.to_sql(dialect).sql  # the default keeps values as parameters
+
+
+def test_to_sql_inline_refuses_a_value_it_cannot_write():
+    q = Doc.query().where(Doc.c.meta == {"a": 1})
+    assert q.to_sql("postgresql").params  # shown as a parameter is fine
+    with pytest.raises(QueryError, match="Doc: cannot show every value inline"):
+        q.to_sql("postgresql", literal_binds=True)
+
+
+def test_to_sql_without_offset_still_reads_the_same_rows(db, fresh):
+    fresh(Doc)
+    Doc.batch_insert([Doc(name=f"n{i}") for i in range(4)])
+    query = Doc.query().order_by("id").limit(2)
+    assert "OFFSET" not in query.to_sql().sql
+    assert [d.name for d in query.all()] == ["n0", "n1"]
+    assert [d.name for d in query.offset(1).all()] == ["n1", "n2"]

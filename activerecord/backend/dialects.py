@@ -56,6 +56,7 @@ __all__ = [
     "normalize_isolation_level",
     "overflow_error",
     "partial_index_supported",
+    "readable_compiler",
     "refused_value_error",
     "translate_error",
     "update_reads_assigned",
@@ -618,6 +619,37 @@ def update_reads_assigned(dialect: sa.Dialect) -> bool:
     False
     """
     return dialect.name in ("mysql", "mariadb")
+
+
+_READABLE_COMPILERS: dict[type[Any], type[Any]] = {}
+
+
+def _limit_as_asked(compiler: Any, select: Any, **kw: Any) -> str:
+    # SQLite's compiler writes "OFFSET ?" (a bound 0) after every LIMIT; a reader asked for none.
+    if select._offset_clause is None and select._limit_clause is not None:
+        return "\n LIMIT " + str(compiler.process(select._limit_clause, **kw))
+    full: Callable[..., Any] = sqlite_types.SQLiteCompiler.limit_clause
+    return str(full(compiler, select, **kw))
+
+
+def readable_compiler(dialect: sa.Dialect) -> type[Any]:
+    """The statement compiler :meth:`Query.to_sql` renders with: the dialect's own, except that
+    on SQLite a ``LIMIT`` without an offset is shown without the ``OFFSET 0`` SQLAlchemy adds.
+
+    Only for showing SQL; statements run with the dialect's compiler unchanged.
+
+    >>> import sqlalchemy as sa
+    >>> readable_compiler(sa.create_engine("sqlite://").dialect).__name__
+    'ReadableSQLiteCompiler'
+    """
+    base: type[Any] = dialect.statement_compiler
+    if not issubclass(base, sqlite_types.SQLiteCompiler):
+        return base
+    readable = _READABLE_COMPILERS.get(base)
+    if readable is None:
+        readable = type("ReadableSQLiteCompiler", (base,), {"limit_clause": _limit_as_asked})
+        _READABLE_COMPILERS[base] = readable
+    return readable
 
 
 def bind_processor(

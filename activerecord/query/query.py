@@ -16,7 +16,7 @@ Example::
     >>> q = Member.query().where({"status": "active"}).order_by("-id").limit(5)
     >>> print(q.to_sql(dialect="sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
     SELECT doc_members.id, doc_members.status FROM doc_members
-    WHERE doc_members.status = ? ORDER BY doc_members.id DESC LIMIT ? OFFSET ?
+    WHERE doc_members.status = ? ORDER BY doc_members.id DESC LIMIT ?
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from ..arguments import check_size
 from ..backend.dialects import (
     limit_in_subquery,
     overflow_error,
+    readable_compiler,
     refused_value_error,
     translate_error,
     update_reads_assigned,
@@ -564,9 +565,28 @@ class Query(Generic[T]):
             )
         return self._copy(where=(*self._where, column.in_(other.select_statement())))
 
-    def to_sql(self, dialect: str | sa.Dialect | None = None) -> SQL:
-        """The SELECT's SQL and parameters (for the model's database, or a named dialect)."""
-        return compile_sql(self.select_statement(), self._model, dialect)
+    def to_sql(
+        self, dialect: str | sa.Dialect | None = None, *, literal_binds: bool = False
+    ) -> SQL:
+        """The SELECT's SQL and parameters (for the model's database, or a named dialect).
+
+        Only what the query asks for is shown (no ``OFFSET`` unless ``offset()`` was called).
+        ``literal_binds=True`` writes the values into the text, for reading only (``params``
+        is then empty): the query itself always sends them as bound parameters.
+
+        >>> import activerecord
+        >>> from activerecord import ActiveRecord
+        >>> class Item(ActiveRecord):
+        ...     __table_name__ = "doc_items"
+        ...     id: int | None = None
+        ...     name: str
+        >>> q = Item.query().where({"name": "it's"}).limit(5)
+        >>> print(q.to_sql("sqlite", literal_binds=True))  # doctest: +NORMALIZE_WHITESPACE
+        SELECT doc_items.id, doc_items.name FROM doc_items
+        WHERE doc_items.name = 'it''s' LIMIT 5
+        """
+        stmt = self.select_statement()
+        return compile_sql(stmt, self._model, dialect, literal_binds=literal_binds)
 
     # -- terminals -------------------------------------------------------------------------
     def _execute(self, stmt: sa.Executable) -> sa.CursorResult[Any]:
@@ -945,9 +965,17 @@ def _replaced(value: Any, replace: Mapping[sa.Column[Any], Any]) -> Any:
 
 
 def compile_sql(
-    stmt: sa.ClauseElement, model: type[ActiveRecord], dialect: str | sa.Dialect | None
+    stmt: sa.ClauseElement,
+    model: type[ActiveRecord],
+    dialect: str | sa.Dialect | None,
+    *,
+    literal_binds: bool = False,
 ) -> SQL:
-    """Render a statement for a dialect: a name, a Dialect, or the model's database."""
+    """Render a statement for a dialect: a name, a Dialect, or the model's database.
+
+    ``literal_binds`` writes the values into the text (for reading); a value of a type
+    SQLAlchemy cannot write as a literal (JSON) is a :class:`QueryError`.
+    """
     resolved: sa.Dialect
     if isinstance(dialect, sa.Dialect):
         resolved = dialect
@@ -958,8 +986,17 @@ def compile_sql(
             resolved = model.database().engine.dialect
         except Exception:
             resolved = _dialect_by_name("sqlite")
-    compiled = stmt.compile(dialect=resolved, compile_kwargs={"render_postcompile": True})
-    return SQL(str(compiled), dict(compiled.params))
+    compile_kwargs = {"render_postcompile": True, "literal_binds": literal_binds}
+    try:
+        compiled = readable_compiler(resolved)(resolved, stmt, compile_kwargs=compile_kwargs)
+    except sa.exc.CompileError as exc:
+        if not literal_binds:
+            raise
+        raise QueryError(
+            f"{model.__name__}: cannot show every value inline ({exc}); "
+            "call to_sql() without literal_binds to see them as parameters"
+        ) from exc
+    return SQL(str(compiled), {} if literal_binds else dict(compiled.params))
 
 
 def _dialect_by_name(name: str) -> sa.Dialect:

@@ -15,12 +15,20 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="walk through the batch-operations guide")
     demo.add_argument("--url", default="sqlite://", help="database URL (default: in-memory)")
+    demo.add_argument(
+        "--keep", action="store_true", help="leave the demo's tables (ar_demo_*) after the run"
+    )
     cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
         from .demo import run
+        from .errors import ActiveRecordError
 
-        run(args.url)
+        try:
+            run(args.url, keep=args.keep)
+        except ActiveRecordError as exc:
+            print(f"demo: {exc}", file=sys.stderr)
+            return 2
     elif args.command == "load":
         return cli.run(args)
     return 0

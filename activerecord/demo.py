@@ -1,32 +1,46 @@
-"""A walk through the batch-operations guide, printing what happens at each step.
+"""A walk through the batch-operations guide (docs/batch-operations.md), printing each step.
 
 Run it with ``python -m activerecord demo`` (an in-memory SQLite database) or give any
 database URL: ``python -m activerecord demo --url postgresql+psycopg://localhost/test``.
-Each section follows the guide's code as written.
+For each step it prints the guide section it follows, the code it runs (the body of one
+function below) and what that code printed, with what the numbers mean.
+
+It touches only tables of its own (``ar_demo_users`` and ``ar_demo_soft_users``): it refuses
+to start when either exists, and drops both when it ends (``keep=True``, ``--keep``: leave
+them to look at). Your tables are never dropped or written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import inspect
+import textwrap
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from pydantic import Field
 
 import activerecord
 from activerecord import ActiveRecord, Col, SoftDeleteMixin, TimestampMixin
 from activerecord.backend import get_connection
 from activerecord.backend.transaction import Transaction
+from activerecord.errors import ConfigurationError
 from activerecord.query.expression import Expression
 
-__all__ = ["SoftUser", "User", "run"]
+__all__ = ["GUIDE", "SoftUser", "User", "run"]
+
+#: Where the guide lives in a checkout of the repository.
+GUIDE = "docs/batch-operations.md"
+
+Out = Callable[[str], Any]
 
 
 class User(TimestampMixin, ActiveRecord):
-    """The guide's users table."""
+    """The guide's users, in the demo's own table."""
 
-    __table_name__ = "users"
+    __table_name__ = "ar_demo_users"
 
     id: int | None = None
     username: Annotated[str, Field(max_length=64)]
@@ -40,7 +54,7 @@ class SoftUser(SoftDeleteMixin, TimestampMixin, ActiveRecord):
     """The guide's users with ``SoftDeleteMixin`` (its own table, so the other sections keep
     real deletes). An email is unique among live rows only."""
 
-    __table_name__ = "soft_users"
+    __table_name__ = "ar_demo_soft_users"
     __soft_unique__ = ("email",)
 
     id: int | None = None
@@ -51,20 +65,13 @@ class SoftUser(SoftDeleteMixin, TimestampMixin, ActiveRecord):
     last_login: dt.datetime | None = None
 
 
-def _section(out: Callable[[str], Any], title: str) -> None:
-    out("")
-    out(f"== {title} ==")
+TWO_YEARS_AGO = datetime.now() - timedelta(days=730)
 
 
-def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, int]:
-    """Run every section of the guide against ``url``; return the final counts by status."""
-    activerecord.connect(url)
-    for model in (User, SoftUser):
-        model.drop_table()
-        model.create_table()
-    out(f"connected to {activerecord.get_database().engine.url.render_as_string()}")
-
-    _section(out, "Batch Creation: creating multiple records")
+# -- the steps: each body is the guide's code (plus the lines that print), shown as run ------
+def creating_multiple_records(out: Out) -> None:
+    """Batch Creation > Creating Multiple Records. batch_insert sets every primary key back,
+    in input order."""
     users = [
         User(username="user1", email="user1@example.com"),
         User(username="user2", email="user2@example.com"),
@@ -74,28 +81,42 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
     for user in users:
         out(f"User {user.username} has ID: {user.id}")
 
-    _section(out, "Batch Creation with dictionaries")
+
+def batch_creation_with_dictionaries(out: Out) -> None:
+    """Batch Creation > Batch Creation with Dictionaries. The dict form returns the records
+    it built, keys set."""
     user_data = [
         {"username": "user4", "email": "user4@example.com"},
         {"username": "user5", "email": "user5@example.com"},
         {"username": "user6", "email": "user6@example.com"},
     ]
     created = User.batch_insert_from_dicts(user_data)
-    assert isinstance(created, list)
     out(f"inserted from dicts, ids {[u.id for u in created]}")
 
-    _section(out, "Validation in batch creation (validate=False)")
+
+def validation_in_batch_creation(out: Out) -> None:
+    """Batch Creation > Validation in Batch Creation. With validation (the default) one bad
+    record refuses the whole batch: BatchValidationError.failures maps the index of each bad
+    record in the input (0 is the first) to its errors, and nothing is written."""
     unchecked = [User(username=f"fast{i}", email=f"fast{i}@example.com") for i in range(3)]
     User.batch_insert(unchecked, validate=False)
     out(f"inserted {len(unchecked)} records without validation, ids {[u.id for u in unchecked]}")
+    before = User.query().count()
     try:
         User.batch_insert_from_dicts(
             [{"username": "ok", "email": "ok@example.com"}, {"username": None, "email": 5}]
         )
     except activerecord.BatchValidationError as exc:
-        out(f"validation caught a bad record before writing anything: {sorted(exc.failures)}")
+        out(f"BatchValidationError, failures at record indexes {sorted(exc.failures)}:")
+        for index, errors in sorted(exc.failures.items()):
+            out(f"  record {index}: " + "; ".join(f"{e['loc'][0]}: {e['msg']}" for e in errors))
+        out(f"nothing was written: {before} users before the call, "
+            f"{User.query().count()} after")
 
-    _section(out, "Performance: processing a large dataset in chunks")
+
+def performance_considerations(out: Out) -> None:
+    """Batch Creation > Performance Considerations. The guide's manual chunks; batch_insert
+    also chunks by itself, by the database's limits, in one transaction."""
     large_dataset = [
         User(username=f"bulk{i}", email=f"bulk{i}@example.com", status="inactive")
         for i in range(2500)
@@ -105,15 +126,21 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
         chunk = large_dataset[i:i+chunk_size]
         User.batch_insert(chunk)
     out(f"inserted {len(large_dataset)} users in chunks of {chunk_size}; "
-        f"last id {large_dataset[-1].id}")
+        f"ids {large_dataset[0].id} to {large_dataset[-1].id}")
 
-    _section(out, "Batch Updates: same values")
+
+def updating_with_the_same_values(out: Out) -> None:
+    """Batch Updates > Updating Multiple Records with the Same Values. update() returns the
+    rows matched, the same number on every backend."""
     affected_rows = User.query()\
         .where({"status": "inactive"})\
         .update({"status": "archived"})
     out(f"Updated {affected_rows} records")
 
-    _section(out, "Conditional batch updates")
+
+def conditional_batch_updates(out: Out) -> None:
+    """Batch Updates > Conditional Batch Updates. user1 last logged in 90 days ago, so it is
+    the one user the 30-day cutoff matches."""
     User.query().where({"username": "user1"}).update(
         {"last_login": datetime.now() - timedelta(days=90)}
     )
@@ -123,72 +150,48 @@ def run(url: str = "sqlite://", out: Callable[[str], Any] = print) -> dict[str, 
         .update({"status": "inactive"})
     out(f"marked {affected_rows} user(s) inactive (no login for 30 days)")
 
-    _section(out, "Updating with expressions")
-    User.query()\
+
+def updating_with_expressions(out: Out) -> None:
+    """Batch Updates > Updating with Expressions. One UPDATE adds 1 in the database to every
+    active user's count."""
+    affected_rows = User.query()\
         .where({"status": "active"})\
         .update({"login_count": Expression("login_count + 1")})
     user2 = User.query().where({"username": "user2"}).one()
-    out(f"login_count of user2 is now {user2.login_count}")
+    out(f"added 1 to login_count of {affected_rows} active users; "
+        f"user2's is now {user2.login_count}")
 
-    _section(out, "Batch Deletes")
+
+def deleting_multiple_records(out: Out) -> None:
+    """Batch Deletes > Deleting Multiple Records. delete() returns the rows deleted."""
     User.query().where({"username": ["fast0", "fast1"]}).update({"status": "temporary"})
     affected_rows = User.query()\
         .where({"status": "temporary"})\
         .delete()
     out(f"Deleted {affected_rows} records")
 
-    _section(out, "Conditional batch deletes")
+
+def conditional_batch_deletes(out: Out) -> None:
+    """Batch Deletes > Conditional Batch Deletes. Two inactive users created two years ago
+    (created_at given, so the timestamp mixin keeps it) are what the conditions match; the
+    inactive user1, created today, stays."""
+    User.batch_insert([
+        User(username=f"old{i}", email=f"old{i}@example.com", status="inactive",
+             created_at=TWO_YEARS_AGO)
+        for i in range(2)
+    ])
     old_date = datetime.now() - timedelta(days=365)
     affected_rows = User.query()\
         .where({"status": "inactive"})\
         .where("created_at < ?", old_date)\
         .delete()
-    out(f"deleted {affected_rows} inactive users created more than a year ago")
-
-    _soft_deletes(out)
-
-    _section(out, "Using transactions for batch operations")
-    new_users = [User(username=f"new{i}", email=f"new{i}@example.com") for i in range(3)]
-    User.query().where({"username": "user3"}).update({"status": "trial"})
-    with Transaction():
-        User.query().where("created_at < ?", old_date).delete()
-        User.query().where({"status": "trial"}).update({"status": "active"})
-        User.batch_insert(new_users)
-    out(f"transaction committed; new ids {[u.id for u in new_users]}")
-    try:
-        with Transaction():
-            User.query().where({"status": "active"}).update({"status": "doomed"})
-            raise RuntimeError("something went wrong")
-    except RuntimeError:
-        doomed = User.query().where({"status": "doomed"}).count()
-        out(f"a failed transaction rolled back: {doomed} users are 'doomed'")
-
-    _section(out, "Raw connections (disabling triggers or checks)")
-    huge_dataset = [User(username=f"huge{i}", email=f"huge{i}@example.com") for i in range(500)]
-    disable, enable = _trigger_statements(activerecord.get_database().engine.dialect.name)
-    # Inside a Transaction the raw connection is the one the batch insert uses, so session
-    # settings (MySQL, SQLite) apply to it too; PostgreSQL's ALTER TABLE is transactional.
-    with Transaction():
-        conn = get_connection()
-        with conn.cursor() as cursor:
-            cursor.execute(disable)
-            try:
-                User.batch_insert(huge_dataset)
-            finally:
-                cursor.execute(enable)
-    out(f"ran {disable!r}, inserted {len(huge_dataset)} users, ran {enable!r}")
-
-    counts: dict[str, int] = {}
-    for status in ("active", "archived", "inactive"):
-        counts[status] = User.query().where({"status": status}).count()
-    _section(out, "Summary")
-    out(f"users by status: {counts}; total {User.query().count()}")
-    return counts
+    out(f"deleted {affected_rows} inactive users created more than a year ago; "
+        f"{User.query().where({'status': 'inactive'}).count()} inactive user left")
 
 
-def _soft_deletes(out: Callable[[str], Any]) -> None:
-    """The guide's soft-delete section, on the soft-deleting users model."""
-    _section(out, "Soft deletes in batch operations")
+def soft_deletes_in_batch_operations(out: Out) -> None:
+    """Batch Deletes > Soft Deletes in Batch Operations. On the soft-deleting users model:
+    "visible" counts what queries see, "stored" every row in the table."""
     User = SoftUser  # the guide's code as written, on a model with SoftDeleteMixin
     User.batch_insert_from_dicts([
         {"username": f"soft{i}", "email": f"soft{i}@example.com",
@@ -221,11 +224,144 @@ def _soft_deletes(out: Callable[[str], Any]) -> None:
         f"(unique among live rows only)")
 
 
+def using_transactions(out: Out) -> None:
+    """Optimizing Batch Operations > Using Transactions for Batch Operations. The three
+    operations commit together; in the second block an exception rolls its update back."""
+    old_date = datetime.now() - timedelta(days=365)
+    User.create(username="old-active", email="old-active@example.com", created_at=TWO_YEARS_AGO)
+    User.query().where({"username": "user3"}).update({"status": "trial"})
+    new_users = [User(username=f"new{i}", email=f"new{i}@example.com") for i in range(3)]
+    with Transaction():
+        deleted = User.query().where("created_at < ?", old_date).delete()
+        activated = User.query().where({"status": "trial"}).update({"status": "active"})
+        User.batch_insert(new_users)
+    out(f"transaction committed: deleted {deleted} old user, activated {activated} trial "
+        f"user, inserted ids {[u.id for u in new_users]}")
+    try:
+        with Transaction():
+            User.query().where({"status": "active"}).update({"status": "doomed"})
+            raise RuntimeError("something went wrong")
+    except RuntimeError:
+        doomed = User.query().where({"status": "doomed"}).count()
+        out(f"a failed transaction rolled back: {doomed} users are 'doomed'")
+
+
+def disabling_triggers(out: Out) -> None:
+    """Optimizing Batch Operations > Disabling Triggers and Constraints. The guide's
+    statement is PostgreSQL's; MySQL/MariaDB and SQLite get their nearest equivalent."""
+    huge_dataset = [User(username=f"huge{i}", email=f"huge{i}@example.com") for i in range(500)]
+    disable, enable = _trigger_statements(User.database().engine.dialect.name)
+    # Inside a Transaction the raw connection is the one the batch insert uses, so session
+    # settings (MySQL, SQLite) apply to it too; PostgreSQL's ALTER TABLE is transactional.
+    with Transaction():
+        conn = get_connection()
+        with conn.cursor() as cursor:
+            cursor.execute(disable)
+            try:
+                User.batch_insert(huge_dataset)
+            finally:
+                cursor.execute(enable)
+    out(f"ran {disable!r}, inserted {len(huge_dataset)} users, ran {enable!r}")
+
+
+STEPS: tuple[Callable[[Out], None], ...] = (
+    creating_multiple_records,
+    batch_creation_with_dictionaries,
+    validation_in_batch_creation,
+    performance_considerations,
+    updating_with_the_same_values,
+    conditional_batch_updates,
+    updating_with_expressions,
+    deleting_multiple_records,
+    conditional_batch_deletes,
+    soft_deletes_in_batch_operations,
+    using_transactions,
+    disabling_triggers,
+)
+
+
 def _trigger_statements(dialect: str) -> tuple[str, str]:
     """The guide's PostgreSQL example, and the nearest equivalent elsewhere."""
+    table = User.__table__.name
     if dialect == "postgresql":
-        return "ALTER TABLE users DISABLE TRIGGER ALL", "ALTER TABLE users ENABLE TRIGGER ALL"
+        return f"ALTER TABLE {table} DISABLE TRIGGER ALL", f"ALTER TABLE {table} ENABLE TRIGGER ALL"
     if dialect in ("mysql", "mariadb"):
         return "SET FOREIGN_KEY_CHECKS = 0", "SET FOREIGN_KEY_CHECKS = 1"
     # PRAGMA foreign_keys is ignored inside a transaction; deferring the checks is not.
     return "PRAGMA defer_foreign_keys = ON", "PRAGMA defer_foreign_keys = OFF"
+
+
+def _code_of(step: Callable[[Out], None]) -> str:
+    """The step's body as written: the source without its ``def`` line and docstring."""
+    lines = inspect.getsource(step).splitlines()
+    body = textwrap.dedent("\n".join(lines[1:]))
+    docstring = inspect.getdoc(step) or ""
+    if docstring:
+        end = body.index('"""', body.index('"""') + 3) + 3
+        body = body[end:]
+    return body.strip("\n")
+
+
+def _show(step: Callable[[Out], None], number: int, out: Out, show_code: bool) -> None:
+    title, _, meaning = (inspect.getdoc(step) or "").partition(". ")
+    out("")
+    out(f"== {number}. {title} ==")
+    out(f"guide: {GUIDE}, section {title.split(' > ')[-1]!r}")
+    if meaning:
+        for line in textwrap.wrap("what it shows: " + meaning, 96, subsequent_indent="    "):
+            out(line)
+    if show_code:
+        out("code:")
+        for line in _code_of(step).splitlines():
+            out("    " + line if line else "")
+    out("printed:")
+    step(lambda line: out("    " + line))
+
+
+def run(
+    url: str = "sqlite://", out: Out = print, *, keep: bool = False, show_code: bool = True
+) -> dict[str, int]:
+    """Run every step of the guide against ``url``; return the final counts by status.
+
+    Binds the default database to ``url`` (the guide's ``Transaction()`` uses it). Refuses
+    with :class:`ConfigurationError`, before writing anything, when the demo's tables exist
+    already; drops them at the end unless ``keep``.
+
+    >>> counts = run("sqlite://", out=lambda line: None)
+    >>> counts["archived"]
+    2500
+    """
+    db = activerecord.connect(url)  # the default database: the guide's Transaction() uses it
+    tables = [User.__table__, SoftUser.__table__]
+    with db.engine.connect() as conn:
+        existing = [t.name for t in tables if sa.inspect(conn).has_table(t.name)]
+    if existing:
+        raise ConfigurationError(
+            f"the demo's tables exist already in {db.engine.url.render_as_string()}: "
+            f"{', '.join(existing)} (left by a demo run with --keep, or yours); the demo "
+            "never drops or writes a table it did not create: drop them or use another database"
+        )
+    for model in (User, SoftUser):
+        model.create_table()
+    try:
+        return _run_steps(db.engine.url.render_as_string(), out, show_code)
+    finally:
+        if not keep:
+            for model in (SoftUser, User):
+                model.drop_table()
+
+
+def _run_steps(where: str, out: Out, show_code: bool) -> dict[str, int]:
+    out(f"connected to {where}; the demo's tables: {User.__table__.name}, "
+        f"{SoftUser.__table__.name}")
+    out(f"each step follows a section of {GUIDE} and runs the code shown "
+        "(the body of a function in activerecord/demo.py)")
+    for number, step in enumerate(STEPS, 1):
+        _show(step, number, out, show_code)
+    counts: dict[str, int] = {}
+    for status in ("active", "archived", "inactive"):
+        counts[status] = User.query().where({"status": status}).count()
+    out("")
+    out("== Summary ==")
+    out(f"users by status: {counts}; total {User.query().count()}")
+    return counts

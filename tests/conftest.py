@@ -8,11 +8,17 @@ Connection URLs come from environment variables (defaults: the local servers of 
 * ``AR_TEST_BACKENDS``: comma-separated subset to run (default: all three)
 
 When ``CI`` is true (or ``AR_REQUIRE_BACKENDS=1``) an unreachable server fails the run;
-otherwise its tests are skipped with the reason.
+otherwise its tests are skipped with the reason. The run's header line names the backends.
+
+Test modules import packages of optional extras (pandas, polars, tqdm) through
+:func:`optional`: without the package, each test that uses it is skipped with the extra to
+install, and the module's other tests still run.
 """
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,6 +39,39 @@ HOW_TO_START = {
     "mysql": "start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
 }
 ALL_BACKENDS = ("sqlite", "postgresql", "mysql")
+
+
+class _OptionalModule:
+    """A module of an optional extra, imported on first use; missing, the test is skipped."""
+
+    def __init__(self, module: str, extra: str) -> None:
+        self._module = module
+        self._extra = extra
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # pytest's collection probes module attributes this way
+            raise AttributeError(name)
+        return getattr(_import_or_skip(self._module, self._extra), name)
+
+
+def _import_or_skip(module: str, extra: str) -> Any:
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        pytest.skip(f"needs {module} ({exc}): pip install 'activerecord[{extra}]'")
+
+
+def optional(module: str, extra: str) -> Any:
+    """``pd = optional("pandas", "dataframes")``: the module, imported when a test uses it."""
+    return _OptionalModule(module, extra)
+
+
+def needs(module: str, extra: str) -> pytest.MarkDecorator:
+    """Skip a test (with the extra to install) when the library would need ``module``."""
+    return pytest.mark.skipif(
+        importlib.util.find_spec(module) is None,
+        reason=f"needs {module}: pip install 'activerecord[{extra}]'",
+    )
 
 
 def selected_backends() -> list[str]:
@@ -93,6 +132,22 @@ def _skip_or_fail(name: str, reason: str) -> None:
     if backends_required():
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """One line naming the backends this run uses (and whether they are required)."""
+    urls = ", ".join(
+        f"{name} ({_hide_password(backend_url(name))})" for name in selected_backends()
+    )
+    mode = "required" if backends_required() else "skipped when unreachable"
+    return f"activerecord backends: {urls}; {mode}"
+
+
+def _hide_password(url: str) -> str:
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        return url
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

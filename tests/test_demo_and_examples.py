@@ -14,9 +14,12 @@ import sqlalchemy as sa
 import activerecord
 from activerecord import demo
 
-from .conftest import backend_url, database_for
+from .conftest import backend_url, database_for, needs
 
-EXAMPLES = sorted((pathlib.Path(__file__).parent.parent / "examples").glob("*.py"))
+ROOT = pathlib.Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+#: Examples that need an optional extra: skipped, with the extra to install, without it.
+EXAMPLE_NEEDS = {"load_csv.py": ("pandas", "dataframes")}
 
 
 def test_demo_runs_the_guide(backend):
@@ -43,14 +46,113 @@ def test_demo_runs_the_guide(backend):
         engine.dispose()
     assert stored == {"user1": int(first[1]), "soft4-again": int(again[1])}
     assert "Updated 2500 records" in text
-    assert "a failed transaction rolled back: 0 users" in text
+    assert "failures at record indexes [1]:" in text
+    assert "record 1: username: Input should be a valid string" in text
+    assert "nothing was written: 9 users before the call, 9 after" in text
+    assert "deleted 2 inactive users created more than a year ago; 1 inactive user left" in text
+    assert "transaction committed: deleted 1 old user, activated 1 trial user" in text
+    assert "a failed transaction rolled back: 0 users are 'doomed'" in text
     assert "soft-deleted 4 inactive users: 2 visible, 6 stored" in text
     assert "restored 1 user: 3 visible" in text
     assert "hard-deleted 4 inactive users (soft-deleted or not): 2 stored" in text
     assert counts == {"active": 509, "archived": 2500, "inactive": 1}
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=[p.name for p in EXAMPLES])
+def test_demo_explains_each_step():
+    """Each step names its guide section (a heading of docs/batch-operations.md), shows the
+    code it runs and prints something; no step reports that it did nothing."""
+    lines: list[str] = []
+    demo.run(out=lines.append)
+    activerecord.disconnect("default")
+    text = "\n".join(lines)
+    guide = (ROOT / demo.GUIDE).read_text()
+    headings = {h.strip() for h in re.findall(r"^#+ (.*)$", guide, re.M)}
+    steps = text.split("\n== ")[1:-1]  # the last one is the summary
+    assert len(steps) == len(demo.STEPS)
+    for step in steps:
+        section = re.search(r"section '(.*)'", step)
+        assert section is not None and section.group(1) in headings, step
+        assert "\ncode:\n    " in step and "\nwhat it shows: " in step
+        printed = step.split("\nprinted:\n", 1)[1]
+        assert printed.strip(), step
+        assert not re.search(r"\b(deleted|Deleted|marked|restored) 0\b", printed), step
+
+
+def _sentinel_tables(engine: sa.Engine, names: list[str]) -> sa.MetaData:
+    """Tables of the user's, under the names the demo used to drop, each with one row."""
+    meta = sa.MetaData()
+    tables = [
+        sa.Table(n, meta, sa.Column("id", sa.Integer, primary_key=True),
+                 sa.Column("note", sa.String(32)))
+        for n in names
+    ]
+    with engine.begin() as conn:
+        meta.drop_all(conn)
+        meta.create_all(conn)
+        for table in tables:
+            conn.execute(table.insert().values(note="mine"))
+    return meta
+
+
+def test_demo_never_touches_the_users_tables(backend):
+    """The demo once dropped ``users`` and ``soft_users``: now it keeps to its own tables and
+    drops them when done."""
+    db = database_for(backend)
+    meta = _sentinel_tables(db.engine, ["users", "soft_users"])
+    try:
+        demo.run(backend_url(backend), out=lambda line: None)
+        activerecord.disconnect("default")
+        with db.engine.connect() as conn:
+            for table in meta.sorted_tables:
+                assert conn.execute(sa.select(table.c.note)).scalars().all() == ["mine"]
+            inspector = sa.inspect(conn)
+            assert not inspector.has_table("ar_demo_users")
+            assert not inspector.has_table("ar_demo_soft_users")
+    finally:
+        with db.engine.begin() as conn:
+            meta.drop_all(conn)
+
+
+def test_demo_refuses_when_its_tables_exist(backend):
+    db = database_for(backend)
+    meta = _sentinel_tables(db.engine, ["ar_demo_users"])
+    try:
+        with pytest.raises(activerecord.ConfigurationError, match="ar_demo_users"):
+            demo.run(backend_url(backend), out=lambda line: None)
+        activerecord.disconnect("default")
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.select(meta.tables["ar_demo_users"].c.note)).scalars().all() \
+                == ["mine"]
+            assert not sa.inspect(conn).has_table("ar_demo_soft_users")
+    finally:
+        with db.engine.begin() as conn:
+            meta.drop_all(conn)
+
+
+def test_cli_demo_refuses_in_one_line(tmp_path):
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    first = subprocess.run(
+        [sys.executable, "-m", "activerecord", "demo", "--url", url, "--keep"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert first.returncode == 0, first.stderr
+    again = subprocess.run(
+        [sys.executable, "-m", "activerecord", "demo", "--url", url],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert again.returncode == 2 and again.stdout == ""
+    assert again.stderr.startswith("demo: the demo's tables exist already")
+    assert len(again.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        pytest.param(p, id=p.name, marks=[needs(*EXAMPLE_NEEDS[p.name])] if p.name in
+                     EXAMPLE_NEEDS else [])
+        for p in EXAMPLES
+    ],
+)
 def test_example_runs(path, backend):
     database_for(backend)
     env = dict(os.environ, AR_URL=backend_url(backend))
@@ -68,6 +170,52 @@ def test_cli_demo_runs():
     )
     assert proc.returncode == 0, proc.stderr
     assert "== Summary ==" in proc.stdout
+
+
+def python_blocks(document: pathlib.Path) -> list[str]:
+    """The ```python blocks of a Markdown file, in order."""
+    return re.findall(r"^```python\n(.*?)^```", document.read_text(), re.S | re.M)
+
+
+def run_blocks(
+    blocks: list[str], backend: str, cwd: pathlib.Path, drop: tuple[str, ...]
+) -> subprocess.CompletedProcess[str]:
+    """Run the blocks as one script on ``backend``: as written, except that the
+    ``connect("sqlite://")`` they start with gets the backend's URL. ``drop`` names the tables
+    the blocks create, dropped first so the run starts as on an empty database."""
+    db = database_for(backend)
+    with db.engine.begin() as conn:
+        for name in drop:
+            sa.Table(name, sa.MetaData()).drop(conn, checkfirst=True)
+    script = "\n\n".join(blocks)
+    connect = 'activerecord.connect("sqlite://")'
+    assert connect in script
+    script = script.replace(connect, f"activerecord.connect({backend_url(backend)!r})", 1)
+    path = cwd / "blocks.py"
+    path.write_text(script)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    return subprocess.run(
+        [sys.executable, str(path)], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=300,
+    )
+
+
+def test_batch_operations_guide_runs(backend, tmp_path):
+    """Every code block of docs/batch-operations.md, in order, on every backend."""
+    blocks = python_blocks(ROOT / "docs" / "batch-operations.md")
+    assert len(blocks) >= 15
+    proc = run_blocks(blocks, backend, tmp_path, drop=("users", "soft_users"))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout.splitlines()
+    assert out[:3] == ["User user1 has ID: 1", "User user2 has ID: 2", "User user3 has ID: 3"]
+    assert out[3:] == ["[1]", "Updated 2500 records", "Deleted 2 records"]
+
+
+def test_guide_says_what_this_library_does():
+    """Adapted for this library: its import paths, none of the seed's 'not implemented'."""
+    text = (ROOT / "docs" / "batch-operations.md").read_text()
+    assert "rhosocial" not in text and "PLANNED" not in text and "ASPIRATIONAL" not in text
 
 
 def test_readme_tour_runs(tmp_path):

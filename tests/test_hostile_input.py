@@ -10,13 +10,16 @@ import io
 import json
 from typing import Annotated
 
-import pandas as pd
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
 
 import activerecord
 from activerecord import ActiveRecord, Col, Expression, QueryError, UnknownColumnError, col
+
+from .conftest import optional
+
+pd = optional("pandas", "dataframes")  # only the DataFrame test needs it
 
 PAYLOADS = [
     "'",

@@ -14,9 +14,6 @@ import sys
 import uuid
 from typing import Annotated, Any
 
-import numpy as np
-import pandas as pd
-import polars as pl
 import pytest
 import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
@@ -35,8 +32,13 @@ from activerecord.io.display import MAX_ROWS, RecordList, text_table
 from activerecord.io.reading import iter_chunks
 from activerecord.io.upsert import check_upsert_key
 
-from .conftest import backend_url, raw_count
+from .conftest import backend_url, needs, optional, raw_count
 from .models import Status
+
+# Optional extras: without them, only the tests that use them are skipped.
+np = optional("numpy", "dataframes")
+pd = optional("pandas", "dataframes")
+pl = optional("polars", "dataframes")
 
 ROOT = pathlib.Path(__file__).parent.parent
 
@@ -164,6 +166,7 @@ def test_frame_rows_bigger_than_one_batch(fresh):
     assert IoOdd.query().where({"i": 119}).one().f == pytest.approx(1.0)
 
 
+@needs("tqdm", "progress")
 def test_progress_bar_and_quiet_mode(fresh, capsys):
     fresh(IoOdd)
     df = pl.DataFrame({"i": list(range(120))})
@@ -390,6 +393,7 @@ def test_to_dicts(fresh):
     ]
 
 
+@needs("pandas", "dataframes")
 def test_to_pandas_from_chunks(fresh):
     fresh(IoOdd)
     _numbers(120)
@@ -404,6 +408,7 @@ def test_to_pandas_from_chunks(fresh):
     assert len(empty) == 0 and list(empty.columns) == list(IoOdd.__ar_info__.fields)
 
 
+@needs("polars", "dataframes")
 def test_to_polars_from_chunks(fresh):
     fresh(IoOdd)
     _numbers(120)

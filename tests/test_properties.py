@@ -7,8 +7,12 @@ import decimal
 import math
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
+
+# The strategies are built at import time, so without hypothesis (a dev dependency, not an
+# extra of the library) the whole module is skipped with the reason.
+pytest.importorskip("hypothesis", reason="needs hypothesis: pip install -e '.[dev]'")
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import activerecord
 

@@ -14,6 +14,7 @@ import activerecord
 from activerecord import ActiveRecord, SchemaError
 from activerecord.log import log_parameters
 
+from .conftest import needs
 from .models import User
 
 
@@ -87,6 +88,7 @@ def test_logging_keeps_values_out(fresh, backend, caplog):
     assert secret in caplog.text
 
 
+@needs("alembic", "dev")
 def test_alembic_autogenerate_sees_our_tables(db, backend, tmp_path: pathlib.Path):
     from alembic import command
     from alembic import config as alembic_config

@@ -91,6 +91,7 @@ def batch_creation_with_dictionaries(out: Out) -> None:
         {"username": "user6", "email": "user6@example.com"},
     ]
     created = User.batch_insert_from_dicts(user_data)
+    assert isinstance(created, list)  # the records (an int with return_records=False)
     out(f"inserted from dicts, ids {[u.id for u in created]}")
 
 

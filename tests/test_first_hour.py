@@ -18,6 +18,7 @@ from activerecord import (
     SoftDeleteMixin,
     TimestampMixin,
 )
+from activerecord.backend import get_connection
 from activerecord.backend.transaction import Transaction
 
 
@@ -37,6 +38,9 @@ def test_connect_keeps_a_users_in_memory_engine():
     try:
         Pet.__database__ = "fh-own"
         assert [p.name for p in Pet.query().all()] == ["rex"]
+        with get_connection(Pet) as raw, raw.cursor() as cursor:  # the pooled connection
+            cursor.execute("PRAGMA foreign_keys")  # was prepared on checkout, not re-opened
+            assert cursor.fetchone() == (1,)
         # The connection opened before connect() was prepared on checkout: savepoints work.
         with Transaction(Pet):
             Pet.create(name="kept")

@@ -499,6 +499,7 @@ def _cli_table(db) -> sa.Table:
     return table
 
 
+@needs("tqdm", "progress")  # the command shows a progress bar unless -q
 def test_cli_loads_a_csv_into_an_existing_table(db, backend, tmp_path):
     table = _cli_table(db)
     url = backend_url(backend)

@@ -25,6 +25,7 @@ from pydantic import Field
 import activerecord
 from activerecord import ActiveRecord, Col, SoftDeleteMixin, TimestampMixin
 from activerecord.backend import get_connection
+from activerecord.backend.database import checkout
 from activerecord.backend.transaction import Transaction
 from activerecord.errors import ConfigurationError
 from activerecord.query.expression import Expression
@@ -334,7 +335,7 @@ def run(
     """
     db = activerecord.connect(url)  # the default database: the guide's Transaction() uses it
     tables = [User.__table__, SoftUser.__table__]
-    with db.engine.connect() as conn:
+    with checkout(db) as conn:  # an unreachable server is a DatabaseConnectionError
         existing = [t.name for t in tables if sa.inspect(conn).has_table(t.name)]
     if existing:
         raise ConfigurationError(

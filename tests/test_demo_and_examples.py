@@ -287,3 +287,13 @@ def test_readme_upsert_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "upsert block ok" in proc.stdout
+
+
+def test_cli_demo_on_an_unreachable_server_exits_2():
+    proc = subprocess.run(
+        [sys.executable, "-m", "activerecord", "demo", "--url",
+         "postgresql+psycopg://nobody@127.0.0.1:1/none"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("demo: cannot connect") and "Traceback" not in proc.stderr

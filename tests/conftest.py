@@ -8,7 +8,8 @@ Connection URLs come from environment variables (defaults: the local servers of 
 * ``AR_TEST_BACKENDS``: comma-separated subset to run (default: all three)
 
 When ``CI`` is true (or ``AR_REQUIRE_BACKENDS=1``) an unreachable server fails the run;
-otherwise its tests are skipped with the reason. The run's header line names the backends.
+otherwise its tests are skipped with the reason. The run's header line names the backends and
+URLs; a line at the end says which ones the tests ran on and which were unreachable.
 
 Test modules import packages of optional extras (pandas, polars, tqdm) through
 :func:`optional`: without the package, each test that uses it is skipped with the extra to
@@ -187,6 +188,19 @@ def fresh(db: Database) -> Callable[..., None]:
             activerecord.metadata.create_all(conn, tables=tables)
 
     return make
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After the run: which backends the tests really ran on, and which were unreachable."""
+    parts = []
+    for name in selected_backends():
+        if name in _databases:
+            parts.append(f"{name} ran")
+        elif name in _unreachable:
+            parts.append(f"{name} unreachable ({_unreachable[name]})")
+        else:
+            parts.append(f"{name} not used")
+    terminalreporter.write_line("activerecord backends: " + "; ".join(parts))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -11,8 +11,6 @@ import io
 import uuid
 from typing import Annotated, Any
 
-import pandas as pd
-import polars as pl
 import pytest
 import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
@@ -28,8 +26,12 @@ from activerecord import (
 )
 from activerecord.__main__ import main
 
-from .conftest import backend_url, raw_count
+from .conftest import backend_url, needs, optional, raw_count
 from .models import Status
+
+# Optional extras: without them, only the tests that use them are skipped.
+pd = optional("pandas", "dataframes")
+pl = optional("polars", "dataframes")
 
 UTC = dt.timezone.utc
 
@@ -141,6 +143,8 @@ def _kinds_row() -> dict[str, Any]:
     }
 
 
+@needs("pandas", "dataframes")
+@needs("polars", "dataframes")
 def test_an_empty_result_has_the_column_types_of_a_full_one(db, fresh):
     fresh(Kinds)
     Kinds.batch_insert_from_dicts([_kinds_row()])
@@ -158,6 +162,8 @@ def test_an_empty_result_has_the_column_types_of_a_full_one(db, fresh):
     assert empty_pl.height == 0 and empty_pl.schema == full_pl.schema
 
 
+@needs("pandas", "dataframes")
+@needs("polars", "dataframes")
 def test_aware_columns_read_back_in_utc_on_every_backend(db, fresh, backend):
     fresh(Kinds)
     Kinds.batch_insert_from_dicts([_kinds_row(), {}])
@@ -241,6 +247,7 @@ def test_cli_a_url_without_a_supported_driver_names_the_one_to_use(tmp_path, cap
     assert "mysql+pymysql://" in capsys.readouterr().err
 
 
+@needs("tqdm", "progress")  # the default progress bar
 def test_cli_messages_name_the_table_and_print_no_empty_progress(db, backend, tmp_path, capsys):
     _cli_table(db)
     url = backend_url(backend)
@@ -268,6 +275,7 @@ def test_cli_messages_name_the_table_and_print_no_empty_progress(db, backend, tm
     assert out.out.startswith("loaded 1 rows into ld_cli in ")
 
 
+@needs("tqdm", "progress")  # the default progress bar
 def test_cli_upsert_reports_inserted_updated_unchanged(db, backend, tmp_path, capsys):
     table = _cli_table(db)
     url = backend_url(backend)

@@ -185,23 +185,23 @@ class Pair(OptimisticLockMixin, ActiveRecord):
     id: int | None = None
     a: int = 0
     b: int = 0
-    c: int = 0
+    d: int = 0  # not c: Pair.c is the column collection
 
 
 def _pairs() -> list[tuple[int, int, int, int]]:
-    return [(p.a, p.b, p.c, p.version) for p in Pair.query().order_by("id").all()]
+    return [(p.a, p.b, p.d, p.version) for p in Pair.query().order_by("id").all()]
 
 
 def test_set_reads_the_row_as_it_was(fresh, backend):
     fresh(Pair)
-    pairs = [Pair(a=1, b=2, c=3), Pair(a=10, b=20, c=30)]
+    pairs = [Pair(a=1, b=2, d=3), Pair(a=10, b=20, d=30)]
     Pair.batch_insert(pairs)
     first, second = (p.id for p in pairs)  # as the server numbered them
     assert Pair.query().where({"id": first}).update({"a": col("b"), "b": col("a")}) == 1
     assert _pairs() == [(2, 1, 3, 1), (10, 20, 30, 0)]
     # A rotation, a value reading an assigned column next to one reading itself.
     query = Pair.query().where({"id": [first, second]})
-    assert query.update({"c": col("a"), "a": col("b") + col("c"), "b": col("b") * 2}) == 2
+    assert query.update({"d": col("a"), "a": col("b") + col("d"), "b": col("b") * 2}) == 2
     assert _pairs() == [(4, 2, 2, 2), (50, 40, 10, 1)]
     assert query.update({"b": Pair.c.a, "a": Pair.c.a + 1}) == 2
     assert _pairs() == [(5, 4, 2, 3), (51, 50, 10, 2)]

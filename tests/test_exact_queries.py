@@ -319,8 +319,8 @@ def test_readme_updating_and_deleting_block_runs(tmp_path):
     assert ".limit(1000).delete()" in block
     script = tmp_path / "updating.py"
     script.write_text(
-        tour + "\ncutoff = datetime(2030, 1, 1)\n\ndef compute(user):\n    return 7\n\n" + block
-        + "\nassert [u.login_count for u in User.query().order_by('id').limit(3)] == [7] * 3\n"
+        tour + "\n" + block  # the block defines its cutoff and each record's new value
+        + "\nassert [u.login_count for u in User.query().order_by('id').limit(3)] == [10] * 3\n"
     )
     env = dict(os.environ)
     env["PYTHONPATH"] = str(root) + os.pathsep + env.get("PYTHONPATH", "")

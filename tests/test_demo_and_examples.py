@@ -26,7 +26,7 @@ EXAMPLE_NEEDS = {"load_csv.py": ("pandas", "dataframes")}
 def test_demo_runs_the_guide(backend):
     database_for(backend)  # skip or fail when the server is unreachable
     lines: list[str] = []
-    counts = demo.run(backend_url(backend), out=lines.append)
+    counts = demo.run(backend_url(backend), out=lines.append, keep=True)  # kept to read back
     activerecord.disconnect("default")
     text = "\n".join(lines)
     # Keys as the server gave them (a Galera node numbers 1, 4, 7, ...): read them back.
@@ -41,9 +41,14 @@ def test_demo_runs_the_guide(backend):
                     sa.select(sa.column("id")).select_from(sa.table(table))
                     .where(sa.column("username") == name)
                 ).scalar_one()
-                for table, name in (("users", "user1"), ("soft_users", "soft4-again"))
+                for table, name in (
+                    ("ar_demo_users", "user1"), ("ar_demo_soft_users", "soft4-again")
+                )
             }
     finally:
+        with engine.begin() as conn:
+            for model in (demo.SoftUser, demo.User):
+                model.__table__.drop(conn, checkfirst=True)
         engine.dispose()
     assert stored == {"user1": int(first[1]), "soft4-again": int(again[1])}
     assert "Updated 2500 records" in text

@@ -21,6 +21,19 @@ from typing import Any
 from .backend import connect, disconnect, get_connection, get_database
 from .backend.external import using
 from .backend.transaction import Transaction
+from .callbacks import (
+    after_commit_hook,
+    after_create,
+    after_delete,
+    after_rollback,
+    after_save,
+    after_update,
+    before_create,
+    before_delete,
+    before_save,
+    before_update,
+    before_validate,
+)
 from .errors import (
     ActiveRecordError,
     ArgumentError,
@@ -119,6 +132,17 @@ __all__ = [
     "UpsertResult",
     "ValidationError",
     "__version__",
+    "after_commit_hook",
+    "after_create",
+    "after_delete",
+    "after_rollback",
+    "after_save",
+    "after_update",
+    "before_create",
+    "before_delete",
+    "before_save",
+    "before_update",
+    "before_validate",
     "col",
     "connect",
     "create_all",

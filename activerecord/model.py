@@ -42,6 +42,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
+from .callbacks import HookMethods, hooks_of, run_hooked
 from .errors import (
     ArgumentError,
     DataError,
@@ -68,7 +69,7 @@ T = TypeVar("T", bound="ActiveRecord")
 metadata = sa.MetaData()
 
 
-class ActiveRecord(BaseModel):
+class ActiveRecord(HookMethods, BaseModel):
     """Base class of models. Subclass it, declare fields, name the table.
 
     Class attributes: ``__table_name__`` (default: plural snake case of the class name),
@@ -504,10 +505,19 @@ class ActiveRecord(BaseModel):
         key). Inside a :class:`~activerecord.backend.transaction.Transaction` that later rolls
         back, the record is put back as it was before the save: a new record is new again,
         without the key; an updated one has its snapshot, version and ``updated_at`` back.
+        The model's lifecycle hooks run around the write (see :mod:`activerecord.callbacks`).
         """
         return retrying(self.database(), self._save_once)
 
     def _save_once(self) -> bool:
+        hooks = hooks_of(type(self))
+        if not hooks:
+            return self._save_now()
+        if self._ar_original is None:
+            return run_hooked(self, hooks, _CREATE_BEFORE, self._save_now, _CREATE_AFTER)
+        return run_hooked(self, hooks, _UPDATE_BEFORE, self._save_now, _UPDATE_AFTER)
+
+    def _save_now(self) -> bool:
         info = self.__ar_info__
         db = self.database()
         try:
@@ -697,6 +707,14 @@ class ActiveRecord(BaseModel):
         return retrying(self.database(), self._delete_once)
 
     def _delete_once(self) -> bool:
+        if self._ar_original is None:
+            return False
+        hooks = hooks_of(type(self))
+        if not hooks:
+            return self._delete_now()
+        return run_hooked(self, hooks, DELETE_BEFORE, self._delete_now, DELETE_AFTER)
+
+    def _delete_now(self) -> bool:
         original = self._ar_original
         if original is None:
             return False
@@ -979,6 +997,16 @@ class ActiveRecord(BaseModel):
             replayable=is_collection(records) and (fields is None or is_collection(fields)),
         )
 
+
+# The hooks around each instance write, in the order Rails documents.
+_CREATE_BEFORE = ("before_validate", "before_save", "before_create")
+_CREATE_AFTER = ("after_create", "after_save")
+_UPDATE_BEFORE = ("before_validate", "before_save", "before_update")
+_UPDATE_AFTER = ("after_update", "after_save")
+DELETE_BEFORE = ("before_delete",)
+DELETE_AFTER = ("after_delete",)
+UPDATE_BEFORE = ("before_update",)
+UPDATE_AFTER = ("after_update",)
 
 #: Rows validated per pydantic call when reading (the GC rests over each slice only).
 _READ_SLICE = 50_000

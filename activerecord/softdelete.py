@@ -34,9 +34,10 @@ from sqlalchemy import event
 
 from .backend.dialects import partial_index_supported, translate_error
 from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
+from .callbacks import hooks_of, run_hooked
 from .errors import SchemaError
 from .mixins import now
-from .model import ActiveRecord, _put_back
+from .model import DELETE_AFTER, DELETE_BEFORE, UPDATE_AFTER, UPDATE_BEFORE, ActiveRecord, _put_back
 from .schema import UTCDateTime
 
 if TYPE_CHECKING:
@@ -134,7 +135,13 @@ class SoftDeleteMixin(ActiveRecord):
         >>> pin.hard_delete(), Pin.query().with_deleted().count()
         (True, 0)
         """
-        return self._mark(self._soft_delete_values(), "default", "delete")
+        hooks = hooks_of(type(self))
+        if not hooks or self._ar_original is None:
+            return self._mark(self._soft_delete_values(), "default", "delete")
+        return run_hooked(
+            self, hooks, DELETE_BEFORE,
+            lambda: self._mark(self._soft_delete_values(), "default", "delete"), DELETE_AFTER,
+        )
 
     def restore(self) -> bool:
         """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
@@ -142,7 +149,13 @@ class SoftDeleteMixin(ActiveRecord):
         Returns False when the row is not soft-deleted (or gone). With optimistic locking it
         checks and bumps the version as :meth:`delete` does. See :meth:`delete`.
         """
-        return self._mark(self._restore_values(), "only_deleted", "restore")
+        hooks = hooks_of(type(self))
+        if not hooks or self._ar_original is None:
+            return self._mark(self._restore_values(), "only_deleted", "restore")
+        return run_hooked(
+            self, hooks, UPDATE_BEFORE,
+            lambda: self._mark(self._restore_values(), "only_deleted", "restore"), UPDATE_AFTER,
+        )
 
     def hard_delete(self) -> bool:
         """Remove this record's row for real, deleted or not. Returns True if a row went.

@@ -1,0 +1,241 @@
+"""Lifecycle callbacks: instance hooks run by ``save()``, ``delete()``, soft delete and restore.
+
+A model defines a hook by overriding its method (call ``super()``) or by decorating any number
+of methods with :func:`before_save` and its siblings. The writers ask :func:`hooks_of` once per
+call; a model without hooks gets an empty mapping and the writers take their plain path, so it
+pays one dictionary lookup.
+
+Order (as Rails documents it): create runs ``before_validate``, ``before_save``,
+``before_create``, the INSERT, ``after_create``, ``after_save``; update runs ``before_validate``,
+``before_save``, ``before_update``, the UPDATE, ``after_update``, ``after_save``; delete runs
+``before_delete``, the DELETE, ``after_delete``. The hooks and the write run in one transaction
+(a savepoint inside an open one), so a hook that queries through the library sees the write and
+an error in any hook rolls the write back. Once the outermost transaction commits,
+``after_commit`` runs (only if SQL wrote the row); if the level the write belongs to rolls back,
+``after_rollback`` runs, after the record has been put back.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord, before_save
+    >>> class Member(ActiveRecord):
+    ...     __table_name__ = "doc_cb_members"
+    ...     id: int | None = None
+    ...     email: str
+    ...     @before_save
+    ...     def normalise(self) -> None:
+    ...         self.email = self.email.strip().lower()
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Member.create_table()
+    >>> Member.find(Member.create(email=" Ann@Example.COM ").id).email
+    'ann@example.com'
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .backend.transaction import (
+    Transaction,
+    after_commit,
+    commit_tracked,
+    on_rollback,
+)
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .model import ActiveRecord
+
+__all__ = [
+    "INSTANCE_HOOKS",
+    "HookMethods",
+    "after_commit_hook",
+    "after_create",
+    "after_delete",
+    "after_rollback",
+    "after_save",
+    "after_update",
+    "before_create",
+    "before_delete",
+    "before_save",
+    "before_update",
+    "before_validate",
+    "hooks_of",
+    "run_hooked",
+]
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The instance hooks, in no particular order (the writers name the order).
+INSTANCE_HOOKS = (
+    "before_validate", "before_save", "after_save", "before_create", "after_create",
+    "before_update", "after_update", "before_delete", "after_delete", "after_commit",
+    "after_rollback",
+)
+
+_MARK = "__ar_hook__"
+_CACHE = "__ar_hooks__"
+
+Hooks = Mapping[str, tuple[Callable[[Any], Any], ...]]
+
+
+class HookMethods:
+    """The hook methods every model has; each does nothing until a model overrides it.
+
+    >>> from activerecord import ActiveRecord
+    >>> class Doc(ActiveRecord):
+    ...     __table_name__ = "doc_cb_docs"
+    ...     id: int | None = None
+    ...     def before_save(self) -> None:
+    ...         super().before_save()
+    >>> sorted(hooks_of(Doc))
+    ['before_save']
+    """
+
+    __slots__ = ()
+
+    def before_validate(self) -> None:
+        """Runs first in ``save()``, before the record is validated and written."""
+
+    def before_save(self) -> None:
+        """Runs in ``save()`` of a new or an existing record, before the write."""
+
+    def after_save(self) -> None:
+        """Runs in ``save()`` after the write (keys and stamps are set), inside its transaction."""
+
+    def before_create(self) -> None:
+        """Runs in ``save()`` of a new record, after ``before_save``."""
+
+    def after_create(self) -> None:
+        """Runs in ``save()`` of a new record after the INSERT, before ``after_save``."""
+
+    def before_update(self) -> None:
+        """Runs in ``save()`` of an existing record (and ``restore()``), after ``before_save``."""
+
+    def after_update(self) -> None:
+        """Runs after the UPDATE of ``save()`` (and ``restore()``), before ``after_save``."""
+
+    def before_delete(self) -> None:
+        """Runs in ``delete()`` (soft or hard) before the row is deleted or marked."""
+
+    def after_delete(self) -> None:
+        """Runs in ``delete()`` after the row is deleted or marked."""
+
+    def after_commit(self) -> None:
+        """Runs once the outermost transaction that wrote this record has committed."""
+
+    def after_rollback(self) -> None:
+        """Runs when the transaction (or savepoint) that wrote this record rolls back."""
+
+
+def _decorator(name: str) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
+        setattr(fn, _MARK, name)
+        return fn
+
+    mark.__name__ = name
+    mark.__qualname__ = name
+    mark.__doc__ = (
+        f"Register the decorated method as a ``{name}`` hook (several may be registered; "
+        "they run in definition order, base classes first, after the overriding method)."
+    )
+    return mark
+
+
+before_validate = _decorator("before_validate")
+before_save = _decorator("before_save")
+after_save = _decorator("after_save")
+before_create = _decorator("before_create")
+after_create = _decorator("after_create")
+before_update = _decorator("before_update")
+after_update = _decorator("after_update")
+before_delete = _decorator("before_delete")
+after_delete = _decorator("after_delete")
+#: ``after_commit`` as a decorator (exported as ``activerecord.after_commit_hook``: the name
+#: ``after_commit`` is the transaction-level function of :mod:`activerecord.backend.transaction`).
+after_commit_hook = _decorator("after_commit")
+after_rollback = _decorator("after_rollback")
+
+
+def hooks_of(model: type[Any]) -> Hooks:
+    """The hooks ``model`` defines: for each hook name, the functions to call with the record
+    (the overriding method first, then the decorated ones). Empty for a model without hooks.
+    Computed once per class."""
+    cached: Hooks | None = model.__dict__.get(_CACHE)
+    if cached is not None:
+        return cached
+    found: dict[str, list[Callable[[Any], Any]]] = {}
+    for name in INSTANCE_HOOKS:
+        method = getattr(model, name, None)
+        if method is not None and method is not getattr(HookMethods, name):
+            found.setdefault(name, []).append(method)
+    attributes: dict[str, Any] = {}
+    for klass in reversed(model.__mro__):  # a subclass's attribute replaces its base's
+        attributes.update(klass.__dict__)
+    for value in attributes.values():
+        mark = getattr(value, _MARK, None)
+        if isinstance(mark, str) and callable(value):
+            found.setdefault(mark, []).append(value)
+    for name, fns in found.items():
+        for fn in fns:
+            if inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(
+                    f"{model.__name__}: {getattr(fn, '__name__', fn)!r} is an async {name} "
+                    "hook; the sync writers cannot await it"
+                )
+    hooks: Hooks = {name: tuple(fns) for name, fns in found.items()}
+    type.__setattr__(model, _CACHE, hooks)
+    return hooks
+
+
+def _run(record: ActiveRecord, fns: tuple[Callable[[Any], Any], ...]) -> None:
+    for fn in fns:
+        fn(record)
+
+
+def run_hooked(
+    record: ActiveRecord,
+    hooks: Hooks,
+    befores: tuple[str, ...],
+    write: Callable[[], bool],
+    afters: tuple[str, ...],
+) -> bool:
+    """Run ``befores``, ``write`` and ``afters`` in one transaction (a savepoint if one is
+    open); register ``after_commit`` / ``after_rollback`` when ``write`` wrote (returned True).
+
+    If anything raises, the write is rolled back and the record gets back every value it had
+    before the call (also those a ``before_*`` hook changed); the error propagates.
+    """
+    db = record.database()
+    before = dict(record.__dict__)
+    empty: tuple[Callable[[Any], Any], ...] = ()
+    try:
+        with Transaction(db):
+            for name in befores:
+                _run(record, hooks.get(name, empty))
+            tracked = commit_tracked(db)
+            wrote = False
+            rolled_back = hooks.get("after_rollback")
+            if rolled_back and tracked:
+                # Registered before the write, so it runs after the write's own put-back
+                # (rollback hooks run newest first): the hook sees the record as it was.
+                def rollback() -> None:
+                    if wrote:
+                        _run(record, rolled_back)
+
+                on_rollback(rollback, db)
+            wrote = write()
+            for name in afters:
+                _run(record, hooks.get(name, empty))
+            committed = hooks.get("after_commit")
+            if committed and wrote and tracked:
+                after_commit(lambda: _run(record, committed), db)
+    except BaseException:
+        data = record.__dict__
+        data.clear()
+        data.update(before)
+        raise
+    return wrote

@@ -1,0 +1,326 @@
+"""Lifecycle callbacks (issue 20): instance hooks on save / delete / soft delete / restore,
+their order, aborting and changing the record, decorators, after_commit / after_rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import pytest
+from pydantic import Field
+
+from activerecord import (
+    ActiveRecord,
+    Col,
+    SoftDeleteMixin,
+    Transaction,
+    UniqueViolation,
+    after_commit_hook,
+    after_create,
+    after_rollback,
+    after_save,
+    before_save,
+)
+from activerecord.backend.transaction import after_commit
+
+from .conftest import raw_count
+
+
+class Boom(Exception):
+    pass
+
+
+class CbUser(ActiveRecord):
+    __table_name__ = "cb_users"
+
+    id: int | None = None
+    email: Annotated[str, Field(max_length=60), Col(unique=True)]
+    note: str = ""
+
+    log: ClassVar[list[Any]] = []
+    fail_at: ClassVar[str | None] = None
+
+    def _hit(self, name: str) -> None:
+        type(self).log.append((name, self.id))
+        if type(self).fail_at == name:
+            raise Boom(name)
+
+    def before_validate(self) -> None:
+        self._hit("before_validate")
+
+    def before_save(self) -> None:
+        super().before_save()
+        self._hit("before_save")
+        self.email = self.email.strip().lower()
+
+    def after_save(self) -> None:
+        self._hit("after_save")
+
+    def before_create(self) -> None:
+        self._hit("before_create")
+
+    def after_create(self) -> None:
+        self._hit("after_create")
+
+    def before_update(self) -> None:
+        self._hit("before_update")
+
+    def after_update(self) -> None:
+        self._hit("after_update")
+
+    def before_delete(self) -> None:
+        self._hit("before_delete")
+
+    def after_delete(self) -> None:
+        self._hit("after_delete")
+
+    def after_commit(self) -> None:
+        self._hit("after_commit")
+
+    def after_rollback(self) -> None:
+        self._hit("after_rollback")
+
+
+class CbPost(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "cb_posts"
+
+    id: int | None = None
+    title: Annotated[str, Field(max_length=60)]
+
+    log: ClassVar[list[str]] = []
+
+    @before_save
+    def first(self) -> None:
+        type(self).log.append("first")
+        self.title = self.title.title()
+
+    @before_save
+    def second(self) -> None:
+        type(self).log.append(f"second:{self.title}")
+
+    @after_create
+    def created(self) -> None:
+        type(self).log.append(f"created:{self.id is not None}")
+
+    def before_delete(self) -> None:
+        type(self).log.append(f"before_delete:{self.is_deleted}")
+
+    def after_delete(self) -> None:
+        type(self).log.append(f"after_delete:{self.is_deleted}")
+
+    def before_update(self) -> None:
+        type(self).log.append("before_update")
+
+    def after_update(self) -> None:
+        type(self).log.append(f"after_update:{self.is_deleted}")
+
+    @after_commit_hook
+    def committed(self) -> None:
+        type(self).log.append("commit")
+
+    @after_rollback
+    def rolled(self) -> None:
+        type(self).log.append("rollback")
+
+
+@pytest.fixture
+def users(fresh: Any) -> type[CbUser]:
+    fresh(CbUser, CbPost)
+    CbUser.log = []
+    CbUser.fail_at = None
+    CbPost.log = []
+    return CbUser
+
+
+def names(log: list[Any]) -> list[str]:
+    return [entry[0] for entry in log]
+
+
+def test_create_update_delete_run_in_rails_order(users: type[CbUser]) -> None:
+    user = CbUser(email=" Ann@X.org ")
+    assert user.save()
+    assert names(CbUser.log) == [
+        "before_validate", "before_save", "before_create", "after_create", "after_save",
+        "after_commit",
+    ]
+    # after_* see the key set; the hook's change reached the database
+    assert dict(CbUser.log)["after_create"] == user.id
+    assert CbUser.find(user.id).email == "ann@x.org"
+
+    CbUser.log = []
+    user.note = "n"
+    assert user.save()
+    assert names(CbUser.log) == [
+        "before_validate", "before_save", "before_update", "after_update", "after_save",
+        "after_commit",
+    ]
+    CbUser.log = []
+    assert user.delete()
+    assert names(CbUser.log) == ["before_delete", "after_delete", "after_commit"]
+    assert CbUser.query().count() == 0
+
+
+def test_save_without_changes_runs_hooks_but_no_after_commit(users: type[CbUser]) -> None:
+    user = CbUser.create(email="a@x.org")
+    CbUser.log = []
+    assert user.save() is False
+    assert "after_commit" not in names(CbUser.log)
+    assert "after_save" in names(CbUser.log)
+
+
+@pytest.mark.parametrize(
+    "where", ["before_validate", "before_save", "before_create", "after_create", "after_save"]
+)
+def test_a_raising_hook_aborts_create(users: type[CbUser], db: Any, where: str) -> None:
+    CbUser.fail_at = where
+    user = CbUser(email=" Bob@X.org ")
+    with pytest.raises(Boom):
+        user.save()
+    # nothing written, the record as it was (also the hook's own change undone)
+    assert raw_count(db, "cb_users") == 0
+    assert user.is_new_record and user.id is None and user.email == " Bob@X.org "
+    assert "after_commit" not in names(CbUser.log)
+    CbUser.fail_at = None
+    assert user.save() and CbUser.find(user.id).email == "bob@x.org"
+
+
+def test_a_raising_hook_aborts_update_and_delete(users: type[CbUser]) -> None:
+    user = CbUser.create(email="c@x.org")
+    user.note = "changed"
+    CbUser.fail_at = "after_update"
+    with pytest.raises(Boom):
+        user.save()
+    assert CbUser.find(user.id).note == ""
+    assert user.note == "changed" and user.changed_fields == {"note"}
+    CbUser.fail_at = "before_delete"
+    with pytest.raises(Boom):
+        user.delete()
+    CbUser.fail_at = "after_delete"
+    with pytest.raises(Boom):
+        user.delete()
+    assert CbUser.query().count() == 1 and not user.is_new_record
+
+
+def test_a_write_error_after_before_hooks_leaves_the_record(users: type[CbUser]) -> None:
+    CbUser.create(email="d@x.org")
+    dup = CbUser(email="D@X.org")
+    with pytest.raises(UniqueViolation):
+        dup.save()
+    assert dup.email == "D@X.org" and dup.is_new_record
+    assert "after_commit" not in names(CbUser.log[-3:])
+
+
+class CbCounting(ActiveRecord):
+    __table_name__ = "cb_countings"
+
+    id: int | None = None
+    seen: ClassVar[list[int]] = []
+
+    def after_create(self) -> None:
+        type(self).seen.append(CbCounting.query().where({"id": self.id}).count())
+
+
+def test_hook_query_runs_inside_the_same_transaction(fresh: Any) -> None:
+    fresh(CbCounting)
+    CbCounting.seen = []
+    CbCounting().save()
+    with Transaction():
+        CbCounting().save()
+    assert CbCounting.seen == [1, 1]
+
+
+def test_decorators_run_in_order_and_soft_delete_restore_hooks(users: type[CbUser]) -> None:
+    post = CbPost(title="hello world")
+    post.save()
+    assert CbPost.log == ["first", "second:Hello World", "created:True", "commit"]
+    assert CbPost.find(post.id).title == "Hello World"
+    CbPost.log = []
+    assert post.delete()
+    assert CbPost.log == ["before_delete:False", "after_delete:True", "commit"]
+    CbPost.log = []
+    assert post.restore()
+    assert CbPost.log == ["before_update", "after_update:False", "commit"]
+    CbPost.log = []
+    assert post.hard_delete()
+    assert CbPost.log == ["before_delete:False", "after_delete:False", "commit"]
+
+
+def test_after_commit_waits_for_the_outermost_commit(users: type[CbUser]) -> None:
+    events: list[str] = []
+    with Transaction():
+        a = CbUser(email="f@x.org")
+        a.save()
+        with Transaction():
+            b = CbUser(email="g@x.org")
+            b.save()
+        after_commit(lambda: events.append(str(names(CbUser.log).count("after_commit"))))
+        assert "after_commit" not in names(CbUser.log)
+    commits = [entry for entry in CbUser.log if entry[0] == "after_commit"]
+    assert commits == [("after_commit", a.id), ("after_commit", b.id)]  # write order
+    assert events == ["2"]  # the records' hooks and the ambient ones run in registration order
+
+
+def test_rollback_runs_after_rollback_not_after_commit(users: type[CbUser]) -> None:
+    with pytest.raises(Boom), Transaction():
+        user = CbUser(email="h@x.org")
+        user.save()
+        raise Boom
+    assert "after_commit" not in names(CbUser.log)
+    # after_rollback sees the record put back (new again, no key)
+    assert CbUser.log[-1] == ("after_rollback", None)
+    assert user.is_new_record
+
+
+def test_savepoint_rolled_back_drops_only_its_records(users: type[CbUser]) -> None:
+    with Transaction():
+        kept = CbUser(email="i@x.org")
+        kept.save()
+        with pytest.raises(Boom), Transaction():
+            lost = CbUser(email="j@x.org")
+            lost.save()
+            raise Boom
+        assert CbUser.log[-1] == ("after_rollback", None) and lost.is_new_record
+    commits = [entry for entry in CbUser.log if entry[0] in ("after_commit", "after_rollback")]
+    assert commits == [("after_rollback", None), ("after_commit", kept.id)]
+    assert CbUser.query().count() == 1
+
+
+def test_released_savepoint_then_outer_rollback(users: type[CbUser]) -> None:
+    with pytest.raises(Boom), Transaction():
+        with Transaction():
+            CbUser(email="k@x.org").save()
+        raise Boom
+    assert names(CbUser.log).count("after_rollback") == 1
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_model_without_hooks_defines_none() -> None:
+    from activerecord.callbacks import hooks_of
+
+    class Plain(ActiveRecord):
+        __table_name__ = "cb_plain"
+        id: int | None = None
+
+    assert hooks_of(Plain) == {}
+    assert set(hooks_of(CbPost)) == {
+        "before_save", "after_create", "before_delete", "after_delete", "before_update",
+        "after_update", "after_commit", "after_rollback",
+    }
+
+
+def test_async_hook_is_refused() -> None:
+    from activerecord import ConfigurationError
+
+    class Later(ActiveRecord):
+        __table_name__ = "cb_later"
+        id: int | None = None
+
+        @after_save
+        async def ping(self) -> None:  # pragma: no cover - never awaited
+            pass
+
+    with pytest.raises(ConfigurationError, match="async after_save"):
+        Later().save()
+
+
+def test_before_save_decorator_is_exported() -> None:
+    assert before_save.__name__ == "before_save"

@@ -34,7 +34,9 @@ Example::
 from __future__ import annotations
 
 import inspect
+import operator
 from collections.abc import Callable, Mapping
+from itertools import repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .backend.transaction import (
@@ -76,7 +78,22 @@ INSTANCE_HOOKS = (
     "after_rollback",
 )
 
+#: The hooks around each instance write, in the order Rails documents.
+CREATE_BEFORE = ("before_validate", "before_save", "before_create")
+CREATE_AFTER = ("after_create", "after_save")
+UPDATE_BEFORE = ("before_validate", "before_save", "before_update")
+UPDATE_AFTER = ("after_update", "after_save")
+DELETE_BEFORE = ("before_delete",)
+DELETE_AFTER = ("after_delete",)
+RESTORE_BEFORE = ("before_update",)
+RESTORE_AFTER = ("after_update",)
+
+#: The batch hooks (classmethods), by write: (before, after).
+BATCH_HOOKS = {"insert": ("before_batch_insert", "after_batch_insert")}
+
+_dict_of = operator.attrgetter("__dict__")
 _MARK = "__ar_hook__"
+_BATCH_CACHE = "__ar_batch_hooks__"
 _CACHE = "__ar_hooks__"
 
 Hooks = Mapping[str, tuple[Callable[[Any], Any], ...]]
@@ -129,6 +146,22 @@ class HookMethods:
 
     def after_rollback(self) -> None:
         """Runs when the transaction (or savepoint) that wrote this record rolls back."""
+
+    @classmethod
+    def before_batch_insert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_insert`` before it is validated and written.
+
+        The default runs each record's ``before_validate``, ``before_save`` and
+        ``before_create`` hooks (only called when the model defines a hook). Override it to
+        do the same work over the whole list at once.
+        """
+        run_each(cls, records, CREATE_BEFORE)
+
+    @classmethod
+    def after_batch_insert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_insert`` after it is written (keys are set); the
+        default runs each record's ``after_create`` and ``after_save`` hooks."""
+        run_each(cls, records, CREATE_AFTER)
 
 
 def _decorator(name: str) -> Callable[[F], F]:
@@ -239,3 +272,120 @@ def run_hooked(
         data.update(before)
         raise
     return wrote
+
+
+def run_each(model: type[Any], records: list[Any], names: tuple[str, ...]) -> None:
+    """Run the instance hooks ``names`` of each record in turn (the default batch hooks)."""
+    hooks = hooks_of(model)
+    fns = [fn for name in names for fn in hooks.get(name, ())]
+    if not fns:
+        return
+    for record in records:
+        for fn in fns:
+            fn(record)
+
+
+def _has_batch_hooks(model: type[Any], kind: str) -> bool:
+    """True when ``model`` defines an instance hook or overrides a batch hook of ``kind``."""
+    cached: dict[str, bool] | None = model.__dict__.get(_BATCH_CACHE)
+    if cached is None:
+        cached = {}
+        type.__setattr__(model, _BATCH_CACHE, cached)
+    found = cached.get(kind)
+    if found is None:
+        base = {name: HookMethods.__dict__[name].__func__ for name in BATCH_HOOKS[kind]}
+        found = bool(hooks_of(model)) or any(
+            getattr(model, name).__func__ is not fn for name, fn in base.items()
+        )
+        cached[kind] = found
+    return found
+
+
+class BatchHooks:
+    """The hook calls of one batch write, per chunk (built only for a model with hooks).
+
+    ``before(chunk)`` runs the before hook on the chunk's list and remembers the records'
+    values first, so a failed call gives every record back what it had (also the values a
+    hook changed); ``after(chunk)`` runs the after hook and registers the chunk's records'
+    ``after_commit`` / ``after_rollback`` with the transaction the call runs in (after the
+    call succeeded: the rollback hooks only fire when set by ``succeeded()``).
+    """
+
+    def __init__(self, model: type[Any], kind: str, *, whole_call: bool) -> None:
+        self.model = model
+        self.before_hook, self.after_hook = (getattr(model, n) for n in BATCH_HOOKS[kind])
+        hooks = hooks_of(model)
+        self.committed = hooks.get("after_commit", ())
+        self.rolled_back = hooks.get("after_rollback", ())
+        self.whole_call = whole_call
+        # Under validate_assignment pydantic gives a record a new __dict__ on each assignment,
+        # so the dict before the hook is kept as is (no copy per record): a hook's changes
+        # never reach it, and the fields the library fills in place the undo puts back.
+        self.copies = not model.model_config.get("validate_assignment")
+        self.records: list[Any] = []
+        self.dicts: list[dict[str, Any]] = []
+        self.wrote = False
+
+    def before(self, chunk: list[Any]) -> None:
+        if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
+            self.records.clear()
+            self.dicts.clear()
+        if all(map(hasattr, chunk, repeat("__dict__"))):  # else the writer refuses the chunk
+            self.records.extend(chunk)
+            dicts = map(_dict_of, chunk)
+            self.dicts.extend(map(dict, dicts) if self.copies else dicts)
+        self.before_hook(chunk)
+
+    def after(self, chunk: list[Any]) -> None:
+        self.after_hook(chunk)
+        db = self.model.database()
+        if not (self.committed or self.rolled_back) or not commit_tracked(db):
+            return
+        records = list(chunk)
+        if self.committed:
+            committed = self.committed
+            after_commit(lambda: run_all(records, committed), db)
+        if self.rolled_back:
+            rolled_back = self.rolled_back
+
+            def rollback() -> None:
+                if self.wrote:
+                    run_all(records, rolled_back)
+
+            # Registered before the call's put-back (at its end), so it runs after it.
+            on_rollback(rollback, db)
+
+    def failed(self) -> None:
+        for record, values in zip(self.records, self.dicts):
+            data = record.__dict__
+            if data is values:
+                continue
+            if self.copies:
+                data.clear()
+                data.update(values)
+            else:
+                object.__setattr__(record, "__dict__", values)
+        self.succeeded()
+        self.wrote = False
+
+    def succeeded(self) -> None:
+        self.wrote = True
+        self.records.clear()
+        self.dicts.clear()
+
+
+def run_all(records: list[Any], fns: tuple[Callable[[Any], Any], ...]) -> None:
+    """Each function on each record, in write order."""
+    for record in records:
+        for fn in fns:
+            fn(record)
+
+
+def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
+    """The :class:`BatchHooks` of a batch write of ``kind``, or None for a model without
+    hooks (the writers then make no call at all)."""
+    if not _has_batch_hooks(model, kind):
+        return None
+    from .batch import is_collection
+
+    return BatchHooks(model, kind, whole_call=is_collection(records))

@@ -42,7 +42,17 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .callbacks import HookMethods, hooks_of, run_hooked
+from .callbacks import (
+    CREATE_AFTER,
+    CREATE_BEFORE,
+    DELETE_AFTER,
+    DELETE_BEFORE,
+    UPDATE_AFTER,
+    UPDATE_BEFORE,
+    HookMethods,
+    hooks_of,
+    run_hooked,
+)
 from .errors import (
     ArgumentError,
     DataError,
@@ -514,8 +524,8 @@ class ActiveRecord(HookMethods, BaseModel):
         if not hooks:
             return self._save_now()
         if self._ar_original is None:
-            return run_hooked(self, hooks, _CREATE_BEFORE, self._save_now, _CREATE_AFTER)
-        return run_hooked(self, hooks, _UPDATE_BEFORE, self._save_now, _UPDATE_AFTER)
+            return run_hooked(self, hooks, CREATE_BEFORE, self._save_now, CREATE_AFTER)
+        return run_hooked(self, hooks, UPDATE_BEFORE, self._save_now, UPDATE_AFTER)
 
     def _save_now(self) -> bool:
         info = self.__ar_info__
@@ -997,16 +1007,6 @@ class ActiveRecord(HookMethods, BaseModel):
             replayable=is_collection(records) and (fields is None or is_collection(fields)),
         )
 
-
-# The hooks around each instance write, in the order Rails documents.
-_CREATE_BEFORE = ("before_validate", "before_save", "before_create")
-_CREATE_AFTER = ("after_create", "after_save")
-_UPDATE_BEFORE = ("before_validate", "before_save", "before_update")
-_UPDATE_AFTER = ("after_update", "after_save")
-DELETE_BEFORE = ("before_delete",)
-DELETE_AFTER = ("after_delete",)
-UPDATE_BEFORE = ("before_update",)
-UPDATE_AFTER = ("after_update",)
 
 #: Rows validated per pydantic call when reading (the GC rests over each slice only).
 _READ_SLICE = 50_000

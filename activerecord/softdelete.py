@@ -34,10 +34,17 @@ from sqlalchemy import event
 
 from .backend.dialects import partial_index_supported, translate_error
 from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
-from .callbacks import hooks_of, run_hooked
+from .callbacks import (
+    DELETE_AFTER,
+    DELETE_BEFORE,
+    RESTORE_AFTER,
+    RESTORE_BEFORE,
+    hooks_of,
+    run_hooked,
+)
 from .errors import SchemaError
 from .mixins import now
-from .model import DELETE_AFTER, DELETE_BEFORE, UPDATE_AFTER, UPDATE_BEFORE, ActiveRecord, _put_back
+from .model import ActiveRecord, _put_back
 from .schema import UTCDateTime
 
 if TYPE_CHECKING:
@@ -153,8 +160,8 @@ class SoftDeleteMixin(ActiveRecord):
         if not hooks or self._ar_original is None:
             return self._mark(self._restore_values(), "only_deleted", "restore")
         return run_hooked(
-            self, hooks, UPDATE_BEFORE,
-            lambda: self._mark(self._restore_values(), "only_deleted", "restore"), UPDATE_AFTER,
+            self, hooks, RESTORE_BEFORE,
+            lambda: self._mark(self._restore_values(), "only_deleted", "restore"), RESTORE_AFTER,
         )
 
     def hard_delete(self) -> bool:

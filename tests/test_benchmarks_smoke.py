@@ -17,7 +17,10 @@ ROOT = pathlib.Path(__file__).parent.parent
 
 @pytest.mark.parametrize(
     "name",
-    ["bench_insert", "bench_update", "bench_upsert", "bench_load", "bench_read", "bench_memory"],
+    [
+        "bench_insert", "bench_update", "bench_upsert", "bench_load", "bench_read",
+        "bench_memory", "bench_callbacks",
+    ],
 )
 def test_benchmark_runs(name, backend):
     database_for(backend)  # skip or fail like every backend test

@@ -38,10 +38,12 @@ class CbUser(ActiveRecord):
 
     log: ClassVar[list[Any]] = []
     fail_at: ClassVar[str | None] = None
+    fail_nth: ClassVar[int] = 1  # raise at this call of ``fail_at``
 
     def _hit(self, name: str) -> None:
-        type(self).log.append((name, self.id))
-        if type(self).fail_at == name:
+        cls = type(self)
+        cls.log.append((name, self.id))
+        if cls.fail_at == name and names(cls.log).count(name) == cls.fail_nth:
             raise Boom(name)
 
     def before_validate(self) -> None:
@@ -127,6 +129,7 @@ def users(fresh: Any) -> type[CbUser]:
     fresh(CbUser, CbPost)
     CbUser.log = []
     CbUser.fail_at = None
+    CbUser.fail_nth = 1
     CbPost.log = []
     return CbUser
 
@@ -324,3 +327,97 @@ def test_async_hook_is_refused() -> None:
 
 def test_before_save_decorator_is_exported() -> None:
     assert before_save.__name__ == "before_save"
+
+
+# -- batch hooks -----------------------------------------------------------------------------
+class CbEvent(ActiveRecord):
+    __table_name__ = "cb_events"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=60)]
+    stamp: str = ""
+
+    chunks: ClassVar[list[tuple[int, int]]] = []
+    fail_chunk: ClassVar[int | None] = None
+
+    @classmethod
+    def before_batch_insert(cls, records: list[Any]) -> None:
+        # vectorised: one call per chunk; no per-record hooks defined
+        if len(cls.chunks) == cls.fail_chunk:
+            raise Boom("chunk")
+        for record in records:
+            record.stamp = "batch"
+
+    @classmethod
+    def after_batch_insert(cls, records: list[Any]) -> None:
+        # keys are set, and a query through the library works (a COPY stream is ended first)
+        assert all(r.id is not None for r in records)
+        cls.chunks.append((len(records), CbEvent.query().count()))
+
+
+def test_batch_insert_runs_per_record_hooks_in_order(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f" U{i}@X.org ") for i in range(5)]
+    with Transaction():
+        assert CbUser.batch_insert(batch, batch_size=2) == 5
+        assert "after_commit" not in names(CbUser.log)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record[:3] == ["before_validate", "before_save", "before_create"]
+    assert per_record.count("after_save") == 5
+    commits = [entry for entry in CbUser.log if entry[0] == "after_commit"]
+    assert commits == [("after_commit", u.id) for u in batch]  # write order, keys set
+    stored = {u.email for u in CbUser.query().all()}
+    assert stored == {f"u{i}@x.org" for i in range(5)}
+    assert [e for e in CbUser.log if e[0] == "after_create"] == [
+        ("after_create", u.id) for u in batch
+    ]
+
+
+def test_batch_insert_hook_error_writes_nothing_and_restores(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f" V{i}@X.org ") for i in range(5)]
+    CbUser.fail_at, CbUser.fail_nth = "before_create", 3  # in the second chunk
+    with pytest.raises(Boom):
+        CbUser.batch_insert(batch, batch_size=2)
+    assert raw_count(db, "cb_users") == 0
+    assert [u.email for u in batch] == [f" V{i}@X.org " for i in range(5)]
+    assert all(u.id is None and u.is_new_record for u in batch)
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_batch_insert_rollback_runs_after_rollback(users: type[CbUser]) -> None:
+    batch = [CbUser(email=f"w{i}@x.org") for i in range(3)]
+    with pytest.raises(Boom), Transaction():
+        CbUser.batch_insert(batch)
+        raise Boom
+    assert [e for e in CbUser.log if e[0] == "after_rollback"] == [("after_rollback", None)] * 3
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_overridden_batch_hook_runs_once_per_chunk(fresh: Any) -> None:
+    fresh(CbEvent)
+    CbEvent.chunks = []
+    CbEvent.fail_chunk = None
+    events = [CbEvent(name=f"e{i}") for i in range(5)]
+    assert CbEvent.batch_insert(events, batch_size=2) == 5
+    assert [size for size, _ in CbEvent.chunks] == [2, 2, 1]
+    assert [seen for _, seen in CbEvent.chunks] == [2, 4, 5]
+    assert {e.stamp for e in CbEvent.query().all()} == {"batch"}
+    # a vectorised hook that raises in the second chunk: nothing written, records as given
+    CbEvent.chunks = []
+    CbEvent.fail_chunk = 1
+    again = [CbEvent(name=f"f{i}") for i in range(5)]
+    with pytest.raises(Boom):
+        CbEvent.batch_insert(again, batch_size=2)
+    assert CbEvent.query().count() == 5
+    assert all(e.stamp == "" and e.id is None for e in again)
+
+
+def test_model_without_hooks_has_no_batch_hooks() -> None:
+    from activerecord.callbacks import batch_hooks
+
+    class Bare(ActiveRecord):
+        __table_name__ = "cb_bare"
+        id: int | None = None
+
+    assert batch_hooks(Bare, "insert", []) is None
+    assert batch_hooks(CbEvent, "insert", []) is not None
+    assert batch_hooks(CbUser, "insert", []) is not None

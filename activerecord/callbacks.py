@@ -148,6 +148,19 @@ class HookMethods:
         """Runs when the transaction (or savepoint) that wrote this record rolls back."""
 
     @classmethod
+    def before_query_update(cls, query: Any, values: dict[str, Any]) -> Any:
+        """Runs before ``query().update(values)``: return the query to run
+        (``query.where(...)`` to narrow it) or None for unchanged; ``values`` (a copy of the
+        caller's) may be changed in place, e.g. to set an audit column."""
+        return None
+
+    @classmethod
+    def before_query_delete(cls, query: Any) -> Any:
+        """Runs before ``query().delete()`` and ``hard_delete()``: return the query to run,
+        or None for unchanged."""
+        return None
+
+    @classmethod
     def before_batch_insert(cls, records: list[Any]) -> None:
         """Runs once per chunk of ``batch_insert`` before it is validated and written.
 
@@ -389,3 +402,17 @@ def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
     from .batch import is_collection
 
     return BatchHooks(model, kind, whole_call=is_collection(records))
+
+
+def query_hook(model: type[Any], name: str) -> Callable[..., Any] | None:
+    """``model``'s ``before_query_update`` / ``before_query_delete`` when it overrides it,
+    else None (the query writers then call nothing)."""
+    cached: dict[str, bool] | None = model.__dict__.get(_BATCH_CACHE)
+    if cached is None:
+        cached = {}
+        type.__setattr__(model, _BATCH_CACHE, cached)
+    found = cached.get(name)
+    if found is None:
+        found = getattr(model, name).__func__ is not HookMethods.__dict__[name].__func__
+        cached[name] = found
+    return getattr(model, name) if found else None

@@ -421,3 +421,41 @@ def test_model_without_hooks_has_no_batch_hooks() -> None:
     assert batch_hooks(Bare, "insert", []) is None
     assert batch_hooks(CbEvent, "insert", []) is not None
     assert batch_hooks(CbUser, "insert", []) is not None
+
+
+# -- query writes ----------------------------------------------------------------------------
+class CbTenantRow(ActiveRecord):
+    __table_name__ = "cb_tenant_rows"
+
+    id: int | None = None
+    tenant: int
+    n: int = 0
+    audit: str = ""
+
+    @classmethod
+    def before_query_update(cls, query: Any, values: dict[str, Any]) -> Any:
+        values["audit"] = "bulk"
+        return query.where({"tenant": 1})
+
+    @classmethod
+    def before_query_delete(cls, query: Any) -> Any:
+        return query.where({"tenant": 1})
+
+
+def test_query_update_and_delete_hooks_narrow_and_add_values(fresh: Any) -> None:
+    from activerecord import UnsafeWriteError
+
+    fresh(CbTenantRow)
+    CbTenantRow.batch_insert([CbTenantRow(tenant=t) for t in (1, 1, 2)])
+    given = {"n": 5}
+    assert CbTenantRow.query().where("n = ?", 0).update(given) == 2
+    assert given == {"n": 5}  # the caller's dict is not changed
+    rows = sorted((r.tenant, r.n, r.audit) for r in CbTenantRow.query().all())
+    assert rows == [(1, 5, "bulk"), (1, 5, "bulk"), (2, 0, "")]
+    assert CbTenantRow.update_all({"n": 7}) == 2
+    with pytest.raises(UnsafeWriteError):  # a condition the hook adds is no opt-in
+        CbTenantRow.query().update({"n": 1})
+    with pytest.raises(UnsafeWriteError):
+        CbTenantRow.query().delete()
+    assert CbTenantRow.query().where("n >= ?", 0).delete() == 2
+    assert [r.tenant for r in CbTenantRow.query().all()] == [2]

@@ -89,7 +89,10 @@ RESTORE_BEFORE = ("before_update",)
 RESTORE_AFTER = ("after_update",)
 
 #: The batch hooks (classmethods), by write: (before, after).
-BATCH_HOOKS = {"insert": ("before_batch_insert", "after_batch_insert")}
+BATCH_HOOKS = {
+    "insert": ("before_batch_insert", "after_batch_insert"),
+    "update": ("before_batch_update", "after_batch_update"),
+}
 
 _dict_of = operator.attrgetter("__dict__")
 _MARK = "__ar_hook__"
@@ -175,6 +178,19 @@ class HookMethods:
         """Runs once per chunk of ``batch_insert`` after it is written (keys are set); the
         default runs each record's ``after_create`` and ``after_save`` hooks."""
         run_each(cls, records, CREATE_AFTER)
+
+    @classmethod
+    def before_batch_update(cls, records: list[Any], fields: list[str] | None) -> None:
+        """Runs before ``batch_update`` validates and writes the records (``fields``: the
+        names the caller gave, or None for the changed ones); the default runs each record's
+        ``before_validate``, ``before_save`` and ``before_update`` hooks."""
+        run_each(cls, records, UPDATE_BEFORE)
+
+    @classmethod
+    def after_batch_update(cls, records: list[Any], fields: list[str]) -> None:
+        """Runs after ``batch_update`` wrote ``fields`` of the records, inside its transaction;
+        the default runs each record's ``after_update`` and ``after_save`` hooks."""
+        run_each(cls, records, UPDATE_AFTER)
 
 
 def _decorator(name: str) -> Callable[[F], F]:
@@ -317,11 +333,11 @@ def _has_batch_hooks(model: type[Any], kind: str) -> bool:
 class BatchHooks:
     """The hook calls of one batch write, per chunk (built only for a model with hooks).
 
-    ``before(chunk)`` runs the before hook on the chunk's list and remembers the records'
-    values first, so a failed call gives every record back what it had (also the values a
-    hook changed); ``after(chunk)`` runs the after hook and registers the chunk's records'
-    ``after_commit`` / ``after_rollback`` with the transaction the call runs in (after the
-    call succeeded: the rollback hooks only fire when set by ``succeeded()``).
+    ``before(chunk)`` remembers the records' values, so a failed call gives every record back
+    what it had (also the values a hook changed), registers the records' ``after_rollback``
+    (it fires only once ``succeeded()`` was called: a failed call rolls back its own work) and
+    runs the before hook on the chunk's list; ``after(chunk)`` runs the after hook and
+    registers the records' ``after_commit``. Both run inside the call's transaction.
     """
 
     def __init__(self, model: type[Any], kind: str, *, whole_call: bool) -> None:
@@ -339,7 +355,7 @@ class BatchHooks:
         self.dicts: list[dict[str, Any]] = []
         self.wrote = False
 
-    def before(self, chunk: list[Any]) -> None:
+    def before(self, chunk: list[Any], *args: Any) -> None:
         if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
             self.records.clear()
             self.dicts.clear()
@@ -347,26 +363,24 @@ class BatchHooks:
             self.records.extend(chunk)
             dicts = map(_dict_of, chunk)
             self.dicts.extend(map(dict, dicts) if self.copies else dicts)
-        self.before_hook(chunk)
-
-    def after(self, chunk: list[Any]) -> None:
-        self.after_hook(chunk)
         db = self.model.database()
-        if not (self.committed or self.rolled_back) or not commit_tracked(db):
-            return
-        records = list(chunk)
-        if self.committed:
-            committed = self.committed
-            after_commit(lambda: run_all(records, committed), db)
-        if self.rolled_back:
-            rolled_back = self.rolled_back
+        if self.rolled_back and commit_tracked(db):
+            records, rolled_back = list(chunk), self.rolled_back
 
             def rollback() -> None:
                 if self.wrote:
                     run_all(records, rolled_back)
 
-            # Registered before the call's put-back (at its end), so it runs after it.
+            # Registered before the write's put-back, so it runs after it (newest first).
             on_rollback(rollback, db)
+        self.before_hook(chunk, *args)
+
+    def after(self, chunk: list[Any], *args: Any) -> None:
+        self.after_hook(chunk, *args)
+        db = self.model.database()
+        if self.committed and commit_tracked(db):
+            records, committed = list(chunk), self.committed
+            after_commit(lambda: run_all(records, committed), db)
 
     def failed(self) -> None:
         for record, values in zip(self.records, self.dicts):

@@ -28,6 +28,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
+from .arguments import check_records
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import (
     bind_processor,
@@ -36,6 +37,7 @@ from .backend.dialects import (
     translate_error,
 )
 from .backend.transaction import (
+    Transaction,
     on_rollback,
     read_connection,
     retrying,
@@ -50,6 +52,7 @@ from .callbacks import (
     UPDATE_AFTER,
     UPDATE_BEFORE,
     HookMethods,
+    batch_hooks,
     hooks_of,
     run_hooked,
 )
@@ -999,13 +1002,39 @@ class ActiveRecord(HookMethods, BaseModel):
         from .batch import is_collection
         from .batch_update import batch_update
 
-        return retrying(
-            cls.database(),
-            lambda: batch_update(
-                cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
-            ),
-            replayable=is_collection(records) and (fields is None or is_collection(fields)),
-        )
+        hooks = batch_hooks(cls, "update", records)
+        if hooks is None:
+            return retrying(
+                cls.database(),
+                lambda: batch_update(
+                    cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
+                ),
+                replayable=is_collection(records) and (fields is None or is_collection(fields)),
+            )
+        # The hooks run over the whole list (which batch_update holds anyway), in one
+        # transaction with the write, so an error in an after hook undoes it.
+        check_records(records, cls.__name__, what=f"{cls.__name__} instances")
+        items = list(records)
+        if not all(map(isinstance, items, repeat(cls))):  # refused by batch_update, unhooked
+            return batch_update(cls, items, fields, batch_size=batch_size, touch=touch)
+        names = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
+        hooked = hooks
+
+        def run() -> int:
+            try:
+                with Transaction(cls.database()):
+                    hooked.before(items, names)
+                    count = batch_update(
+                        cls, items, names, batch_size=batch_size, touch=touch, validate=validate
+                    )
+                    hooked.after(items, names)
+            except BaseException:
+                hooked.failed()
+                raise
+            hooked.succeeded()
+            return count
+
+        return retrying(cls.database(), run)
 
 
 #: Rows validated per pydantic call when reading (the GC rests over each slice only).

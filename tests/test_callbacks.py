@@ -459,3 +459,43 @@ def test_query_update_and_delete_hooks_narrow_and_add_values(fresh: Any) -> None
         CbTenantRow.query().delete()
     assert CbTenantRow.query().where("n >= ?", 0).delete() == 2
     assert [r.tenant for r in CbTenantRow.query().all()] == [2]
+
+
+def test_batch_update_runs_update_hooks(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f"x{i}@x.org") for i in range(3)]
+    CbUser.batch_insert(batch)
+    CbUser.log = []
+    for user in batch:
+        user.email = f" NEW{user.id}@X.org "
+    with Transaction():
+        assert CbUser.batch_update(batch) == 3
+        assert "after_commit" not in names(CbUser.log)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record == [
+        "before_validate", "before_save", "before_update",
+    ] * 3 + ["after_update", "after_save"] * 3
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in batch
+    ]
+    assert sorted(u.email for u in CbUser.query().all()) == sorted(
+        f"new{u.id}@x.org" for u in batch
+    )
+    assert all(not u.changed_fields for u in batch)
+    # an after hook that raises undoes the write and gives the records back their values
+    for user in batch:
+        user.email = f"again{user.id}@x.org"
+    CbUser.fail_at, CbUser.fail_nth = "after_update", names(CbUser.log).count("after_update") + 2
+    with pytest.raises(Boom):
+        CbUser.batch_update(batch, ["email"])
+    assert sorted(u.email for u in CbUser.query().all()) == sorted(
+        f"new{u.id}@x.org" for u in batch
+    )
+    assert [u.email for u in batch] == [f"again{u.id}@x.org" for u in batch]
+    assert all(u.changed_fields == {"email"} for u in batch)
+    CbUser.fail_at = None
+    with pytest.raises(Boom), Transaction():
+        CbUser.batch_update(batch, ["email"])
+        raise Boom
+    rolled = [e for e in CbUser.log if e[0] == "after_rollback"]
+    assert rolled == [("after_rollback", u.id) for u in batch]
+    assert all(u.changed_fields == {"email"} for u in batch)  # put back before the hook ran

@@ -85,6 +85,8 @@ UPDATE_BEFORE = ("before_validate", "before_save", "before_update")
 UPDATE_AFTER = ("after_update", "after_save")
 DELETE_BEFORE = ("before_delete",)
 DELETE_AFTER = ("after_delete",)
+UPSERT_BEFORE = ("before_validate", "before_save")
+UPSERT_AFTER = ("after_save",)
 RESTORE_BEFORE = ("before_update",)
 RESTORE_AFTER = ("after_update",)
 
@@ -92,6 +94,7 @@ RESTORE_AFTER = ("after_update",)
 BATCH_HOOKS = {
     "insert": ("before_batch_insert", "after_batch_insert"),
     "update": ("before_batch_update", "after_batch_update"),
+    "upsert": ("before_batch_upsert", "after_batch_upsert"),
 }
 
 _dict_of = operator.attrgetter("__dict__")
@@ -178,6 +181,20 @@ class HookMethods:
         """Runs once per chunk of ``batch_insert`` after it is written (keys are set); the
         default runs each record's ``after_create`` and ``after_save`` hooks."""
         run_each(cls, records, CREATE_AFTER)
+
+    @classmethod
+    def before_batch_upsert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_upsert`` (of instances) before it is validated and
+        written; whether each record is new is not known yet, so the default runs each
+        record's ``before_validate`` and ``before_save`` hooks."""
+        run_each(cls, records, UPSERT_BEFORE)
+
+    @classmethod
+    def after_batch_upsert(cls, records: list[Any], result: Any) -> None:
+        """Runs once per chunk of ``batch_upsert`` after it is written (keys set), with the
+        chunk's :class:`~activerecord.UpsertResult`; the default runs each record's
+        ``after_save`` hooks."""
+        run_each(cls, records, UPSERT_AFTER)
 
     @classmethod
     def before_batch_update(cls, records: list[Any], fields: list[str] | None) -> None:
@@ -354,6 +371,8 @@ class BatchHooks:
         self.records: list[Any] = []
         self.dicts: list[dict[str, Any]] = []
         self.wrote = False
+        #: The after hook's arguments past the list, asked after each chunk (upsert: its result).
+        self.extra: Callable[[], tuple[Any, ...]] | None = None
 
     def before(self, chunk: list[Any], *args: Any) -> None:
         if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
@@ -376,6 +395,8 @@ class BatchHooks:
         self.before_hook(chunk, *args)
 
     def after(self, chunk: list[Any], *args: Any) -> None:
+        if self.extra is not None:
+            args = self.extra()
         self.after_hook(chunk, *args)
         db = self.model.database()
         if self.committed and commit_tracked(db):

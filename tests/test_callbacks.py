@@ -499,3 +499,43 @@ def test_batch_update_runs_update_hooks(users: type[CbUser], db: Any) -> None:
     rolled = [e for e in CbUser.log if e[0] == "after_rollback"]
     assert rolled == [("after_rollback", u.id) for u in batch]
     assert all(u.changed_fields == {"email"} for u in batch)  # put back before the hook ran
+
+
+def test_batch_upsert_runs_save_hooks_per_chunk_with_results(users: type[CbUser]) -> None:
+    CbUser.batch_insert([CbUser(email="y0@x.org", note="old")])
+    CbUser.log = []
+    batch = [CbUser(email=" Y0@X.org ", note="new"), CbUser(email="Y1@x.org")]
+    with Transaction():
+        result = CbUser.batch_upsert(batch, conflict="email", update=["note"], batch_size=1)
+        assert "after_commit" not in names(CbUser.log)
+    assert (result.inserted, result.updated) == (1, 1)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record == ["before_validate", "before_save", "after_save"] * 2
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in batch
+    ]
+    assert all(u.id is not None for u in batch)
+    stored = sorted((u.email, u.note) for u in CbUser.query().all())
+    assert stored == [("y0@x.org", "new"), ("y1@x.org", "")]  # before_save normalised the key
+
+
+class CbStock(ActiveRecord):
+    __table_name__ = "cb_stocks"
+
+    id: int | None = None
+    qty: int = 0
+
+    results: ClassVar[list[tuple[int, int, int]]] = []
+
+    @classmethod
+    def after_batch_upsert(cls, records: list[Any], result: Any) -> None:
+        cls.results.append((len(records), result.inserted, result.updated))
+
+
+def test_after_batch_upsert_gets_the_chunk_result(fresh: Any) -> None:
+    fresh(CbStock)
+    CbStock.results = []
+    CbStock.batch_insert([CbStock(id=1), CbStock(id=2)])
+    items = [CbStock(id=1, qty=5), CbStock(id=3), CbStock(id=2, qty=1), CbStock(id=4)]
+    CbStock.batch_upsert(items, batch_size=2)
+    assert CbStock.results == [(2, 1, 1), (2, 1, 1)]

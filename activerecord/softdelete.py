@@ -142,13 +142,8 @@ class SoftDeleteMixin(ActiveRecord):
         >>> pin.hard_delete(), Pin.query().with_deleted().count()
         (True, 0)
         """
-        hooks = hooks_of(type(self))
-        if not hooks or self._ar_original is None:
-            return self._mark(self._soft_delete_values(), "default", "delete")
-        return run_hooked(
-            self, hooks, DELETE_BEFORE,
-            lambda: self._mark(self._soft_delete_values(), "default", "delete"), DELETE_AFTER,
-        )
+        return self._mark(self._soft_delete_values(), "default", "delete", DELETE_BEFORE,
+                          DELETE_AFTER)
 
     def restore(self) -> bool:
         """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
@@ -156,13 +151,8 @@ class SoftDeleteMixin(ActiveRecord):
         Returns False when the row is not soft-deleted (or gone). With optimistic locking it
         checks and bumps the version as :meth:`delete` does. See :meth:`delete`.
         """
-        hooks = hooks_of(type(self))
-        if not hooks or self._ar_original is None:
-            return self._mark(self._restore_values(), "only_deleted", "restore")
-        return run_hooked(
-            self, hooks, RESTORE_BEFORE,
-            lambda: self._mark(self._restore_values(), "only_deleted", "restore"), RESTORE_AFTER,
-        )
+        return self._mark(self._restore_values(), "only_deleted", "restore", RESTORE_BEFORE,
+                          RESTORE_AFTER)
 
     def hard_delete(self) -> bool:
         """Remove this record's row for real, deleted or not. Returns True if a row went.
@@ -173,8 +163,16 @@ class SoftDeleteMixin(ActiveRecord):
         """
         return ActiveRecord.delete(self)
 
-    def _mark(self, values: dict[str, Any], scope: str, verb: str) -> bool:
-        return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
+    def _mark(
+        self, values: dict[str, Any], scope: str, verb: str,
+        befores: tuple[str, ...], afters: tuple[str, ...],
+    ) -> bool:
+        hooks = hooks_of(type(self))
+        if not hooks or self._ar_original is None:
+            return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
+        return retrying(self.database(), lambda: run_hooked(
+            self, hooks, befores, lambda: self._mark_once(values, scope, verb), afters
+        ))
 
     def _mark_once(self, values: dict[str, Any], scope: str, verb: str) -> bool:
         original = self._ar_original

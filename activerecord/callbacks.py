@@ -14,6 +14,13 @@ an error in any hook rolls the write back. Once the outermost transaction commit
 ``after_commit`` runs (only if SQL wrote the row); if the level the write belongs to rolls back,
 ``after_rollback`` runs, after the record has been put back.
 
+Batch writes call classmethods once per chunk with the chunk's list (:class:`BatchHooks`):
+``before_batch_insert`` / ``after_batch_insert``, ``before_batch_upsert`` /
+``after_batch_upsert`` and, over the whole list, ``before_batch_update`` /
+``after_batch_update``; by default they run each record's instance hooks, and they are only
+called for a model that defines a hook. Query writes ask ``before_query_update`` /
+``before_query_delete`` (:func:`query_hook`) for the query to run.
+
 Example::
 
     >>> import activerecord
@@ -256,7 +263,7 @@ def hooks_of(model: type[Any]) -> Hooks:
         attributes.update(klass.__dict__)
     for value in attributes.values():
         mark = getattr(value, _MARK, None)
-        if isinstance(mark, str) and callable(value):
+        if isinstance(mark, str) and callable(value) and value not in found.get(mark, ()):
             found.setdefault(mark, []).append(value)
     for name, fns in found.items():
         for fn in fns:

@@ -310,7 +310,7 @@ def test_model_without_hooks_defines_none() -> None:
     }
 
 
-def test_async_hook_is_refused() -> None:
+def test_async_hook_is_refused(db: Any) -> None:
     from activerecord import ConfigurationError
 
     class Later(ActiveRecord):
@@ -539,3 +539,17 @@ def test_after_batch_upsert_gets_the_chunk_result(fresh: Any) -> None:
     items = [CbStock(id=1, qty=5), CbStock(id=3), CbStock(id=2, qty=1), CbStock(id=4)]
     CbStock.batch_upsert(items, batch_size=2)
     assert CbStock.results == [(2, 1, 1), (2, 1, 1)]
+
+
+def test_a_decorated_override_runs_once() -> None:
+    from activerecord.callbacks import hooks_of
+
+    class Twice(ActiveRecord):
+        __table_name__ = "cb_twice"
+        id: int | None = None
+
+        @before_save
+        def before_save(self) -> None:
+            pass
+
+    assert len(hooks_of(Twice)["before_save"]) == 1

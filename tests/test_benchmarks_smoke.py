@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).parent.parent
     "name",
     [
         "bench_insert", "bench_update", "bench_upsert", "bench_load", "bench_read",
-        "bench_memory", "bench_graph",
+        "bench_memory", "bench_graph", "bench_callbacks",
     ],
 )
 def test_benchmark_runs(name, backend):

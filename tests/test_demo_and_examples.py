@@ -115,3 +115,24 @@ def test_readme_upsert_runs(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert "upsert block ok" in proc.stdout
+
+
+def test_readme_callbacks_runs(tmp_path):
+    """The README's 'Lifecycle callbacks' block runs as written, printing in hook order."""
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = re.findall(r"## Lifecycle callbacks\n\n```python\n(.*?)```", readme, re.S)[0]
+    script = tmp_path / "callbacks.py"
+    script.write_text(block)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pathlib.Path(__file__).parent.parent) + os.pathsep + env.get(
+        "PYTHONPATH", ""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "created 1", "still inside", "committed ann@example.com"
+    ]

@@ -22,6 +22,19 @@ from .associations import Relation, belongs_to, has_many, has_one
 from .backend import connect, disconnect, get_connection, get_database
 from .backend.external import using
 from .backend.transaction import Transaction
+from .callbacks import (
+    after_commit_hook,
+    after_create,
+    after_delete,
+    after_rollback,
+    after_save,
+    after_update,
+    before_create,
+    before_delete,
+    before_save,
+    before_update,
+    before_validate,
+)
 from .errors import (
     ActiveRecordError,
     ArgumentError,
@@ -121,6 +134,17 @@ __all__ = [
     "UpsertResult",
     "ValidationError",
     "__version__",
+    "after_commit_hook",
+    "after_create",
+    "after_delete",
+    "after_rollback",
+    "after_save",
+    "after_update",
+    "before_create",
+    "before_delete",
+    "before_save",
+    "before_update",
+    "before_validate",
     "belongs_to",
     "col",
     "connect",

@@ -52,6 +52,7 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
+from .callbacks import BatchHooks, batch_hooks
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -595,6 +596,7 @@ def run_batch(
     context: str,
     copies: bool = False,
     stream: bool = False,
+    hooks: BatchHooks | None = None,
 ) -> tuple[int, list[Any]]:
     """The chunk loop of every batch write (insert, upsert, insert-or-ignore).
 
@@ -610,6 +612,7 @@ def run_batch(
     use the connection meanwhile without ending it first; the first chunks are then smaller
     (unless ``batch_size`` is given), so the database starts sooner. Returns the records
     counted and, with ``return_records``, the records handed back, in input order.
+    ``hooks``: the model's batch hooks, run around each chunk (see :mod:`activerecord.callbacks`).
     """
     info = model.__ar_info__
     db = model.database()
@@ -638,7 +641,10 @@ def run_batch(
                     # using() may reach the caller's connection directly), or any that reaches
                     # the connection through the library (a validator's query, a progress
                     # callback's) ends it first.
-                    quiet = not validate and not callable(progress) and is_collection(records)
+                    quiet = (
+                        not validate and not callable(progress) and is_collection(records)
+                        and hooks is None
+                    )
                     strategy.may_stream = (
                         guard.enter_context(finishing_first(db, strategy.settle)) or quiet
                     )
@@ -655,9 +661,13 @@ def run_batch(
                         weakly = undo.remembers_weakly
                         with collector_paused() if validate or weakly else nullcontext():
                             undo.start_chunk()
+                            if hooks is not None:
+                                hooks.before(chunk)
                             datas, instances = prepare(chunk, offset, failures, undo)
                             if not failures:
                                 kept = write(conn, strategy, chunk, datas, offset, undo)
+                                if hooks is not None:
+                                    hooks.after(chunk)
                                 if instances is not None and (return_records or not from_dicts):
                                     undo.written(instances, datas)
                                     if return_records:
@@ -676,7 +686,11 @@ def run_batch(
                     strategy.close()
         except BaseException:
             undo.failed()
+            if hooks is not None:
+                hooks.failed()
             raise
+        if hooks is not None:
+            hooks.succeeded()
         restore = undo.succeeded()
         if restore is not None:
             on_rollback(restore, db)
@@ -746,6 +760,7 @@ def batch_insert(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
         from_dicts=from_dicts, return_records=return_records,
         context=f"batch insert of {model.__name__}", stream=stream,
+        hooks=None if from_dicts else batch_hooks(model, "insert", records),
     )
 
 

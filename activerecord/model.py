@@ -28,6 +28,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
+from .arguments import check_records
 from .associations.relation import note_defined
 from .backend.database import DEFAULT, Database, get_database
 from .backend.dialects import (
@@ -37,11 +38,24 @@ from .backend.dialects import (
     translate_error,
 )
 from .backend.transaction import (
+    Transaction,
     on_rollback,
     read_connection,
     retrying,
     tracks_rollback,
     write_connection,
+)
+from .callbacks import (
+    CREATE_AFTER,
+    CREATE_BEFORE,
+    DELETE_AFTER,
+    DELETE_BEFORE,
+    UPDATE_AFTER,
+    UPDATE_BEFORE,
+    HookMethods,
+    batch_hooks,
+    hooks_of,
+    run_hooked,
 )
 from .errors import (
     ArgumentError,
@@ -70,7 +84,7 @@ T = TypeVar("T", bound="ActiveRecord")
 metadata = sa.MetaData()
 
 
-class ActiveRecord(BaseModel):
+class ActiveRecord(HookMethods, BaseModel):
     """Base class of models. Subclass it, declare fields, name the table.
 
     Class attributes: ``__table_name__`` (default: plural snake case of the class name),
@@ -514,10 +528,19 @@ class ActiveRecord(BaseModel):
         key). Inside a :class:`~activerecord.backend.transaction.Transaction` that later rolls
         back, the record is put back as it was before the save: a new record is new again,
         without the key; an updated one has its snapshot, version and ``updated_at`` back.
+        The model's lifecycle hooks run around the write (see :mod:`activerecord.callbacks`).
         """
         return retrying(self.database(), self._save_once)
 
     def _save_once(self) -> bool:
+        hooks = hooks_of(type(self))
+        if not hooks:
+            return self._save_now()
+        if self._ar_original is None:
+            return run_hooked(self, hooks, CREATE_BEFORE, self._save_now, CREATE_AFTER)
+        return run_hooked(self, hooks, UPDATE_BEFORE, self._save_now, UPDATE_AFTER)
+
+    def _save_now(self) -> bool:
         info = self.__ar_info__
         db = self.database()
         try:
@@ -704,7 +727,18 @@ class ActiveRecord(BaseModel):
         >>> mine.refresh().delete(), Draft.query().count()
         (True, 0)
         """
-        return retrying(self.database(), lambda: self._delete_row(purge=False))
+        return retrying(self.database(), lambda: self._delete_hooked(purge=False))
+
+    def _delete_hooked(self, *, purge: bool) -> bool:
+        """The instance DELETE with the model's delete hooks around it (when it has any)."""
+        if self._ar_original is None:
+            return False
+        hooks = hooks_of(type(self))
+        if not hooks:
+            return self._delete_row(purge=purge)
+        return run_hooked(
+            self, hooks, DELETE_BEFORE, lambda: self._delete_row(purge=purge), DELETE_AFTER
+        )
 
     def _delete_row(self, *, purge: bool) -> bool:
         """The instance DELETE, after the statements of ``dependent=`` relations (removed for
@@ -1016,13 +1050,39 @@ class ActiveRecord(BaseModel):
         from .batch import is_collection
         from .batch_update import batch_update
 
-        return retrying(
-            cls.database(),
-            lambda: batch_update(
-                cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
-            ),
-            replayable=is_collection(records) and (fields is None or is_collection(fields)),
-        )
+        hooks = batch_hooks(cls, "update", records)
+        if hooks is None:
+            return retrying(
+                cls.database(),
+                lambda: batch_update(
+                    cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
+                ),
+                replayable=is_collection(records) and (fields is None or is_collection(fields)),
+            )
+        # The hooks run over the whole list (which batch_update holds anyway), in one
+        # transaction with the write, so an error in an after hook undoes it.
+        check_records(records, cls.__name__, what=f"{cls.__name__} instances")
+        items = list(records)
+        if not all(map(isinstance, items, repeat(cls))):  # refused by batch_update, unhooked
+            return batch_update(cls, items, fields, batch_size=batch_size, touch=touch)
+        names = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
+        hooked = hooks
+
+        def run() -> int:
+            try:
+                with Transaction(cls.database()):
+                    hooked.before(items, names)
+                    count = batch_update(
+                        cls, items, names, batch_size=batch_size, touch=touch, validate=validate
+                    )
+                    hooked.after(items, names)
+            except BaseException:
+                hooked.failed()
+                raise
+            hooked.succeeded()
+            return count
+
+        return retrying(cls.database(), run)
 
 
 def _graph_options(on_conflict: str, commit_every: int | None) -> None:

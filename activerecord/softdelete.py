@@ -34,6 +34,14 @@ from sqlalchemy import event
 
 from .backend.dialects import partial_index_supported, translate_error
 from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
+from .callbacks import (
+    DELETE_AFTER,
+    DELETE_BEFORE,
+    RESTORE_AFTER,
+    RESTORE_BEFORE,
+    hooks_of,
+    run_hooked,
+)
 from .errors import SchemaError
 from .mixins import now
 from .model import ActiveRecord, _put_back, dependents_before
@@ -134,7 +142,8 @@ class SoftDeleteMixin(ActiveRecord):
         >>> pin.hard_delete(), Pin.query().with_deleted().count()
         (True, 0)
         """
-        return self._mark(self._soft_delete_values(), "default", "delete")
+        return self._mark(self._soft_delete_values(), "default", "delete", DELETE_BEFORE,
+                          DELETE_AFTER)
 
     def restore(self) -> bool:
         """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
@@ -142,7 +151,8 @@ class SoftDeleteMixin(ActiveRecord):
         Returns False when the row is not soft-deleted (or gone). With optimistic locking it
         checks and bumps the version as :meth:`delete` does. See :meth:`delete`.
         """
-        return self._mark(self._restore_values(), "only_deleted", "restore")
+        return self._mark(self._restore_values(), "only_deleted", "restore", RESTORE_BEFORE,
+                          RESTORE_AFTER)
 
     def hard_delete(self) -> bool:
         """Remove this record's row for real, deleted or not. Returns True if a row went.
@@ -151,10 +161,18 @@ class SoftDeleteMixin(ActiveRecord):
         (else :class:`~activerecord.errors.StaleRecordError`, and the row stays). See
         :meth:`delete` for an example.
         """
-        return retrying(self.database(), lambda: self._delete_row(purge=True))
+        return retrying(self.database(), lambda: self._delete_hooked(purge=True))
 
-    def _mark(self, values: dict[str, Any], scope: str, verb: str) -> bool:
-        return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
+    def _mark(
+        self, values: dict[str, Any], scope: str, verb: str,
+        befores: tuple[str, ...], afters: tuple[str, ...],
+    ) -> bool:
+        hooks = hooks_of(type(self))
+        if not hooks or self._ar_original is None:
+            return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
+        return retrying(self.database(), lambda: run_hooked(
+            self, hooks, befores, lambda: self._mark_once(values, scope, verb), afters
+        ))
 
     def _mark_once(self, values: dict[str, Any], scope: str, verb: str) -> bool:
         original = self._ar_original

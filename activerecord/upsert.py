@@ -62,6 +62,7 @@ from .arguments import check_records, check_size
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
+from .callbacks import batch_hooks
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,
@@ -246,6 +247,16 @@ class _Run:
         self._plans: dict[tuple[MergeSpec, int], MergePlan] = {}
         self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
+        self._reported = UpsertResult()
+
+    def chunk_result(self) -> tuple[UpsertResult]:
+        """The counts of the chunks written since the last call (an after hook's argument)."""
+        now, before = self.counts, self._reported
+        self._reported = now
+        return (UpsertResult(
+            now.inserted - before.inserted, now.updated - before.updated,
+            now.unchanged - before.unchanged,
+        ),)
 
     def chunk(
         self,
@@ -562,6 +573,9 @@ def _execute(
             return run.chunk(conn, strategy, datas, given, offset)
 
     context = f"{verb} of {model.__name__}"
+    hooks = None if from_dicts or run.updates is None else batch_hooks(model, "upsert", records)
+    if hooks is not None:
+        hooks.extra = run.chunk_result
     # Records already in memory: the collector stays paused over the whole call (preparing,
     # marking and copying them allocates per record too); a stream only over each chunk.
     pause = collector_paused() if is_collection(records) else nullcontext()
@@ -572,6 +586,7 @@ def _execute(
                 progress=progress, from_dicts=from_dicts, return_records=return_records,
                 context=context,
                 copies=True,  # existing rows' stored values are read into the records
+                hooks=hooks,
             )
     except _Raced as exc:
         cause = exc.__cause__

@@ -24,6 +24,7 @@ BENCHMARKS = [
     pytest.param("bench_read", marks=_PEERS),
     "bench_memory",
     "bench_graph",
+    "bench_callbacks",
 ]
 
 

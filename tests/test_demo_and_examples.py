@@ -302,3 +302,24 @@ def test_cli_demo_on_an_unreachable_server_exits_2():
     )
     assert proc.returncode == 2
     assert proc.stderr.startswith("demo: cannot connect") and "Traceback" not in proc.stderr
+
+
+def test_readme_callbacks_runs(tmp_path):
+    """The README's 'Lifecycle callbacks' block runs as written, printing in hook order."""
+    import re
+
+    readme = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = re.findall(r"## Lifecycle callbacks\n\n```python\n(.*?)```", readme, re.S)[0]
+    script = tmp_path / "callbacks.py"
+    script.write_text(block)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(pathlib.Path(__file__).parent.parent) + os.pathsep + env.get(
+        "PYTHONPATH", ""
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [
+        "created 1", "still inside", "committed ann@example.com"
+    ]

@@ -221,6 +221,13 @@ def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
         frame.hooks.append([frame.depth, fn])
 
 
+def commit_tracked(db: Database) -> bool:
+    """True when the library will see this work commit or roll back (internal): outside any
+    transaction, or inside one of ours; False inside ``using()``, whose caller commits."""
+    frame = _frame(db)
+    return frame is None or not frame.external
+
+
 def tracks_rollback(db: Database) -> bool:
     """True when :func:`on_rollback` would keep a hook for ``db`` now (internal).
 

@@ -41,6 +41,7 @@ from ..backend.dialects import (
     update_reads_assigned,
 )
 from ..backend.transaction import read_connection, retrying, write_connection
+from ..callbacks import query_hook
 from ..errors import (
     DataError,
     NotConnectedError,
@@ -797,8 +798,14 @@ class Query(Generic[T]):
         >>> [v.hits for v in Visit.query().order_by("id")]
         [0, 5, 5]
         """
-        stmt = self.update_statement(values, all_rows=all_rows, touch=touch)
-        return self._write(stmt, "update")
+        query = self
+        hook = query_hook(self._model, "before_query_update")
+        if hook is not None:  # it may narrow the query and add to (a copy of) the values
+            self.update_statement(values, all_rows=all_rows, touch=touch)  # the caller's checks
+            values = dict(values)
+            query = hook(self, values) or self
+        stmt = query.update_statement(values, all_rows=all_rows, touch=touch)
+        return query._write(stmt, "update")
 
     def delete(self, *, all_rows: bool = False) -> int:
         """Delete the matching rows (soft-delete for soft-deleting models); return the count.
@@ -827,12 +834,24 @@ class Query(Generic[T]):
         >>> Job.query().where({"state": "old"}).count()
         3
         """
-        return self._write(self.delete_statement(all_rows=all_rows), "delete", purge=False)
+        query = self._before_delete(all_rows)
+        return query._write(query.delete_statement(all_rows=all_rows), "delete", purge=False)
 
     def hard_delete(self, *, all_rows: bool = False) -> int:
         """Delete the matching rows for real, even on a soft-deleting model, including rows
         already soft-deleted (``only_deleted()`` limits it to those); return the count."""
-        return self._write(self.hard_delete_statement(all_rows=all_rows), "delete", purge=True)
+        query = self._before_delete(all_rows)
+        return query._write(query.hard_delete_statement(all_rows=all_rows), "delete", purge=True)
+
+    def _before_delete(self, all_rows: bool) -> Query[T]:
+        """The query the model's ``before_query_delete`` hook returns (self when none); the
+        caller's own query is checked first (a condition the hook adds is no opt-in)."""
+        hook = query_hook(self._model, "before_query_delete")
+        if hook is None:
+            return self
+        self.hard_delete_statement(all_rows=all_rows)
+        found: Query[T] = hook(self) or self
+        return found
 
     def restore(self, *, all_rows: bool = False) -> int:
         """Bring soft-deleted rows back in one UPDATE; return how many were restored.

@@ -1,0 +1,460 @@
+"""Lifecycle callbacks: instance hooks run by ``save()``, ``delete()``, soft delete and restore.
+
+A model defines a hook by overriding its method (call ``super()``) or by decorating any number
+of methods with :func:`before_save` and its siblings. The writers ask :func:`hooks_of` once per
+call; a model without hooks gets an empty mapping and the writers take their plain path, so it
+pays one dictionary lookup.
+
+Order (as Rails documents it): create runs ``before_validate``, ``before_save``,
+``before_create``, the INSERT, ``after_create``, ``after_save``; update runs ``before_validate``,
+``before_save``, ``before_update``, the UPDATE, ``after_update``, ``after_save``; delete runs
+``before_delete``, the DELETE, ``after_delete``. The hooks and the write run in one transaction
+(a savepoint inside an open one), so a hook that queries through the library sees the write and
+an error in any hook rolls the write back. Once the outermost transaction commits,
+``after_commit`` runs (only if SQL wrote the row); if the level the write belongs to rolls back,
+``after_rollback`` runs, after the record has been put back.
+
+Batch writes call classmethods once per chunk with the chunk's list (:class:`BatchHooks`):
+``before_batch_insert`` / ``after_batch_insert``, ``before_batch_upsert`` /
+``after_batch_upsert`` and, over the whole list, ``before_batch_update`` /
+``after_batch_update``; by default they run each record's instance hooks, and they are only
+called for a model that defines a hook. Query writes ask ``before_query_update`` /
+``before_query_delete`` (:func:`query_hook`) for the query to run.
+
+Example::
+
+    >>> import activerecord
+    >>> from activerecord import ActiveRecord, before_save
+    >>> class Member(ActiveRecord):
+    ...     __table_name__ = "doc_cb_members"
+    ...     id: int | None = None
+    ...     email: str
+    ...     @before_save
+    ...     def normalise(self) -> None:
+    ...         self.email = self.email.strip().lower()
+    >>> _ = activerecord.connect("sqlite://")
+    >>> Member.create_table()
+    >>> Member.find(Member.create(email=" Ann@Example.COM ").id).email
+    'ann@example.com'
+"""
+
+from __future__ import annotations
+
+import inspect
+import operator
+from collections.abc import Callable, Mapping
+from itertools import repeat
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from .backend.transaction import (
+    Transaction,
+    after_commit,
+    commit_tracked,
+    on_rollback,
+)
+from .errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from .model import ActiveRecord
+
+__all__ = [
+    "INSTANCE_HOOKS",
+    "HookMethods",
+    "after_commit_hook",
+    "after_create",
+    "after_delete",
+    "after_rollback",
+    "after_save",
+    "after_update",
+    "before_create",
+    "before_delete",
+    "before_save",
+    "before_update",
+    "before_validate",
+    "hooks_of",
+    "run_hooked",
+]
+
+R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: The instance hooks, in no particular order (the writers name the order).
+INSTANCE_HOOKS = (
+    "before_validate", "before_save", "after_save", "before_create", "after_create",
+    "before_update", "after_update", "before_delete", "after_delete", "after_commit",
+    "after_rollback",
+)
+
+#: The hooks around each instance write, in the order Rails documents.
+CREATE_BEFORE = ("before_validate", "before_save", "before_create")
+CREATE_AFTER = ("after_create", "after_save")
+UPDATE_BEFORE = ("before_validate", "before_save", "before_update")
+UPDATE_AFTER = ("after_update", "after_save")
+DELETE_BEFORE = ("before_delete",)
+DELETE_AFTER = ("after_delete",)
+UPSERT_BEFORE = ("before_validate", "before_save")
+UPSERT_AFTER = ("after_save",)
+RESTORE_BEFORE = ("before_update",)
+RESTORE_AFTER = ("after_update",)
+
+#: The batch hooks (classmethods), by write: (before, after).
+BATCH_HOOKS = {
+    "insert": ("before_batch_insert", "after_batch_insert"),
+    "update": ("before_batch_update", "after_batch_update"),
+    "upsert": ("before_batch_upsert", "after_batch_upsert"),
+}
+
+_dict_of = operator.attrgetter("__dict__")
+_MARK = "__ar_hook__"
+_BATCH_CACHE = "__ar_batch_hooks__"
+_CACHE = "__ar_hooks__"
+
+Hooks = Mapping[str, tuple[Callable[[Any], Any], ...]]
+
+
+class HookMethods:
+    """The hook methods every model has; each does nothing until a model overrides it.
+
+    >>> from activerecord import ActiveRecord
+    >>> class Doc(ActiveRecord):
+    ...     __table_name__ = "doc_cb_docs"
+    ...     id: int | None = None
+    ...     def before_save(self) -> None:
+    ...         super().before_save()
+    >>> sorted(hooks_of(Doc))
+    ['before_save']
+    """
+
+    __slots__ = ()
+
+    def before_validate(self) -> None:
+        """Runs first in ``save()``, before the record is validated and written."""
+
+    def before_save(self) -> None:
+        """Runs in ``save()`` of a new or an existing record, before the write."""
+
+    def after_save(self) -> None:
+        """Runs in ``save()`` after the write (keys and stamps are set), inside its transaction."""
+
+    def before_create(self) -> None:
+        """Runs in ``save()`` of a new record, after ``before_save``."""
+
+    def after_create(self) -> None:
+        """Runs in ``save()`` of a new record after the INSERT, before ``after_save``."""
+
+    def before_update(self) -> None:
+        """Runs in ``save()`` of an existing record (and ``restore()``), after ``before_save``."""
+
+    def after_update(self) -> None:
+        """Runs after the UPDATE of ``save()`` (and ``restore()``), before ``after_save``."""
+
+    def before_delete(self) -> None:
+        """Runs in ``delete()`` (soft or hard) before the row is deleted or marked."""
+
+    def after_delete(self) -> None:
+        """Runs in ``delete()`` after the row is deleted or marked."""
+
+    def after_commit(self) -> None:
+        """Runs once the outermost transaction that wrote this record has committed."""
+
+    def after_rollback(self) -> None:
+        """Runs when the transaction (or savepoint) that wrote this record rolls back."""
+
+    @classmethod
+    def before_query_update(cls, query: Any, values: dict[str, Any]) -> Any:
+        """Runs before ``query().update(values)``: return the query to run
+        (``query.where(...)`` to narrow it) or None for unchanged; ``values`` (a copy of the
+        caller's) may be changed in place, e.g. to set an audit column."""
+        return None
+
+    @classmethod
+    def before_query_delete(cls, query: Any) -> Any:
+        """Runs before ``query().delete()`` and ``hard_delete()``: return the query to run,
+        or None for unchanged."""
+        return None
+
+    @classmethod
+    def before_batch_insert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_insert`` before it is validated and written.
+
+        The default runs each record's ``before_validate``, ``before_save`` and
+        ``before_create`` hooks (only called when the model defines a hook). Override it to
+        do the same work over the whole list at once.
+        """
+        run_each(cls, records, CREATE_BEFORE)
+
+    @classmethod
+    def after_batch_insert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_insert`` after it is written (keys are set); the
+        default runs each record's ``after_create`` and ``after_save`` hooks."""
+        run_each(cls, records, CREATE_AFTER)
+
+    @classmethod
+    def before_batch_upsert(cls, records: list[Any]) -> None:
+        """Runs once per chunk of ``batch_upsert`` (of instances) before it is validated and
+        written; whether each record is new is not known yet, so the default runs each
+        record's ``before_validate`` and ``before_save`` hooks."""
+        run_each(cls, records, UPSERT_BEFORE)
+
+    @classmethod
+    def after_batch_upsert(cls, records: list[Any], result: Any) -> None:
+        """Runs once per chunk of ``batch_upsert`` after it is written (keys set), with the
+        chunk's :class:`~activerecord.UpsertResult`; the default runs each record's
+        ``after_save`` hooks."""
+        run_each(cls, records, UPSERT_AFTER)
+
+    @classmethod
+    def before_batch_update(cls, records: list[Any], fields: list[str] | None) -> None:
+        """Runs before ``batch_update`` validates and writes the records (``fields``: the
+        names the caller gave, or None for the changed ones); the default runs each record's
+        ``before_validate``, ``before_save`` and ``before_update`` hooks."""
+        run_each(cls, records, UPDATE_BEFORE)
+
+    @classmethod
+    def after_batch_update(cls, records: list[Any], fields: list[str]) -> None:
+        """Runs after ``batch_update`` wrote ``fields`` of the records, inside its transaction;
+        the default runs each record's ``after_update`` and ``after_save`` hooks."""
+        run_each(cls, records, UPDATE_AFTER)
+
+
+def _decorator(name: str) -> Callable[[F], F]:
+    def mark(fn: F) -> F:
+        setattr(fn, _MARK, name)
+        return fn
+
+    mark.__name__ = name
+    mark.__qualname__ = name
+    mark.__doc__ = (
+        f"Register the decorated method as a ``{name}`` hook (several may be registered; "
+        "they run in definition order, base classes first, after the overriding method)."
+    )
+    return mark
+
+
+before_validate = _decorator("before_validate")
+before_save = _decorator("before_save")
+after_save = _decorator("after_save")
+before_create = _decorator("before_create")
+after_create = _decorator("after_create")
+before_update = _decorator("before_update")
+after_update = _decorator("after_update")
+before_delete = _decorator("before_delete")
+after_delete = _decorator("after_delete")
+#: ``after_commit`` as a decorator (exported as ``activerecord.after_commit_hook``: the name
+#: ``after_commit`` is the transaction-level function of :mod:`activerecord.backend.transaction`).
+after_commit_hook = _decorator("after_commit")
+after_rollback = _decorator("after_rollback")
+
+
+def hooks_of(model: type[Any]) -> Hooks:
+    """The hooks ``model`` defines: for each hook name, the functions to call with the record
+    (the overriding method first, then the decorated ones). Empty for a model without hooks.
+    Computed once per class."""
+    cached: Hooks | None = model.__dict__.get(_CACHE)
+    if cached is not None:
+        return cached
+    found: dict[str, list[Callable[[Any], Any]]] = {}
+    for name in INSTANCE_HOOKS:
+        method = getattr(model, name, None)
+        if method is not None and method is not getattr(HookMethods, name):
+            found.setdefault(name, []).append(method)
+    attributes: dict[str, Any] = {}
+    for klass in reversed(model.__mro__):  # a subclass's attribute replaces its base's
+        attributes.update(klass.__dict__)
+    for value in attributes.values():
+        mark = getattr(value, _MARK, None)
+        if isinstance(mark, str) and callable(value) and value not in found.get(mark, ()):
+            found.setdefault(mark, []).append(value)
+    for name, fns in found.items():
+        for fn in fns:
+            if inspect.iscoroutinefunction(fn):
+                raise ConfigurationError(
+                    f"{model.__name__}: {getattr(fn, '__name__', fn)!r} is an async {name} "
+                    "hook; the sync writers cannot await it"
+                )
+    hooks: Hooks = {name: tuple(fns) for name, fns in found.items()}
+    type.__setattr__(model, _CACHE, hooks)
+    return hooks
+
+
+def _run(record: ActiveRecord, fns: tuple[Callable[[Any], Any], ...]) -> None:
+    for fn in fns:
+        fn(record)
+
+
+def run_hooked(
+    record: ActiveRecord,
+    hooks: Hooks,
+    befores: tuple[str, ...],
+    write: Callable[[], bool],
+    afters: tuple[str, ...],
+) -> bool:
+    """Run ``befores``, ``write`` and ``afters`` in one transaction (a savepoint if one is
+    open); register ``after_commit`` / ``after_rollback`` when ``write`` wrote (returned True).
+
+    If anything raises, the write is rolled back and the record gets back every value it had
+    before the call (also those a ``before_*`` hook changed); the error propagates.
+    """
+    db = record.database()
+    before = dict(record.__dict__)
+    empty: tuple[Callable[[Any], Any], ...] = ()
+    try:
+        with Transaction(db):
+            for name in befores:
+                _run(record, hooks.get(name, empty))
+            tracked = commit_tracked(db)
+            wrote = False
+            rolled_back = hooks.get("after_rollback")
+            if rolled_back and tracked:
+                # Registered before the write, so it runs after the write's own put-back
+                # (rollback hooks run newest first): the hook sees the record as it was.
+                def rollback() -> None:
+                    if wrote:
+                        _run(record, rolled_back)
+
+                on_rollback(rollback, db)
+            wrote = write()
+            for name in afters:
+                _run(record, hooks.get(name, empty))
+            committed = hooks.get("after_commit")
+            if committed and wrote and tracked:
+                after_commit(lambda: _run(record, committed), db)
+    except BaseException:
+        data = record.__dict__
+        data.clear()
+        data.update(before)
+        raise
+    return wrote
+
+
+def run_each(model: type[Any], records: list[Any], names: tuple[str, ...]) -> None:
+    """Run the instance hooks ``names`` of each record in turn (the default batch hooks)."""
+    hooks = hooks_of(model)
+    fns = [fn for name in names for fn in hooks.get(name, ())]
+    if not fns:
+        return
+    for record in records:
+        for fn in fns:
+            fn(record)
+
+
+def _has_batch_hooks(model: type[Any], kind: str) -> bool:
+    """True when ``model`` defines an instance hook or overrides a batch hook of ``kind``."""
+    cached: dict[str, bool] | None = model.__dict__.get(_BATCH_CACHE)
+    if cached is None:
+        cached = {}
+        type.__setattr__(model, _BATCH_CACHE, cached)
+    found = cached.get(kind)
+    if found is None:
+        base = {name: HookMethods.__dict__[name].__func__ for name in BATCH_HOOKS[kind]}
+        found = bool(hooks_of(model)) or any(
+            getattr(model, name).__func__ is not fn for name, fn in base.items()
+        )
+        cached[kind] = found
+    return found
+
+
+class BatchHooks:
+    """The hook calls of one batch write, per chunk (built only for a model with hooks).
+
+    ``before(chunk)`` remembers the records' values, so a failed call gives every record back
+    what it had (also the values a hook changed), registers the records' ``after_rollback``
+    (it fires only once ``succeeded()`` was called: a failed call rolls back its own work) and
+    runs the before hook on the chunk's list; ``after(chunk)`` runs the after hook and
+    registers the records' ``after_commit``. Both run inside the call's transaction.
+    """
+
+    def __init__(self, model: type[Any], kind: str, *, whole_call: bool) -> None:
+        self.model = model
+        self.before_hook, self.after_hook = (getattr(model, n) for n in BATCH_HOOKS[kind])
+        hooks = hooks_of(model)
+        self.committed = hooks.get("after_commit", ())
+        self.rolled_back = hooks.get("after_rollback", ())
+        self.whole_call = whole_call
+        # Under validate_assignment pydantic gives a record a new __dict__ on each assignment,
+        # so the dict before the hook is kept as is (no copy per record): a hook's changes
+        # never reach it, and the fields the library fills in place the undo puts back.
+        self.copies = not model.model_config.get("validate_assignment")
+        self.records: list[Any] = []
+        self.dicts: list[dict[str, Any]] = []
+        self.wrote = False
+        #: The after hook's arguments past the list, asked after each chunk (upsert: its result).
+        self.extra: Callable[[], tuple[Any, ...]] | None = None
+
+    def before(self, chunk: list[Any], *args: Any) -> None:
+        if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
+            self.records.clear()
+            self.dicts.clear()
+        if all(map(hasattr, chunk, repeat("__dict__"))):  # else the writer refuses the chunk
+            self.records.extend(chunk)
+            dicts = map(_dict_of, chunk)
+            self.dicts.extend(map(dict, dicts) if self.copies else dicts)
+        db = self.model.database()
+        if self.rolled_back and commit_tracked(db):
+            records, rolled_back = list(chunk), self.rolled_back
+
+            def rollback() -> None:
+                if self.wrote:
+                    run_all(records, rolled_back)
+
+            # Registered before the write's put-back, so it runs after it (newest first).
+            on_rollback(rollback, db)
+        self.before_hook(chunk, *args)
+
+    def after(self, chunk: list[Any], *args: Any) -> None:
+        if self.extra is not None:
+            args = self.extra()
+        self.after_hook(chunk, *args)
+        db = self.model.database()
+        if self.committed and commit_tracked(db):
+            records, committed = list(chunk), self.committed
+            after_commit(lambda: run_all(records, committed), db)
+
+    def failed(self) -> None:
+        for record, values in zip(self.records, self.dicts):
+            data = record.__dict__
+            if data is values:
+                continue
+            if self.copies:
+                data.clear()
+                data.update(values)
+            else:
+                object.__setattr__(record, "__dict__", values)
+        self.succeeded()
+        self.wrote = False
+
+    def succeeded(self) -> None:
+        self.wrote = True
+        self.records.clear()
+        self.dicts.clear()
+
+
+def run_all(records: list[Any], fns: tuple[Callable[[Any], Any], ...]) -> None:
+    """Each function on each record, in write order."""
+    for record in records:
+        for fn in fns:
+            fn(record)
+
+
+def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
+    """The :class:`BatchHooks` of a batch write of ``kind``, or None for a model without
+    hooks (the writers then make no call at all)."""
+    if not _has_batch_hooks(model, kind):
+        return None
+    from .batch import is_collection
+
+    return BatchHooks(model, kind, whole_call=is_collection(records))
+
+
+def query_hook(model: type[Any], name: str) -> Callable[..., Any] | None:
+    """``model``'s ``before_query_update`` / ``before_query_delete`` when it overrides it,
+    else None (the query writers then call nothing)."""
+    cached: dict[str, bool] | None = model.__dict__.get(_BATCH_CACHE)
+    if cached is None:
+        cached = {}
+        type.__setattr__(model, _BATCH_CACHE, cached)
+    found = cached.get(name)
+    if found is None:
+        found = getattr(model, name).__func__ is not HookMethods.__dict__[name].__func__
+        cached[name] = found
+    return getattr(model, name) if found else None

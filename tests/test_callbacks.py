@@ -1,0 +1,555 @@
+"""Lifecycle callbacks (issue 20): instance hooks on save / delete / soft delete / restore,
+their order, aborting and changing the record, decorators, after_commit / after_rollback."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, ClassVar
+
+import pytest
+from pydantic import Field
+
+from activerecord import (
+    ActiveRecord,
+    Col,
+    SoftDeleteMixin,
+    Transaction,
+    UniqueViolation,
+    after_commit_hook,
+    after_create,
+    after_rollback,
+    after_save,
+    before_save,
+)
+from activerecord.backend.transaction import after_commit
+
+from .conftest import raw_count
+
+
+class Boom(Exception):
+    pass
+
+
+class CbUser(ActiveRecord):
+    __table_name__ = "cb_users"
+
+    id: int | None = None
+    email: Annotated[str, Field(max_length=60), Col(unique=True)]
+    note: str = ""
+
+    log: ClassVar[list[Any]] = []
+    fail_at: ClassVar[str | None] = None
+    fail_nth: ClassVar[int] = 1  # raise at this call of ``fail_at``
+
+    def _hit(self, name: str) -> None:
+        cls = type(self)
+        cls.log.append((name, self.id))
+        if cls.fail_at == name and names(cls.log).count(name) == cls.fail_nth:
+            raise Boom(name)
+
+    def before_validate(self) -> None:
+        self._hit("before_validate")
+
+    def before_save(self) -> None:
+        super().before_save()
+        self._hit("before_save")
+        self.email = self.email.strip().lower()
+
+    def after_save(self) -> None:
+        self._hit("after_save")
+
+    def before_create(self) -> None:
+        self._hit("before_create")
+
+    def after_create(self) -> None:
+        self._hit("after_create")
+
+    def before_update(self) -> None:
+        self._hit("before_update")
+
+    def after_update(self) -> None:
+        self._hit("after_update")
+
+    def before_delete(self) -> None:
+        self._hit("before_delete")
+
+    def after_delete(self) -> None:
+        self._hit("after_delete")
+
+    def after_commit(self) -> None:
+        self._hit("after_commit")
+
+    def after_rollback(self) -> None:
+        self._hit("after_rollback")
+
+
+class CbPost(SoftDeleteMixin, ActiveRecord):
+    __table_name__ = "cb_posts"
+
+    id: int | None = None
+    title: Annotated[str, Field(max_length=60)]
+
+    log: ClassVar[list[str]] = []
+
+    @before_save
+    def first(self) -> None:
+        type(self).log.append("first")
+        self.title = self.title.title()
+
+    @before_save
+    def second(self) -> None:
+        type(self).log.append(f"second:{self.title}")
+
+    @after_create
+    def created(self) -> None:
+        type(self).log.append(f"created:{self.id is not None}")
+
+    def before_delete(self) -> None:
+        type(self).log.append(f"before_delete:{self.is_deleted}")
+
+    def after_delete(self) -> None:
+        type(self).log.append(f"after_delete:{self.is_deleted}")
+
+    def before_update(self) -> None:
+        type(self).log.append("before_update")
+
+    def after_update(self) -> None:
+        type(self).log.append(f"after_update:{self.is_deleted}")
+
+    @after_commit_hook
+    def committed(self) -> None:
+        type(self).log.append("commit")
+
+    @after_rollback
+    def rolled(self) -> None:
+        type(self).log.append("rollback")
+
+
+@pytest.fixture
+def users(fresh: Any) -> type[CbUser]:
+    fresh(CbUser, CbPost)
+    CbUser.log = []
+    CbUser.fail_at = None
+    CbUser.fail_nth = 1
+    CbPost.log = []
+    return CbUser
+
+
+def names(log: list[Any]) -> list[str]:
+    return [entry[0] for entry in log]
+
+
+def test_create_update_delete_run_in_rails_order(users: type[CbUser]) -> None:
+    user = CbUser(email=" Ann@X.org ")
+    assert user.save()
+    assert names(CbUser.log) == [
+        "before_validate", "before_save", "before_create", "after_create", "after_save",
+        "after_commit",
+    ]
+    # after_* see the key set; the hook's change reached the database
+    assert dict(CbUser.log)["after_create"] == user.id
+    assert CbUser.find(user.id).email == "ann@x.org"
+
+    CbUser.log = []
+    user.note = "n"
+    assert user.save()
+    assert names(CbUser.log) == [
+        "before_validate", "before_save", "before_update", "after_update", "after_save",
+        "after_commit",
+    ]
+    CbUser.log = []
+    assert user.delete()
+    assert names(CbUser.log) == ["before_delete", "after_delete", "after_commit"]
+    assert CbUser.query().count() == 0
+
+
+def test_save_without_changes_runs_hooks_but_no_after_commit(users: type[CbUser]) -> None:
+    user = CbUser.create(email="a@x.org")
+    CbUser.log = []
+    assert user.save() is False
+    assert "after_commit" not in names(CbUser.log)
+    assert "after_save" in names(CbUser.log)
+
+
+@pytest.mark.parametrize(
+    "where", ["before_validate", "before_save", "before_create", "after_create", "after_save"]
+)
+def test_a_raising_hook_aborts_create(users: type[CbUser], db: Any, where: str) -> None:
+    CbUser.fail_at = where
+    user = CbUser(email=" Bob@X.org ")
+    with pytest.raises(Boom):
+        user.save()
+    # nothing written, the record as it was (also the hook's own change undone)
+    assert raw_count(db, "cb_users") == 0
+    assert user.is_new_record and user.id is None and user.email == " Bob@X.org "
+    assert "after_commit" not in names(CbUser.log)
+    CbUser.fail_at = None
+    assert user.save() and CbUser.find(user.id).email == "bob@x.org"
+
+
+def test_a_raising_hook_aborts_update_and_delete(users: type[CbUser]) -> None:
+    user = CbUser.create(email="c@x.org")
+    user.note = "changed"
+    CbUser.fail_at = "after_update"
+    with pytest.raises(Boom):
+        user.save()
+    assert CbUser.find(user.id).note == ""
+    assert user.note == "changed" and user.changed_fields == {"note"}
+    CbUser.fail_at = "before_delete"
+    with pytest.raises(Boom):
+        user.delete()
+    CbUser.fail_at = "after_delete"
+    with pytest.raises(Boom):
+        user.delete()
+    assert CbUser.query().count() == 1 and not user.is_new_record
+
+
+def test_a_write_error_after_before_hooks_leaves_the_record(users: type[CbUser]) -> None:
+    CbUser.create(email="d@x.org")
+    dup = CbUser(email="D@X.org")
+    with pytest.raises(UniqueViolation):
+        dup.save()
+    assert dup.email == "D@X.org" and dup.is_new_record
+    assert "after_commit" not in names(CbUser.log[-3:])
+
+
+class CbCounting(ActiveRecord):
+    __table_name__ = "cb_countings"
+
+    id: int | None = None
+    seen: ClassVar[list[int]] = []
+
+    def after_create(self) -> None:
+        type(self).seen.append(CbCounting.query().where({"id": self.id}).count())
+
+
+def test_hook_query_runs_inside_the_same_transaction(fresh: Any) -> None:
+    fresh(CbCounting)
+    CbCounting.seen = []
+    CbCounting().save()
+    with Transaction():
+        CbCounting().save()
+    assert CbCounting.seen == [1, 1]
+
+
+def test_decorators_run_in_order_and_soft_delete_restore_hooks(users: type[CbUser]) -> None:
+    post = CbPost(title="hello world")
+    post.save()
+    assert CbPost.log == ["first", "second:Hello World", "created:True", "commit"]
+    assert CbPost.find(post.id).title == "Hello World"
+    CbPost.log = []
+    assert post.delete()
+    assert CbPost.log == ["before_delete:False", "after_delete:True", "commit"]
+    CbPost.log = []
+    assert post.restore()
+    assert CbPost.log == ["before_update", "after_update:False", "commit"]
+    CbPost.log = []
+    assert post.hard_delete()
+    assert CbPost.log == ["before_delete:False", "after_delete:False", "commit"]
+
+
+def test_after_commit_waits_for_the_outermost_commit(users: type[CbUser]) -> None:
+    events: list[str] = []
+    with Transaction():
+        a = CbUser(email="f@x.org")
+        a.save()
+        with Transaction():
+            b = CbUser(email="g@x.org")
+            b.save()
+        after_commit(lambda: events.append(str(names(CbUser.log).count("after_commit"))))
+        assert "after_commit" not in names(CbUser.log)
+    commits = [entry for entry in CbUser.log if entry[0] == "after_commit"]
+    assert commits == [("after_commit", a.id), ("after_commit", b.id)]  # write order
+    assert events == ["2"]  # the records' hooks and the ambient ones run in registration order
+
+
+def test_rollback_runs_after_rollback_not_after_commit(users: type[CbUser]) -> None:
+    with pytest.raises(Boom), Transaction():
+        user = CbUser(email="h@x.org")
+        user.save()
+        raise Boom
+    assert "after_commit" not in names(CbUser.log)
+    # after_rollback sees the record put back (new again, no key)
+    assert CbUser.log[-1] == ("after_rollback", None)
+    assert user.is_new_record
+
+
+def test_savepoint_rolled_back_drops_only_its_records(users: type[CbUser]) -> None:
+    with Transaction():
+        kept = CbUser(email="i@x.org")
+        kept.save()
+        with pytest.raises(Boom), Transaction():
+            lost = CbUser(email="j@x.org")
+            lost.save()
+            raise Boom
+        assert CbUser.log[-1] == ("after_rollback", None) and lost.is_new_record
+    commits = [entry for entry in CbUser.log if entry[0] in ("after_commit", "after_rollback")]
+    assert commits == [("after_rollback", None), ("after_commit", kept.id)]
+    assert CbUser.query().count() == 1
+
+
+def test_released_savepoint_then_outer_rollback(users: type[CbUser]) -> None:
+    with pytest.raises(Boom), Transaction():
+        with Transaction():
+            CbUser(email="k@x.org").save()
+        raise Boom
+    assert names(CbUser.log).count("after_rollback") == 1
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_model_without_hooks_defines_none() -> None:
+    from activerecord.callbacks import hooks_of
+
+    class Plain(ActiveRecord):
+        __table_name__ = "cb_plain"
+        id: int | None = None
+
+    assert hooks_of(Plain) == {}
+    assert set(hooks_of(CbPost)) == {
+        "before_save", "after_create", "before_delete", "after_delete", "before_update",
+        "after_update", "after_commit", "after_rollback",
+    }
+
+
+def test_async_hook_is_refused(db: Any) -> None:
+    from activerecord import ConfigurationError
+
+    class Later(ActiveRecord):
+        __table_name__ = "cb_later"
+        id: int | None = None
+
+        @after_save
+        async def ping(self) -> None:  # pragma: no cover - never awaited
+            pass
+
+    with pytest.raises(ConfigurationError, match="async after_save"):
+        Later().save()
+
+
+def test_before_save_decorator_is_exported() -> None:
+    assert before_save.__name__ == "before_save"
+
+
+# -- batch hooks -----------------------------------------------------------------------------
+class CbEvent(ActiveRecord):
+    __table_name__ = "cb_events"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=60)]
+    stamp: str = ""
+
+    chunks: ClassVar[list[tuple[int, int]]] = []
+    fail_chunk: ClassVar[int | None] = None
+
+    @classmethod
+    def before_batch_insert(cls, records: list[Any]) -> None:
+        # vectorised: one call per chunk; no per-record hooks defined
+        if len(cls.chunks) == cls.fail_chunk:
+            raise Boom("chunk")
+        for record in records:
+            record.stamp = "batch"
+
+    @classmethod
+    def after_batch_insert(cls, records: list[Any]) -> None:
+        # keys are set, and a query through the library works (a COPY stream is ended first)
+        assert all(r.id is not None for r in records)
+        cls.chunks.append((len(records), CbEvent.query().count()))
+
+
+def test_batch_insert_runs_per_record_hooks_in_order(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f" U{i}@X.org ") for i in range(5)]
+    with Transaction():
+        assert CbUser.batch_insert(batch, batch_size=2) == 5
+        assert "after_commit" not in names(CbUser.log)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record[:3] == ["before_validate", "before_save", "before_create"]
+    assert per_record.count("after_save") == 5
+    commits = [entry for entry in CbUser.log if entry[0] == "after_commit"]
+    assert commits == [("after_commit", u.id) for u in batch]  # write order, keys set
+    stored = {u.email for u in CbUser.query().all()}
+    assert stored == {f"u{i}@x.org" for i in range(5)}
+    assert [e for e in CbUser.log if e[0] == "after_create"] == [
+        ("after_create", u.id) for u in batch
+    ]
+
+
+def test_batch_insert_hook_error_writes_nothing_and_restores(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f" V{i}@X.org ") for i in range(5)]
+    CbUser.fail_at, CbUser.fail_nth = "before_create", 3  # in the second chunk
+    with pytest.raises(Boom):
+        CbUser.batch_insert(batch, batch_size=2)
+    assert raw_count(db, "cb_users") == 0
+    assert [u.email for u in batch] == [f" V{i}@X.org " for i in range(5)]
+    assert all(u.id is None and u.is_new_record for u in batch)
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_batch_insert_rollback_runs_after_rollback(users: type[CbUser]) -> None:
+    batch = [CbUser(email=f"w{i}@x.org") for i in range(3)]
+    with pytest.raises(Boom), Transaction():
+        CbUser.batch_insert(batch)
+        raise Boom
+    assert [e for e in CbUser.log if e[0] == "after_rollback"] == [("after_rollback", None)] * 3
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_overridden_batch_hook_runs_once_per_chunk(fresh: Any) -> None:
+    fresh(CbEvent)
+    CbEvent.chunks = []
+    CbEvent.fail_chunk = None
+    events = [CbEvent(name=f"e{i}") for i in range(5)]
+    assert CbEvent.batch_insert(events, batch_size=2) == 5
+    assert [size for size, _ in CbEvent.chunks] == [2, 2, 1]
+    assert [seen for _, seen in CbEvent.chunks] == [2, 4, 5]
+    assert {e.stamp for e in CbEvent.query().all()} == {"batch"}
+    # a vectorised hook that raises in the second chunk: nothing written, records as given
+    CbEvent.chunks = []
+    CbEvent.fail_chunk = 1
+    again = [CbEvent(name=f"f{i}") for i in range(5)]
+    with pytest.raises(Boom):
+        CbEvent.batch_insert(again, batch_size=2)
+    assert CbEvent.query().count() == 5
+    assert all(e.stamp == "" and e.id is None for e in again)
+
+
+def test_model_without_hooks_has_no_batch_hooks() -> None:
+    from activerecord.callbacks import batch_hooks
+
+    class Bare(ActiveRecord):
+        __table_name__ = "cb_bare"
+        id: int | None = None
+
+    assert batch_hooks(Bare, "insert", []) is None
+    assert batch_hooks(CbEvent, "insert", []) is not None
+    assert batch_hooks(CbUser, "insert", []) is not None
+
+
+# -- query writes ----------------------------------------------------------------------------
+class CbTenantRow(ActiveRecord):
+    __table_name__ = "cb_tenant_rows"
+
+    id: int | None = None
+    tenant: int
+    n: int = 0
+    audit: str = ""
+
+    @classmethod
+    def before_query_update(cls, query: Any, values: dict[str, Any]) -> Any:
+        values["audit"] = "bulk"
+        return query.where({"tenant": 1})
+
+    @classmethod
+    def before_query_delete(cls, query: Any) -> Any:
+        return query.where({"tenant": 1})
+
+
+def test_query_update_and_delete_hooks_narrow_and_add_values(fresh: Any) -> None:
+    from activerecord import UnsafeWriteError
+
+    fresh(CbTenantRow)
+    CbTenantRow.batch_insert([CbTenantRow(tenant=t) for t in (1, 1, 2)])
+    given = {"n": 5}
+    assert CbTenantRow.query().where("n = ?", 0).update(given) == 2
+    assert given == {"n": 5}  # the caller's dict is not changed
+    rows = sorted((r.tenant, r.n, r.audit) for r in CbTenantRow.query().all())
+    assert rows == [(1, 5, "bulk"), (1, 5, "bulk"), (2, 0, "")]
+    assert CbTenantRow.update_all({"n": 7}) == 2
+    with pytest.raises(UnsafeWriteError):  # a condition the hook adds is no opt-in
+        CbTenantRow.query().update({"n": 1})
+    with pytest.raises(UnsafeWriteError):
+        CbTenantRow.query().delete()
+    assert CbTenantRow.query().where("n >= ?", 0).delete() == 2
+    assert [r.tenant for r in CbTenantRow.query().all()] == [2]
+
+
+def test_batch_update_runs_update_hooks(users: type[CbUser], db: Any) -> None:
+    batch = [CbUser(email=f"x{i}@x.org") for i in range(3)]
+    CbUser.batch_insert(batch)
+    CbUser.log = []
+    for user in batch:
+        user.email = f" NEW{user.id}@X.org "
+    with Transaction():
+        assert CbUser.batch_update(batch) == 3
+        assert "after_commit" not in names(CbUser.log)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record == [
+        "before_validate", "before_save", "before_update",
+    ] * 3 + ["after_update", "after_save"] * 3
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in batch
+    ]
+    assert sorted(u.email for u in CbUser.query().all()) == sorted(
+        f"new{u.id}@x.org" for u in batch
+    )
+    assert all(not u.changed_fields for u in batch)
+    # an after hook that raises undoes the write and gives the records back their values
+    for user in batch:
+        user.email = f"again{user.id}@x.org"
+    CbUser.fail_at, CbUser.fail_nth = "after_update", names(CbUser.log).count("after_update") + 2
+    with pytest.raises(Boom):
+        CbUser.batch_update(batch, ["email"])
+    assert sorted(u.email for u in CbUser.query().all()) == sorted(
+        f"new{u.id}@x.org" for u in batch
+    )
+    assert [u.email for u in batch] == [f"again{u.id}@x.org" for u in batch]
+    assert all(u.changed_fields == {"email"} for u in batch)
+    CbUser.fail_at = None
+    with pytest.raises(Boom), Transaction():
+        CbUser.batch_update(batch, ["email"])
+        raise Boom
+    rolled = [e for e in CbUser.log if e[0] == "after_rollback"]
+    assert rolled == [("after_rollback", u.id) for u in batch]
+    assert all(u.changed_fields == {"email"} for u in batch)  # put back before the hook ran
+
+
+def test_batch_upsert_runs_save_hooks_per_chunk_with_results(users: type[CbUser]) -> None:
+    CbUser.batch_insert([CbUser(email="y0@x.org", note="old")])
+    CbUser.log = []
+    batch = [CbUser(email=" Y0@X.org ", note="new"), CbUser(email="Y1@x.org")]
+    with Transaction():
+        result = CbUser.batch_upsert(batch, conflict="email", update=["note"], batch_size=1)
+        assert "after_commit" not in names(CbUser.log)
+    assert (result.inserted, result.updated) == (1, 1)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record == ["before_validate", "before_save", "after_save"] * 2
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in batch
+    ]
+    assert all(u.id is not None for u in batch)
+    stored = sorted((u.email, u.note) for u in CbUser.query().all())
+    assert stored == [("y0@x.org", "new"), ("y1@x.org", "")]  # before_save normalised the key
+
+
+class CbStock(ActiveRecord):
+    __table_name__ = "cb_stocks"
+
+    id: int | None = None
+    qty: int = 0
+
+    results: ClassVar[list[tuple[int, int, int]]] = []
+
+    @classmethod
+    def after_batch_upsert(cls, records: list[Any], result: Any) -> None:
+        cls.results.append((len(records), result.inserted, result.updated))
+
+
+def test_after_batch_upsert_gets_the_chunk_result(fresh: Any) -> None:
+    fresh(CbStock)
+    CbStock.results = []
+    CbStock.batch_insert([CbStock(id=1), CbStock(id=2)])
+    items = [CbStock(id=1, qty=5), CbStock(id=3), CbStock(id=2, qty=1), CbStock(id=4)]
+    CbStock.batch_upsert(items, batch_size=2)
+    assert CbStock.results == [(2, 1, 1), (2, 1, 1)]
+
+
+def test_a_decorated_override_runs_once() -> None:
+    from activerecord.callbacks import hooks_of
+
+    class Twice(ActiveRecord):
+        __table_name__ = "cb_twice"
+        id: int | None = None
+
+        @before_save
+        def before_save(self) -> None:
+            pass
+
+    assert len(hooks_of(Twice)["before_save"]) == 1

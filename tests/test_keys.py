@@ -114,7 +114,7 @@ def test_keys_exact_under_a_session_increment_set_in_a_transaction(
 
 
 @pytest.mark.backends("mysql")
-def test_keys_exact_after_a_plain_session_level_change(db, fresh):
+def test_keys_exact_after_a_plain_session_level_change(db, fresh, unit_steps):
     fresh(KeyItem)
     items = _items(25)
     ups = [KeyItem(name="u1"), KeyItem(name="u2")]

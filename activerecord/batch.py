@@ -70,6 +70,7 @@ from .model import (
     put_back_all,
     record_states,
 )
+from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
@@ -175,12 +176,7 @@ class _Progress:
         if callable(progress):
             self.callback = progress
         elif progress:
-            try:
-                from tqdm.auto import tqdm  # type: ignore[import-untyped]
-            except ImportError as exc:  # pragma: no cover - depends on the environment
-                raise ImportError(
-                    "progress=True needs tqdm: pip install 'activerecord[progress]'"
-                ) from exc
+            tqdm = require("tqdm.auto", extra="progress", what="progress=True").tqdm
             self.bar = tqdm(total=total, unit="rows", desc=f"insert {name}")
 
     def advance(self, n: int) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from .errors import ArgumentError
 from .model import ActiveRecord
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def optimistic_lock(field: str = "version") -> type[ActiveRecord]:
     ('lock_version', 'id')
     """
     if not field.isidentifier() or field.startswith("_"):
-        raise ValueError(f"optimistic_lock() needs a public field name, got {field!r}")
+        raise ArgumentError(f"optimistic_lock() needs a public field name, got {field!r}")
     namespace = {
         "__module__": __name__,
         "__qualname__": f"OptimisticLock_{field}",

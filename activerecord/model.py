@@ -930,7 +930,7 @@ class ActiveRecord(HookMethods, BaseModel):
                     "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
                 )
             if commit_every is not None:
-                raise ValueError("commit_every is not supported for a DataFrame")
+                raise ArgumentError("commit_every is not supported for a DataFrame")
             loaded: list[T] | int = insert_dataframe(
                 cls, rows, validate=validate, batch_size=batch_size, progress=progress,
                 return_records=return_records,

@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 
 from ..backend.transaction import Transaction, on_rollback, tracks_rollback
-from ..errors import BatchValidationError, QueryError, UnknownColumnError
+from ..errors import (
+    ArgumentTypeError,
+    BatchValidationError,
+    QueryError,
+    UnknownColumnError,
+)
 from ..model import get_related
 from ..validation import collector_paused, list_adapter
 from .loading import Tree, _checked_key, preload_tree
@@ -144,7 +149,7 @@ def _collect(
 def _validate(node: _Node, failures: dict[int, list[Any]], lines: list[str]) -> None:
     for position, record in enumerate(node.records):
         if not isinstance(record, node.model):
-            raise TypeError(
+            raise ArgumentTypeError(
                 f"{node.path(position)}: expected a {node.model.__name__}, "
                 f"got {type(record).__name__}"
             )
@@ -369,7 +374,9 @@ def _build(model: type[ActiveRecord], rows: list[Any], place: _Place, tree: Tree
     allowed = set(model.model_fields) | set(tree)
     for position, row in enumerate(rows):
         if not isinstance(row, Mapping):
-            raise TypeError(f"{place.path(position)}: expected a dict, got {type(row).__name__}")
+            raise ArgumentTypeError(
+                f"{place.path(position)}: expected a dict, got {type(row).__name__}"
+            )
         if not allowed.issuperset(row):
             key = next(k for k in row if k not in allowed)
             err = UnknownColumnError(str(key), info.model_name, info.fields)
@@ -404,7 +411,9 @@ def _build(model: type[ActiveRecord], rows: list[Any], place: _Place, tree: Tree
             if not relation.many:
                 child_rows.append(value)
             elif isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
-                raise TypeError(f"{place.path(position)} -> {name}: expected a list of dicts")
+                raise ArgumentTypeError(
+                    f"{place.path(position)} -> {name}: expected a list of dicts"
+                )
             else:
                 child_rows.extend(value)
         built = _build(relation.target, child_rows, _Place(place, name, relation.many, starts),

@@ -40,6 +40,7 @@ from ..errors import (
     QueryError,
     SchemaError,
 )
+from ..optional import available
 from .files import EMPTY
 
 __all__ = ["add_parser", "run"]
@@ -76,7 +77,10 @@ def add_parser(commands: Any) -> None:
         "--upsert", metavar="KEY",
         help="update rows whose KEY (comma-separated columns; a unique key) already exists",
     )
-    load.add_argument("-q", "--quiet", action="store_true", help="no progress bar, no summary")
+    load.add_argument(
+        "-q", "--quiet", action="store_true",
+        help="no progress bar, no summary (without tqdm there is no bar anyway)",
+    )
 
 
 def _model(args: argparse.Namespace) -> Any:
@@ -150,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
             "encoding": "utf-8-sig",  # a byte order mark is not part of the first name
             "validate": True,
             "batch_size": args.batch_size,
-            "progress": not args.quiet,
+            # The bar is a default nobody asked for: without tqdm the load runs without one.
+            "progress": not args.quiet and available("tqdm"),
             "upsert": key,
             "on_upsert": upserted.append,
         }

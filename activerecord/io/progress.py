@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from ..optional import require
+
 __all__ = ["Progress", "progress_callback"]
 
 #: ``progress=`` of a loader: quiet (False), a tqdm bar (True), or a callback(rows_done).
@@ -34,10 +36,7 @@ def progress_callback(
         return None, _noop
     if callable(progress):
         return progress, _noop
-    try:
-        from tqdm.auto import tqdm  # type: ignore[import-untyped]
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("progress=True needs tqdm: pip install 'activerecord[progress]'") from exc
+    tqdm = require("tqdm.auto", extra="progress", what="progress=True").tqdm
     bars: list[Any] = []
 
     def update(done: int) -> None:

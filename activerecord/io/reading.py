@@ -31,7 +31,6 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import enum
-import importlib
 import uuid
 from collections.abc import Iterator, Sequence
 from itertools import repeat
@@ -39,9 +38,11 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ..arguments import check_size
 from ..backend.dialects import refused_value_error, translate_error
 from ..backend.transaction import read_connection
-from ..errors import QueryError, ValidationError
+from ..errors import ValidationError
+from ..optional import require
 from ..schema import UTCDateTime, unwrap_annotated, unwrap_optional
 from ..validation import collector_paused
 from .display import RecordList
@@ -149,9 +150,16 @@ def iter_columns(
     query: Query[Any], chunk_size: int = CHUNK_SIZE
 ) -> Iterator[tuple[list[str], list[Sequence[Any]]]]:
     """Yield ``(field names, columns of values)`` for each chunk of up to ``chunk_size`` rows,
-    read through a server-side cursor where the driver has one."""
-    if chunk_size < 1:
-        raise QueryError(f"chunk_size must be at least 1, got {chunk_size}")
+    read through a server-side cursor where the driver has one.
+
+    A wrong ``chunk_size`` is refused here, at the call, not at the first ``next()``."""
+    check_size(chunk_size, "chunk_size", optional=False)
+    return _iter_columns(query, chunk_size)
+
+
+def _iter_columns(
+    query: Query[Any], chunk_size: int
+) -> Iterator[tuple[list[str], list[Sequence[Any]]]]:
     stmt = query.select_statement()
     names = _names(query, stmt)
     model = query.model
@@ -183,9 +191,11 @@ def iter_columns(
 def iter_chunks(
     query: Query[Any], chunk_size: int = CHUNK_SIZE
 ) -> Iterator[tuple[list[str], Sequence[Sequence[Any]]]]:
-    """Yield ``(field names, rows)`` for each chunk of up to ``chunk_size`` result rows."""
-    for names, columns in iter_columns(query, chunk_size):
-        yield names, list(zip(*columns))
+    """Yield ``(field names, rows)`` for each chunk of up to ``chunk_size`` result rows.
+
+    A wrong ``chunk_size`` is refused here, at the call, not at the first ``next()``."""
+    chunks = iter_columns(query, chunk_size)  # checks chunk_size now
+    return ((names, list(zip(*columns))) for names, columns in chunks)
 
 
 def query_dicts(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> RecordList[dict[str, Any]]:
@@ -265,7 +275,7 @@ def query_pandas(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
 
 
 def _pandas(query: Query[Any], chunk_size: int) -> Any:
-    pd: Any = importlib.import_module("pandas")
+    pd: Any = require("pandas", extra="dataframes", what="to_pandas()")
     frames: list[Any] = []
     stmt = query.select_statement()
     names: list[str] = _names(query, stmt)
@@ -305,7 +315,7 @@ def query_polars(query: Query[Any], chunk_size: int = CHUNK_SIZE) -> Any:
 
 
 def _polars(query: Query[Any], chunk_size: int) -> Any:
-    pl: Any = importlib.import_module("polars")
+    pl: Any = require("polars", extra="dataframes", what="to_polars()")
     frames: list[Any] = []
     stmt = query.select_statement()
     names: list[str] = _names(query, stmt)

@@ -21,7 +21,7 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.elements import ColumnClause, TextClause
 from sqlalchemy.sql.functions import GenericFunction
 
-from ..errors import ParameterCountError
+from ..errors import ArgumentTypeError, ParameterCountError
 
 __all__ = ["Expression", "col", "excluded", "fragment", "greatest", "least"]
 
@@ -85,7 +85,7 @@ class Expression:
 
     def __init__(self, sql: str, *params: Any) -> None:
         if not isinstance(sql, str):
-            raise TypeError(f"Expression takes SQL text, not {type(sql).__name__}")
+            raise ArgumentTypeError(f"Expression takes SQL text, not {type(sql).__name__}")
         self.sql = sql
         self.params = params
         fragment(sql, params)  # fail early on a placeholder count mismatch
@@ -108,7 +108,7 @@ def col(name: str) -> sa.ColumnClause[Any]:
     'login_count + :login_count_1'
     """
     if not isinstance(name, str):
-        raise TypeError("col() takes a column name")
+        raise ArgumentTypeError("col() takes a column name")
     return sa.column(name)
 
 
@@ -128,7 +128,7 @@ def excluded(name: str) -> Excluded:
     'login_count + login_count'
     """
     if not isinstance(name, str):
-        raise TypeError("excluded() takes a column name")
+        raise ArgumentTypeError("excluded() takes a column name")
     return Excluded(name)
 
 

@@ -202,12 +202,14 @@ class _Preparer:
         validate: bool,
         from_dicts: bool,
         return_records: bool,
+        build: bool = False,
     ) -> None:
         self.model = model
         self.info = info
         self.validate = validate
         self.from_dicts = from_dicts
-        self.need_instances = return_records or not from_dicts
+        # ``build``: dicts become records even when none is handed back (the hooks get them).
+        self.need_instances = return_records or not from_dicts or build
         self.known = frozenset(model.model_fields)
         self.adapter = list_adapter(model) if validate else None
         # Field defaults for dicts written without validation or instances.
@@ -617,8 +619,13 @@ def run_batch(
     total = len(records) if isinstance(records, Sized) else None
     bar = _Progress(progress, total, model.__name__)
     prepare = _Preparer(
-        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records
+        model, info, validate=validate, from_dicts=from_dicts, return_records=return_records,
+        build=hooks is not None,
     )
+    # Dicts have no records before they are prepared: their hooks get the records built
+    # (and validated) from them, then the rows are read off the records again.
+    dict_hooks = hooks if from_dicts else None
+    instance_hooks = None if from_dicts else hooks
     undo = _Undo(
         active=not from_dicts,
         whole_call=is_collection(records),
@@ -657,13 +664,23 @@ def run_batch(
                         weakly = undo.remembers_weakly
                         with collector_paused() if validate or weakly else nullcontext():
                             undo.start_chunk()
-                            if hooks is not None:
-                                hooks.before(chunk)
+                            if instance_hooks is not None:
+                                instance_hooks.before(chunk)
                             datas, instances = prepare(chunk, offset, failures, undo)
+                            if dict_hooks is not None and instances is not None and not failures:
+                                dict_hooks.before(instances)
+                                # A hook's assignment may give a record a new __dict__.
+                                datas = list(map(_dict_of, instances))
+                                given = dict_hooks.given(chunk, instances)
+                            else:
+                                given = chunk
                             if not failures:
-                                kept = write(conn, strategy, chunk, datas, offset, undo)
+                                kept = write(conn, strategy, given, datas, offset, undo)
                                 if hooks is not None:
-                                    hooks.after(chunk)
+                                    hooks.after(
+                                        chunk if instances is None else instances,
+                                        kept=kept,
+                                    )
                                 if instances is not None and (return_records or not from_dicts):
                                     undo.written(instances, datas)
                                     if return_records:
@@ -756,7 +773,9 @@ def batch_insert(
         model, records, write, validate=validate, batch_size=batch_size, progress=progress,
         from_dicts=from_dicts, return_records=return_records,
         context=f"batch insert of {model.__name__}", stream=stream,
-        hooks=None if from_dicts else batch_hooks(model, "insert", records),
+        # Dicts with return_records=False are the raw path (Rails insert_all): no records are
+        # built, no hook runs.
+        hooks=batch_hooks(model, "insert", records) if need_keys else None,
     )
 
 

@@ -380,6 +380,8 @@ class BatchHooks:
         self.wrote = False
         #: The after hook's arguments past the list, asked after each chunk (upsert: its result).
         self.extra: Callable[[], tuple[Any, ...]] | None = None
+        #: Insert-or-ignore: the after hooks and after_commit see only the rows inserted.
+        self.only_kept = False
 
     def before(self, chunk: list[Any], *args: Any) -> None:
         if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
@@ -401,9 +403,27 @@ class BatchHooks:
             on_rollback(rollback, db)
         self.before_hook(chunk, *args)
 
-    def after(self, chunk: list[Any], *args: Any) -> None:
+    def given(self, rows: list[Any], records: list[Any]) -> list[Any]:
+        """The keys each dict row gives, with the fields the before hook changed on its
+        record added (an upsert of dicts updates only the fields given): ``rows`` where no
+        hook changed anything."""
+        befores = self.dicts[len(self.dicts) - len(records):]
+        if len(befores) != len(records):  # nothing remembered: the rows as given
+            return rows
+        out = []
+        for row, record, before in zip(rows, records, befores):
+            data = record.__dict__
+            changed = [k for k, v in data.items() if k not in row and before.get(k, v) != v]
+            out.append(dict.fromkeys([*row, *changed]) if changed else row)
+        return out
+
+    def after(self, chunk: list[Any], *args: Any, kept: Any = None) -> None:
+        """Run the after hook on the chunk's records; ``kept`` (the positions the write
+        inserted, or None for all) narrows them when ``only_kept`` (insert-or-ignore)."""
         if self.extra is not None:
             args = self.extra()
+        if self.only_kept and kept is not None:
+            chunk = [chunk[p] for p in sorted(kept)]
         self.after_hook(chunk, *args)
         db = self.model.database()
         if self.committed and commit_tracked(db):

@@ -573,9 +573,17 @@ def _execute(
             return run.chunk(conn, strategy, datas, given, offset)
 
     context = f"{verb} of {model.__name__}"
-    hooks = None if from_dicts or run.updates is None else batch_hooks(model, "upsert", records)
-    if hooks is not None:
-        hooks.extra = run.chunk_result
+    # Insert-or-ignore runs the insert hooks (after ones on the rows inserted); dicts with
+    # return_records=False are the raw path (Rails insert_all): no records, no hooks.
+    if run.updates is None:
+        raw = from_dicts and not return_records
+        hooks = None if raw else batch_hooks(model, "insert", records)
+        if hooks is not None:
+            hooks.only_kept = True
+    else:
+        hooks = batch_hooks(model, "upsert", records)
+        if hooks is not None:
+            hooks.extra = run.chunk_result
     # Records already in memory: the collector stays paused over the whole call (preparing,
     # marking and copying them allocates per record too); a stream only over each chunk.
     pause = collector_paused() if is_collection(records) else nullcontext()

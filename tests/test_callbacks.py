@@ -553,3 +553,127 @@ def test_a_decorated_override_runs_once() -> None:
             pass
 
     assert len(hooks_of(Twice)["before_save"]) == 1
+
+
+# -- hooks for dicts and insert-or-ignore -----------------------------------------------------
+@pytest.mark.parametrize("validate", [True, False])
+def test_batch_insert_from_dicts_runs_hooks_on_built_records(
+    users: type[CbUser], db: Any, validate: bool
+) -> None:
+    rows = [{"email": f" D{i}@X.org "} for i in range(5)]
+    with Transaction():
+        built = CbUser.batch_insert_from_dicts(rows, batch_size=2, validate=validate)
+        assert "after_commit" not in names(CbUser.log)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record[:3] == ["before_validate", "before_save", "before_create"]
+    assert per_record.count("after_create") == per_record.count("after_save") == 5
+    assert [e for e in CbUser.log if e[0] == "after_create"] == [
+        ("after_create", u.id) for u in built
+    ]
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in built
+    ]
+    assert [u.email for u in built] == [f"d{i}@x.org" for i in range(5)]
+    stored = sorted(u.email for u in CbUser.query().all())
+    assert stored == [f"d{i}@x.org" for i in range(5)]  # the hook's change reached the rows
+    assert rows[0] == {"email": " D0@X.org "}  # the caller's dicts are left alone
+
+
+def test_batch_insert_from_dicts_hook_error_writes_nothing(users: type[CbUser], db: Any) -> None:
+    CbUser.fail_at, CbUser.fail_nth = "before_create", 3  # in the second chunk
+    rows = [{"email": f"e{i}@x.org"} for i in range(5)]
+    with pytest.raises(Boom):
+        CbUser.batch_insert_from_dicts(rows, batch_size=2)
+    assert raw_count(db, "cb_users") == 0
+    assert "after_commit" not in names(CbUser.log)
+
+
+def test_batch_insert_from_dicts_without_records_skips_hooks(users: type[CbUser], db: Any) -> None:
+    # Like Rails insert_all: a call that hands back no records builds none and runs no hook.
+    rows = [{"email": " Raw@X.org "}]
+    assert CbUser.batch_insert_from_dicts(rows, return_records=False) == 1
+    assert CbUser.log == []
+    assert [u.email for u in CbUser.query().all()] == [" Raw@X.org "]
+
+
+def test_batch_insert_from_dicts_vectorised_hook_per_chunk(fresh: Any) -> None:
+    fresh(CbEvent)
+    CbEvent.chunks = []
+    CbEvent.fail_chunk = None
+    got = CbEvent.batch_insert_from_dicts(
+        ({"name": f"g{i}"} for i in range(5)), batch_size=2
+    )
+    assert [size for size, _ in CbEvent.chunks] == [2, 2, 1]
+    assert {e.stamp for e in got} == {"batch"}
+    assert {e.stamp for e in CbEvent.query().all()} == {"batch"}
+
+
+def test_batch_upsert_of_dicts_runs_save_hooks(users: type[CbUser]) -> None:
+    CbUser.batch_insert([CbUser(email="z0@x.org", note="old")])
+    CbUser.log = []
+    rows = [{"email": " Z0@X.org ", "note": "new"}, {"email": "Z1@x.org"}]
+    with Transaction():
+        result = CbUser.batch_upsert(rows, conflict="email", batch_size=1)
+        assert "after_commit" not in names(CbUser.log)
+    assert (result.inserted, result.updated) == (1, 1)
+    per_record = [n for n in names(CbUser.log) if n != "after_commit"]
+    assert per_record == ["before_validate", "before_save", "after_save"] * 2
+    assert names(CbUser.log).count("after_commit") == 2
+    stored = sorted((u.email, u.note) for u in CbUser.query().all())
+    assert stored == [("z0@x.org", "new"), ("z1@x.org", "")]  # before_save normalised the key
+
+
+def test_after_batch_upsert_of_dicts_gets_records_and_result(fresh: Any) -> None:
+    fresh(CbStock)
+    CbStock.results = []
+    CbStock.batch_insert([CbStock(id=1), CbStock(id=2)])
+    rows = [{"id": 1, "qty": 5}, {"id": 3}, {"id": 2, "qty": 1}, {"id": 4}]
+    CbStock.batch_upsert(rows, batch_size=2)
+    assert CbStock.results == [(2, 1, 1), (2, 1, 1)]
+
+
+@pytest.mark.parametrize("dicts", [False, True])
+def test_insert_ignoring_runs_create_hooks_on_inserted_rows(
+    users: type[CbUser], dicts: bool
+) -> None:
+    CbUser.batch_insert([CbUser(email="i1@x.org")])
+    CbUser.log = []
+    given = [{"email": f" I{i}@X.org "} for i in range(3)]
+    if dicts:
+        out = CbUser.batch_insert_from_dicts(given, on_conflict="ignore")
+    else:
+        batch = [CbUser(**row) for row in given]
+        CbUser.batch_insert(batch, on_conflict="ignore")
+        out = [batch[0], batch[2]]
+    assert names(CbUser.log).count("before_create") == 3  # unknown yet which rows conflict
+    assert [e for e in CbUser.log if e[0] == "after_create"] == [
+        ("after_create", u.id) for u in out
+    ]
+    assert [e for e in CbUser.log if e[0] == "after_commit"] == [
+        ("after_commit", u.id) for u in out
+    ]
+    assert all(u.id is not None for u in out)
+    assert sorted(u.email for u in CbUser.query().all()) == [f"i{i}@x.org" for i in range(3)]
+
+
+class CbTagged(ActiveRecord):
+    __table_name__ = "cb_tagged"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20), Col(unique=True)]
+    qty: int = 0
+    by: str = ""
+
+    def before_save(self) -> None:
+        super().before_save()
+        self.by = "hook"  # an audit field the caller's dicts never give
+
+
+def test_batch_upsert_of_dicts_updates_the_fields_a_hook_set(fresh: Any) -> None:
+    fresh(CbTagged)
+    CbTagged.batch_insert_from_dicts([{"code": "a", "qty": 1}], return_records=False)
+    assert [t.by for t in CbTagged.query().all()] == [""]  # the raw path ran no hook
+    result = CbTagged.batch_upsert([{"code": "a", "qty": 2}, {"code": "b"}], conflict="code")
+    assert (result.inserted, result.updated) == (1, 1)
+    stored = sorted((t.code, t.qty, t.by) for t in CbTagged.query().all())
+    assert stored == [("a", 2, "hook"), ("b", 0, "hook")]

@@ -731,11 +731,13 @@ def batch_insert(
     from_dicts: bool = False,
     return_records: bool = True,
     on_conflict: str = "error",
+    hooks: bool = True,
 ) -> tuple[int, list[Any]]:
     """Insert ``records`` (instances, or dicts with ``from_dicts``); see the module docs.
 
     Returns the row count and, when ``return_records``, the inserted instances in input order.
     ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`activerecord.upsert`).
+    ``hooks=False``: the loaders' bulk path, which runs no batch hooks (Rails' insert_all).
     """
     # Arguments first: a wrong call fails before any input is read, empty or not.
     check_size(batch_size)
@@ -748,7 +750,7 @@ def batch_insert(
 
         return insert_ignoring(
             model, records, validate=validate, batch_size=batch_size, progress=progress,
-            from_dicts=from_dicts, return_records=return_records,
+            from_dicts=from_dicts, return_records=return_records, hooks=hooks,
         )
     info = model.__ar_info__
     # Rows handed back by nobody (dicts in, only the count out) need no keys read back.
@@ -775,7 +777,7 @@ def batch_insert(
         context=f"batch insert of {model.__name__}", stream=stream,
         # Dicts with return_records=False are the raw path (Rails insert_all): no records are
         # built, no hook runs.
-        hooks=batch_hooks(model, "insert", records) if need_keys else None,
+        hooks=batch_hooks(model, "insert", records) if need_keys and hooks else None,
     )
 
 

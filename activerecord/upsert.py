@@ -62,7 +62,7 @@ from .arguments import check_records, check_size
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
-from .callbacks import batch_hooks
+from .callbacks import BatchHooks, batch_hooks
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,
@@ -539,6 +539,7 @@ def _execute(
     from_dicts: bool | None,
     return_records: bool,
     verb: str,
+    hooks: bool = True,
 ) -> list[Any]:
     """Upsert and insert-or-ignore through the shared chunk loop; returns the inserted records.
 
@@ -575,15 +576,17 @@ def _execute(
     context = f"{verb} of {model.__name__}"
     # Insert-or-ignore runs the insert hooks (after ones on the rows inserted); dicts with
     # return_records=False are the raw path (Rails insert_all): no records, no hooks.
-    if run.updates is None:
-        raw = from_dicts and not return_records
-        hooks = None if raw else batch_hooks(model, "insert", records)
-        if hooks is not None:
-            hooks.only_kept = True
+    called: BatchHooks | None = None
+    if not hooks or (from_dicts and not return_records and run.updates is None):
+        pass
+    elif run.updates is None:
+        called = batch_hooks(model, "insert", records)
+        if called is not None:
+            called.only_kept = True
     else:
-        hooks = batch_hooks(model, "upsert", records)
-        if hooks is not None:
-            hooks.extra = run.chunk_result
+        called = batch_hooks(model, "upsert", records)
+        if called is not None:
+            called.extra = run.chunk_result
     # Records already in memory: the collector stays paused over the whole call (preparing,
     # marking and copying them allocates per record too); a stream only over each chunk.
     pause = collector_paused() if is_collection(records) else nullcontext()
@@ -594,7 +597,7 @@ def _execute(
                 progress=progress, from_dicts=from_dicts, return_records=return_records,
                 context=context,
                 copies=True,  # existing rows' stored values are read into the records
-                hooks=hooks,
+                hooks=called,
             )
     except _Raced as exc:
         cause = exc.__cause__
@@ -620,9 +623,11 @@ def batch_upsert(
     progress: bool | ProgressCallback = False,
     revive: bool = False,
     touch: bool = True,
+    hooks: bool = True,
 ) -> UpsertResult:
     """Insert new rows and update existing ones; see the module docs and
-    :meth:`ActiveRecord.batch_upsert <activerecord.model.ActiveRecord.batch_upsert>`."""
+    :meth:`ActiveRecord.batch_upsert <activerecord.model.ActiveRecord.batch_upsert>`.
+    ``hooks=False``: the loaders' bulk path, which runs no batch hooks (Rails' upsert_all)."""
     # Arguments first: a wrong call fails before any input is read, empty or not.
     check_size(batch_size)
     check_records(records, model.__name__, what=f"{model.__name__} instances or dicts")
@@ -632,7 +637,7 @@ def batch_upsert(
     run = _Run(model, [key], updates, refresh=True)
     _execute(
         model, records, run, validate=validate, batch_size=batch_size, progress=progress,
-        from_dicts=None, return_records=False, verb="batch upsert",
+        from_dicts=None, return_records=False, verb="batch upsert", hooks=hooks,
     )
     return run.counts
 
@@ -646,6 +651,7 @@ def insert_ignoring(
     progress: bool | ProgressCallback,
     from_dicts: bool,
     return_records: bool,
+    hooks: bool = True,
 ) -> tuple[int, list[Any]]:
     """``batch_insert(on_conflict="ignore")``: skip rows holding any unique key that exists.
 
@@ -656,5 +662,6 @@ def insert_ignoring(
     out = _execute(
         model, records, run, validate=validate, batch_size=batch_size, progress=progress,
         from_dicts=from_dicts, return_records=return_records, verb="batch insert",
+        hooks=hooks,
     )
     return run.counts.inserted, out

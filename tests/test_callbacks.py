@@ -677,3 +677,18 @@ def test_batch_upsert_of_dicts_updates_the_fields_a_hook_set(fresh: Any) -> None
     assert (result.inserted, result.updated) == (1, 1)
     stored = sorted((t.code, t.qty, t.by) for t in CbTagged.query().all())
     assert stored == [("a", 2, "hook"), ("b", 0, "hook")]
+
+
+def test_loaders_run_no_hooks(users: type[CbUser], tmp_path: Any) -> None:
+    # Loaders are the bulk path (Rails' insert_all / upsert_all): rows go in as read, even
+    # when the records come back; batch_insert_from_dicts of a list runs the hooks.
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame({"email": [" Csv@X.org "], "note": ["a"]})
+    loaded = CbUser.insert_dataframe(df, return_records=True)
+    assert [u.email for u in loaded] == [" Csv@X.org "]
+    path = tmp_path / "users.csv"
+    path.write_text("email,note\n Csv@X.org ,b\n Two@X.org ,c\n")
+    assert CbUser.load_csv(path, upsert=["email"]) == 2
+    assert CbUser.log == []
+    stored = sorted((u.email, u.note) for u in CbUser.query().all())
+    assert stored == [(" Csv@X.org ", "b"), (" Two@X.org ", "c")]

@@ -171,14 +171,14 @@ def load_rows(
                 model, piece, upsert, validate=validate, batch_size=batch_size, progress=step,
                 on_result=on_upsert,
             ), []
-        got = model.batch_insert_from_dicts(
-            piece,
-            validate=validate,
-            batch_size=batch_size,
-            progress=step or False,
-            return_records=return_records,
-        )
-        return (len(got), got) if isinstance(got, list) else (got, [])
+        from ..backend.transaction import retrying
+        from ..batch import batch_insert, is_collection
+
+        # A bulk load, like Rails' insert_all: no hooks, even when the records come back.
+        return retrying(model.database(), lambda: batch_insert(
+            model, piece, validate=validate, batch_size=batch_size, progress=step or False,
+            from_dicts=True, return_records=return_records, hooks=False,
+        ), replayable=is_collection(piece))
 
     try:
         if commit_every is not None:

@@ -77,6 +77,7 @@ def upsert_rows(
     result = batch_upsert(
         model, rows, conflict=fields, validate=validate, batch_size=batch_size,
         progress=progress or False,
+        hooks=False,  # a bulk load, like Rails' upsert_all: no hooks
     )
     if on_result is not None:
         on_result(result)

@@ -18,8 +18,12 @@ Batch writes call classmethods once per chunk with the chunk's list (:class:`Bat
 ``before_batch_insert`` / ``after_batch_insert``, ``before_batch_upsert`` /
 ``after_batch_upsert`` and, over the whole list, ``before_batch_update`` /
 ``after_batch_update``; by default they run each record's instance hooks, and they are only
-called for a model that defines a hook. Query writes ask ``before_query_update`` /
-``before_query_delete`` (:func:`query_hook`) for the query to run.
+called for a model that defines a hook. Dict writes (``batch_insert_from_dicts``, an upsert of
+dicts) call them with the records built from each chunk's dicts; ``on_conflict="ignore"``
+calls the insert hooks, the after ones with the rows inserted. The bulk path calls none
+(Rails' ``insert_all``): dicts with ``return_records=False``, and the loaders. Query writes
+ask ``before_query_update`` / ``before_query_delete`` (:func:`query_hook`) for the query to
+run.
 
 Example::
 
@@ -175,7 +179,8 @@ class HookMethods:
 
     @classmethod
     def before_batch_insert(cls, records: list[Any]) -> None:
-        """Runs once per chunk of ``batch_insert`` before it is validated and written.
+        """Runs once per chunk of ``batch_insert`` before it is validated and written (for
+        ``batch_insert_from_dicts``: with the records built and validated from the dicts).
 
         The default runs each record's ``before_validate``, ``before_save`` and
         ``before_create`` hooks (only called when the model defines a hook). Override it to
@@ -185,15 +190,16 @@ class HookMethods:
 
     @classmethod
     def after_batch_insert(cls, records: list[Any]) -> None:
-        """Runs once per chunk of ``batch_insert`` after it is written (keys are set); the
-        default runs each record's ``after_create`` and ``after_save`` hooks."""
+        """Runs once per chunk of ``batch_insert`` after it is written (keys are set; with
+        ``on_conflict="ignore"`` only the rows inserted); the default runs each record's
+        ``after_create`` and ``after_save`` hooks."""
         run_each(cls, records, CREATE_AFTER)
 
     @classmethod
     def before_batch_upsert(cls, records: list[Any]) -> None:
-        """Runs once per chunk of ``batch_upsert`` (of instances) before it is validated and
-        written; whether each record is new is not known yet, so the default runs each
-        record's ``before_validate`` and ``before_save`` hooks."""
+        """Runs once per chunk of ``batch_upsert`` before it is validated and written (for
+        dicts: with the records built from them); whether each record is new is not known yet,
+        so the default runs each record's ``before_validate`` and ``before_save`` hooks."""
         run_each(cls, records, UPSERT_BEFORE)
 
     @classmethod

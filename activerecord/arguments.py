@@ -51,12 +51,22 @@ def check_records(records: Any, model: str, *, what: str = "records") -> None:
     ...     print(err)
     User batch input must be an iterable of dicts, got a dict; wrap one record in a list
     """
-    if isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
+    frame = _is_frame(records) and what != "dicts"  # batch_insert_from_dicts takes frames
+    if frame or isinstance(records, (str, bytes, Mapping)) or not isinstance(records, Iterable):
         hint = "; wrap one record in a list" if isinstance(records, Mapping) else ""
+        if frame:  # iterating a frame gives its column names, never its rows
+            hint = f"; load a DataFrame with {model}.insert_dataframe(df) (upsert=[key] to upsert)"
         got = "None" if records is None else _a(type(records).__name__)
         raise ArgumentTypeError(
             f"{model} batch input must be an iterable of {what}, got {got}{hint}"
         )
+
+
+def _is_frame(value: Any) -> bool:
+    """A pandas or polars DataFrame, told by its module so neither is imported here."""
+    return type(value).__name__ == "DataFrame" and type(value).__module__.split(".")[0] in (
+        "pandas", "polars"
+    )
 
 
 def _a(noun: str) -> str:

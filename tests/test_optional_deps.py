@@ -231,3 +231,24 @@ def test_a_nested_insert_refuses_a_record_of_another_model(db, backend, fresh):
     with pytest.raises(ArgumentTypeError, match="record 1: expected a OptShelf, got OptBook"):
         OptShelf.batch_insert(records, include=["books"])
     assert raw_count(db, "opt_shelves") == raw_count(db, "opt_books") == 0
+
+
+class FrameTarget(ActiveRecord):
+    __table_name__ = "opt_frame_targets"
+
+    id: int | None = None
+    name: str
+
+
+@pytest.mark.parametrize("library", ["pandas", "polars"])
+def test_a_dataframe_passed_as_records_says_to_use_insert_dataframe(db, fresh, library):
+    """Iterating a frame gives its column names: batch_insert/batch_upsert refuse it by name,
+    before anything is written; batch_insert_from_dicts(df) keeps taking frames."""
+    lib = pytest.importorskip(library)
+    fresh(FrameTarget)
+    frame = lib.DataFrame({"name": ["a", "b"]})
+    for call in (FrameTarget.batch_insert, FrameTarget.batch_upsert):
+        with pytest.raises(ArgumentTypeError, match=r"FrameTarget\.insert_dataframe\(df\)"):
+            call(frame)
+    assert FrameTarget.query().count() == 0
+    assert FrameTarget.batch_insert_from_dicts(frame, return_records=False) == 2

@@ -351,7 +351,10 @@ class _Undo:
         self.active = active
         self.whole_call = whole_call
         self.ambient = ambient and (active or built) and whole_call
-        self.copies = (copies and active) or self.ambient
+        #: A later rollback puts back instances the caller gave to a writer that only fills
+        #: fields which were None (an insert): from what ``filled`` heard, no copies needed.
+        self.light = self.ambient and active and not copies
+        self.copies = (copies and active) or (self.ambient and not self.light)
         #: Written chunks of an iterator's records, weakly (None: a sized input, or records
         #: the call builds, which a failed call never hands back).
         self._earlier = _Earlier(track_rollback=ambient) if active and not whole_call else None
@@ -414,9 +417,15 @@ class _Undo:
             self._earlier = None
         if self.ambient and self._pending:
             records = [r for instances, _ in self._pending for r in instances]
-            befores = [c for _, copies in self._saved for c in copies]
             snapshots = [s for states in self._snapshots for s in states]
-            restore = put_back_all(records, snapshots, befores)
+            if self.light:
+                restore = _put_back_filled(
+                    records, [datas for _, datas in self._pending], snapshots, self._filled
+                )
+                self._filled = []
+            else:
+                befores = [c for _, copies in self._saved for c in copies]
+                restore = put_back_all(records, snapshots, befores)
         self._pending.clear()
         self._saved.clear()
         self._snapshots.clear()
@@ -437,6 +446,46 @@ class _Undo:
         self._saved.clear()
         self._snapshots.clear()
         self._pending.clear()
+
+
+def _put_back_filled(
+    records: list[ActiveRecord],
+    datas: list[list[dict[str, Any]]],
+    snapshots: list[dict[str, Any] | None],
+    filled: list[tuple[Sequence[dict[str, Any]], str]],
+) -> Callable[[], None]:
+    """What puts back, on a rollback of the ambient transaction, the records an insert wrote:
+    ``datas`` are their fields (``__dict__``) as the call wrote them, chunk by chunk, and
+    ``filled`` the fields it filled on them, each None before (as :class:`_Undo` heard). The
+    values written are kept per field, at C speed (no copy of each record's fields, which
+    made a batch insert in a ``Transaction`` far slower than outside one); the matching back
+    to records is left to a rollback, which is rare. As ``put_back_all``: a field the user
+    set since keeps its value, and each record gets its snapshot from before the call back.
+    """
+    written = [(dicts, fname, list(map(itemgetter(fname), dicts))) for dicts, fname in filled]
+
+    def restore() -> None:
+        # The dicts are kept alive here, so their ids name their records; a record's
+        # ``__dict__`` may have been replaced since (``validate_assignment``): read it now.
+        owner = {id(d): r for ds, rs in zip(datas, _cut(records, datas)) for d, r in zip(ds, rs)}
+        for dicts, fname, values in reversed(written):
+            for old, value in zip(dicts, values):
+                data = owner[id(old)].__dict__
+                current = data.get(fname)
+                if current is value or current == value:
+                    data[fname] = None
+        for record, snapshot in zip(reversed(records), reversed(snapshots)):
+            _set_persisted(record, snapshot)
+
+    return restore
+
+
+def _cut(records: list[ActiveRecord], datas: list[list[dict[str, Any]]]) -> Iterator[list[Any]]:
+    """``records`` cut as ``datas`` is (one list per chunk)."""
+    start = 0
+    for ds in datas:
+        yield records[start:start + len(ds)]
+        start += len(ds)
 
 
 @dataclass(eq=False)

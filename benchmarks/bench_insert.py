@@ -13,8 +13,10 @@ returned instances. Prints rows/s and the ratio to raw driver executemany (highe
 then the issue targets (issue 3: ours against raw executemany, Django and peewee; issue 8: our
 PostgreSQL COPY path, keys set back, against psycopg executemany and a bare ``COPY`` of the same
 rows through psycopg's ``write_row``, text and binary, the faster counting, on the users table
-and again on the same table without its unique email index), and notes on which rows are not
-like-for-like. ``--repeat N`` runs N rounds over all methods and keeps each best.
+and again on the same table without its unique email index; our instances inside a
+``Transaction``, which keeps what puts them back on a rollback, against the same outside one),
+and notes on which rows are not like-for-like. ``--repeat N`` runs N rounds over all methods
+and keeps each best.
 """
 
 from __future__ import annotations
@@ -305,6 +307,19 @@ class Runner:
 
         return run
 
+    def ours_in_transaction(self) -> Callable[[], object]:
+        """``ours_instances`` inside a ``Transaction``, which keeps what puts the records back
+        on a rollback (its cost is the ratio to ``ours_instances`` in the targets)."""
+        model = self.model
+        users = [model(**r) for r in self.rows]
+
+        def run() -> list[Any]:
+            with activerecord.Transaction(model):
+                model.batch_insert(users, validate=False)
+            return users
+
+        return run
+
     def ours_dicts(self) -> Callable[[], object]:
         def run() -> object:
             return self.model.batch_insert_from_dicts(self.rows, validate=True)
@@ -418,6 +433,7 @@ DJANGO = "Django bulk_create"
 PEEWEE = "peewee insert_many (chunks of 1000)"
 OURS_INSTANCES = "ours: instances, validate=False"
 OURS_DICTS = "ours: dicts, validate=True"
+OURS_IN_TX = "ours: instances, in a Transaction"
 #: A second PostgreSQL column: the same rows into the table without the unique email index.
 PLAIN = "postgresql, no unique email"
 PLAIN_METHODS = {RAW, COPY_TEXT, COPY_BINARY, OURS_INSTANCES}
@@ -432,6 +448,7 @@ METHODS = [
     (PEEWEE, "peewee_insert_many"),
     (OURS_INSTANCES, "ours_instances"),
     (OURS_DICTS, "ours_dicts"),
+    (OURS_IN_TX, "ours_in_transaction"),
 ]
 NOTES = [
     "raw driver executemany and bare COPY set no primary keys; ours set every record's key "
@@ -548,6 +565,7 @@ def targets(rounds: dict[str, list[dict[str, float | None]]], names: list[str]) 
         ("issue 3: dicts+validate / peewee insert_many", OURS_DICTS, PEEWEE, 2.0),
         ("issue 8: instances (COPY, keys back) / psycopg executemany", OURS_INSTANCES, RAW, 3.0),
         ("issue 8: instances (COPY, keys back) / bare COPY", OURS_INSTANCES, "bare COPY", 0.77),
+        ("instances in a Transaction / outside one", OURS_IN_TX, OURS_INSTANCES, 0.9),
     ]
     lines = ["| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     faster = {"text": 0, "binary": 0}

@@ -302,10 +302,10 @@ class Transaction:
     updated, deleted, soft-deleted or restored one has its persisted state, snapshot
     (``changed_fields``), lock version, ``updated_at`` and ``deleted_at`` as before the
     write. Values you set yourself stay. A savepoint rolled back puts back only its own
-    records. ``batch_insert`` and ``batch_upsert`` put back records given as a list (not
-    those of an iterator or generator, which the call does not keep, nor instances built
-    from dicts); inside ``using()`` only records written in a nested ``Transaction`` that
-    rolls back are put back.
+    records. ``batch_insert`` and ``batch_upsert`` put back records given as a list, and
+    those of an iterator or generator that the caller still holds (the call keeps weak
+    references only); inside ``using()`` only records written in a nested ``Transaction``
+    that rolls back are put back.
 
     >>> from activerecord import ActiveRecord
     >>> class Memo(ActiveRecord):

@@ -17,7 +17,8 @@ import datetime as dt
 import math
 import re
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,7 @@ __all__ = [
     "causal_reads_statements",
     "database_unique_keys",
     "decimal_as_real",
+    "driver_errors",
     "driver_hint",
     "float_guard",
     "in_list_as_array",
@@ -1106,6 +1108,34 @@ def overflow_error(err: OverflowError, *, context: str = "") -> DataError:
     """The stdlib sqlite3 driver raises a bare ``OverflowError`` for an int beyond 64 bits."""
     prefix = f"{context}: " if context else ""
     return DataError(f"{prefix}value out of range for an integer column ({err})", orig=err)
+
+
+@contextmanager
+def driver_errors(context: str) -> Iterator[None]:
+    """Run a statement block, raising what the driver or a column's processor refused as
+    one of ours, with ``context`` (``"User query"``, ``"update of User"``) in the message.
+
+    >>> engine = sa.create_engine("sqlite://")
+    >>> try:
+    ...     with driver_errors("Doc query"), engine.connect() as conn:
+    ...         _ = conn.exec_driver_sql("SELECT * FROM missing")
+    ... except DatabaseError as err:
+    ...     print(type(err).__name__, str(err).split(":")[0])
+    DatabaseError Doc query
+    """
+    try:
+        yield
+    except sa_exc.DBAPIError as exc:
+        raise translate_error(exc, context=context) from exc
+    except sa_exc.StatementError as exc:  # a value a column's processor refused
+        error = refused_value_error(exc, context=context)
+        if error is None:
+            raise
+        raise error from exc
+    except OverflowError as exc:
+        raise overflow_error(exc, context=context) from exc
+    except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
+        raise DataError(f"{context}: {exc}", orig=exc) from exc
 
 
 def is_conflict(orig: BaseException) -> bool:

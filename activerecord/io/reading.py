@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
-from ..backend.dialects import refused_value_error, translate_error
+from ..backend.dialects import driver_errors
 from ..backend.transaction import read_connection
 from ..errors import ValidationError
 from ..optional import require
@@ -126,23 +126,15 @@ def read_columns(query: Query[Any], stmt: sa.Select[Any]) -> tuple[list[str], li
     """The whole result of ``stmt`` (a SELECT of ``query``'s model) column by column."""
     names = _names(query, stmt)
     model = query.model
-    try:
-        with read_connection(model.database()) as conn:
-            result = conn.execute(stmt)
-            try:
-                processors = _processors(result, stmt, conn.dialect)
-                # The raw rows, through the result's fetch strategy (its buffer, and driver
-                # errors wrapped as SQLAlchemy's), without building a Row for each.
-                rows = result.cursor_strategy.fetchall(result, result.cursor)
-            finally:
-                result.close()
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=f"{model.__name__} query") from exc
-    except sa.exc.StatementError as exc:  # a condition value a column's processor refused
-        error = refused_value_error(exc, context=f"{model.__name__} query")
-        if error is None:
-            raise
-        raise error from exc
+    with driver_errors(f"{model.__name__} query"), read_connection(model.database()) as conn:
+        result = conn.execute(stmt)
+        try:
+            processors = _processors(result, stmt, conn.dialect)
+            # The raw rows, through the result's fetch strategy (its buffer, and driver
+            # errors wrapped as SQLAlchemy's), without building a Row for each.
+            rows = result.cursor_strategy.fetchall(result, result.cursor)
+        finally:
+            result.close()
     return names, _converted(query, names, processors, rows)
 
 
@@ -163,29 +155,21 @@ def _iter_columns(
     stmt = query.select_statement()
     names = _names(query, stmt)
     model = query.model
-    try:
-        with read_connection(model.database()) as conn:
-            result = conn.execute(stmt.execution_options(stream_results=True))
-            try:
-                processors = _processors(result, stmt, conn.dialect)
-                # Raw rows through the fetch strategy, which holds the first row it read
-                # ahead on a server-side cursor (and wraps driver errors as SQLAlchemy's).
-                strategy, cursor = result.cursor_strategy, result.cursor
-                while True:
-                    rows = strategy.fetchmany(result, cursor, chunk_size)
-                    if rows:
-                        yield names, _converted(query, names, processors, rows)
-                    if len(rows) < chunk_size:  # the end: the strategy has closed the cursor
-                        break
-            finally:
-                result.close()
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=f"{model.__name__} query") from exc
-    except sa.exc.StatementError as exc:  # a condition value a column's processor refused
-        error = refused_value_error(exc, context=f"{model.__name__} query")
-        if error is None:
-            raise
-        raise error from exc
+    with driver_errors(f"{model.__name__} query"), read_connection(model.database()) as conn:
+        result = conn.execute(stmt.execution_options(stream_results=True))
+        try:
+            processors = _processors(result, stmt, conn.dialect)
+            # Raw rows through the fetch strategy, which holds the first row it read
+            # ahead on a server-side cursor (and wraps driver errors as SQLAlchemy's).
+            strategy, cursor = result.cursor_strategy, result.cursor
+            while True:
+                rows = strategy.fetchmany(result, cursor, chunk_size)
+                if rows:
+                    yield names, _converted(query, names, processors, rows)
+                if len(rows) < chunk_size:  # the end: the strategy has closed the cursor
+                    break
+        finally:
+            result.close()
 
 
 def iter_chunks(

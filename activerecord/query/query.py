@@ -33,17 +33,14 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from ..arguments import check_size
 from ..backend.dialects import (
+    driver_errors,
     limit_in_subquery,
-    overflow_error,
     readable_compiler,
-    refused_value_error,
-    translate_error,
     update_reads_assigned,
 )
 from ..backend.transaction import read_connection, retrying, write_connection
 from ..callbacks import query_hook
 from ..errors import (
-    DataError,
     NotConnectedError,
     QueryError,
     RecordNotFound,
@@ -592,16 +589,8 @@ class Query(Generic[T]):
     # -- terminals -------------------------------------------------------------------------
     def _execute(self, stmt: sa.Executable) -> sa.CursorResult[Any]:
         db = self._model.database()
-        try:
-            with read_connection(db) as conn:
-                return conn.execute(stmt)
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"{self._model.__name__} query") from exc
-        except sa.exc.StatementError as exc:  # a condition value a column's processor refused
-            error = refused_value_error(exc, context=f"{self._model.__name__} query")
-            if error is None:
-                raise
-            raise error from exc
+        with driver_errors(f"{self._model.__name__} query"), read_connection(db) as conn:
+            return conn.execute(stmt)
 
     def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
         from ..io.reading import read_columns
@@ -882,22 +871,11 @@ class Query(Generic[T]):
 
         before = [] if purge is None else dependents_before(self._model, stmt, purge=purge)
         db = self._model.database()
-        try:
-            with write_connection(db, statements=1 + len(before)) as conn:
-                for dependent in before:
-                    conn.execute(dependent)
-                return int(conn.execute(stmt).rowcount)
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"{verb} of {self._model.__name__}") from exc
-        except sa.exc.StatementError as exc:  # a value a column's processor refused
-            error = refused_value_error(exc, context=f"{verb} of {self._model.__name__}")
-            if error is None:
-                raise
-            raise error from exc
-        except OverflowError as exc:
-            raise overflow_error(exc, context=f"{verb} of {self._model.__name__}") from exc
-        except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
-            raise DataError(f"{verb} of {self._model.__name__}: {exc}", orig=exc) from exc
+        context = f"{verb} of {self._model.__name__}"
+        with driver_errors(context), write_connection(db, statements=1 + len(before)) as conn:
+            for dependent in before:
+                conn.execute(dependent)
+            return int(conn.execute(stmt).rowcount)
 
     # -- reading out and notebook display (activerecord.io) --------------------------------
     def to_dicts(self, *, chunk_size: int = 10_000) -> list[dict[str, Any]]:

@@ -22,19 +22,6 @@ from .associations import Relation, belongs_to, has_many, has_one
 from .backend import connect, disconnect, get_connection, get_database
 from .backend.external import using
 from .backend.transaction import Transaction
-from .callbacks import (
-    after_commit_hook,
-    after_create,
-    after_delete,
-    after_rollback,
-    after_save,
-    after_update,
-    before_create,
-    before_delete,
-    before_save,
-    before_update,
-    before_validate,
-)
 from .errors import (
     ActiveRecordError,
     ArgumentError,
@@ -64,12 +51,25 @@ from .errors import (
     UnsafeWriteError,
     ValidationError,
 )
-from .mixins import OptimisticLockMixin, TimestampMixin, optimistic_lock
 from .model import ActiveRecord, metadata
+from .model.callbacks import (
+    after_commit_hook,
+    after_create,
+    after_delete,
+    after_rollback,
+    after_save,
+    after_update,
+    before_create,
+    before_delete,
+    before_save,
+    before_update,
+    before_validate,
+)
+from .model.mixins import OptimisticLockMixin, TimestampMixin, optimistic_lock
+from .model.schema import Col
+from .model.softdelete import SoftDeleteMixin, soft_unique
 from .query import SQL, Expression, Query, col
 from .query.expression import excluded, greatest, least
-from .schema import Col
-from .softdelete import SoftDeleteMixin, soft_unique
 from .upsert import UpsertResult
 
 __version__ = "0.1.0"

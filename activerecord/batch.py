@@ -52,7 +52,6 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
-from .callbacks import BatchHooks, batch_hooks
 from .errors import (
     ArgumentError,
     ArgumentTypeError,
@@ -64,18 +63,19 @@ from .errors import (
 )
 from .insert.locate import ValueRefused, WriteFailed
 from .insert.strategies import InsertStrategy, strategy_for
-from .model import (
+from .model.base import (
     _set_persisted,
     mark_persisted_batch,
     put_back_all,
     record_states,
 )
+from .model.callbacks import BatchHooks, batch_hooks
 from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
-    from .meta import ModelInfo
     from .model import ActiveRecord
+    from .model.info import ModelInfo
 
 __all__ = ["ProgressCallback", "batch_insert", "in_slices"]
 
@@ -659,7 +659,8 @@ def run_batch(
     use the connection meanwhile without ending it first; the first chunks are then smaller
     (unless ``batch_size`` is given), so the database starts sooner. Returns the records
     counted and, with ``return_records``, the records handed back, in input order.
-    ``hooks``: the model's batch hooks, run around each chunk (see :mod:`activerecord.callbacks`).
+    ``hooks``: the model's batch hooks, run around each chunk (see
+    :mod:`activerecord.model.callbacks`).
     """
     info = model.__ar_info__
     db = model.database()

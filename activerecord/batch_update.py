@@ -59,12 +59,12 @@ from .errors import (
     StaleRecordError,
 )
 from .insert.shape import source_alias
-from .model import mark_persisted_batch, mark_written, put_back_all, record_states
+from .model.base import mark_persisted_batch, mark_written, put_back_all, record_states
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
-    from .meta import ModelInfo
     from .model import ActiveRecord
+    from .model.info import ModelInfo
 
 __all__ = ["batch_update", "batch_update_statement"]
 

@@ -62,7 +62,6 @@ from .arguments import check_records, check_size
 from .backend.dialects import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
-from .callbacks import BatchHooks, batch_hooks
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,
@@ -74,13 +73,14 @@ from .insert.conflict import (
 from .insert.locate import ValueRefused, WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .insert.strategies import InsertStrategy
+from .model.callbacks import BatchHooks, batch_hooks
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused
 
 if TYPE_CHECKING:
-    from .meta import ModelInfo
     from .model import ActiveRecord
+    from .model.info import ModelInfo
 
 __all__ = ["UpsertResult", "batch_upsert", "insert_ignoring"]
 

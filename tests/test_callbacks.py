@@ -297,7 +297,7 @@ def test_released_savepoint_then_outer_rollback(users: type[CbUser]) -> None:
 
 
 def test_model_without_hooks_defines_none() -> None:
-    from activerecord.callbacks import hooks_of
+    from activerecord.model.callbacks import hooks_of
 
     class Plain(ActiveRecord):
         __table_name__ = "cb_plain"
@@ -412,7 +412,7 @@ def test_overridden_batch_hook_runs_once_per_chunk(fresh: Any) -> None:
 
 
 def test_model_without_hooks_has_no_batch_hooks() -> None:
-    from activerecord.callbacks import batch_hooks
+    from activerecord.model.callbacks import batch_hooks
 
     class Bare(ActiveRecord):
         __table_name__ = "cb_bare"
@@ -542,7 +542,7 @@ def test_after_batch_upsert_gets_the_chunk_result(fresh: Any) -> None:
 
 
 def test_a_decorated_override_runs_once() -> None:
-    from activerecord.callbacks import hooks_of
+    from activerecord.model.callbacks import hooks_of
 
     class Twice(ActiveRecord):
         __table_name__ = "cb_twice"

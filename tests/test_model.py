@@ -223,7 +223,7 @@ def test_a_row_the_model_refuses_is_a_typed_error_naming_it(fresh, db, backend):
 
 
 def test_a_result_is_validated_a_slice_at_a_time(fresh, db, backend, monkeypatch):
-    from activerecord import model
+    from activerecord.model import base as model
 
     monkeypatch.setattr(model, "_READ_SLICE", 2)
     fresh(Coded)

@@ -16,7 +16,7 @@ from sqlalchemy.schema import CreateTable
 
 import activerecord
 from activerecord import ActiveRecord, Col, SchemaError
-from activerecord.meta import default_table_name
+from activerecord.model.info import default_table_name
 
 DIALECTS = {
     "postgresql": postgresql.psycopg.dialect(),

@@ -48,7 +48,7 @@ from ..errors import (
     QueryError,
     UnknownColumnError,
 )
-from ..model import get_related
+from ..model.base import get_related
 from ..validation import collector_paused, list_adapter
 from .loading import Tree, _checked_key, preload_tree
 from .relation import Relation, relation_of

@@ -63,7 +63,7 @@ _OWNER_KEY = "_ar_owner_key"
 
 # -- the per-instance cache: {relation name: (owner key when read, value, assigned)} ------
 def _cache(instance: ActiveRecord) -> dict[str, tuple[Any, Any, bool]]:
-    from ..model import get_related, set_related
+    from ..model.base import get_related, set_related
 
     cache = get_related(instance)
     if cache is None:
@@ -74,7 +74,7 @@ def _cache(instance: ActiveRecord) -> dict[str, tuple[Any, Any, bool]]:
 
 def forget_related(instance: ActiveRecord, name: str | None = None) -> None:
     """Drop the cached relation ``name`` (all of them when None): the next read loads."""
-    from ..model import get_related, set_related
+    from ..model.base import get_related, set_related
 
     if name is None:
         set_related(instance, None)

@@ -44,8 +44,8 @@ from ..errors import QueryError, UnknownColumnError
 
 if TYPE_CHECKING:
     from ..backend.database import Database
-    from ..meta import ModelInfo
     from ..model import ActiveRecord
+    from ..model.info import ModelInfo
 
 __all__ = [
     "ConflictKey",

@@ -62,7 +62,7 @@ from .shape import InsertShape
 
 if TYPE_CHECKING:
     from ..backend.dialects import DialectFacts
-    from ..meta import ModelInfo
+    from ..model.info import ModelInfo
 
 __all__ = ["CoreStrategy", "InsertStrategy", "strategy_for"]
 

@@ -51,7 +51,7 @@ from operator import itemgetter
 from typing import IO, TYPE_CHECKING, Any, Literal, get_origin
 
 from ..errors import FileFormatError, QueryError
-from ..schema import unwrap_annotated, unwrap_optional
+from ..model.schema import unwrap_annotated, unwrap_optional
 from .loader import check_required, load_rows, map_names
 from .progress import Progress
 

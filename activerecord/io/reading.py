@@ -42,8 +42,8 @@ from ..arguments import check_size
 from ..backend.dialects import driver_errors
 from ..backend.transaction import read_connection
 from ..errors import ValidationError
+from ..model.schema import UTCDateTime, unwrap_annotated, unwrap_optional
 from ..optional import require
-from ..schema import UTCDateTime, unwrap_annotated, unwrap_optional
 from ..validation import collector_paused
 from .display import RecordList
 

@@ -33,7 +33,7 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from ..backend.dialects import in_list_as_array
 from ..errors import QueryError, UnknownColumnError, ValidationError
-from ..meta import ModelInfo
+from ..model.info import ModelInfo
 from .expression import Expression, fragment
 
 __all__ = ["InValues", "check_names", "condition", "rebind", "value_clause"]

@@ -39,7 +39,6 @@ from ..backend.dialects import (
     update_reads_assigned,
 )
 from ..backend.transaction import read_connection, retrying, write_connection
-from ..callbacks import query_hook
 from ..errors import (
     NotConnectedError,
     QueryError,
@@ -48,6 +47,7 @@ from ..errors import (
     ValidationError,
 )
 from ..insert.shape import source_alias
+from ..model.callbacks import query_hook
 from ..validation import collector_paused
 from .conditions import condition, resolve
 from .expression import Expression
@@ -867,7 +867,7 @@ class Query(Generic[T]):
     def _write_once(self, stmt: sa.Update | sa.Delete, verb: str, purge: bool | None) -> int:
         """Run ``stmt``; a delete (``purge``: removing rows for real) runs the statements of
         the model's ``dependent=`` relations first, in the same transaction."""
-        from ..model import dependents_before
+        from ..model.base import dependents_before
 
         before = [] if purge is None else dependents_before(self._model, stmt, purge=purge)
         db = self._model.database()

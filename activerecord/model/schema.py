@@ -30,8 +30,8 @@ import sqlalchemy as sa
 from pydantic.fields import FieldInfo
 from sqlalchemy.dialects import mysql
 
-from .backend.dialects import bind_processor, decimal_as_real, float_guard
-from .errors import SchemaError
+from ..backend.dialects import bind_processor, decimal_as_real, float_guard
+from ..errors import SchemaError
 
 __all__ = ["Col", "column_for_field", "column_type", "unwrap_optional"]
 

@@ -28,16 +28,16 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
-from .arguments import check_records
-from .associations.relation import note_defined
-from .backend.database import DEFAULT, Database, get_database
-from .backend.dialects import (
+from ..arguments import check_records
+from ..associations.relation import note_defined
+from ..backend.database import DEFAULT, Database, get_database
+from ..backend.dialects import (
     bind_processor,
     overflow_error,
     refused_value_error,
     translate_error,
 )
-from .backend.transaction import (
+from ..backend.transaction import (
     Transaction,
     on_rollback,
     read_connection,
@@ -45,6 +45,17 @@ from .backend.transaction import (
     tracks_rollback,
     write_connection,
 )
+from ..errors import (
+    ArgumentError,
+    DataError,
+    NotNullViolation,
+    RecordNotFound,
+    SchemaError,
+    StaleRecordError,
+    ValidationError,
+)
+from ..query.query import Query
+from ..validation import collector_paused, list_adapter, record_builder
 from .callbacks import (
     CREATE_AFTER,
     CREATE_BEFORE,
@@ -57,23 +68,12 @@ from .callbacks import (
     hooks_of,
     run_hooked,
 )
-from .errors import (
-    ArgumentError,
-    DataError,
-    NotNullViolation,
-    RecordNotFound,
-    SchemaError,
-    StaleRecordError,
-    ValidationError,
-)
-from .meta import ModelInfo
-from .query.query import Query
-from .validation import collector_paused, list_adapter, record_builder
+from .info import ModelInfo
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from .upsert import UpsertResult
+    from ..upsert import UpsertResult
 
 __all__ = ["ActiveRecord", "metadata"]
 
@@ -448,7 +448,7 @@ class ActiveRecord(HookMethods, BaseModel):
         Python values. A bad row raises :class:`~activerecord.errors.LoadValidationError`
         naming its row label. See :mod:`activerecord.io.dataframes`.
         """
-        from .io.dataframes import insert_dataframe
+        from ..io.dataframes import insert_dataframe
 
         return insert_dataframe(
             cls, df, columns=columns, validate=validate, batch_size=batch_size,
@@ -487,7 +487,7 @@ class ActiveRecord(HookMethods, BaseModel):
         >>> Town.load_csv(io.StringIO("name\\nOslo\\n"))
         1
         """
-        from .io.files import load_csv
+        from ..io.files import load_csv
 
         return load_csv(
             cls, source, columns=columns, delimiter=delimiter, encoding=encoding, empty=empty,
@@ -509,7 +509,7 @@ class ActiveRecord(HookMethods, BaseModel):
         commit_every: int | None = None,
     ) -> int:
         """Stream a JSON Lines file (one object per line) into the table; return the count."""
-        from .io.files import load_jsonl
+        from ..io.files import load_jsonl
 
         return load_jsonl(
             cls, source, columns=columns, encoding=encoding, validate=validate,
@@ -528,7 +528,7 @@ class ActiveRecord(HookMethods, BaseModel):
         key). Inside a :class:`~activerecord.backend.transaction.Transaction` that later rolls
         back, the record is put back as it was before the save: a new record is new again,
         without the key; an updated one has its snapshot, version and ``updated_at`` back.
-        The model's lifecycle hooks run around the write (see :mod:`activerecord.callbacks`).
+        The model's lifecycle hooks run around the write (see :mod:`activerecord.model.callbacks`).
         """
         return retrying(self.database(), self._save_once)
 
@@ -852,10 +852,10 @@ class ActiveRecord(HookMethods, BaseModel):
         graph, one batch per model per level, in one transaction; returns the count of this
         model's rows); see :mod:`activerecord.associations.graph`.
         """
-        from .batch import batch_insert, in_slices, is_collection
+        from ..batch import batch_insert, in_slices, is_collection
 
         if include:
-            from .associations.graph import insert_graph
+            from ..associations.graph import insert_graph
 
             _graph_options(on_conflict, commit_every)
             graph = list(records)  # gone over again if the call is retried
@@ -910,11 +910,11 @@ class ActiveRecord(HookMethods, BaseModel):
         ``include=["books"]``: the rows' ``"books"`` keys hold the related rows' dicts, inserted
         as a graph (see :meth:`batch_insert`).
         """
-        from .batch import batch_insert, in_slices, is_collection
-        from .io.dataframes import insert_dataframe, is_dataframe
+        from ..batch import batch_insert, in_slices, is_collection
+        from ..io.dataframes import insert_dataframe, is_dataframe
 
         if include:
-            from .associations.graph import graph_from_dicts, insert_graph
+            from ..associations.graph import graph_from_dicts, insert_graph
 
             _graph_options(on_conflict, commit_every)
             built: list[T] = graph_from_dicts(cls, rows, include)  # type: ignore[assignment]
@@ -995,8 +995,8 @@ class ActiveRecord(HookMethods, BaseModel):
         >>> Sku.batch_upsert(items)
         UpsertResult(inserted=1, updated=1, unchanged=1)
         """
-        from .batch import is_collection
-        from .upsert import batch_upsert
+        from ..batch import is_collection
+        from ..upsert import batch_upsert
 
         return retrying(
             cls.database(),
@@ -1047,8 +1047,8 @@ class ActiveRecord(HookMethods, BaseModel):
         >>> Stock.batch_update(items, ["qty"])
         2
         """
-        from .batch import is_collection
-        from .batch_update import batch_update
+        from ..batch import is_collection
+        from ..batch_update import batch_update
 
         hooks = batch_hooks(cls, "update", records)
         if hooks is None:
@@ -1109,7 +1109,7 @@ def dependents_before(
     (see activerecord.associations.dependent); none, and no import, for most models."""
     if not model.__dict__.get("__ar_has_dependents__", True):
         return []
-    from .associations.dependent import dependent_statements, has_dependents
+    from ..associations.dependent import dependent_statements, has_dependents
 
     if not has_dependents(model):
         type.__setattr__(model, "__ar_has_dependents__", False)

@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from .backend.dialects import partial_index_supported, translate_error
-from .backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
+from ..backend.dialects import partial_index_supported, translate_error
+from ..backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
+from ..errors import SchemaError
+from .base import ActiveRecord, _put_back, dependents_before
 from .callbacks import (
     DELETE_AFTER,
     DELETE_BEFORE,
@@ -42,9 +44,7 @@ from .callbacks import (
     hooks_of,
     run_hooked,
 )
-from .errors import SchemaError
 from .mixins import now
-from .model import ActiveRecord, _put_back, dependents_before
 from .schema import UTCDateTime
 
 if TYPE_CHECKING:

@@ -20,8 +20,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from .errors import ArgumentError
-from .model import ActiveRecord
+from ..errors import ArgumentError
+from .base import ActiveRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement

@@ -29,11 +29,11 @@ from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
 from sqlalchemy.sql.schema import ColumnCollectionConstraint, SchemaItem
 
-from .errors import SchemaError, UnknownColumnError
+from ..errors import SchemaError, UnknownColumnError
 from .schema import Col, column_for_field, column_type, unwrap_annotated, unwrap_optional
 
 if TYPE_CHECKING:
-    from .model import ActiveRecord
+    from .base import ActiveRecord
 
 __all__ = ["ModelInfo", "default_table_name"]
 

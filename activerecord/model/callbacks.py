@@ -50,16 +50,16 @@ from collections.abc import Callable, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .backend.transaction import (
+from ..backend.transaction import (
     Transaction,
     after_commit,
     commit_tracked,
     on_rollback,
 )
-from .errors import ConfigurationError
+from ..errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from .model import ActiveRecord
+    from .base import ActiveRecord
 
 __all__ = [
     "INSTANCE_HOOKS",
@@ -467,7 +467,7 @@ def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
     hooks (the writers then make no call at all)."""
     if not _has_batch_hooks(model, kind):
         return None
-    from .batch import is_collection
+    from ..batch import is_collection
 
     return BatchHooks(model, kind, whole_call=is_collection(records))
 

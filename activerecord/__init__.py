@@ -16,7 +16,7 @@ Example::
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any as _Any  # private: the namespace holds __all__ and nothing else
 
 from .associations import Relation, belongs_to, has_many, has_one
 from .backend import connect, disconnect, get_connection, get_database
@@ -75,7 +75,7 @@ from .upsert import UpsertResult
 __version__ = "0.1.0"
 
 
-def create_all(database: str = "default", *, tables: Any = None) -> None:
+def create_all(database: str = "default", *, tables: _Any = None) -> None:
     """CREATE every table of :data:`metadata` (or the given tables) on a database.
 
     >>> import activerecord
@@ -87,7 +87,7 @@ def create_all(database: str = "default", *, tables: Any = None) -> None:
         metadata.create_all(tx.connection, tables=tables)
 
 
-def drop_all(database: str = "default", *, tables: Any = None) -> None:
+def drop_all(database: str = "default", *, tables: _Any = None) -> None:
     """DROP every table of :data:`metadata` (or the given tables) on a database."""
     db = get_database(database)
     with Transaction(db) as tx:

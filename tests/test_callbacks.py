@@ -452,7 +452,7 @@ def test_query_update_and_delete_hooks_narrow_and_add_values(fresh: Any) -> None
     assert given == {"n": 5}  # the caller's dict is not changed
     rows = sorted((r.tenant, r.n, r.audit) for r in CbTenantRow.query().all())
     assert rows == [(1, 5, "bulk"), (1, 5, "bulk"), (2, 0, "")]
-    assert CbTenantRow.update_all({"n": 7}) == 2
+    assert CbTenantRow.update_all({"n": 7}, all_rows=True) == 2
     with pytest.raises(UnsafeWriteError):  # a condition the hook adds is no opt-in
         CbTenantRow.query().update({"n": 1})
     with pytest.raises(UnsafeWriteError):

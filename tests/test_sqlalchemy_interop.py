@@ -148,12 +148,17 @@ def test_aliases_behave_like_the_originals(fresh, backend):
     assert User.bulk_create(users) == 4
     assert users[3].id == User.find_one_or_fail({"username": "a3"}).id
     assert User.update_all({"status": "x"}, {"username": ["a0", "a1"]}) == 2
-    assert User.update_all({"login_count": 7}) == 4
+    with pytest.raises(activerecord.UnsafeWriteError):  # the guard of query().update()
+        User.update_all({"login_count": 7})
+    assert User.update_all({"login_count": 7}, all_rows=True) == 4
     assert User.find_one_or_fail({"username": "a0"}).status == "x"
     with pytest.raises(activerecord.RecordNotFound):
         User.find_one_or_fail("username = ?", "zz")
     assert User.delete_all({"status": "x"}) == 2
-    assert User.delete_all() == 2
+    with pytest.raises(activerecord.UnsafeWriteError):  # the guard of query().delete()
+        User.delete_all()
+    assert User.query().count() == 2
+    assert User.delete_all(all_rows=True) == 2
     SoftUser.batch_insert_from_dicts([{"name": "s1"}, {"name": "s2"}])
     assert SoftUser.delete_all({"name": "s1"}) == 1
     assert SoftUser.query().count() == 1

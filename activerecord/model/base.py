@@ -401,22 +401,25 @@ class ActiveRecord(HookMethods, BaseModel):
         return cls.batch_insert(records, **options)
 
     @classmethod
-    def update_all(cls, values: Mapping[str, Any], conditions: Any = None, *params: Any) -> int:
-        """Alias: ``query().where(conditions).update(values)``; every row when no conditions
-        are given (the name is the explicit opt-in that ``update()`` otherwise asks for)."""
-        query = cls.query()
-        if conditions is None:
-            return query.update(values, all_rows=True)
-        return query.where(conditions, *params).update(values)
+    def update_all(
+        cls,
+        values: Mapping[str, Any],
+        conditions: Any = None,
+        *params: Any,
+        all_rows: bool = False,
+    ) -> int:
+        """Alias: ``query().where(conditions).update(values, all_rows=all_rows)``, with the
+        same guard: no conditions raise :class:`~activerecord.errors.UnsafeWriteError` unless
+        ``all_rows=True``."""
+        query = cls.query() if conditions is None else cls.query().where(conditions, *params)
+        return query.update(values, all_rows=all_rows)
 
     @classmethod
-    def delete_all(cls, conditions: Any = None, *params: Any) -> int:
-        """Alias: ``query().where(conditions).delete()``; every row when no conditions are given.
+    def delete_all(cls, conditions: Any = None, *params: Any, all_rows: bool = False) -> int:
+        """Alias: ``query().where(conditions).delete(all_rows=all_rows)``, with the same guard.
         Soft-deleting models mark rows, as ``delete()`` does."""
-        query = cls.query()
-        if conditions is None:
-            return query.delete(all_rows=True)
-        return query.where(conditions, *params).delete()
+        query = cls.query() if conditions is None else cls.query().where(conditions, *params)
+        return query.delete(all_rows=all_rows)
 
     @classmethod
     def query_with_deleted(cls: type[T]) -> Query[T]:

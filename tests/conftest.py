@@ -184,8 +184,11 @@ def fresh(db: Database) -> Callable[..., None]:
     def make(*models: Any) -> None:
         tables = [m.__table__ for m in models]
         with db.engine.begin() as conn:
-            activerecord.metadata.drop_all(conn, tables=tables)
-            activerecord.metadata.create_all(conn, tables=tables)
+            # Each test module's models have a MetaData of their own (tests/models.py).
+            for metadata in dict.fromkeys(t.metadata for t in tables):
+                mine = [t for t in tables if t.metadata is metadata]
+                metadata.drop_all(conn, tables=mine)
+                metadata.create_all(conn, tables=mine)
 
     return make
 

@@ -1,4 +1,10 @@
-"""Models shared by the tests."""
+"""Models shared by the tests.
+
+Each test module declares its models on an abstract ``Model`` base of its own, whose
+``__metadata__`` is a ``MetaData`` of that module: a class with the same table name elsewhere
+(another test module, the demo, a README block run by the docs tests) replaces a table only in
+its own ``MetaData`` (``activerecord.metadata`` for the library's default), never a test's.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,18 @@ import enum
 import uuid
 from typing import Annotated, Any
 
+import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
 
 from activerecord import ActiveRecord, Col, TimestampMixin
+
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
 
 
 class Status(str, enum.Enum):
@@ -18,7 +33,7 @@ class Status(str, enum.Enum):
     INACTIVE = "inactive"
 
 
-class User(TimestampMixin, ActiveRecord):
+class User(TimestampMixin, Model):
     __table_name__ = "users"
 
     id: int | None = None
@@ -29,7 +44,7 @@ class User(TimestampMixin, ActiveRecord):
     last_login: dt.datetime | None = None
 
 
-class Everything(ActiveRecord):
+class Everything(Model):
     __table_name__ = "everything"
 
     id: int | None = None
@@ -50,14 +65,14 @@ class Everything(ActiveRecord):
     items: list[int] | None = None
 
 
-class Book(ActiveRecord):
+class Book(Model):
     __table_name__ = "books"
 
     isbn: Annotated[str, Field(max_length=20), Col(primary_key=True)]
     title: str
 
 
-class Enrollment(ActiveRecord):
+class Enrollment(Model):
     __table_name__ = "enrollments"
 
     student_id: Annotated[int, Col(primary_key=True, autoincrement=False)]
@@ -65,7 +80,7 @@ class Enrollment(ActiveRecord):
     grade: str | None = None
 
 
-class Token(ActiveRecord):
+class Token(Model):
     __table_name__ = "tokens"
 
     id: Annotated[uuid.UUID, Col(primary_key=True)] = Field(default_factory=uuid.uuid4)

@@ -29,10 +29,18 @@ from activerecord import (
 from activerecord.associations import loading
 from activerecord.backend.database import Database
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 Name = Annotated[str, Field(max_length=40)]
 
 
-class Author(ActiveRecord):
+class Author(Model):
     __table_name__ = "as_authors"
 
     id: int | None = None
@@ -42,7 +50,7 @@ class Author(ActiveRecord):
     profile = has_one("Profile")
 
 
-class Book(SoftDeleteMixin, ActiveRecord):
+class Book(SoftDeleteMixin, Model):
     __table_name__ = "as_books"
 
     id: int | None = None
@@ -52,7 +60,7 @@ class Book(SoftDeleteMixin, ActiveRecord):
     tags = has_many("Tag", through="Tagging")
 
 
-class Tagging(ActiveRecord):
+class Tagging(Model):
     __table_name__ = "as_taggings"
 
     id: int | None = None
@@ -60,14 +68,14 @@ class Tagging(ActiveRecord):
     tag_id: int
 
 
-class Tag(SoftDeleteMixin, ActiveRecord):
+class Tag(SoftDeleteMixin, Model):
     __table_name__ = "as_tags"
 
     id: int | None = None
     label: Name
 
 
-class Profile(ActiveRecord):
+class Profile(Model):
     __table_name__ = "as_profiles"
 
     id: int | None = None
@@ -75,7 +83,7 @@ class Profile(ActiveRecord):
     bio: Name = ""
 
 
-class Employee(ActiveRecord):
+class Employee(Model):
     """A model related to itself."""
 
     __table_name__ = "as_employees"
@@ -147,12 +155,12 @@ def test_relations_are_not_fields_columns_or_dumped(db, library):
 
 
 def test_relation_attributes_resolve_on_first_ask():
-    class Crate(ActiveRecord):
+    class Crate(Model):
         __table_name__ = "as_crates"
         id: int | None = None
         lids = has_many("CrateLid")
 
-    class CrateLid(ActiveRecord):
+    class CrateLid(Model):
         __table_name__ = "as_crate_lids"
         id: int | None = None
         crate_id: int | None = None
@@ -172,7 +180,7 @@ def test_conventions_and_options():
 
 
 def test_unknown_target_is_schema_error_naming_model_and_relation():
-    class Shelf(ActiveRecord):
+    class Shelf(Model):
         __table_name__ = "as_shelves"
         id: int | None = None
         items = has_many("NoSuchModel")
@@ -184,7 +192,7 @@ def test_unknown_target_is_schema_error_naming_model_and_relation():
 
 
 def test_missing_foreign_key_is_schema_error_naming_model_and_relation():
-    class Lonely(ActiveRecord):
+    class Lonely(Model):
         __table_name__ = "as_lonely"
         id: int | None = None
         books = has_many(Book)  # Book has no lonely_id
@@ -204,7 +212,7 @@ def test_bad_options_are_schema_errors():
     with pytest.raises(SchemaError, match="dependent"):
         belongs_to("Author").__class__("belongs_to", "Author", dependent="delete")
 
-    class Strict(ActiveRecord):
+    class Strict(Model):
         __table_name__ = "as_strict"
         id: int | None = None
         profiles = has_many(Profile, foreign_key="author_id", dependent="nullify")
@@ -438,7 +446,7 @@ def test_self_referential_relation(db, fresh):
 
 
 def test_has_one_through_and_dotted_target(db, library):
-    class Shelfmark(ActiveRecord):
+    class Shelfmark(Model):
         __table__ = Book.__table__  # a second model over the books' table
         id: int | None = None
         author_id: int | None = None
@@ -456,7 +464,7 @@ def test_has_one_through_and_dotted_target(db, library):
 
 
 # -- dependent= ----------------------------------------------------------------------------
-class Publisher(SoftDeleteMixin, ActiveRecord):
+class Publisher(SoftDeleteMixin, Model):
     __table_name__ = "as_publishers"
 
     id: int | None = None
@@ -466,7 +474,7 @@ class Publisher(SoftDeleteMixin, ActiveRecord):
     logo = has_one("Logo", dependent="soft_delete")
 
 
-class Series(ActiveRecord):
+class Series(Model):
     __table_name__ = "as_series"
 
     id: int | None = None
@@ -474,28 +482,28 @@ class Series(ActiveRecord):
     volumes = has_many("Volume", dependent="delete")
 
 
-class Volume(SoftDeleteMixin, ActiveRecord):
+class Volume(SoftDeleteMixin, Model):
     __table_name__ = "as_volumes"
 
     id: int | None = None
     series_id: int
 
 
-class Imprint(ActiveRecord):
+class Imprint(Model):
     __table_name__ = "as_imprints"
 
     id: int | None = None
     publisher_id: int | None = None
 
 
-class Logo(SoftDeleteMixin, ActiveRecord):
+class Logo(SoftDeleteMixin, Model):
     __table_name__ = "as_logos"
 
     id: int | None = None
     publisher_id: int
 
 
-class LockedShop(OptimisticLockMixin, ActiveRecord):
+class LockedShop(OptimisticLockMixin, Model):
     __table_name__ = "as_locked_shops"
 
     id: int | None = None
@@ -503,7 +511,7 @@ class LockedShop(OptimisticLockMixin, ActiveRecord):
     items = has_many("ShopItem", foreign_key="shop_id", dependent="delete")
 
 
-class ShopItem(ActiveRecord):
+class ShopItem(Model):
     __table_name__ = "as_shop_items"
 
     id: int | None = None
@@ -600,7 +608,7 @@ def test_models_without_dependents_delete_in_one_statement(db, library):
 
 
 def test_dependent_cycle_is_schema_error(db, fresh):
-    class Node(ActiveRecord):
+    class Node(Model):
         __table_name__ = "as_nodes"
         id: int | None = None
         node_id: int | None = None
@@ -614,7 +622,7 @@ def test_dependent_cycle_is_schema_error(db, fresh):
 
 
 # -- graph insert ----------------------------------------------------------------------------
-class Writer(ActiveRecord):
+class Writer(Model):
     __table_name__ = "as_writers"
 
     id: int | None = None
@@ -623,7 +631,7 @@ class Writer(ActiveRecord):
     bio = has_one("Bio")
 
 
-class Novel(ActiveRecord):
+class Novel(Model):
     __table_name__ = "as_novels"
 
     id: int | None = None
@@ -633,7 +641,7 @@ class Novel(ActiveRecord):
     genres = has_many("Genre", through="NovelGenre")
 
 
-class NovelGenre(ActiveRecord):
+class NovelGenre(Model):
     __table_name__ = "as_novel_genres"
 
     id: int | None = None
@@ -641,14 +649,14 @@ class NovelGenre(ActiveRecord):
     genre_id: int
 
 
-class Genre(ActiveRecord):
+class Genre(Model):
     __table_name__ = "as_genres"
 
     id: int | None = None
     label: Annotated[str, Field(max_length=40), Col(unique=True)]
 
 
-class Bio(ActiveRecord):
+class Bio(Model):
     __table_name__ = "as_bios"
 
     id: int | None = None

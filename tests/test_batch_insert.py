@@ -29,7 +29,15 @@ from tests.conftest import raw_count
 from tests.models import Everything, Status
 
 
-class Member(TimestampMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Member(TimestampMixin, Model):
     __table_name__ = "bi_members"
 
     id: int | None = None
@@ -40,7 +48,7 @@ class Member(TimestampMixin, ActiveRecord):
     tags: list[str] = Field(default_factory=list)
 
 
-class Gadget(ActiveRecord):
+class Gadget(Model):
     __table_name__ = "bi_gadgets"
 
     id: int | None = None

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, ClassVar
 
 import pytest
+import sqlalchemy as sa
 from pydantic import Field
 
 from activerecord import (
@@ -25,11 +26,19 @@ from activerecord.backend.transaction import after_commit
 from .conftest import raw_count
 
 
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
 class Boom(Exception):
     pass
 
 
-class CbUser(ActiveRecord):
+class CbUser(Model):
     __table_name__ = "cb_users"
 
     id: int | None = None
@@ -82,7 +91,7 @@ class CbUser(ActiveRecord):
         self._hit("after_rollback")
 
 
-class CbPost(SoftDeleteMixin, ActiveRecord):
+class CbPost(SoftDeleteMixin, Model):
     __table_name__ = "cb_posts"
 
     id: int | None = None
@@ -212,7 +221,7 @@ def test_a_write_error_after_before_hooks_leaves_the_record(users: type[CbUser])
     assert "after_commit" not in names(CbUser.log[-3:])
 
 
-class CbCounting(ActiveRecord):
+class CbCounting(Model):
     __table_name__ = "cb_countings"
 
     id: int | None = None
@@ -299,7 +308,7 @@ def test_released_savepoint_then_outer_rollback(users: type[CbUser]) -> None:
 def test_model_without_hooks_defines_none() -> None:
     from activerecord.model.callbacks import hooks_of
 
-    class Plain(ActiveRecord):
+    class Plain(Model):
         __table_name__ = "cb_plain"
         id: int | None = None
 
@@ -313,7 +322,7 @@ def test_model_without_hooks_defines_none() -> None:
 def test_async_hook_is_refused(db: Any) -> None:
     from activerecord import ConfigurationError
 
-    class Later(ActiveRecord):
+    class Later(Model):
         __table_name__ = "cb_later"
         id: int | None = None
 
@@ -330,7 +339,7 @@ def test_before_save_decorator_is_exported() -> None:
 
 
 # -- batch hooks -----------------------------------------------------------------------------
-class CbEvent(ActiveRecord):
+class CbEvent(Model):
     __table_name__ = "cb_events"
 
     id: int | None = None
@@ -414,7 +423,7 @@ def test_overridden_batch_hook_runs_once_per_chunk(fresh: Any) -> None:
 def test_model_without_hooks_has_no_batch_hooks() -> None:
     from activerecord.model.callbacks import batch_hooks
 
-    class Bare(ActiveRecord):
+    class Bare(Model):
         __table_name__ = "cb_bare"
         id: int | None = None
 
@@ -424,7 +433,7 @@ def test_model_without_hooks_has_no_batch_hooks() -> None:
 
 
 # -- query writes ----------------------------------------------------------------------------
-class CbTenantRow(ActiveRecord):
+class CbTenantRow(Model):
     __table_name__ = "cb_tenant_rows"
 
     id: int | None = None
@@ -519,7 +528,7 @@ def test_batch_upsert_runs_save_hooks_per_chunk_with_results(users: type[CbUser]
     assert stored == [("y0@x.org", "new"), ("y1@x.org", "")]  # before_save normalised the key
 
 
-class CbStock(ActiveRecord):
+class CbStock(Model):
     __table_name__ = "cb_stocks"
 
     id: int | None = None
@@ -544,7 +553,7 @@ def test_after_batch_upsert_gets_the_chunk_result(fresh: Any) -> None:
 def test_a_decorated_override_runs_once() -> None:
     from activerecord.model.callbacks import hooks_of
 
-    class Twice(ActiveRecord):
+    class Twice(Model):
         __table_name__ = "cb_twice"
         id: int | None = None
 
@@ -656,7 +665,7 @@ def test_insert_ignoring_runs_create_hooks_on_inserted_rows(
     assert sorted(u.email for u in CbUser.query().all()) == [f"i{i}@x.org" for i in range(3)]
 
 
-class CbTagged(ActiveRecord):
+class CbTagged(Model):
     __table_name__ = "cb_tagged"
 
     id: int | None = None

@@ -14,7 +14,15 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from activerecord import ActiveRecord, BatchValidationError, Col
 
 
-class Pen(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Pen(Model):
     __table_name__ = "ct_pens"
 
     id: int | None = None
@@ -22,7 +30,7 @@ class Pen(ActiveRecord):
     color: Annotated[str, Field(max_length=20)] = "blue"
 
 
-class LoosePen(ActiveRecord):
+class LoosePen(Model):
     """Assignment writes ``__dict__`` in place here (no validate_assignment)."""
 
     __table_name__ = "ct_loose_pens"
@@ -33,7 +41,7 @@ class LoosePen(ActiveRecord):
     color: str = "blue"
 
 
-class PrivatePen(ActiveRecord):
+class PrivatePen(Model):
     """A model with its own pydantic private attribute."""
 
     __table_name__ = "ct_private_pens"

@@ -24,7 +24,15 @@ from activerecord import (
 from .models import Enrollment
 
 
-class Percent(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Percent(Model):
     """``%`` in the table and column names: psycopg and PyMySQL read ``%%`` as ``%`` only
     while they interpolate parameters."""
 
@@ -35,7 +43,7 @@ class Percent(ActiveRecord):
     name: Annotated[str, Field(max_length=20), Col(name="na%(me)s", unique=True)] = ""
 
 
-class V(ActiveRecord):
+class V(Model):
     """A table called ``v``, the name the batch UPDATE once gave its row source."""
 
     __table_name__ = "v"
@@ -77,7 +85,7 @@ def test_odd_names_in_every_batch_write(fresh, db, backend, model):
 
 
 # -- item 3: condition values are checked and converted by the field's type ------------------
-class Job(ActiveRecord):
+class Job(Model):
     __table_name__ = "ex_jobs"
 
     id: int | None = None
@@ -179,7 +187,7 @@ def test_postgresql_binds_an_in_list_as_one_array():
 
 
 # -- item 13: assignments that read each other ------------------------------------------------
-class Pair(OptimisticLockMixin, ActiveRecord):
+class Pair(OptimisticLockMixin, Model):
     __table_name__ = "ex_pairs"
 
     id: int | None = None
@@ -208,7 +216,7 @@ def test_set_reads_the_row_as_it_was(fresh, backend):
 
 
 # -- item 26: order_by(...).limit(n) writes -----------------------------------------------
-class Counter(ActiveRecord):
+class Counter(Model):
     __table_name__ = "ex_counters"
 
     id: int | None = None
@@ -217,7 +225,7 @@ class Counter(ActiveRecord):
     score: float = 0.0
 
 
-class Event(SoftDeleteMixin, ActiveRecord):
+class Event(SoftDeleteMixin, Model):
     __table_name__ = "ex_events"
 
     id: int | None = None

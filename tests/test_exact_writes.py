@@ -27,7 +27,15 @@ from activerecord import (
 from .conftest import raw_count
 
 
-class XwItem(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class XwItem(Model):
     __table_name__ = "xw_items"
 
     id: int | None = None
@@ -247,7 +255,7 @@ def test_list_streamed_in_using_with_library_query_in_default_factory(db, fresh)
     # it ends the COPY first.
     from pydantic import Field
 
-    class XwStamped(ActiveRecord):
+    class XwStamped(Model):
         __table_name__ = "xw_stamped"
         id: int | None = None
         n: int = 0
@@ -284,7 +292,7 @@ def test_failed_deferred_commit_rolls_back_and_frees_connection(db, backend):
             "REFERENCES xw_parents (id) DEFERRABLE INITIALLY DEFERRED)"
         )
 
-    class XwChild(ActiveRecord):
+    class XwChild(Model):
         __table_name__ = "xw_children"
         __metadata__ = sa.MetaData()
         id: int | None = None

@@ -22,7 +22,15 @@ from activerecord.backend import get_connection
 from activerecord.backend.transaction import Transaction
 
 
-class Pet(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Pet(Model):
     __table_name__ = "fh_pets"
     id: int | None = None
     name: str
@@ -81,7 +89,7 @@ def test_field_named_like_the_class_api_is_a_schema_error(name, owner):
 
 
 def test_redeclared_mixin_fields_and_renamed_columns_are_allowed():
-    class Renamed(SoftDeleteMixin, TimestampMixin, ActiveRecord):
+    class Renamed(SoftDeleteMixin, TimestampMixin, Model):
         __table_name__ = "fh_renamed"
         id: int | None = None
         search: Annotated[str, Col(name="query")]
@@ -91,7 +99,7 @@ def test_redeclared_mixin_fields_and_renamed_columns_are_allowed():
     assert Renamed.c.search.name == "query" and callable(Renamed.query)
 
 
-class Doc(ActiveRecord):
+class Doc(Model):
     __table_name__ = "fh_docs"
     id: int | None = None
     name: str

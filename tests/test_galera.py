@@ -36,6 +36,14 @@ from activerecord import (
 )
 from activerecord.backend.database import Database
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 DEFAULT_URLS = ",".join(f"mysql+pymysql://root@127.0.0.1:{p}/test" for p in (3311, 3312, 3313))
 URLS = [u.strip() for u in os.environ.get("AR_TEST_GALERA_URLS", DEFAULT_URLS).split(",")]
 REQUIRED = "AR_TEST_GALERA_URLS" in os.environ
@@ -79,7 +87,7 @@ def nodes() -> list[str]:
     return URLS
 
 
-class Counter(ActiveRecord):
+class Counter(Model):
     __table_name__ = "galera_counters"
     id: int | None = None
     name: str
@@ -110,8 +118,8 @@ def cluster(nodes: list[str]) -> Iterator[Callable[..., Database]]:
 
     setup = activerecord.connect(nodes[0], name="setup")
     with setup.engine.begin() as conn:
-        activerecord.metadata.drop_all(conn, tables=[Counter.__table__])
-        activerecord.metadata.create_all(conn, tables=[Counter.__table__])
+        Counter.__table__.drop(conn, checkfirst=True)
+        Counter.__table__.create(conn)
     activerecord.disconnect("setup")
     yield bind
     for name in opened:

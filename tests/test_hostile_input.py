@@ -19,6 +19,14 @@ from activerecord import ActiveRecord, Col, Expression, QueryError, UnknownColum
 
 from .conftest import optional
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 pd = optional("pandas", "dataframes")  # only the DataFrame test needs it
 
 PAYLOADS = [
@@ -52,7 +60,7 @@ PAYLOADS = [
 ]
 
 
-class Item(ActiveRecord):
+class Item(Model):
     __table_name__ = "hostile_items"
 
     id: int | None = None
@@ -61,14 +69,14 @@ class Item(ActiveRecord):
     qty: int = 0
 
 
-class Canary(ActiveRecord):
+class Canary(Model):
     __table_name__ = "hostile_canary"
 
     id: int | None = None
     alive: bool = True
 
 
-class Keyed(ActiveRecord):
+class Keyed(Model):
     """A unique key to upsert on."""
 
     __table_name__ = "hostile_keyed"
@@ -181,7 +189,7 @@ def test_quoted_identifiers_for_odd_table_and_column_names(db, backend):
         sa.Column("select", sa.String(40)),
     )
 
-    class Odd(ActiveRecord):
+    class Odd(Model):
         __table__ = weird
         id: int | None = None
         value: Annotated[str | None, Col(name="select")] = None

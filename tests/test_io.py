@@ -35,6 +35,14 @@ from activerecord.io.upsert import check_upsert_key
 from .conftest import backend_url, needs, optional, raw_count
 from .models import Status
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 # Optional extras: without them, only the tests that use them are skipped.
 np = optional("numpy", "dataframes")
 pd = optional("pandas", "dataframes")
@@ -43,7 +51,7 @@ pl = optional("polars", "dataframes")
 ROOT = pathlib.Path(__file__).parent.parent
 
 
-class IoOdd(ActiveRecord):
+class IoOdd(Model):
     __table_name__ = "io_odd"
 
     id: int | None = None
@@ -61,7 +69,7 @@ class IoOdd(ActiveRecord):
     doc: dict[str, Any] | None = None
 
 
-class IoPerson(ActiveRecord):
+class IoPerson(Model):
     __table_name__ = "io_people"
 
     id: int | None = None

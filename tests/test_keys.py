@@ -33,14 +33,22 @@ from activerecord.backend.external import using
 from .conftest import dialect_name, raw_count
 
 
-class KeyItem(TimestampMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class KeyItem(TimestampMixin, Model):
     __table_name__ = "keys_items"
 
     id: int | None = None
     name: Annotated[str, Field(max_length=40)]
 
 
-class KeyPair(ActiveRecord):
+class KeyPair(Model):
     __table_name__ = "keys_pairs"
 
     id: int | None = None
@@ -48,7 +56,7 @@ class KeyPair(ActiveRecord):
     b: Annotated[str, Field(max_length=20), Col(unique=True)]
 
 
-class KeyOnly(ActiveRecord):
+class KeyOnly(Model):
     __table_name__ = "keys_only"
 
     id: int | None = None
@@ -247,7 +255,7 @@ def test_sqlite_bigint_primary_key_is_not_generated(db):
         conn.exec_driver_sql("CREATE TABLE keys_bigint (id BIGINT PRIMARY KEY, name TEXT)")
     table = sa.Table("keys_bigint", sa.MetaData(), autoload_with=db.engine)
 
-    class Big(ActiveRecord):
+    class Big(Model):
         __table__ = table
         id: int | None = None
         name: str
@@ -376,7 +384,7 @@ def test_duplicate_blames_the_record_holding_the_value_in_the_violated_key(db, f
 
 _composite = sa.Table(
     "keys_composite",
-    activerecord.metadata,
+    Model.__metadata__,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("x", sa.Integer, nullable=False),
     sa.Column("y", sa.Integer, nullable=False),
@@ -385,7 +393,7 @@ _composite = sa.Table(
 )
 
 
-class KeyComposite(ActiveRecord):
+class KeyComposite(Model):
     __table__ = _composite
 
     id: int | None = None

@@ -44,6 +44,14 @@ from activerecord.backend.transaction import in_transaction
 
 from .conftest import backend_url
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 R = TypeVar("R")
 
 THREADS = 4
@@ -58,7 +66,7 @@ DEADLINE = 25.0
 JOIN_TIMEOUT = 60.0
 
 
-class LoadItem(TimestampMixin, SoftDeleteMixin, ActiveRecord):
+class LoadItem(TimestampMixin, SoftDeleteMixin, Model):
     __table_name__ = "load_items"
 
     id: int | None = None
@@ -67,7 +75,7 @@ class LoadItem(TimestampMixin, SoftDeleteMixin, ActiveRecord):
     value: int = 0
 
 
-class LoadCounter(ActiveRecord):
+class LoadCounter(Model):
     __table_name__ = "load_counters"
 
     id: int | None = None
@@ -75,7 +83,7 @@ class LoadCounter(ActiveRecord):
     n: int = 0
 
 
-class TinyItem(ActiveRecord):
+class TinyItem(Model):
     __table_name__ = "tiny_items"
     __database__ = "tiny"
 

@@ -29,6 +29,14 @@ from activerecord.__main__ import main
 from .conftest import backend_url, needs, optional, raw_count
 from .models import Status
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 # Optional extras: without them, only the tests that use them are skipped.
 pd = optional("pandas", "dataframes")
 pl = optional("polars", "dataframes")
@@ -36,7 +44,7 @@ pl = optional("polars", "dataframes")
 UTC = dt.timezone.utc
 
 
-class Penguin(ActiveRecord):
+class Penguin(Model):
     __table_name__ = "ld_penguins"
 
     id: int | None = None
@@ -46,7 +54,7 @@ class Penguin(ActiveRecord):
     mass: float | None = None
 
 
-class Kinds(ActiveRecord):
+class Kinds(Model):
     __table_name__ = "ld_kinds"
 
     id: int | None = None

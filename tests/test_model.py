@@ -202,7 +202,14 @@ def test_validation_errors_are_typed(fresh, backend):
     assert User.find(user.id).login_count == 0
 
 
-class Coded(activerecord.ActiveRecord):
+class Model(activerecord.ActiveRecord):
+    """This module's models, on a MetaData of their own (tests/models.py says why)."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Coded(Model):
     __table_name__ = "coded_rows"
 
     id: int | None = None

@@ -14,6 +14,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from activerecord import ActiveRecord, has_many, optimistic_lock
 from activerecord.errors import (
@@ -25,6 +26,14 @@ from activerecord.io.reading import iter_chunks
 from activerecord.query.expression import Expression, col, excluded
 
 from .conftest import backend_url, needs, raw_count
+
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -147,7 +156,7 @@ def test_cli_load_with_tqdm_still_shows_the_bar(db, backend, tmp_path):
 
 
 # -- plain ValueError / TypeError ------------------------------------------------------------
-class OptItem(ActiveRecord):
+class OptItem(Model):
     __table_name__ = "opt_items"
     id: int | None = None
     name: str
@@ -196,14 +205,14 @@ def test_batch_insert_of_a_dataframe_refuses_commit_every(db, backend, fresh):
     assert raw_count(db, "opt_items") == 0
 
 
-class OptShelf(ActiveRecord):
+class OptShelf(Model):
     __table_name__ = "opt_shelves"
     id: int | None = None
     title: str
     books = has_many("OptBook")
 
 
-class OptBook(ActiveRecord):
+class OptBook(Model):
     __table_name__ = "opt_books"
     id: int | None = None
     opt_shelf_id: int | None = None
@@ -233,7 +242,7 @@ def test_a_nested_insert_refuses_a_record_of_another_model(db, backend, fresh):
     assert raw_count(db, "opt_shelves") == raw_count(db, "opt_books") == 0
 
 
-class FrameTarget(ActiveRecord):
+class FrameTarget(Model):
     __table_name__ = "opt_frame_targets"
 
     id: int | None = None

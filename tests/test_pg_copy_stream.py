@@ -22,6 +22,14 @@ from activerecord.errors import DataError, NotNullViolation, UniqueViolation
 from tests.conftest import raw_count
 from tests.models import User
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 pytestmark = pytest.mark.backends("postgresql")
 
 
@@ -188,7 +196,7 @@ seen_by_validator: list[int] = []
 swallow = {"on": False}
 
 
-class Audited(ActiveRecord):
+class Audited(Model):
     """A validator that reads the database (as a uniqueness check would), in the same
     transaction as the batch running it."""
 

@@ -6,6 +6,7 @@ import gc
 from typing import Annotated
 
 import pytest
+import sqlalchemy as sa
 from pydantic import Field
 
 import activerecord
@@ -17,6 +18,14 @@ from activerecord.errors import ForeignKeyViolation
 from .conftest import backend_url, raw_count
 from .models import User
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 #: Raw SQL uses the driver's placeholder style.
 INSERT_PARENT = {
     "sqlite": "INSERT INTO raw_parents (id, name) VALUES (?, ?)",
@@ -25,14 +34,14 @@ INSERT_PARENT = {
 }
 
 
-class RawParent(ActiveRecord):
+class RawParent(Model):
     __table_name__ = "raw_parents"
 
     id: Annotated[int, Col(primary_key=True, autoincrement=False)]
     name: Annotated[str, Field(max_length=50)]
 
 
-class RawChild(ActiveRecord):
+class RawChild(Model):
     __table_name__ = "raw_children"
 
     id: int | None = None

@@ -25,12 +25,20 @@ from .test_properties import _floats, _text
 from .test_properties import rows as everything_rows
 
 
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
 class Size(enum.Enum):
     SMALL = 1
     LARGE = 2
 
 
-class Plain(ActiveRecord):
+class Plain(Model):
     """A field of each type whose values the read path can take as the column returns them."""
 
     __table_name__ = "read_plain"
@@ -162,7 +170,7 @@ def test_records_read_can_be_changed_and_saved(fresh, backend):
 # -- rows the model would refuse ----------------------------------------------------------------
 
 
-class Guarded(ActiveRecord):
+class Guarded(Model):
     """Constraints the column does not enforce: its values must be validated on read."""
 
     __table_name__ = "read_guarded"
@@ -175,7 +183,7 @@ class Guarded(ActiveRecord):
     status: Status = Status.ACTIVE
 
 
-class Checked(ActiveRecord):
+class Checked(Model):
     """A field validator refuses some values the column can hold."""
 
     __table_name__ = "read_checked"

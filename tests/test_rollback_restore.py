@@ -36,7 +36,15 @@ from activerecord.errors import TransactionConflictError
 from .conftest import raw_count
 
 
-class RbNote(TimestampMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class RbNote(TimestampMixin, Model):
     __table_name__ = "rb_notes"
 
     id: int | None = None
@@ -44,14 +52,14 @@ class RbNote(TimestampMixin, ActiveRecord):
     rank: Annotated[int | None, Col(server_default="7")] = None
 
 
-class RbDoc(TimestampMixin, OptimisticLockMixin, ActiveRecord):
+class RbDoc(TimestampMixin, OptimisticLockMixin, Model):
     __table_name__ = "rb_docs"
 
     id: int | None = None
     body: Annotated[str, Field(max_length=40)]
 
 
-class RbMemo(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, ActiveRecord):
+class RbMemo(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, Model):
     __table_name__ = "rb_memos"
 
     id: int | None = None

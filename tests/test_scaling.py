@@ -30,7 +30,15 @@ from activerecord import (
 from .conftest import backend_url, raw_count
 
 
-class Item(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Item(Model):
     __table_name__ = "scaling_items"
     id: int | None = None
     code: Annotated[str, Col(unique=True)]

@@ -18,6 +18,14 @@ import activerecord
 from activerecord import ActiveRecord, Col, SchemaError
 from activerecord.model.info import default_table_name
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 DIALECTS = {
     "postgresql": postgresql.psycopg.dialect(),
     "mysql": mysql.pymysql.dialect(),
@@ -30,7 +38,7 @@ class Color(str, enum.Enum):
     GREEN = "green"
 
 
-class Shapes(ActiveRecord):
+class Shapes(Model):
     __table_name__ = "schema_shapes"
 
     id: int | None = None
@@ -103,7 +111,7 @@ def test_unmapped_type_names_the_field():
 
     with pytest.raises(SchemaError, match=r"Broken\.thing"):
 
-        class Broken(ActiveRecord):
+        class Broken(Model):
             __table_name__ = "schema_broken"
             model_config = {"arbitrary_types_allowed": True}
             id: int | None = None
@@ -113,7 +121,7 @@ def test_unmapped_type_names_the_field():
 def test_missing_primary_key_is_an_error():
     with pytest.raises(SchemaError, match="primary key"):
 
-        class NoKey(ActiveRecord):
+        class NoKey(Model):
             __table_name__ = "schema_nokey"
             name: str
 
@@ -124,13 +132,13 @@ def test_default_table_names():
     assert default_table_name("Category") == "categories"
     assert default_table_name("Box") == "boxes"
 
-    class LineItem(ActiveRecord):
+    class LineItem(Model):
         id: int | None = None
 
     assert LineItem.__table__.name == "line_items"
 
 
-class Remote(ActiveRecord):
+class Remote(Model):
     __table_name__ = "schema_remote"
     __database__ = "second"
 
@@ -153,7 +161,7 @@ def test_model_bound_to_a_named_database(db, backend, tmp_path):
 
 
 def test_server_default_is_read_back(fresh, backend):
-    class Ticket(ActiveRecord):
+    class Ticket(Model):
         __table_name__ = "schema_tickets"
         id: int | None = None
         title: str

@@ -29,7 +29,15 @@ from activerecord.query.query import compile_sql
 from .conftest import raw_count
 
 
-class Author(SoftDeleteMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Author(SoftDeleteMixin, Model):
     __table_name__ = "sd_authors"
 
     id: int | None = None
@@ -38,7 +46,7 @@ class Author(SoftDeleteMixin, ActiveRecord):
     score: int = 0
 
 
-class Article(TimestampMixin, SoftDeleteMixin, ActiveRecord):
+class Article(TimestampMixin, SoftDeleteMixin, Model):
     __table_name__ = "sd_articles"
 
     id: int | None = None
@@ -46,7 +54,7 @@ class Article(TimestampMixin, SoftDeleteMixin, ActiveRecord):
     title: Annotated[str, Field(max_length=40)]
 
 
-class Account(SoftDeleteMixin, ActiveRecord):
+class Account(SoftDeleteMixin, Model):
     __table_name__ = "sd_accounts"
     __soft_unique__ = ("email", ("tenant", "handle"))
 
@@ -56,7 +64,7 @@ class Account(SoftDeleteMixin, ActiveRecord):
     handle: Annotated[str, Field(max_length=40)] = "h"
 
 
-class Renamed(SoftDeleteMixin, ActiveRecord):
+class Renamed(SoftDeleteMixin, Model):
     """The deleted_at column renamed, and aware (stored as UTC)."""
 
     __table_name__ = "sd_renamed"
@@ -69,7 +77,7 @@ class Renamed(SoftDeleteMixin, ActiveRecord):
 soft_unique(Renamed, "code")
 
 
-class Ticket(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, ActiveRecord):
+class Ticket(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, Model):
     """Soft deletes under an optimistic lock."""
 
     __table_name__ = "sd_tickets"
@@ -78,7 +86,7 @@ class Ticket(TimestampMixin, SoftDeleteMixin, OptimisticLockMixin, ActiveRecord)
     title: Annotated[str, Field(max_length=40)]
 
 
-class Plain(ActiveRecord):
+class Plain(Model):
     __table_name__ = "sd_plain"
 
     id: int | None = None

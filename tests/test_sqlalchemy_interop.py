@@ -18,6 +18,24 @@ from .conftest import needs
 from .models import User
 
 
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class MigratedUser(ActiveRecord):
+    """On the default ``activerecord.metadata`` on purpose: the documented Alembic set-up hands
+    that MetaData to ``target_metadata``."""
+
+    __table_name__ = "interop_migrated_users"
+    id: int | None = None
+    username: str
+    email: str
+
+
 class Base(orm.DeclarativeBase):
     pass
 
@@ -29,7 +47,7 @@ class OrmAccount(Base):
     balance: orm.Mapped[int] = orm.mapped_column(default=0)
 
 
-class Account(ActiveRecord):
+class Account(Model):
     __table__ = OrmAccount.__table__
     id: int | None = None
     owner: str
@@ -54,7 +72,7 @@ def test_model_on_declarative_table(db, backend):
 def test_declarative_type_mismatch_is_a_schema_error():
     with pytest.raises(SchemaError, match="owner"):
 
-        class BadAccount(ActiveRecord):
+        class BadAccount(Model):
             __table__ = OrmAccount.__table__
             id: int | None = None
             owner: int
@@ -63,7 +81,7 @@ def test_declarative_type_mismatch_is_a_schema_error():
 def test_unknown_field_on_existing_table_is_a_schema_error():
     with pytest.raises(SchemaError, match="nickname"):
 
-        class BadAccount(ActiveRecord):
+        class BadAccount(Model):
             __table__ = OrmAccount.__table__
             id: int | None = None
             nickname: str
@@ -95,7 +113,7 @@ def test_alembic_autogenerate_sees_our_tables(db, backend, tmp_path: pathlib.Pat
 
     with db.engine.begin() as conn:
         conn.execute(sa.text("DROP TABLE IF EXISTS alembic_version"))
-        activerecord.metadata.drop_all(conn, tables=[User.__table__])
+        activerecord.metadata.drop_all(conn, tables=[MigratedUser.__table__])
     script_dir = tmp_path / "migrations"
     cfg = alembic_config.Config(str(tmp_path / "alembic.ini"))
     cfg.set_main_option("script_location", str(script_dir))
@@ -105,11 +123,14 @@ def test_alembic_autogenerate_sees_our_tables(db, backend, tmp_path: pathlib.Pat
     env_py.write_text(
         ALEMBIC_ENV.format(url=db.engine.url.render_as_string(hide_password=False)),
     )
-    command.revision(cfg, message="users", autogenerate=True)
+    command.revision(cfg, message="migrated users", autogenerate=True)
     versions = list((script_dir / "versions").glob("*.py"))
     assert len(versions) == 1
     migration = versions[0].read_text()
-    assert "op.create_table('users'" in migration or 'op.create_table("users"' in migration
+    assert (
+        "op.create_table('interop_migrated_users'" in migration
+        or 'op.create_table("interop_migrated_users"' in migration
+    )
     assert "email" in migration
 
 
@@ -118,7 +139,7 @@ from alembic import context
 import sqlalchemy as sa
 
 import activerecord
-from tests import models  # noqa: F401  - importing the models registers their tables
+from tests import test_sqlalchemy_interop  # noqa: F401  - importing the models registers them
 
 target_metadata = activerecord.metadata
 
@@ -129,7 +150,9 @@ def run_migrations_online():
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            include_name=lambda name, type_, parent: type_ != "table" or name == "users",
+            include_name=lambda name, type_, parent: (
+                type_ != "table" or name == "interop_migrated_users"
+            ),
         )
         with context.begin_transaction():
             context.run_migrations()
@@ -188,7 +211,7 @@ legacy_table = sa.Table(
 )
 
 
-class Person(ActiveRecord):
+class Person(Model):
     """A model whose field names differ from an existing table's column names."""
 
     __table__ = legacy_table

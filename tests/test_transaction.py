@@ -28,7 +28,15 @@ from activerecord.errors import TransactionConflictError
 from .conftest import backend_url, raw_count
 
 
-class TxAccount(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class TxAccount(Model):
     __table_name__ = "tx_accounts"
 
     id: int | None = None
@@ -36,7 +44,7 @@ class TxAccount(ActiveRecord):
     n: int = 0
 
 
-class TxEvent(ActiveRecord):
+class TxEvent(Model):
     __table_name__ = "tx_events"
 
     id: int | None = None

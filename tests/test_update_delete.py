@@ -33,7 +33,15 @@ from activerecord import (
 from .models import Book, Enrollment, Everything, Status, User
 
 
-class Counter(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Counter(Model):
     """No timestamps: an UPDATE that sets a value to itself changes nothing in the row."""
 
     __table_name__ = "ud_counters"
@@ -45,7 +53,7 @@ class Counter(ActiveRecord):
     label: Annotated[str | None, Field(max_length=20), Col(name="label_text")] = None
 
 
-class Account(OptimisticLockMixin, ActiveRecord):
+class Account(OptimisticLockMixin, Model):
     __table_name__ = "ud_accounts"
 
     id: int | None = None
@@ -53,14 +61,14 @@ class Account(OptimisticLockMixin, ActiveRecord):
     balance: int = 0
 
 
-class Page(optimistic_lock("lock_version"), ActiveRecord):
+class Page(optimistic_lock("lock_version"), Model):
     __table_name__ = "ud_pages"
 
     id: int | None = None
     title: Annotated[str, Field(max_length=40)]
 
 
-class Other(ActiveRecord):
+class Other(Model):
     __table_name__ = "ud_others"
 
     id: int | None = None
@@ -441,7 +449,7 @@ def test_batch_update_input_errors_write_nothing(fresh, backend):
     assert snapshot(Counter) == before
 
 
-class Loose(ActiveRecord):
+class Loose(Model):
     """Assignments not validated: batch_update checks the records itself, as save() does."""
 
     model_config = {"validate_assignment": False}

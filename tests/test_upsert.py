@@ -11,7 +11,6 @@ import sqlalchemy as sa
 from pydantic import Field
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-import activerecord
 from activerecord import (
     ActiveRecord,
     BatchValidationError,
@@ -35,7 +34,15 @@ from activerecord.insert.merge import MergeSpec, merge_statement
 from .conftest import raw_count
 
 
-class Member(TimestampMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Member(TimestampMixin, Model):
     __table_name__ = "up_members"
 
     id: int | None = None
@@ -49,7 +56,7 @@ class Member(TimestampMixin, ActiveRecord):
 
 _pairs = sa.Table(
     "up_pairs",
-    activerecord.metadata,
+    Model.__metadata__,
     sa.Column("id", sa.Integer, primary_key=True),
     sa.Column("a", sa.Integer, nullable=False),
     sa.Column("b", sa.String(10), nullable=False),
@@ -58,7 +65,7 @@ _pairs = sa.Table(
 )
 
 
-class Pair(ActiveRecord):
+class Pair(Model):
     __table__ = _pairs
 
     id: int | None = None
@@ -67,7 +74,7 @@ class Pair(ActiveRecord):
     v: int | None = None
 
 
-class Ghost(SoftDeleteMixin, ActiveRecord):
+class Ghost(SoftDeleteMixin, Model):
     """A plain unique key: a soft-deleted row still holds it."""
 
     __table_name__ = "up_ghosts"
@@ -77,7 +84,7 @@ class Ghost(SoftDeleteMixin, ActiveRecord):
     v: int = 0
 
 
-class Phoenix(SoftDeleteMixin, ActiveRecord):
+class Phoenix(SoftDeleteMixin, Model):
     """A soft-unique key: only live rows hold it."""
 
     __table_name__ = "up_phoenixes"
@@ -88,7 +95,7 @@ class Phoenix(SoftDeleteMixin, ActiveRecord):
     v: int = 0
 
 
-class Ledger(OptimisticLockMixin, ActiveRecord):
+class Ledger(OptimisticLockMixin, Model):
     __table_name__ = "up_ledgers"
 
     id: int | None = None
@@ -96,7 +103,7 @@ class Ledger(OptimisticLockMixin, ActiveRecord):
     amount: int = 0
 
 
-class Wide(ActiveRecord):
+class Wide(Model):
     """Seven fields: 12,000 rows are beyond one statement's parameter limit everywhere."""
 
     __table_name__ = "up_wides"

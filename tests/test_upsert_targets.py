@@ -26,7 +26,15 @@ from activerecord import (
 from .conftest import raw_count
 
 
-class Hostile(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Hostile(Model):
     """Columns named like the merge plan's own parameters (row, scalar, array, constant)."""
 
     __table_name__ = "upt_hostiles"
@@ -75,7 +83,7 @@ def test_one_row_plan_with_internal_names(db, fresh):
     assert [(h.id, h.r1, h.s0) for h in Hostile.query()] == [(one.id, 2, 9)]
 
 
-class Note(ActiveRecord):
+class Note(Model):
     __table_name__ = "upt_notes"
 
     id: int | None = None
@@ -111,7 +119,7 @@ def test_plus_on_strings_concatenates_in_query_update(db, fresh):
     assert [(n.s, n.t) for n in Note.query()] == [("1020", "20!")]
 
 
-class Stamped(TimestampMixin, ActiveRecord):
+class Stamped(TimestampMixin, Model):
     __table_name__ = "upt_stamped"
 
     id: int | None = None
@@ -139,7 +147,7 @@ def test_default_update_never_overwrites_created_at(db, fresh):
 
 
 # -- declared keys: __table_args__ ----------------------------------------------------------
-class Seat(ActiveRecord):
+class Seat(Model):
     __table_name__ = "upt_seats"
     __table_args__ = (
         sa.UniqueConstraint("code", name="uq_upt_seats_code"),
@@ -180,23 +188,23 @@ def test_table_args_declare_named_and_composite_keys_and_indexes(db, fresh):
 
 def test_table_args_are_checked():
     with pytest.raises(SchemaError, match="existing table"):
-        class OnTable(ActiveRecord):
+        class OnTable(Model):
             __table__ = sa.Table("upt_on_table", sa.MetaData(), sa.Column("id", sa.Integer,
                                  primary_key=True))
             __table_args__ = (sa.Index("ix_x", "id"),)
             id: int | None = None
     with pytest.raises(SchemaError, match="not a constraint or index"):
-        class BadArgs(ActiveRecord):
+        class BadArgs(Model):
             __table_name__ = "upt_bad_args"
             __table_args__ = ("code",)
             id: int | None = None
     with pytest.raises(SchemaError, match="must be a tuple"):
-        class BadArgs2(ActiveRecord):
+        class BadArgs2(Model):
             __table_name__ = "upt_bad_args"
             __table_args__ = sa.Index("ix_y", "id")
             id: int | None = None
 
-    class WithOptions(ActiveRecord):
+    class WithOptions(Model):
         __table_name__ = "upt_with_options"
         __table_args__ = ({"comment": "seats"},)
         id: int | None = None
@@ -213,7 +221,7 @@ def test_table_args_are_checked():
 
 
 # -- keys only the database knows -----------------------------------------------------------
-class Coupon(ActiveRecord):
+class Coupon(Model):
     """Declares no unique key: a migration adds one."""
 
     __table_name__ = "upt_coupons"
@@ -261,7 +269,7 @@ def test_reflected_inline_unique_column_is_a_target(db):
         )
         table = sa.Table("upt_inline", sa.MetaData(), autoload_with=conn)
 
-    class Inline(ActiveRecord):
+    class Inline(Model):
         __table__ = table
 
         id: int

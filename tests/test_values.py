@@ -21,6 +21,14 @@ from activerecord.errors import DataError, SchemaError, UniqueViolation
 from activerecord.io.reflect import model_for_table
 from tests.conftest import backend_url, dialect_name
 
+
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own: a model of another module, of the
+    demo or of a README block with the same table name cannot replace their tables."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
 D = decimal.Decimal
 UTC = dt.timezone.utc
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
@@ -30,7 +38,7 @@ class Kind(enum.Enum):
     a = "a"
 
 
-class Val(ActiveRecord):
+class Val(Model):
     __table_name__ = "values_val"
     id: int | None = None
     f: float | None = None
@@ -118,7 +126,7 @@ def test_decimal_column_from_field_constraints():
     assert (col.precision, col.scale) == (5, 2)
     with pytest.raises(SchemaError, match="decimal_places"):
 
-        class NoPlaces(ActiveRecord):
+        class NoPlaces(Model):
             __table_name__ = "values_no_places"
             id: int | None = None
             x: decimal.Decimal = Field(max_digits=7)
@@ -234,7 +242,7 @@ def test_reflected_double_reads_float(db, backend, tmp_path, capsys):
 
         table = sa.Table("values_dbl", sa.MetaData(), autoload_with=db.engine)
 
-        class Declared(ActiveRecord):
+        class Declared(Model):
             __table__ = table
             id: int
             x: float | None = None
@@ -295,7 +303,7 @@ def test_dataframe_int_column_with_nan_one_behaviour(db, fresh):
     assert Val.query().count() == 6
 
 
-class Mail(ActiveRecord):
+class Mail(Model):
     __table_name__ = "values_mail"
     id: int | None = None
     email: Annotated[str, Col(unique=True)]
@@ -320,7 +328,7 @@ def test_duplicate_key_error_names_record_and_line_once(db, fresh):
     assert Mail.query().count() == 0
 
 
-class Keyed(ActiveRecord):
+class Keyed(Model):
     __table_name__ = "values_keyed"
     id: int | None = None
     k: Annotated[str, Col(unique=True)]

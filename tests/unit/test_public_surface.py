@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 import activerecord
 from activerecord import ActiveRecord, SoftDeleteMixin, UnsafeWriteError
@@ -116,13 +117,20 @@ def test_every_module_all_names_exist():
 # -- aliases are strictly equal to their targets ---------------------------------------------
 
 
-class SurfaceThing(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own (tests/models.py says why)."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class SurfaceThing(Model):
     __table_name__ = "surface_things"
     id: int | None = None
     n: int = 0
 
 
-class SurfaceSoftThing(SoftDeleteMixin, ActiveRecord):
+class SurfaceSoftThing(SoftDeleteMixin, Model):
     __table_name__ = "surface_soft_things"
     id: int | None = None
 

@@ -8,15 +8,15 @@ import math
 
 import pytest
 
-# The strategies are built at import time, so without hypothesis (a dev dependency, not an
-# extra of the library) the whole module is skipped with the reason.
-pytest.importorskip("hypothesis", reason="needs hypothesis: pip install -e '.[dev]'")
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
-
 import activerecord
 
+from .conftest import optional
 from .models import Everything, Status
+
+# hypothesis is a dev dependency, not an extra of the library: without it each test that
+# draws examples is skipped with the reason, and the module's other tests still run.
+hypothesis = optional("hypothesis", "dev")
+st = optional("hypothesis.strategies", "dev")
 
 
 # Characters every backend stores: no surrogates (not encodable); NUL only where allowed.
@@ -90,12 +90,15 @@ def _same(field: str, want: object, got: object) -> bool:
 def test_random_rows_round_trip(fresh, backend, path):
     fresh(Everything)
 
-    @settings(
+    @hypothesis.settings(
         max_examples=10,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            hypothesis.HealthCheck.function_scoped_fixture,
+            hypothesis.HealthCheck.too_slow,
+        ],
     )
-    @given(st.lists(rows(backend), min_size=1, max_size=8))
+    @hypothesis.given(st.lists(rows(backend), min_size=1, max_size=8))
     def check(batch: list[dict[str, object]]) -> None:
         Everything.query().hard_delete(all_rows=True)
         if path == "instances":

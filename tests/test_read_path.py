@@ -12,17 +12,19 @@ from typing import Annotated, Any, Literal
 import pydantic
 import pytest
 import sqlalchemy as sa
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from pydantic import Field
 
 import activerecord
 from activerecord import ActiveRecord, Col
 from activerecord.validation import list_adapter, record_builder
 
+from .conftest import optional
 from .models import Everything, Status
 from .test_properties import _floats, _text
 from .test_properties import rows as everything_rows
+
+hypothesis = optional("hypothesis", "dev")  # without it, the tests drawing examples skip
+st = optional("hypothesis.strategies", "dev")
 
 
 class Model(ActiveRecord):
@@ -129,12 +131,15 @@ def test_read_records_are_identical_to_validated_ones(fresh, db, backend, model)
     fresh(model)
     strategy = plain_rows(backend) if model is Plain else everything_rows(backend)
 
-    @settings(
+    @hypothesis.settings(
         max_examples=15,
         deadline=None,
-        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        suppress_health_check=[
+            hypothesis.HealthCheck.function_scoped_fixture,
+            hypothesis.HealthCheck.too_slow,
+        ],
     )
-    @given(st.lists(strategy, min_size=1, max_size=8))
+    @hypothesis.given(st.lists(strategy, min_size=1, max_size=8))
     def check(batch: list[dict[str, object]]) -> None:
         model.query().hard_delete(all_rows=True)
         model.batch_insert_from_dicts(batch, return_records=False)

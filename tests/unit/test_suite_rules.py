@@ -1,4 +1,6 @@
-"""The tests' own models live on a MetaData per test module (tests/models.py says why)."""
+"""Rules of the test suite itself: the tests' models live on a MetaData per test module
+(tests/models.py says why), and no test module imports an optional package at import time
+(each test that needs one skips by itself, the module's other tests still run)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,12 @@ from activerecord import ActiveRecord, demo
 from tests import models
 
 TESTS = Path(__file__).resolve().parents[1]
+#: Packages a test may need that a plain ``pip install -e .`` does not bring.
+OPTIONAL = frozenset({"pandas", "polars", "tqdm", "hypothesis", "alembic", "django", "peewee"})
 #: Models that sit on the default ``activerecord.metadata`` on purpose.
 ON_DEFAULT_METADATA = {
     ("test_sqlalchemy_interop.py", "MigratedUser"),
-    ("test_test_models.py", "User"),
+    ("test_suite_rules.py", "User"),
 }
 
 
@@ -63,3 +67,22 @@ def test_a_class_of_the_same_table_name_elsewhere_does_not_replace_a_test_table(
         assert activerecord.metadata.tables["users"] is User.__table__
     finally:
         activerecord.metadata.remove(User.__table__)
+
+
+def test_no_test_module_imports_an_optional_package_at_import_time():
+    """Use ``optional()`` / ``needs()`` from tests/conftest.py (or import inside the test)."""
+    found = []
+    for path in sorted(TESTS.rglob("*.py")):
+        for node in ast.parse(path.read_text()).body:  # module level only
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            found += [
+                f"{path.relative_to(TESTS)}:{node.lineno}: {name}"
+                for name in names
+                if name.split(".")[0] in OPTIONAL
+            ]
+    assert found == []

@@ -16,6 +16,10 @@ HERE = Path(__file__).resolve().parent
 SERVER_FIXTURES = frozenset({"backend", "db", "fresh", "insert_path"})
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "unit: a compile-only test of tests/unit (no server)")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if HERE not in Path(str(item.path)).resolve().parents:

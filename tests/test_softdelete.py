@@ -8,6 +8,7 @@ from typing import Annotated
 import pytest
 import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
+from sqlalchemy.dialects import postgresql, sqlite
 
 from activerecord import (
     ActiveRecord,
@@ -446,9 +447,8 @@ def test_partial_index_ddl_per_dialect():
 
 
 def compile_sql_dialect(name: str) -> sa.Dialect:
-    from activerecord.query.query import _dialect_by_name
-
-    return _dialect_by_name(name)
+    """The pinned compile dialects (SQLAlchemy's own, no server)."""
+    return {"postgresql": postgresql.psycopg.dialect(), "sqlite": sqlite.dialect()}[name]
 
 
 # -- unique keys among live rows ------------------------------------------------------------

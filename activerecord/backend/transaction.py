@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from ..errors import (
+    ArgumentTypeError,
     ConfigurationError,
     DatabaseError,
     TransactionConflictError,
@@ -338,6 +339,14 @@ class Transaction:
     ) -> None:
         if inspect.isfunction(target) or inspect.ismethod(target):
             raise ConfigurationError("decorate with @Transaction() (with parentheses)")
+        if not isinstance(retries, int):
+            raise ArgumentTypeError(f"retries must be an int, got {retries!r}")
+        if not isinstance(backoff, (int, float)):
+            raise ArgumentTypeError(f"backoff must be a number of seconds, got {backoff!r}")
+        if isolation_level is not None and not isinstance(isolation_level, str):
+            raise ArgumentTypeError(
+                f"isolation_level must be a name such as 'SERIALIZABLE', got {isolation_level!r}"
+            )
         if retries < 0:
             raise ConfigurationError(f"retries must be >= 0, got {retries}")
         self._target = target

@@ -40,6 +40,7 @@ from ..backend.dialects import (
 )
 from ..backend.transaction import read_connection, retrying, write_connection
 from ..errors import (
+    ArgumentTypeError,
     NotConnectedError,
     QueryError,
     RecordNotFound,
@@ -321,6 +322,11 @@ class Query(Generic[T]):
         'doc_counters.n + :n_1'
         """
         info = self._model.__ar_info__
+        if not isinstance(values, Mapping):
+            raise ArgumentTypeError(
+                f"update of {info.model_name} takes a mapping of column names to values, "
+                f"got {type(values).__name__}"
+            )
         if not values:
             raise QueryError(f"update of {info.model_name} needs at least one value")
         out: dict[str, Any] = {}

@@ -5,7 +5,8 @@ Connection URLs come from environment variables (defaults: the local servers of 
 * ``AR_TEST_POSTGRESQL_URL`` (``postgresql+psycopg://postgres@127.0.0.1:5432/test``)
 * ``AR_TEST_MYSQL_URL`` (``mysql+pymysql://root@127.0.0.1:3306/test``)
 * ``AR_TEST_SQLITE_URL`` (a file in a temporary folder)
-* ``AR_TEST_BACKENDS``: comma-separated subset to run (default: all three)
+* ``AR_TEST_BACKENDS``: comma-separated subset to run (default: all three; ``none`` runs
+  only the tests that need no database, e.g. ``tests/unit``)
 
 When ``CI`` is true (or ``AR_REQUIRE_BACKENDS=1``) an unreachable server fails the run;
 otherwise its tests are skipped with the reason. The run's header line names the backends and
@@ -77,6 +78,8 @@ def needs(module: str, extra: str) -> pytest.MarkDecorator:
 
 def selected_backends() -> list[str]:
     raw = os.environ.get("AR_TEST_BACKENDS", "")
+    if raw.strip() == "none":  # only the tests that need no database (tests/unit and others)
+        return []
     names = [n.strip() for n in raw.split(",") if n.strip()] or list(ALL_BACKENDS)
     unknown = set(names) - set(ALL_BACKENDS)
     if unknown:
@@ -141,7 +144,7 @@ def pytest_report_header(config: pytest.Config) -> str:
         f"{name} ({_hide_password(backend_url(name))})" for name in selected_backends()
     )
     mode = "required" if backends_required() else "skipped when unreachable"
-    return f"activerecord backends: {urls}; {mode}"
+    return f"activerecord backends: {urls or 'none'}; {mode}"
 
 
 def _hide_password(url: str) -> str:
@@ -203,7 +206,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             parts.append(f"{name} unreachable ({_unreachable[name]})")
         else:
             parts.append(f"{name} not used")
-    terminalreporter.write_line("activerecord backends: " + "; ".join(parts))
+    terminalreporter.write_line("activerecord backends: " + ("; ".join(parts) or "none"))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

@@ -343,20 +343,10 @@ class ActiveRecord(HookMethods, BaseModel):
     def find(cls: type[T], pk: Any) -> T:
         """The record with this primary key (a tuple for composite keys).
 
-        Raises :class:`~activerecord.errors.RecordNotFound` when there is none.
+        Raises :class:`~activerecord.errors.RecordNotFound` when there is none. The same as
+        ``query().find(pk)``.
         """
-        info = cls.__ar_info__
-        values = pk if isinstance(pk, tuple) else (pk,)
-        if len(values) != len(info.pk_fields):
-            raise RecordNotFound(
-                f"{cls.__name__} has a {len(info.pk_fields)}-column primary key; got {pk!r}",
-                model=cls.__name__,
-                key=pk,
-            )
-        found = cls.query().where(dict(zip(info.pk_fields, values))).first()
-        if found is None:
-            raise RecordNotFound(f"{cls.__name__} {pk!r} not found", model=cls.__name__, key=pk)
-        return found
+        return cls.query().find(pk)
 
     @classmethod
     def find_one(cls: type[T], conditions: Any, *params: Any) -> T | None:

@@ -180,6 +180,13 @@ def test_query_aliases_build_the_same_statements(memory):
     assert str(SurfaceSoftThing.query_only_deleted().to_sql()) == str(
         SurfaceSoftThing.query().only_deleted().to_sql()
     )
+    assert SurfaceThing.find(2) == SurfaceThing.query().find(2)
+    for key in (99, (1, 2)):  # no such row; a key of the wrong width
+        with pytest.raises(activerecord.RecordNotFound) as original:
+            SurfaceThing.query().find(key)
+        with pytest.raises(activerecord.RecordNotFound) as alias:
+            SurfaceThing.find(key)
+        assert str(alias.value) == str(original.value)
     assert SurfaceThing.find_one_or_fail({"n": 2}) == SurfaceThing.find_one({"n": 2})
     with pytest.raises(activerecord.RecordNotFound):
         SurfaceThing.find_one_or_fail({"n": 99})

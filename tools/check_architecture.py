@@ -87,11 +87,13 @@ def _parse(path: Path) -> ast.Module:
 
 @dataclass(frozen=True)
 class Edge:
-    """``source`` imports ``target`` at ``line`` of the source's file."""
+    """``source`` imports ``target`` at ``line`` of the source's file (inside a function
+    when ``in_function``)."""
 
     source: str
     target: str
     line: int
+    in_function: bool = False
 
 
 def _is_type_checking(test: ast.expr) -> bool:
@@ -100,19 +102,24 @@ def _is_type_checking(test: ast.expr) -> bool:
     return isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
 
 
-def _runtime_imports(node: ast.AST) -> Iterator[ast.Import | ast.ImportFrom]:
-    """Every import statement under ``node`` (at any depth) except ``if TYPE_CHECKING:`` ones."""
+Imported = tuple[ast.Import | ast.ImportFrom, bool]
+
+
+def _runtime_imports(node: ast.AST, in_function: bool = False) -> Iterator[Imported]:
+    """Every import statement under ``node`` (at any depth) except ``if TYPE_CHECKING:`` ones,
+    each with whether it sits inside a function."""
+    inside = in_function or isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda))
     for child in ast.iter_child_nodes(node):
         if isinstance(child, (ast.Import, ast.ImportFrom)):
-            yield child
+            yield child, inside
         elif isinstance(child, ast.If) and _is_type_checking(child.test):
             for other in child.orelse:  # the else branch does run
                 if isinstance(other, (ast.Import, ast.ImportFrom)):
-                    yield other
+                    yield other, inside
                 else:
-                    yield from _runtime_imports(other)
+                    yield from _runtime_imports(other, inside)
         else:
-            yield from _runtime_imports(child)
+            yield from _runtime_imports(child, inside)
 
 
 def _base_of(name: str, path: Path, stmt: ast.ImportFrom) -> str:
@@ -129,7 +136,7 @@ def import_edges(name: str, path: Path, known: Iterable[str]) -> list[Edge]:
     """The imports of module ``name`` that reach other modules in ``known``."""
     names = set(known)
     edges: list[Edge] = []
-    for stmt in _runtime_imports(_parse(path)):
+    for stmt, in_function in _runtime_imports(_parse(path)):
         targets: list[str] = []
         if isinstance(stmt, ast.Import):
             targets = [alias.name for alias in stmt.names]
@@ -142,8 +149,9 @@ def import_edges(name: str, path: Path, known: Iterable[str]) -> list[Edge]:
         for target in targets:
             while target and target not in names:  # "import a.b.c" of a name inside a.b
                 target = target.rpartition(".")[0]
-            if target and target != name:
-                edges.append(Edge(name, target, stmt.lineno))
+            edge = Edge(name, target, stmt.lineno, in_function)
+            if target and target != name and edge not in edges:  # "import a, b" of one module
+                edges.append(edge)
     return edges
 
 
@@ -210,9 +218,10 @@ def _path_within(graph: dict[str, list[str]], start: str, members: set[str]) -> 
     return [start, start]
 
 
-def check_cycles(root: Path) -> list[Problem]:
+def check_cycles(root: Path, *, explain: bool = False) -> list[Problem]:
     """One problem per import cycle (a strongly connected group of modules), with one cycle
-    through it spelled out and where its closing import is."""
+    through it spelled out and where its closing import is; ``explain`` adds one line per
+    function-level import inside a group (the usual places a cycle hides)."""
     found = modules(root)
     edges = [edge for name, path in found.items() for edge in import_edges(name, path, found)]
     graph: dict[str, list[str]] = {name: [] for name in found}
@@ -235,6 +244,17 @@ def check_cycles(root: Path) -> list[Problem]:
         if len(component) > len(cycle) - 1:
             message += f"; the group also holds {', '.join(sorted(set(component) - set(cycle)))}"
         problems.append(Problem(found[cycle[0]], first_line[cycle[0], cycle[1]], message))
+        if explain:
+            members = set(component)
+            problems += [
+                Problem(
+                    found[e.source],
+                    e.line,
+                    f"function-level import of {e.target} inside the cycle through {cycle[0]}",
+                )
+                for e in edges
+                if e.in_function and e.source in members and e.target in members
+            ]
     return sorted(problems)
 
 
@@ -334,12 +354,12 @@ def check_dialect_names(root: Path) -> list[Problem]:
 # -- command line ------------------------------------------------------------------------------
 
 
-def run(root: Path, checks: Sequence[str]) -> list[Problem]:
+def run(root: Path, checks: Sequence[str], *, explain: bool = False) -> list[Problem]:
     """The problems the named checks find in the package at ``root``."""
     problems: list[Problem] = []
     for check in checks:
         if check == "cycles":
-            problems += check_cycles(root)
+            problems += check_cycles(root, explain=explain)
         elif check == "size":
             problems += check_size(root)
         elif check == "dialect-names":
@@ -367,6 +387,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(for a check a refactor has yet to make pass)",
     )
     parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="cycles: also list each function-level import inside a cycle's group",
+    )
+    parser.add_argument(
         "--package",
         type=Path,
         default=Path(__file__).resolve().parent.parent / "activerecord",
@@ -378,7 +403,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for checks, enforced in ((_names(args.check), True), (_names(args.report), False)):
         if not checks:
             continue
-        problems = run(root, checks)
+        problems = run(root, checks, explain=args.explain)
         for problem in problems:
             print(problem.render(root.parent) + ("" if enforced else " [report only]"))
         verdict = f"{len(problems)} problem(s)" if problems else "ok"

@@ -57,6 +57,21 @@ def test_a_cycle_through_a_function_level_import_is_found(tmp_path):
     ]
 
 
+def test_explain_lists_the_function_level_imports_inside_a_cycle(tmp_path):
+    root = make_package(
+        tmp_path,
+        {
+            "a.py": "from . import b\n",
+            "b.py": "def later():\n    from .a import x, y\n    from .c import z\n",
+            "c.py": "",
+        },
+    )
+    assert rendered(checker.check_cycles(root, explain=True), root) == [
+        "pkg/a.py:1: import cycle pkg.a -> pkg.b -> pkg.a (pkg/b.py:2 imports pkg.a)",
+        "pkg/b.py:2: function-level import of pkg.a inside the cycle through pkg.a",
+    ]
+
+
 def test_type_checking_imports_are_not_edges_but_their_else_branch_is(tmp_path):
     root = make_package(
         tmp_path,

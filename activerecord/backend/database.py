@@ -19,7 +19,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.pool import StaticPool
 
 from ..errors import (
     ConfigurationError,
@@ -29,25 +28,12 @@ from ..errors import (
     PoolTimeoutError,
 )
 from ..log import before_cursor_execute
-from .dialects import (
-    DialectFacts,
-    causal_reads_statements,
-    driver_hint,
-    is_node_refusal,
-    node_unready_reason,
-    translate_error,
-)
+from .dialects import DialectFacts, driver_hint, facts_class
+from .errors import translate_error
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
 
 DEFAULT = "default"
-
-#: Session settings applied to MySQL/MariaDB connections of engines this library creates:
-#: strict mode, so an out-of-range or over-long value is an error instead of a silent truncation.
-_MYSQL_SQL_MODE = (
-    "SET SESSION sql_mode = 'STRICT_ALL_TABLES,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION'"
-)
-
 
 class Database:
     """A named binding of an :class:`sqlalchemy.Engine`.
@@ -137,16 +123,6 @@ def _split_hosts(url: str | sa.URL, hosts: Sequence[str] | None) -> tuple[str | 
     return url, listed
 
 
-def _host_port(text: str) -> tuple[str, int | None]:
-    host, sep, port = text.rpartition(":") if not text.endswith("]") else (text, "", "")
-    if not sep:
-        return text.strip("[]"), None
-    try:
-        return host.strip("[]"), int(port)
-    except ValueError:
-        raise ConfigurationError(f"bad port in host {text!r}") from None
-
-
 def _make_engine(
     url: str | sa.URL,
     options: dict[str, Any],
@@ -156,147 +132,8 @@ def _make_engine(
 ) -> sa.Engine:
     url, host_list = _split_hosts(url, hosts)
     parsed = sa.make_url(url)
-    backend = parsed.get_backend_name()
-    if host_list and backend not in ("mysql", "mariadb", "postgresql"):
-        raise ConfigurationError(f"several hosts are not supported on {backend}")
-    if host_list and backend == "postgresql":
-        # libpq fails over by itself: hosts and ports as comma lists, the first that is up
-        # and accepts writes wins.
-        pairs = [_host_port(h) for h in host_list]
-        connect_args = dict(options.pop("connect_args", {}))
-        connect_args["host"] = ",".join(h for h, _ in pairs)
-        connect_args["port"] = ",".join(str(p or parsed.port or 5432) for _, p in pairs)
-        connect_args.setdefault("target_session_attrs", "read-write")
-        options["connect_args"] = connect_args
-    if backend == "sqlite":
-        database = parsed.database or ""
-        connect_args = dict(options.pop("connect_args", {}))
-        connect_args.setdefault("check_same_thread", False)
-        connect_args.setdefault("timeout", 30)
-        if database in ("", ":memory:") and "poolclass" not in options:
-            # One shared connection, so an in-memory database lives across calls and threads.
-            options["poolclass"] = StaticPool
-        engine = sa.create_engine(parsed, connect_args=connect_args, **options)
-    else:
-        options.setdefault("pool_pre_ping", True)
-        engine = sa.create_engine(parsed, **options)
-        if backend in ("mysql", "mariadb"):
-            statements = (_MYSQL_SQL_MODE, *(causal_reads_statements(backend) if causal_reads
-                                             else ()))
-            event.listen(engine, "connect", _mysql_session(statements))
-            event.listen(engine, "handle_error", _drop_refusing_node)
-            if host_list:
-                pairs = [_host_port(h) for h in host_list]
-                event.listen(engine, "do_connect", _failover(pairs, parsed.port))
-    return engine
-
-
-#: MySQL's "unknown system variable": a causal-reads setting of a server that is no Galera
-#: node, where every read is causal anyway.
-_UNKNOWN_VARIABLE = 1193
-
-
-def _mysql_session(statements: tuple[str, ...]) -> Any:
-    def on_connect(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        try:
-            for statement in statements:
-                try:
-                    cursor.execute(statement)
-                except Exception as exc:
-                    args = getattr(exc, "args", ())
-                    if statement == _MYSQL_SQL_MODE or not args or args[0] != _UNKNOWN_VARIABLE:
-                        raise
-        finally:
-            cursor.close()
-
-    return on_connect
-
-
-def _drop_refusing_node(context: Any) -> None:
-    # A Galera node out of the primary component refuses every statement (1047) until it
-    # rejoins: treat it as a lost connection, so the pool drops its connections and the next
-    # checkout connects again (to another host when several are given).
-    if is_node_refusal(context.original_exception):
-        context.is_disconnect = True
-
-
-def _failover(hosts: list[tuple[str, int | None]], default_port: int | None) -> Any:
-    """A ``do_connect`` hook: the first host, in the order given, that accepts a connection
-    and is ready to serve (a Galera node in the primary component)."""
-
-    def do_connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        dbapi = dialect.loaded_dbapi
-        refused: list[str] = []
-        for host, port in hosts:
-            params = dict(cparams, host=host)
-            if port or default_port:
-                params["port"] = port or default_port
-            where = f"{host}:{params.get('port', 3306)}"
-            try:
-                conn = dbapi.connect(*cargs, **params)
-            except dbapi.Error as exc:
-                refused.append(f"{where}: {exc}")
-                continue
-            try:
-                reason = node_unready_reason(conn)
-            except dbapi.Error as exc:
-                reason = str(exc)
-            if reason is None:
-                return conn
-            conn.close()
-            refused.append(f"{where}: {reason}")
-        raise dbapi.OperationalError(2003, "no host can serve: " + "; ".join(refused))
-
-    return do_connect
-
-
-#: Marks a pooled SQLite connection (in its ``ConnectionRecord.info``) as prepared.
-_SQLITE_PREPARED = "activerecord_sqlite_prepared"
-
-
-def _sqlite_on_connect(dbapi_connection: Any, record: Any) -> None:
-    # The stdlib driver opens transactions on its own and breaks SAVEPOINT; take that job
-    # over (SQLAlchemy's documented recipe) and turn on foreign keys.
-    dbapi_connection.isolation_level = None
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("PRAGMA foreign_keys = ON")
-    finally:
-        cursor.close()
-    if record is not None:
-        record.info[_SQLITE_PREPARED] = True
-
-
-def _sqlite_on_begin(conn: sa.Connection) -> None:
-    conn.exec_driver_sql("BEGIN")
-
-
-def _sqlite_on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
-    # A connection the pool opened before connect() added the "connect" listener (a user's
-    # engine) gets the same settings on its first checkout, so it never has to be disposed.
-    if not record.info.get(_SQLITE_PREPARED):
-        _sqlite_on_connect(dbapi_connection, record)
-    # A connection reloads its copy of the schema only when a statement reads the database:
-    # until then PRAGMAs (which SQLAlchemy's reflection runs) answer from the copy it had,
-    # missing tables and indexes another connection of the pool created since. One read of
-    # the schema table in autocommit mode (a lock taken and released at once) refreshes it.
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
-    finally:
-        cursor.close()
-
-
-def _prepare_sqlite(engine: sa.Engine) -> None:
-    if engine.dialect.name != "sqlite" or event.contains(engine, "begin", _sqlite_on_begin):
-        return
-    event.listen(engine, "connect", _sqlite_on_connect)
-    event.listen(engine, "begin", _sqlite_on_begin)
-    event.listen(engine, "checkout", _sqlite_on_checkout)
-    # Connections the pool already holds were opened before these listeners: the checkout
-    # listener prepares each on its next checkout. Disposing of the pool instead would close
-    # a user's connections (and lose an in-memory database with them).
+    family = facts_class(parsed.get_backend_name())
+    return family.create_engine(parsed, options, host_list, causal_reads=causal_reads)
 
 
 def connect(
@@ -375,7 +212,7 @@ def connect(
             raise ConfigurationError(
                 f"cannot create an engine for {shown!r}: {exc}" + (f"; {hint}" if hint else "")
             ) from exc
-    _prepare_sqlite(engine)
+    facts_class(engine.dialect).prepare_engine(engine)
     if not event.contains(engine, "before_cursor_execute", before_cursor_execute):
         event.listen(engine, "before_cursor_execute", before_cursor_execute)
     db = Database(name, engine, owns_engine=owns, retries=retries)

@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy import orm
 
 from ..errors import ConfigurationError
-from .dialects import translate_error
+from .errors import translate_error
 from .transaction import _Frame, _frame, _frames, resolve_database
 
 __all__ = ["using"]

@@ -41,7 +41,8 @@ from ..errors import (
 )
 from ..log import logger
 from .database import DEFAULT, Database, checkout, get_database
-from .dialects import is_conflict, is_node_refusal, normalize_isolation_level, translate_error
+from .dialects import normalize_isolation_level
+from .errors import is_conflict, is_node_refusal, translate_error
 
 __all__ = [
     "Transaction",

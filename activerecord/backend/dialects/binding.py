@@ -1,0 +1,136 @@
+"""Values on their way to the driver: bind processors, the floats and temporal values each
+backend refuses, and SQL text sent without parameters.
+
+Example::
+
+    >>> import sqlalchemy as sa
+    >>> guard = float_guard(sa.create_engine("sqlite://").dialect)
+    >>> guard(1.5)
+    1.5
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import sqlalchemy as sa
+
+from .base import facts_class
+
+__all__ = ["bind_processor", "float_guard", "without_params"]
+
+_INF = float("inf")
+#: Every special float value; a backend keeping all of them needs no guard.
+_ALL_SPECIALS = frozenset({"nan", "inf", "-0.0"})
+
+
+def bind_processor(
+    type_: sa.types.TypeEngine[Any], dialect: sa.Dialect
+) -> Callable[[Any], Any] | None:
+    """The function SQLAlchemy applies to a bound value of ``type_`` (None: none applies).
+
+    Where SQLAlchemy's own is slow and an exact equivalent is known, that one (the dialect
+    class's ``fast_bind``: SQLite DATETIME's text format).
+
+    >>> import datetime as dt
+    >>> from sqlalchemy.dialects import sqlite as sqlite_dialect
+    >>> bind_processor(sa.DateTime(), sqlite_dialect.dialect())(dt.datetime(2024, 1, 2, 3, 4))
+    '2024-01-02 03:04:00.000000'
+    """
+    impl = type_.dialect_impl(dialect)
+    proc = impl.bind_processor(dialect)
+    if isinstance(impl, sa.Float) and not isinstance(impl, sa.types.TypeDecorator):
+        return float_guard(dialect, proc)  # a reflected float column: refuse the same values
+    family = facts_class(dialect)
+    if (
+        proc is None
+        and family.temporal_as_text
+        and isinstance(impl, (sa.Date, sa.DateTime, sa.Time))
+    ):
+        return _temporal_guard(impl.python_type)
+    if proc is not None:
+        return family.fast_bind(impl, proc) or proc
+    return proc
+
+
+def float_guard(
+    dialect: sa.Dialect, then: Callable[[Any], Any] | None = None
+) -> Callable[[Any], Any] | None:
+    """A bind processor refusing the floats this backend cannot store (its dialect class's
+    ``float_specials``) with a ``ValueError``, then applying ``then``; None where every float
+    is stored as given (PostgreSQL, unless ``then``). Given as source too (``inline``), for
+    row builders: an ordinary number costs one comparison.
+
+    >>> import sqlalchemy as sa
+    >>> guard = float_guard(sa.create_engine("sqlite://").dialect)
+    >>> guard(1.5), guard(float("inf"))
+    (1.5, inf)
+    >>> guard(float("nan"))
+    Traceback (most recent call last):
+    ...
+    ValueError: NaN cannot be stored on sqlite (it would read back as NULL)
+    """
+    family = facts_class(dialect)
+    stored = family.float_specials
+    if stored >= _ALL_SPECIALS:
+        return then
+    name = dialect.name
+    lost = family.float_lost_as
+    after = then
+
+    def guard(value: Any) -> Any:
+        if isinstance(value, float):
+            if value != value:
+                if "nan" not in stored:
+                    raise ValueError(f"NaN cannot be stored on {name}{lost}")
+            elif value in (_INF, -_INF):
+                if "inf" not in stored:
+                    raise ValueError(f"{value} cannot be stored on {name}")
+            elif value == 0 and math.copysign(1.0, value) < 0 and "-0.0" not in stored:
+                raise ValueError(f"-0.0 cannot be stored on {name} (it would read back as 0.0)")
+        return value if after is None else after(value)
+
+    # A finite float other than 0 needs nothing (the usual); anything else takes the call.
+    guard.inline = (  # type: ignore[attr-defined]
+        "{v} if type({v}) is float and {v} != 0 and {v} - {v} == 0 else {p}({v})",
+        {},
+    )
+    return guard
+
+
+def _temporal_guard(kind: type) -> Callable[[Any], Any]:
+    """Refuse what is not a date/time object where the driver would send it as text for the
+    server to parse (as SQLite's and psycopg's conversions refuse it)."""
+
+    def guard(value: Any) -> Any:
+        if value is not None and not isinstance(value, kind):
+            raise TypeError(f"expected a {kind.__name__}, got {type(value).__name__}")
+        return value
+
+    name = f"_{kind.__name__}_kind"
+    guard.inline = (  # type: ignore[attr-defined]
+        "{v} if {v} is None or isinstance({v}, " + name + ") else {p}({v})",
+        {name: kind},
+    )
+    guard.unchanged = True  # type: ignore[attr-defined]  # values it passes, it passes as given
+    return guard
+
+
+def without_params(sql: str, dialect: sa.Dialect) -> str:
+    """Compiled SQL text as the driver must get it when it is sent with no parameters.
+
+    SQLAlchemy doubles every ``%`` in the text it compiles for ``format``/``pyformat``
+    drivers (psycopg, PyMySQL), identifiers included; those drivers read ``%%`` back as ``%``
+    only while they interpolate parameters. A statement sent alone (a ``COPY``, a multi-row
+    ``INSERT`` whose rows are already literals, a table name passed as a value) needs them
+    undone, or ``"rate%"`` reaches the server as ``"rate%%"``.
+
+    >>> from sqlalchemy.dialects import postgresql
+    >>> without_params('COPY "q_100%%" (id) FROM STDIN', postgresql.psycopg.dialect())
+    'COPY "q_100%" (id) FROM STDIN'
+    """
+    if dialect.paramstyle in ("format", "pyformat"):
+        return sql % ()  # exactly the driver's reading (a stray placeholder raises)
+    return sql

@@ -1,0 +1,97 @@
+"""PostgreSQL (psycopg 3): its facts, engine setup and transaction statements.
+
+Example::
+
+    >>> from sqlalchemy.dialects import postgresql
+    >>> facts = PostgreSQLFacts.for_dialect(postgresql.psycopg.dialect())
+    >>> facts.max_params, facts.batch_update_style, facts.chunk_rows(6)
+    (65535, 'unnest', 50000)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import sqlalchemy as sa
+
+from .base import DialectFacts, TransactionSetup, host_port
+
+__all__ = ["PostgreSQLFacts"]
+
+_SQL_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
+
+
+@dataclass(frozen=True)
+class PostgreSQLFacts(DialectFacts):
+    """PostgreSQL: server-side binding (65,535 parameters), ``COPY``, arrays as parameters."""
+
+    # One array parameter per column, so psycopg never re-parses a statement with thousands
+    # of placeholders (it does not cache long ones) and the row count is free of the
+    # 65,535-parameter limit.
+    batch_update_style: str = "unnest"
+    lookup_any_array: bool = True
+
+    dialect_names: ClassVar[tuple[str, ...]] = ("postgresql",)
+    insert_strategies: ClassVar[dict[str, str]] = {"psycopg": "pg_copy"}
+    keys_in_row_order: ClassVar[bool] = True
+    #: PostgreSQL binds parameters server side; one statement takes at most 65,535.
+    param_limit: ClassVar[int | None] = 65_535
+    partial_indexes: ClassVar[bool] = True
+    # A list of keys reaches the parameter limit otherwise (and one statement text then
+    # serves every list length).
+    in_list_array: ClassVar[bool] = True
+    keeps_utc_offset: ClassVar[bool] = True
+    isolation_levels: ClassVar[tuple[str, ...]] = _SQL_LEVELS
+    supported_scheme: ClassVar[str | None] = "{name}+psycopg"
+    several_hosts: ClassVar[bool] = True
+    #: Rows one COPY stream takes before it is ended and the next begins: what it keeps (its
+    #: rows' dicts, to write them again if their keys cannot be proven) stays bounded, and an
+    #: error the server found early is heard before many more rows are sent.
+    copy_stream_rows: ClassVar[int] = 200_000
+    #: Chunks of the ``COPY`` path are this many times the usual: each chunk is one ``COPY``,
+    #: and the client formatting rows while the server writes them stops at every chunk's
+    #: end (10,000 row chunks cost a fifth of the speed of one ``COPY``).
+    copy_chunk_factor: ClassVar[int] = 5
+
+    @classmethod
+    def _read_server(cls, conn: sa.Connection) -> dict[str, Any]:
+        # YugabyteDB answers as PostgreSQL, but its COPY commits every 20,000 rows unless
+        # told otherwise: no COPY path there (Core's RETURNING instead).
+        version = str(conn.exec_driver_sql("SELECT version()").scalar()).lower()
+        return {"insert_strategy": "core"} if "-yb-" in version else {}
+
+    def chunk_factor(self) -> int:
+        return self.copy_chunk_factor if self.insert_strategy == "pg_copy" else 1
+
+    def _transaction_statements(self, level: str | None, read_only: bool) -> TransactionSetup:
+        # Valid as the first statements of the transaction psycopg opened.
+        begin: list[str] = []
+        if level is not None:
+            begin.append(f"SET TRANSACTION ISOLATION LEVEL {level}")
+        if read_only:
+            begin.append("SET TRANSACTION READ ONLY")
+        return TransactionSetup(tuple(begin))
+
+    def set_autocommit(self, dbapi_connection: Any, on: bool) -> None:
+        dbapi_connection.autocommit = on
+
+    @classmethod
+    def create_engine(
+        cls, url: sa.URL, options: dict[str, Any], hosts: list[str], *, causal_reads: bool
+    ) -> sa.Engine:
+        """Several hosts: libpq fails over by itself, given hosts and ports as comma lists;
+        the first that is up and accepts writes wins."""
+        if hosts:
+            pairs = [host_port(h) for h in hosts]
+            connect_args = dict(options.pop("connect_args", {}))
+            connect_args["host"] = ",".join(h for h, _ in pairs)
+            connect_args["port"] = ",".join(str(p or url.port or 5432) for _, p in pairs)
+            connect_args.setdefault("target_session_attrs", "read-write")
+            options["connect_args"] = connect_args
+        return super().create_engine(url, options, hosts, causal_reads=causal_reads)
+
+    @classmethod
+    def checks_off_statements(cls, table: str) -> tuple[str, str]:
+        return f"ALTER TABLE {table} DISABLE TRIGGER ALL", f"ALTER TABLE {table} ENABLE TRIGGER ALL"
+

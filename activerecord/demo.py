@@ -26,6 +26,7 @@ import activerecord
 from activerecord import ActiveRecord, Col, SoftDeleteMixin, TimestampMixin
 from activerecord.backend import get_connection
 from activerecord.backend.database import checkout
+from activerecord.backend.dialects import facts_class
 from activerecord.backend.transaction import Transaction
 from activerecord.errors import ConfigurationError
 from activerecord.query.expression import Expression
@@ -252,7 +253,7 @@ def disabling_triggers(out: Out) -> None:
     """Optimizing Batch Operations > Disabling Triggers and Constraints. The guide's
     statement is PostgreSQL's; MySQL/MariaDB and SQLite get their nearest equivalent."""
     huge_dataset = [User(username=f"huge{i}", email=f"huge{i}@example.com") for i in range(500)]
-    disable, enable = _trigger_statements(User.database().engine.dialect.name)
+    disable, enable = _trigger_statements(User.database().engine.dialect)
     # Inside a Transaction the raw connection is the one the batch insert uses, so session
     # settings (MySQL, SQLite) apply to it too; PostgreSQL's ALTER TABLE is transactional.
     with Transaction():
@@ -282,15 +283,9 @@ STEPS: tuple[Callable[[Out], None], ...] = (
 )
 
 
-def _trigger_statements(dialect: str) -> tuple[str, str]:
+def _trigger_statements(dialect: sa.Dialect) -> tuple[str, str]:
     """The guide's PostgreSQL example, and the nearest equivalent elsewhere."""
-    table = User.__table__.name
-    if dialect == "postgresql":
-        return f"ALTER TABLE {table} DISABLE TRIGGER ALL", f"ALTER TABLE {table} ENABLE TRIGGER ALL"
-    if dialect in ("mysql", "mariadb"):
-        return "SET FOREIGN_KEY_CHECKS = 0", "SET FOREIGN_KEY_CHECKS = 1"
-    # PRAGMA foreign_keys is ignored inside a transaction; deferring the checks is not.
-    return "PRAGMA defer_foreign_keys = ON", "PRAGMA defer_foreign_keys = OFF"
+    return facts_class(dialect).checks_off_statements(User.__table__.name)
 
 
 def _code_of(step: Callable[[Out], None]) -> str:

@@ -93,10 +93,8 @@ def unique_keys(info: ModelInfo) -> list[ConflictKey]:
     for index in table.indexes:
         if not index.unique or index.name in live:
             continue
-        partial = any(
-            (index.dialect_options[d].get("where") is not None)
-            for d in ("postgresql", "sqlite")
-            if d in index.dialect_options
+        partial = any(  # postgresql_where=, sqlite_where=, any dialect's
+            v is not None for k, v in index.dialect_kwargs.items() if k.endswith("_where")
         )
         found = fields(index.columns)
         if found and not partial:  # a partial index's predicate is not ours to repeat

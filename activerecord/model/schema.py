@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from pydantic.fields import FieldInfo
 from sqlalchemy.dialects import mysql
 
-from ..backend.dialects import bind_processor, decimal_as_real, float_guard
+from ..backend.dialects import bind_processor, decimal_as_real, facts_class, float_guard
 from ..errors import SchemaError
 
 __all__ = ["Col", "column_for_field", "column_type", "unwrap_optional"]
@@ -74,11 +74,7 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name == "postgresql":
-            return dialect.type_descriptor(sa.DateTime(timezone=True))
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
+        return dialect.type_descriptor(facts_class(dialect).datetime_type(aware=True))
 
     def process_bind_param(self, value: dt.datetime | None, dialect: sa.Dialect) -> Any:
         if value is None or not isinstance(value, dt.datetime):
@@ -89,7 +85,7 @@ class UTCDateTime(sa.TypeDecorator[dt.datetime]):
             utc = value.astimezone(dt.timezone.utc)
         except OverflowError:
             raise ValueError(f"{value!r} is outside years 1-9999 in UTC") from None
-        return utc if dialect.name == "postgresql" else utc.replace(tzinfo=None)
+        return utc if facts_class(dialect).keeps_utc_offset else utc.replace(tzinfo=None)
 
     def process_result_value(self, value: Any, dialect: sa.Dialect) -> dt.datetime | None:
         if value is None:
@@ -109,9 +105,7 @@ class NaiveDateTime(sa.TypeDecorator[dt.datetime]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
-        return dialect.type_descriptor(sa.DateTime())
+        return dialect.type_descriptor(facts_class(dialect).datetime_type(aware=False))
 
     def bind_processor(self, dialect: sa.Dialect) -> Callable[[Any], Any]:
         inner = bind_processor(self.impl_instance, dialect)
@@ -144,9 +138,7 @@ class NaiveTime(sa.TypeDecorator[dt.time]):
     cache_ok = True
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
-        if dialect.name in ("mysql", "mariadb"):
-            return dialect.type_descriptor(mysql.TIME(fsp=6))
-        return dialect.type_descriptor(sa.Time())
+        return dialect.type_descriptor(facts_class(dialect).time_type())
 
     def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
         if isinstance(value, dt.time) and value.tzinfo is not None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
-from ..backend.dialects import partial_index_supported, translate_error
+from ..backend.dialects import AddLiveUniqueKeys, partial_index_supported, translate_error
 from ..backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from ..errors import SchemaError
 from .base import ActiveRecord, _put_back, dependents_before
@@ -289,19 +289,7 @@ def _partial_ok(
 
 def _add_live_keys(table: sa.Table, connection: sa.Connection, **kw: Any) -> None:
     """After CREATE TABLE where partial indexes do not exist: the generated-column recipe."""
-    dialect = connection.dialect
-    if partial_index_supported(dialect):
+    if partial_index_supported(connection.dialect):
         return
-    quote = dialect.identifier_preparer.quote
     deleted_name = table.info[_LIVE_KEYS + "_deleted"]
-    live = f"{deleted_name}_live"
-    parts = [
-        f"ADD COLUMN {quote(live)} TINYINT AS "
-        f"(IF({quote(deleted_name)} IS NULL, 1, NULL)) VIRTUAL"
-    ]
-    for name, column_names in table.info[_LIVE_KEYS]:
-        cols = ", ".join(quote(c) for c in [*column_names, live])
-        parts.append(f"ADD UNIQUE INDEX {quote(name)} ({cols})")
-    table_name = dialect.identifier_preparer.format_table(table)
-    sql = f"ALTER TABLE {table_name} " + ", ".join(parts)
-    connection.exec_driver_sql(sql)
+    connection.execute(AddLiveUniqueKeys(table, deleted_name, table.info[_LIVE_KEYS]))

@@ -45,7 +45,7 @@ from pydantic_core import PydanticUndefined
 from .arguments import check_records, check_size
 from .backend.dialects import refused_value_error, translate_error
 from .backend.transaction import (
-    finishing_first,
+    holding_open,
     in_transaction,
     on_rollback,
     retrying,
@@ -62,7 +62,6 @@ from .errors import (
     UnknownColumnError,
 )
 from .insert.locate import ValueRefused, WriteFailed
-from .insert.strategies import InsertStrategy, strategy_for
 from .model.base import (
     _set_persisted,
     mark_persisted_batch,
@@ -72,6 +71,7 @@ from .model.base import (
 from .model.callbacks import BatchHooks, batch_hooks
 from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
+from .write.strategies import InsertStrategy, strategy_for
 
 if TYPE_CHECKING:
     from .model import ActiveRecord
@@ -699,7 +699,7 @@ def run_batch(
                         and hooks is None
                     )
                     strategy.may_stream = (
-                        guard.enter_context(finishing_first(db, strategy.settle)) or quiet
+                        guard.enter_context(holding_open(db, strategy.pending)) or quiet
                     )
                     undo.defer_marks = strategy.may_stream
                 try:

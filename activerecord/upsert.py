@@ -4,7 +4,7 @@ Every backend runs the same plan, chunk by chunk, inside the batch's transaction
 
 1. lock the rows that hold the chunk's keys (``SELECT pk, key ... FOR UPDATE``);
 2. insert the rows whose key is new with the backend's exact batch-insert path
-   (:mod:`activerecord.insert.strategies`: ``COPY`` on PostgreSQL...), so their keys are known;
+   (:mod:`activerecord.write.strategies`: ``COPY`` on PostgreSQL...), so their keys are known;
 3. update the existing rows by primary key in one statement per chunk, only where a value
    changes (:mod:`activerecord.insert.merge`), so the database's count is the rows changed.
 
@@ -72,11 +72,11 @@ from .insert.conflict import (
 )
 from .insert.locate import ValueRefused, WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
-from .insert.strategies import InsertStrategy
 from .model.callbacks import BatchHooks, batch_hooks
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused
+from .write.strategies import InsertStrategy
 
 if TYPE_CHECKING:
     from .model import ActiveRecord

@@ -24,7 +24,7 @@ from activerecord import (
     UnknownColumnError,
 )
 from activerecord.insert.shape import InsertShape, split_values
-from activerecord.insert.strategies import MysqlValuesStrategy, strategy_for
+from activerecord.write.strategies import MysqlValuesStrategy, strategy_for
 from tests.conftest import raw_count
 from tests.models import Everything, Status
 

@@ -89,9 +89,9 @@ def test_dicts_in_a_list_stream_too(fresh, db, backend, statements):
 
 
 def test_a_long_stream_is_ended_and_begun_again(fresh, db, backend, statements, monkeypatch):
-    from activerecord.insert import strategies
+    from activerecord.backend.dialects import PostgreSQLFacts
 
-    monkeypatch.setattr(strategies, "_STREAM_ROWS", 150)
+    monkeypatch.setattr(PostgreSQLFacts, "copy_stream_rows", 150)
     fresh(User)
     users = _users(700)
     statements.clear()
@@ -322,16 +322,16 @@ def test_a_failure_the_end_of_the_stream_reveals_sets_records_back(fresh, db, ba
 
 
 def test_records_with_their_own_keys_stream_in_one_plain_copy(fresh, db, backend, monkeypatch):
-    from activerecord.insert.strategies import PostgresCopyStrategy
+    from activerecord.write.strategies.copy_stream import CopyStream
 
     opened: list[bool] = []
-    original = PostgresCopyStrategy._open
+    original = CopyStream.begin
 
     def counting(self, shape, sent, data, locate, numbered):  # type: ignore[no-untyped-def]
         opened.append(numbered)
         return original(self, shape, sent, data, locate, numbered)
 
-    monkeypatch.setattr(PostgresCopyStrategy, "_open", counting)
+    monkeypatch.setattr(CopyStream, "begin", counting)
     fresh(User)
     users = _users(500)
     for n, user in enumerate(users):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from activerecord.insert.strategies import strategy_for
+from activerecord.write.strategies import strategy_for
 from tests.conftest import raw_count
 from tests.models import User
 

@@ -28,7 +28,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -45,10 +45,12 @@ from .dialects import normalize_isolation_level
 from .errors import is_conflict, is_node_refusal, translate_error
 
 __all__ = [
+    "PendingStatement",
     "Transaction",
     "after_commit",
     "checkout",
     "current_connection",
+    "holding_open",
     "in_transaction",
     "is_retryable",
     "read_connection",
@@ -62,6 +64,15 @@ R = TypeVar("R")
 
 #: Upper bound of one retry's sleep, in seconds.
 _MAX_BACKOFF = 2.0
+
+
+class PendingStatement(Protocol):
+    """A statement left open on a transaction's connection across calls (PostgreSQL's
+    ``COPY`` streaming a batch's rows, see :func:`holding_open`): until it is flushed,
+    nothing else may run on that connection."""
+
+    def flush(self) -> None:
+        """End the statement: on return its rows are written, or it raises why not."""
 
 
 def _owner() -> tuple[int, object | None]:
@@ -93,13 +104,25 @@ class _Frame:
     broken: BaseException | None = None
     #: The caller's own Connection or Session (see ``using``): the caller commits, not us.
     external: bool = False
-    #: Ends a statement left open on the connection (a COPY streaming rows) before anything
-    #: else the library runs there (see ``finishing_first``).
-    pending: Callable[[], None] | None = None
+    #: A statement left open on the connection (a COPY streaming rows), flushed before
+    #: anything else the library runs there (see ``holding_open``).
+    pending: PendingStatement | None = None
 
     def owned_here(self) -> bool:
         thread, task = _owner()
         return self.owner[0] == thread and self.owner[1] is task
+
+    def connection(self) -> sa.Connection:
+        """The connection, for a statement to run on it: the pending statement, if any, is
+        flushed first (while it flushes, it is no longer pending: its own statements run)."""
+        pending = self.pending
+        if pending is not None:
+            self.pending = None
+            try:
+                pending.flush()
+            finally:
+                self.pending = pending
+        return self.conn
 
 
 @dataclass(eq=False)
@@ -143,29 +166,24 @@ def _frame(db: Database) -> _Frame | None:
     frame = frames.get(db.name)
     if frame is None or not frame.owned_here():
         return None
-    if frame.pending is not None:  # someone else needs the connection: end that first
-        finish, frame.pending = frame.pending, None
-        try:
-            finish()
-        finally:
-            frame.pending = finish
     return frame
 
 
 @contextmanager
-def finishing_first(db: Database, finish: Callable[[], None]) -> Iterator[bool]:
+def holding_open(db: Database, statement: PendingStatement) -> Iterator[bool]:
     """While the block runs, library code reaching the ambient connection (a query in a
-    validator, ``get_connection()``, a nested ``Transaction``) first calls ``finish``, which
-    ends a statement the block leaves open on it. Yields False when that cannot be promised
-    for every use: no transaction of ours; or the caller's own connection (``using``), which
-    the caller may also reach without the library (library code reaching it still ends the
-    statement first, so a query of the caller's through the library never waits on it).
+    validator, ``get_connection()``, a nested ``Transaction``) first flushes ``statement``,
+    which the block leaves open on it (every hand-out of the connection goes through
+    ``_Frame.connection``). Yields False when that cannot be promised for every use: no
+    transaction of ours; or the caller's own connection (``using``), which the caller may
+    also reach without the library (library code reaching it still flushes the statement
+    first, so a query of the caller's through the library never waits on it).
     """
     frame = _frame(db)
     if frame is None:
         yield False
         return
-    previous, frame.pending = frame.pending, finish
+    previous, frame.pending = frame.pending, statement
     try:
         yield not frame.external
     finally:
@@ -192,7 +210,7 @@ def current_connection(target: Any = None) -> sa.Connection | None:
     True
     """
     frame = _frame(resolve_database(target))
-    return None if frame is None else frame.conn
+    return None if frame is None else frame.connection()
 
 
 def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
@@ -417,7 +435,7 @@ class Transaction:
                 f"read_only={frame.read_only})"
             )
         try:
-            savepoint = frame.conn.begin_nested()
+            savepoint = frame.connection().begin_nested()
         except sa_exc.DBAPIError as exc:
             raise translate_error(exc, context="cannot open a savepoint") from exc
         frame.depth += 1
@@ -448,7 +466,7 @@ class Transaction:
         """The SQLAlchemy Connection this transaction runs on (only inside the block)."""
         for entry in reversed(_entries.get()):
             if entry.tx is self:
-                return entry.frame.conn
+                return entry.frame.connection()
         raise ConfigurationError("Transaction.connection is only available inside the block")
 
     # -- decorator and retries -------------------------------------------------------------
@@ -709,7 +727,7 @@ def read_connection(db: Database) -> Iterator[sa.Connection]:
     """A connection for reads: the ambient transaction's, or a pooled one returned after."""
     frame = _frame(db)
     if frame is not None:
-        yield frame.conn
+        yield frame.connection()
         return
     with checkout(db) as conn:
         yield conn
@@ -725,7 +743,7 @@ def write_connection(db: Database, *, statements: int = 1) -> Iterator[sa.Connec
     """
     frame = _frame(db)
     if frame is not None and statements <= 1:
-        yield frame.conn
+        yield frame.connection()
         return
     with Transaction(db) as tx:
         yield tx.connection

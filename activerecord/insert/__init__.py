@@ -1,14 +1,11 @@
-"""Batch-insert machinery: statement shapes compiled once, and per-backend write strategies.
+"""Batch-insert machinery: statement shapes compiled once, error location, upsert targets.
 
-:mod:`activerecord.batch` plans chunks, validates and reports; this package turns a chunk of
-rows into as few round trips as the database allows and hands the generated keys back:
+:mod:`activerecord.batch` plans chunks, validates and reports; the per-backend write
+strategies (:mod:`activerecord.write.strategies`) turn a chunk of rows into as few round
+trips as the database allows and hand the generated keys back, with:
 
 * :mod:`.shape`: which columns a group of rows sends, compiled once per call from a Core
   ``insert()`` construct (any construct: an upsert is a different construct, same shape).
-* :mod:`.strategies`: SQLite executemany with a proven rowid range, PostgreSQL ``COPY`` with
-  keys numbered by the sequence and proven (or reserved first), MySQL/MariaDB multi-row
-  ``VALUES`` packed to the packet size with ids from ``LAST_INSERT_ID()`` or ``RETURNING``,
-  and SQLAlchemy Core as the fallback.
 * :mod:`.locate`: which record a database error points at, where the database says.
 * :mod:`.conflict` and :mod:`.merge`: an upsert's unique-key target and key lookup, and its
   UPDATE of existing rows where a value changes (see :mod:`activerecord.upsert`).
@@ -24,6 +21,5 @@ Example::
 from __future__ import annotations
 
 from .shape import InsertShape, split_values
-from .strategies import InsertStrategy, strategy_for
 
-__all__ = ["InsertShape", "InsertStrategy", "split_values", "strategy_for"]
+__all__ = ["InsertShape", "split_values"]

@@ -54,6 +54,8 @@ class SQLiteFacts(DialectFacts):
     float_lost_as: ClassVar[str] = " (it would read back as NULL)"
     # Always serializable; READ UNCOMMITTED only matters with a shared cache.
     isolation_levels: ClassVar[tuple[str, ...]] = ("READ UNCOMMITTED", "SERIALIZABLE")
+    #: The largest rowid; past it SQLite picks rowids at random (no range to prove).
+    max_rowid: ClassVar[int] = 2**63 - 1
 
     @classmethod
     def _read_server(cls, conn: sa.Connection) -> dict[str, Any]:

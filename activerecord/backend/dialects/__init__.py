@@ -32,16 +32,11 @@ from ..errors import (
     refused_value_error,
     translate_error,
 )
-from .base import (
-    DialectFacts,
-    SessionKeys,
-    TransactionSetup,
-    facts_class,
-    normalize_isolation_level,
-)
+from .base import DialectFacts, facts_class
 from .binding import bind_processor, float_guard, without_params
 from .mysql import AddLiveUniqueKeys, MySQLFacts, node_unready_reason
 from .postgresql import PostgreSQLFacts
+from .session import SessionKeys, TransactionSetup, normalize_isolation_level
 from .sqlite import SQLiteFacts
 
 __all__ = [

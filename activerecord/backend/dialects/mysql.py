@@ -20,7 +20,8 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
 from ..errors import is_node_refusal
-from .base import DialectFacts, SessionKeys, TransactionSetup, host_port
+from .base import DialectFacts
+from .session import SessionKeys, TransactionSetup, host_port
 
 __all__ = ["AddLiveUniqueKeys", "MySQLFacts", "node_unready_reason"]
 

@@ -15,7 +15,8 @@ from typing import Any, ClassVar
 
 import sqlalchemy as sa
 
-from .base import DialectFacts, TransactionSetup, host_port
+from .base import DialectFacts
+from .session import TransactionSetup, host_port
 
 __all__ = ["PostgreSQLFacts"]
 

@@ -22,7 +22,8 @@ from sqlalchemy.dialects.sqlite import base as sqlite_types
 from sqlalchemy.pool import StaticPool
 
 from ..errors import translate_error
-from .base import DialectFacts, TransactionSetup
+from .base import DialectFacts
+from .session import TransactionSetup
 
 __all__ = ["SQLiteFacts"]
 

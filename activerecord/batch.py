@@ -43,7 +43,7 @@ import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
 from .arguments import check_records, check_size
-from .backend.dialects import refused_value_error, translate_error
+from .backend.errors import refused_value_error, translate_error
 from .backend.transaction import (
     holding_open,
     in_transaction,

@@ -44,7 +44,7 @@ import pydantic
 import sqlalchemy as sa
 
 from .arguments import check_records, check_size
-from .backend.dialects import translate_error
+from .backend.errors import translate_error
 from .backend.transaction import (
     on_rollback,
     read_connection,

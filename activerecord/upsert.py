@@ -59,7 +59,7 @@ import pydantic
 import sqlalchemy as sa
 
 from .arguments import check_records, check_size
-from .backend.dialects import translate_error
+from .backend.errors import translate_error
 from .backend.transaction import Transaction
 from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError

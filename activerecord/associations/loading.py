@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import sqlalchemy as sa
 
-from ..backend.dialects import translate_error
+from ..backend.errors import translate_error
 from ..backend.transaction import read_connection
 from ..errors import QueryError, ValidationError
 from .relation import Relation, relation_of

@@ -38,7 +38,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..backend.dialects import bind_processor, database_unique_keys, translate_error
+from ..backend.dialects import bind_processor, database_unique_keys
+from ..backend.errors import translate_error
 from ..backend.transaction import read_connection
 from ..errors import QueryError, UnknownColumnError
 

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
-from ..backend.dialects import driver_errors
+from ..backend.errors import driver_errors
 from ..backend.transaction import read_connection
 from ..errors import ValidationError
 from ..model.schema import UTCDateTime, unwrap_annotated, unwrap_optional

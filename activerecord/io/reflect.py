@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from pydantic import Field
 
 from ..backend.database import DEFAULT, get_database
-from ..backend.dialects import translate_error
+from ..backend.errors import translate_error
 from ..errors import SchemaError
 from ..model import ActiveRecord
 

@@ -31,12 +31,8 @@ from pydantic import BaseModel, ConfigDict
 from ..arguments import check_records
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
-from ..backend.dialects import (
-    bind_processor,
-    overflow_error,
-    refused_value_error,
-    translate_error,
-)
+from ..backend.dialects import bind_processor
+from ..backend.errors import overflow_error, refused_value_error, translate_error
 from ..backend.transaction import (
     Transaction,
     on_rollback,

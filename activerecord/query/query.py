@@ -32,12 +32,8 @@ from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..arguments import check_size
-from ..backend.dialects import (
-    driver_errors,
-    limit_in_subquery,
-    readable_compiler,
-    update_reads_assigned,
-)
+from ..backend.dialects import limit_in_subquery, readable_compiler, update_reads_assigned
+from ..backend.errors import driver_errors
 from ..backend.transaction import read_connection, retrying, write_connection
 from ..errors import (
     ArgumentTypeError,

@@ -13,8 +13,8 @@ fields; and per backend, known without a server (``ClassVar`` attributes and cla
 partial indexes, the float values a column keeps, the engine setup), which code holding only
 a SQLAlchemy dialect reads through :func:`facts_class`.
 
-(Over 400 lines: one class, each of whose facts is documented where it is declared; the
-backends' classes override only what differs.)
+Longer than 400 lines because it is one class, each of whose facts is documented where it
+is declared; the backends' classes override only what differs.
 
 Example::
 

@@ -14,12 +14,12 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sized
 from typing import Any
 
 from .errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["check_records", "check_size"]
+__all__ = ["check_records", "check_size", "is_collection"]
 
 
 def check_size(value: Any, name: str = "batch_size", *, optional: bool = True) -> None:
@@ -71,3 +71,13 @@ def _is_frame(value: Any) -> bool:
 
 def _a(noun: str) -> str:
     return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
+
+
+def is_collection(records: Iterable[Any]) -> bool:
+    """A list, tuple or other sized container: unlike an iterator, it can be gone over again
+    and keeps its records (so a call can put them all back).
+
+    >>> is_collection([1]), is_collection(iter([1])), is_collection(x for x in ())
+    (True, False, False)
+    """
+    return isinstance(records, Sized) and not isinstance(records, Iterator)

@@ -42,7 +42,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
-from .arguments import check_records, check_size
+from .arguments import check_records, check_size, is_collection
 from .backend.errors import refused_value_error, translate_error
 from .backend.transaction import (
     holding_open,
@@ -88,12 +88,6 @@ _original_of = attrgetter("_ar_original")
 
 #: Rows per SELECT when reading back server-generated values by key.
 _FETCH_ROWS = 1000
-
-
-def is_collection(records: Iterable[Any]) -> bool:
-    """A list, tuple or other sized container: unlike an iterator, it can be gone over again
-    and keeps its records (so a call can put them all back)."""
-    return isinstance(records, Sized) and not isinstance(records, Iterator)
 
 
 def in_slices(

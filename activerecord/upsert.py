@@ -58,10 +58,10 @@ from typing import TYPE_CHECKING, Any
 import pydantic
 import sqlalchemy as sa
 
-from .arguments import check_records, check_size
+from .arguments import check_records, check_size, is_collection
 from .backend.errors import translate_error
 from .backend.transaction import Transaction
-from .batch import ProgressCallback, _Undo, _write_chunk, is_collection, run_batch
+from .batch import ProgressCallback, _Undo, _write_chunk, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,

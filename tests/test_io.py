@@ -28,9 +28,9 @@ from activerecord import (
     UnknownColumnError,
 )
 from activerecord.__main__ import main
-from activerecord.io.display import MAX_ROWS, RecordList, text_table
-from activerecord.io.reading import iter_chunks
 from activerecord.io.upsert import check_upsert_key
+from activerecord.query.display import MAX_ROWS, RecordList, text_table
+from activerecord.query.rows import iter_chunks
 
 from .conftest import backend_url, needs, optional, raw_count
 from .models import Status

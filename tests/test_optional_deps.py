@@ -22,8 +22,8 @@ from activerecord.errors import (
     ArgumentError,
     ArgumentTypeError,
 )
-from activerecord.io.reading import iter_chunks
 from activerecord.query.expression import Expression, col, excluded
+from activerecord.query.rows import iter_chunks
 
 from .conftest import backend_url, needs, raw_count
 

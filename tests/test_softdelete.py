@@ -25,7 +25,7 @@ from activerecord import (
     UnsafeWriteError,
     soft_unique,
 )
-from activerecord.query.query import compile_sql
+from activerecord.query.sql import compile_sql
 
 from .conftest import raw_count
 

@@ -644,7 +644,7 @@ def test_delete_of_a_fresh_or_gone_locked_record(fresh, backend):
 
 # -- compile-only: the SQL for pinned dialects -----------------------------------------------
 def _sql(stmt: sa.ClauseElement, dialect: str) -> activerecord.SQL:
-    from activerecord.query.query import compile_sql
+    from activerecord.query.sql import compile_sql
 
     return compile_sql(stmt, Counter, dialect)
 

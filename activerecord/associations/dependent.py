@@ -44,7 +44,7 @@ from .relation import Relation, relations_of
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["dependent_statements", "has_dependents"]
+__all__ = ["dependent_statements", "dependents_before", "has_dependents"]
 
 
 def dependent_statements(
@@ -93,3 +93,16 @@ def dependent_statements(
 def has_dependents(model: type[ActiveRecord]) -> bool:
     """Whether deleting ``model`` rows touches other tables (cheap: a cached dict lookup)."""
     return any(r.dependent is not None for r in relations_of(model).values())
+
+
+def dependents_before(
+    model: type[ActiveRecord], stmt: sa.Update | sa.Delete, *, purge: bool
+) -> list[sa.Update | sa.Delete]:
+    """The statements of ``model``'s ``dependent=`` relations for the rows ``stmt`` deletes;
+    none for most models (found out once per class)."""
+    if not model.__dict__.get("__ar_has_dependents__", True):
+        return []
+    if not has_dependents(model):
+        type.__setattr__(model, "__ar_has_dependents__", False)
+        return []
+    return dependent_statements(model, stmt.whereclause, purge=purge)

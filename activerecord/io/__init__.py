@@ -8,7 +8,10 @@ Entry points (also reachable from models and queries):
 * ``query.to_dicts()`` / ``to_pandas()`` / ``to_polars()`` stream results out;
 * ``python -m activerecord load FILE --url URL --table NAME`` loads from the command line.
 
-pandas, polars and tqdm are optional: each is imported only when used.
+pandas, polars and tqdm are optional: each is imported only when used. The readers out
+(``query_dicts``, ``query_pandas``, ``query_polars``, ``RecordList``) live under
+:mod:`activerecord.query` (a query's own terminals, below the loaders); they are
+re-exported here.
 
 Example::
 
@@ -28,10 +31,11 @@ Example::
 
 from __future__ import annotations
 
+from ..query.display import RecordList
+from ..query.frames import query_pandas, query_polars
+from ..query.rows import query_dicts
 from .dataframes import insert_dataframe, is_dataframe
-from .display import RecordList
 from .files import load_csv, load_jsonl
-from .reading import query_dicts, query_pandas, query_polars
 from .reflect import model_for_table, model_on_table
 
 __all__ = [

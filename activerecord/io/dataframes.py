@@ -45,7 +45,8 @@ import sqlalchemy as sa
 
 from ..arguments import check_size
 from ..errors import ArgumentTypeError, DataError
-from .loader import check_required, load_rows, map_names
+from .loader import load_rows
+from .names import check_required, map_names
 from .progress import Progress
 
 if TYPE_CHECKING:

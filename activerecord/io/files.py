@@ -52,7 +52,8 @@ from typing import IO, TYPE_CHECKING, Any, Literal, get_origin
 
 from ..errors import FileFormatError, QueryError
 from ..model.schema import unwrap_annotated, unwrap_optional
-from .loader import check_required, load_rows, map_names
+from .loader import load_rows
+from .names import check_required, map_names
 from .progress import Progress
 
 if TYPE_CHECKING:

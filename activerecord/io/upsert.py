@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
 from ..insert.conflict import resolve_target
-from .loader import field_of
+from ..upsert import UpsertResult, batch_upsert
+from .names import field_of
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
-    from ..upsert import UpsertResult
 
 __all__ = ["check_upsert_key", "upsert_rows"]
 
@@ -71,8 +71,6 @@ def upsert_rows(
     ``on_result`` receives the :class:`~activerecord.upsert.UpsertResult` (rows inserted,
     updated and unchanged), for the command line's summary.
     """
-    from ..upsert import batch_upsert
-
     fields = check_upsert_key(model, key)
     result = batch_upsert(
         model, rows, conflict=fields, validate=validate, batch_size=batch_size,

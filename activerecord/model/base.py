@@ -28,7 +28,8 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
-from ..arguments import check_records
+from ..arguments import check_records, is_collection
+from ..associations.dependent import dependents_before
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.dialects import bind_processor
@@ -841,7 +842,7 @@ class ActiveRecord(HookMethods, BaseModel):
         graph, one batch per model per level, in one transaction; returns the count of this
         model's rows); see :mod:`activerecord.associations.graph`.
         """
-        from ..batch import batch_insert, in_slices, is_collection
+        from ..batch import batch_insert, in_slices
 
         if include:
             from ..associations.graph import insert_graph
@@ -899,7 +900,7 @@ class ActiveRecord(HookMethods, BaseModel):
         ``include=["books"]``: the rows' ``"books"`` keys hold the related rows' dicts, inserted
         as a graph (see :meth:`batch_insert`).
         """
-        from ..batch import batch_insert, in_slices, is_collection
+        from ..batch import batch_insert, in_slices
         from ..io.dataframes import insert_dataframe, is_dataframe
 
         if include:
@@ -984,7 +985,6 @@ class ActiveRecord(HookMethods, BaseModel):
         >>> Sku.batch_upsert(items)
         UpsertResult(inserted=1, updated=1, unchanged=1)
         """
-        from ..batch import is_collection
         from ..upsert import batch_upsert
 
         return retrying(
@@ -1036,7 +1036,6 @@ class ActiveRecord(HookMethods, BaseModel):
         >>> Stock.batch_update(items, ["qty"])
         2
         """
-        from ..batch import is_collection
         from ..batch_update import batch_update
 
         hooks = batch_hooks(cls, "update", records)
@@ -1091,19 +1090,6 @@ _set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
 _get_related = ActiveRecord.__dict__["_ar_related"].__get__
 
 
-def dependents_before(
-    model: type[ActiveRecord], stmt: sa.Update | sa.Delete, *, purge: bool
-) -> list[sa.Update | sa.Delete]:
-    """The statements of ``model``'s ``dependent=`` relations for the rows ``stmt`` deletes
-    (see activerecord.associations.dependent); none, and no import, for most models."""
-    if not model.__dict__.get("__ar_has_dependents__", True):
-        return []
-    from ..associations.dependent import dependent_statements, has_dependents
-
-    if not has_dependents(model):
-        type.__setattr__(model, "__ar_has_dependents__", False)
-        return []
-    return dependent_statements(model, stmt.whereclause, purge=purge)
 set_related = ActiveRecord.__dict__["_ar_related"].__set__
 
 

@@ -50,6 +50,7 @@ from collections.abc import Callable, Mapping
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..arguments import is_collection
 from ..backend.transaction import (
     Transaction,
     after_commit,
@@ -467,8 +468,6 @@ def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
     hooks (the writers then make no call at all)."""
     if not _has_batch_hooks(model, kind):
         return None
-    from ..batch import is_collection
-
     return BatchHooks(model, kind, whole_call=is_collection(records))
 
 

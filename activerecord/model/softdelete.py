@@ -32,11 +32,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ..associations.dependent import dependents_before
 from ..backend.dialects import AddLiveUniqueKeys, partial_index_supported
 from ..backend.errors import translate_error
 from ..backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from ..errors import SchemaError
-from .base import ActiveRecord, _put_back, dependents_before
+from .base import ActiveRecord, _put_back
 from .callbacks import (
     DELETE_AFTER,
     DELETE_BEFORE,

@@ -16,7 +16,7 @@ from sqlalchemy.schema import CreateTable
 
 import activerecord
 from activerecord import ActiveRecord, Col, SchemaError
-from activerecord.model.info import default_table_name
+from activerecord.model.table import default_table_name
 
 
 class Model(ActiveRecord):

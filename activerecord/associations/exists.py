@@ -49,7 +49,7 @@ def exists_clause(
     criteria: list[ColumnElement[bool]] = []
     if cond is not None:
         criteria.append(condition(t_info, cond, params))
-    criteria += target._scope_criteria("default")
+    criteria += target.__ar_info__.scope_criteria("default")
     table: Any = t_info.table
     adapt = None
     if table is o_info.table:  # a model related to itself: the subquery's copy is aliased
@@ -72,7 +72,7 @@ def exists_clause(
             j_info.table, j_info.columns[relation.target_key] == col(relation.target_pk)
         )
         link = j_info.columns[relation.foreign_key] == owner_col
-        criteria += through._scope_criteria("default")
+        criteria += through.__ar_info__.scope_criteria("default")
     subquery = (
         sa.select(sa.literal_column("1", sa.Integer))
         .select_from(source)

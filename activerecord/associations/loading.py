@@ -204,7 +204,7 @@ def _fetch(relation: Relation, keys: list[Any]) -> dict[Any, list[Any]]:
                     column = info.columns[relation.target_column]
                     stmt = (
                         sa.select(*info.select_columns())
-                        .where(column.in_(part), *target._scope_criteria("default"))
+                        .where(column.in_(part), *target.__ar_info__.scope_criteria("default"))
                         .order_by(*order)
                     )
                     result = conn.execute(stmt)
@@ -225,8 +225,8 @@ def _fetch(relation: Relation, keys: list[Any]) -> dict[Any, list[Any]]:
                     )
                     .where(
                         owner_col.in_(part),
-                        *target._scope_criteria("default"),
-                        *through._scope_criteria("default"),
+                        *target.__ar_info__.scope_criteria("default"),
+                        *through.__ar_info__.scope_criteria("default"),
                     )
                     .order_by(*order)
                 )

@@ -182,7 +182,7 @@ class Relation(property):
                     f"dependent='nullify' needs {target.__name__}.{fk} to be optional "
                     "(NULL allowed)"
                 )
-            if self.dependent == "soft_delete" and target._soft_delete_values() is None:
+            if self.dependent == "soft_delete" and target.__ar_info__.deleted_field is None:
                 raise self._fail(
                     f"dependent='soft_delete' needs {target.__name__} to use SoftDeleteMixin"
                 )

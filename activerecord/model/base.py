@@ -195,36 +195,36 @@ class ActiveRecord(HookMethods, BaseModel):
         with write_connection(db) as conn:
             cls.__ar_info__.table.drop(conn, checkfirst=checkfirst)
 
-    # -- hooks for mixins ------------------------------------------------------------------
+    # -- what the mixins add, as ModelInfo holds it (the writers ask by these names) -------
     @classmethod
     def _insert_defaults(cls) -> dict[str, Any]:
         """Values filled into inserted rows that lack them (TimestampMixin: created_at...)."""
-        return {}
+        return cls.__ar_info__.insert_defaults()
 
     @classmethod
     def _update_defaults(cls) -> dict[str, Any]:
         """Values set by every update unless the caller sets them (TimestampMixin: updated_at)."""
-        return {}
+        return cls.__ar_info__.update_defaults()
 
     @classmethod
     def _scope_criteria(cls, scope: str) -> list[ColumnElement[bool]]:
         """The default scope's WHERE criteria for ``scope`` (SoftDeleteMixin hides rows)."""
-        return []
+        return cls.__ar_info__.scope_criteria(scope)
 
     @classmethod
     def _soft_delete_values(cls) -> dict[str, Any] | None:
         """Values that mark a row deleted, or None when deletes are real."""
-        return None
+        return cls.__ar_info__.soft_delete_values()
 
     @classmethod
     def _restore_values(cls) -> dict[str, Any] | None:
         """Values that bring a soft-deleted row back, or None when the model has no soft deletes."""
-        return None
+        return cls.__ar_info__.restore_values()
 
     @classmethod
     def _lock_field(cls) -> str | None:
         """The optimistic-lock version field, or None (OptimisticLockMixin names one)."""
-        return None
+        return cls.__ar_info__.lock_field
 
     def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
         """Extra WHERE criteria and SET values of this record's ``save()`` update.
@@ -234,7 +234,7 @@ class ActiveRecord(HookMethods, BaseModel):
         The instance ``delete()`` (and a soft delete's or restore's UPDATE) carries the same
         criteria; it raises when no row matches though the row is still there.
         """
-        return [], {}
+        return self.__ar_info__.lock_guard(self._ar_original or self.__dict__)
 
     # -- loading ---------------------------------------------------------------------------
     @classmethod

@@ -1,23 +1,30 @@
-"""What the library knows about one model class: its table, keys and name lookups.
+"""What the library knows about one model class: its table, keys, name lookups, and what
+its mixins add, as data (timestamp fields, the optimistic-lock field, the soft-delete column
+and the scopes it makes).
 
-Built once per class when it is defined; every operation reads it instead of re-deriving.
+Built once per class when it is defined; the query and the writers read it instead of
+re-deriving it or asking the class (no hook methods called by name).
 
 Example::
 
-    >>> from activerecord import ActiveRecord
-    >>> class Sample(ActiveRecord):
+    >>> from activerecord import ActiveRecord, SoftDeleteMixin, TimestampMixin
+    >>> class Sample(TimestampMixin, ActiveRecord):
     ...     __table_name__ = "doc_samples"
     ...     id: int | None = None
     ...     name: str
-    >>> Sample.__ar_info__.pk_fields, Sample.__ar_info__.autoincrement_pk
-    (('id',), 'id')
+    >>> info = Sample.__ar_info__
+    >>> info.pk_fields, info.autoincrement_pk, info.insert_stamps, info.update_stamps
+    (('id',), 'id', ('created_at', 'updated_at'), ('updated_at',))
+    >>> class Gone(SoftDeleteMixin, ActiveRecord):
+    ...     __table_name__ = "doc_gone"
+    ...     id: int | None = None
+    >>> [str(c) for c in Gone.__ar_info__.scope_criteria("default")]
+    ['doc_gone.deleted_at IS NULL']
 """
 
 from __future__ import annotations
 
-import copy
-import decimal
-import re
+import datetime as dt
 import types
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,34 +34,26 @@ import annotated_types
 import sqlalchemy as sa
 from pydantic import TypeAdapter
 from pydantic.fields import FieldInfo
-from sqlalchemy.sql.schema import ColumnCollectionConstraint, SchemaItem
+from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import SchemaError, UnknownColumnError
-from .schema import Col, column_for_field, column_type, unwrap_annotated, unwrap_optional
+from .schema import Col, UTCDateTime  # noqa: F401 - Col: for the annotations of the examples below
+from .table import table_for
 
 if TYPE_CHECKING:
     from .base import ActiveRecord
 
-__all__ = ["ModelInfo", "default_table_name"]
+__all__ = ["ModelInfo", "now"]
 
 
-def default_table_name(class_name: str) -> str:
-    """``UserProfile`` → ``user_profiles`` (snake case, plural, as Rails does).
-
-    >>> default_table_name("Category"), default_table_name("Address")
-    ('categories', 'addresses')
-    """
-    snake = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", class_name).lower()
-    if snake.endswith("y") and not snake.endswith(("ay", "ey", "oy", "uy")):
-        return snake[:-1] + "ies"
-    if snake.endswith(("s", "x", "z", "ch", "sh")):
-        return snake + "es"
-    return snake + "s"
+def now() -> dt.datetime:
+    """The current time as the library stores it: naive local time, microsecond precision."""
+    return dt.datetime.now()
 
 
 @dataclass
 class ModelInfo:
-    """Table and lookups of one model class."""
+    """Table, lookups and mixin behaviour of one model class."""
 
     model_name: str
     table: sa.Table
@@ -64,50 +63,32 @@ class ModelInfo:
     autoincrement_pk: str | None
     server_generated: tuple[str, ...]
     field_infos: dict[str, FieldInfo]
+    #: Fields an insert fills where the record has None (TimestampMixin: both stamps).
+    insert_stamps: tuple[str, ...] = ()
+    #: Fields every update sets unless the caller does (TimestampMixin: ``updated_at``).
+    update_stamps: tuple[str, ...] = ()
+    #: The optimistic-lock version field (OptimisticLockMixin), or None.
+    lock_field: str | None = None
+    #: The field marking a row deleted (SoftDeleteMixin's ``deleted_at``), or None.
+    deleted_field: str | None = None
+    #: The WHERE criteria of each scope: ``default`` hides soft-deleted rows,
+    #: ``only_deleted`` shows just them, ``with_deleted`` (absent) adds nothing.
+    scopes: dict[str, tuple[ColumnElement[bool], ...]] = field(default_factory=dict)
     _adapters: dict[str, TypeAdapter[Any]] = field(default_factory=dict)
     _condition_adapters: dict[tuple[str, bool], TypeAdapter[Any]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, model: type[ActiveRecord]) -> ModelInfo:
+        """The info of a model class, once its fields are known; the mixins' behaviour is
+        read from the class attributes they declare (``__ar_insert_stamps__``,
+        ``__ar_update_stamps__``, ``__version_field__``, ``__ar_deleted_field__``)."""
         name = model.__name__
         field_infos = {
             fname: finfo
             for fname, finfo in model.model_fields.items()
             if not finfo.exclude
         }
-        existing = model.__dict__.get("__table__")
-        table_args = _own_table_args(model)
-        if isinstance(existing, sa.Table):
-            if table_args is not None:
-                raise SchemaError(
-                    f"{name}: __table_args__ applies to a table the model declares; add "
-                    f"constraints and indexes to the existing table {existing.name!r} instead"
-                )
-            table = existing
-            columns = _match_existing(name, table, field_infos)
-        else:
-            table_name = model.__dict__.get("__table_name__") or default_table_name(name)
-            metadata: sa.MetaData = model.__metadata__
-            explicit_pk = [
-                f for f, i in field_infos.items()
-                if any(isinstance(m, Col) and m.primary_key for m in i.metadata)
-            ]
-            conventional_pk = not explicit_pk and "id" in field_infos
-            columns = {
-                fname: column_for_field(
-                    name, fname, finfo, primary_key=conventional_pk and fname == "id"
-                )
-                for fname, finfo in field_infos.items()
-            }
-            items, options = _table_args(name, table_args)
-            if table_name in metadata.tables:
-                metadata.remove(metadata.tables[table_name])  # a redefined class replaces it
-            table = sa.Table(table_name, metadata, *columns.values(), *items, **options)
-            for fname in _keyed_by(items, columns, field_infos):  # MySQL cannot key a TEXT
-                columns[fname].type = column_for_field(
-                    name, fname, field_infos[fname], primary_key=columns[fname].primary_key,
-                    keyed=True,
-                ).type
+        table, columns = table_for(model, field_infos)
         pk_fields = tuple(f for f, c in columns.items() if c.primary_key)
         if not pk_fields:
             raise SchemaError(
@@ -123,6 +104,9 @@ class ModelInfo:
         server_generated = tuple(
             f for f, c in columns.items() if c.server_default is not None and not c.primary_key
         )
+        deleted_field: str | None = getattr(model, "__ar_deleted_field__", None)
+        if deleted_field is not None and deleted_field not in columns:
+            deleted_field = None  # excluded from the table: no soft deletes
         return cls(
             model_name=name,
             table=table,
@@ -132,8 +116,64 @@ class ModelInfo:
             autoincrement_pk=autoinc,
             server_generated=server_generated,
             field_infos=field_infos,
+            insert_stamps=tuple(getattr(model, "__ar_insert_stamps__", ())),
+            update_stamps=tuple(getattr(model, "__ar_update_stamps__", ())),
+            lock_field=getattr(model, "__version_field__", None),
+            deleted_field=deleted_field,
+            scopes=_scopes(None if deleted_field is None else columns[deleted_field]),
         )
 
+    # -- behaviour as data -----------------------------------------------------------------
+    def insert_defaults(self) -> dict[str, Any]:
+        """Values filled into inserted rows that lack them (``created_at``, ``updated_at``)."""
+        if not self.insert_stamps:
+            return {}
+        return dict.fromkeys(self.insert_stamps, now())
+
+    def update_defaults(self) -> dict[str, Any]:
+        """Values set by every update unless the caller sets them (``updated_at``)."""
+        if not self.update_stamps:
+            return {}
+        return dict.fromkeys(self.update_stamps, now())
+
+    def scope_criteria(self, scope: str) -> list[ColumnElement[bool]]:
+        """The WHERE criteria of ``scope`` (see :attr:`scopes`)."""
+        return list(self.scopes.get(scope, ()))
+
+    @property
+    def deleted_column(self) -> sa.Column[Any] | None:
+        """The column of :attr:`deleted_field`, or None."""
+        return None if self.deleted_field is None else self.columns[self.deleted_field]
+
+    def soft_delete_values(self) -> dict[str, Any] | None:
+        """Values that mark a row deleted (with ``updated_at``), or None when deletes are
+        real. An aware ``deleted_at`` is stamped in UTC."""
+        deleted = self.deleted_field
+        if deleted is None:
+            return None
+        aware = isinstance(self.columns[deleted].type, UTCDateTime)
+        stamp = dt.datetime.now(dt.timezone.utc) if aware else now()
+        return {**self.update_defaults(), deleted: stamp}
+
+    def restore_values(self) -> dict[str, Any] | None:
+        """Values that bring a soft-deleted row back, or None without soft deletes."""
+        deleted = self.deleted_field
+        if deleted is None:
+            return None
+        return {**self.update_defaults(), deleted: None}
+
+    def lock_guard(
+        self, stored: Mapping[str, Any]
+    ) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
+        """Extra WHERE criteria and SET values of one record's update, given the values it
+        was read with: with a lock field, ``version = read`` and ``version + 1``."""
+        lock = self.lock_field
+        if lock is None:
+            return [], {}
+        version = stored[lock]
+        return [self.columns[lock] == version], {lock: version + 1}
+
+    # -- lookups ---------------------------------------------------------------------------
     def column(self, key: str) -> sa.Column[Any]:
         """The column for a field name (or a column name); :class:`UnknownColumnError` if none.
 
@@ -264,112 +304,7 @@ def _loosen(tp: Any) -> Any:
     return tp
 
 
-def _own_table_args(model: type[ActiveRecord]) -> Any:
-    """The class's own ``__table_args__``; inherited ones only when they are Table options:
-    a constraint or index belongs to one table, and its name is one per schema."""
-    own = model.__dict__.get("__table_args__")
-    inherited = getattr(model, "__table_args__", None)
-    if own is not None or inherited is None or isinstance(inherited, Mapping):
-        return own if own is not None else inherited
-    if isinstance(inherited, (tuple, list)) and all(isinstance(a, Mapping) for a in inherited):
-        return inherited
-    raise SchemaError(
-        f"{model.__name__} inherits __table_args__ with constraints or indexes: declare them "
-        "on the class itself (each belongs to one table)"
-    )
-
-
-def _table_args(model_name: str, args: Any) -> tuple[list[SchemaItem], dict[str, Any]]:
-    """``__table_args__`` as SQLAlchemy's declarative takes it: a tuple of constraints and
-    indexes, optionally ending with a dict of ``Table`` options, or that dict alone."""
-    if args is None:
-        return [], {}
-    if isinstance(args, Mapping):
-        return [], dict(args)
-    if not isinstance(args, (tuple, list)):
-        raise SchemaError(
-            f"{model_name}.__table_args__ must be a tuple of constraints and indexes (and "
-            f"optionally a dict of Table options last), not {type(args).__name__}"
-        )
-    items = list(args)
-    options: dict[str, Any] = {}
-    if items and isinstance(items[-1], Mapping):
-        options = dict(items.pop())
-    for item in items:
-        if not isinstance(item, SchemaItem) or isinstance(item, sa.Column):
-            raise SchemaError(
-                f"{model_name}.__table_args__: {item!r} is not a constraint or index (declare "
-                "columns as fields)"
-            )
-    return items, options
-
-
-def _keyed_by(
-    items: list[SchemaItem], columns: dict[str, sa.Column[Any]],
-    field_infos: dict[str, FieldInfo],
-) -> list[str]:
-    """Fields mapped to unbounded text by default that a table-args key or index covers."""
-    covered: list[str] = []
-    for item in items:
-        if isinstance(item, (ColumnCollectionConstraint, sa.Index)):
-            for column in item.columns:
-                fname = column.key
-                explicit = any(
-                    isinstance(m, Col) and m.type is not None
-                    for m in field_infos[fname].metadata
-                ) if fname in field_infos else True
-                if (columns.get(fname) is column and not explicit
-                        and type(column.type) is sa.Text and fname not in covered):
-                    covered.append(fname)
-    return covered
-
-
-def _match_existing(
-    model_name: str, table: sa.Table, field_infos: dict[str, FieldInfo]
-) -> dict[str, sa.Column[Any]]:
-    """Pair fields with an existing table's columns, checking that the types agree."""
-    columns: dict[str, sa.Column[Any]] = {}
-    for fname, finfo in field_infos.items():
-        opts = next((m for m in finfo.metadata if isinstance(m, Col)), None)
-        colname = opts.name if opts is not None and opts.name else fname
-        if colname not in table.c:
-            raise SchemaError(
-                f"{model_name}.{fname}: table {table.name!r} has no column {colname!r} "
-                f"(columns: {', '.join(c.name for c in table.c)})"
-            )
-        column = table.c[colname]
-        _check_type(model_name, fname, finfo, column)
-        if isinstance(column.type, sa.Float) and column.type.asdecimal:
-            base = unwrap_optional(finfo.annotation)[0]
-            if base is float:  # a float field reads floats (a reflected MySQL DOUBLE asks Decimal)
-                as_float = copy.copy(column.type)
-                as_float.asdecimal = False
-                column.type = as_float
-        columns[fname] = column
-    return columns
-
-
-def _python_type(sa_type: sa.types.TypeEngine[Any]) -> type | None:
-    try:
-        return sa_type.python_type
-    except NotImplementedError:
-        return None
-
-
-def _check_type(model_name: str, fname: str, finfo: FieldInfo, column: sa.Column[Any]) -> None:
-    metadata = list(finfo.metadata)
-    base = unwrap_annotated(unwrap_optional(finfo.annotation)[0], metadata)
-    expected = column_type(base, metadata=metadata)
-    have = _python_type(column.type)
-    want = None if expected is None else _python_type(expected)
-    if have is None or want is None:
-        return
-    if issubclass(want, have) or issubclass(have, want):
-        return
-    numeric = (int, float, decimal.Decimal)
-    if want in numeric and have in numeric:
-        return
-    raise SchemaError(
-        f"{model_name}.{fname}: field type {finfo.annotation!r} does not match column "
-        f"{column.table.name}.{column.name} of type {column.type!r}"
-    )
+def _scopes(deleted: sa.Column[Any] | None) -> dict[str, tuple[ColumnElement[bool], ...]]:
+    if deleted is None:
+        return {}
+    return {"default": (deleted.is_(None),), "only_deleted": (deleted.is_not(None),)}

@@ -18,20 +18,13 @@ Example::
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 from ..errors import ArgumentError
 from .base import ActiveRecord
-
-if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
+from .info import now
 
 __all__ = ["OptimisticLockMixin", "TimestampMixin", "now", "optimistic_lock"]
-
-
-def now() -> dt.datetime:
-    """The current time as the library stores it: naive local time, microsecond precision."""
-    return dt.datetime.now()
 
 
 class TimestampMixin(ActiveRecord):
@@ -40,36 +33,20 @@ class TimestampMixin(ActiveRecord):
 
     __abstract__: ClassVar[bool] = True
 
+    # Read once into the model's ModelInfo (insert_stamps, update_stamps).
+    __ar_insert_stamps__: ClassVar[tuple[str, ...]] = ("created_at", "updated_at")
+    __ar_update_stamps__: ClassVar[tuple[str, ...]] = ("updated_at",)
+
     created_at: dt.datetime | None = None
     updated_at: dt.datetime | None = None
-
-    @classmethod
-    def _insert_defaults(cls) -> dict[str, Any]:
-        stamp = now()
-        return {**super()._insert_defaults(), "created_at": stamp, "updated_at": stamp}
-
-    @classmethod
-    def _update_defaults(cls) -> dict[str, Any]:
-        return {**super()._update_defaults(), "updated_at": now()}
 
 
 class _OptimisticLock(ActiveRecord):
     """Checks and bumps the version field named by ``__version_field__`` on every update."""
 
     __abstract__: ClassVar[bool] = True
+    #: Read once into the model's ModelInfo (``lock_field``).
     __version_field__: ClassVar[str] = "version"
-
-    @classmethod
-    def _lock_field(cls) -> str | None:
-        return cls.__version_field__
-
-    def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
-        guard, extra = super()._update_guard()
-        field = self.__version_field__
-        source = self._ar_original or self.__dict__
-        version = source[field]
-        column = self.__ar_info__.columns[field]
-        return [*guard, column == version], {**extra, field: version + 1}
 
 
 class OptimisticLockMixin(_OptimisticLock):

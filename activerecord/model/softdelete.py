@@ -46,11 +46,9 @@ from .callbacks import (
     hooks_of,
     run_hooked,
 )
-from .mixins import now
-from .schema import UTCDateTime
 
 if TYPE_CHECKING:
-    from sqlalchemy.sql.elements import ColumnElement
+    pass
 
 __all__ = ["SoftDeleteMixin", "soft_unique"]
 
@@ -74,6 +72,9 @@ class SoftDeleteMixin(ActiveRecord):
 
     __abstract__: ClassVar[bool] = True
     __soft_unique__: ClassVar[tuple[str | tuple[str, ...], ...]] = ()
+    #: Read once into the model's ModelInfo (``deleted_field``, ``scopes``), which every
+    #: query and writer asks.
+    __ar_deleted_field__: ClassVar[str] = DELETED_AT
 
     deleted_at: dt.datetime | None = None
 
@@ -84,34 +85,6 @@ class SoftDeleteMixin(ActiveRecord):
             return
         for spec in cls.__soft_unique__:
             soft_unique(cls, *((spec,) if isinstance(spec, str) else spec))
-
-    # -- hooks the Query asks --------------------------------------------------------------
-    @classmethod
-    def _deleted_column(cls) -> sa.Column[Any]:
-        return cls.__ar_info__.columns[DELETED_AT]
-
-    @classmethod
-    def _scope_criteria(cls, scope: str) -> list[ColumnElement[bool]]:
-        criteria = super()._scope_criteria(scope)
-        if scope == "default":
-            return [*criteria, cls._deleted_column().is_(None)]
-        if scope == "only_deleted":
-            return [*criteria, cls._deleted_column().is_not(None)]
-        return criteria
-
-    @classmethod
-    def _deletion_stamp(cls) -> dt.datetime:
-        if isinstance(cls._deleted_column().type, UTCDateTime):
-            return dt.datetime.now(dt.timezone.utc)
-        return now()
-
-    @classmethod
-    def _soft_delete_values(cls) -> dict[str, Any]:
-        return {**cls._update_defaults(), DELETED_AT: cls._deletion_stamp()}
-
-    @classmethod
-    def _restore_values(cls) -> dict[str, Any]:
-        return {**cls._update_defaults(), DELETED_AT: None}
 
     # -- instance level --------------------------------------------------------------------
     @property
@@ -144,8 +117,9 @@ class SoftDeleteMixin(ActiveRecord):
         >>> pin.hard_delete(), Pin.query().with_deleted().count()
         (True, 0)
         """
-        return self._mark(self._soft_delete_values(), "default", "delete", DELETE_BEFORE,
-                          DELETE_AFTER)
+        values = self.__ar_info__.soft_delete_values()
+        assert values is not None  # a SoftDeleteMixin model has its deleted_at field
+        return self._mark(values, "default", "delete", DELETE_BEFORE, DELETE_AFTER)
 
     def restore(self) -> bool:
         """Undo a soft delete: clear ``deleted_at`` (and set ``updated_at``).
@@ -153,8 +127,9 @@ class SoftDeleteMixin(ActiveRecord):
         Returns False when the row is not soft-deleted (or gone). With optimistic locking it
         checks and bumps the version as :meth:`delete` does. See :meth:`delete`.
         """
-        return self._mark(self._restore_values(), "only_deleted", "restore", RESTORE_BEFORE,
-                          RESTORE_AFTER)
+        values = self.__ar_info__.restore_values()
+        assert values is not None
+        return self._mark(values, "only_deleted", "restore", RESTORE_BEFORE, RESTORE_AFTER)
 
     def hard_delete(self) -> bool:
         """Remove this record's row for real, deleted or not. Returns True if a row went.
@@ -189,7 +164,8 @@ class SoftDeleteMixin(ActiveRecord):
                     conn.execute(dependent)
                 changed = conn.execute(stmt).rowcount
                 if not changed and guarded:
-                    self._raise_if_stale(conn, f"{verb}d", self._scope_criteria(scope))
+                    scoped = self.__ar_info__.scope_criteria(scope)
+                    self._raise_if_stale(conn, f"{verb}d", scoped)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
         if not changed:
@@ -209,12 +185,12 @@ class SoftDeleteMixin(ActiveRecord):
         (``"only_deleted"``), the values it writes (``values`` and, with optimistic locking,
         the next version) and whether it is guarded (no row changed while the row is there in
         ``scope`` means the record is stale)."""
-        guard, extra = self._update_guard()
-        written = {**values, **extra}
         info = self.__ar_info__
+        guard, extra = info.lock_guard(self._ar_original or self.__dict__)
+        written = {**values, **extra}
         stmt = (
             sa.update(info.table)
-            .where(*self._pk_criteria(), *self._scope_criteria(scope), *guard)
+            .where(*self._pk_criteria(), *info.scope_criteria(scope), *guard)
             .values({info.columns[f]: v for f, v in written.items()})
         )
         return stmt, written, bool(guard)

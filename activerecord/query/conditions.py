@@ -35,6 +35,7 @@ from ..backend.dialects import in_list_as_array
 from ..errors import QueryError, UnknownColumnError, ValidationError
 from ..model.info import ModelInfo
 from .expression import Expression, fragment
+from .state import QueryState
 
 __all__ = ["InValues", "check_names", "condition", "rebind", "value_clause"]
 
@@ -210,9 +211,7 @@ def condition(info: ModelInfo, cond: Any, params: tuple[Any, ...]) -> ColumnElem
 
 
 def _is_query(value: Any) -> bool:
-    from .query import Query  # query.py imports this module
-
-    return isinstance(value, Query)
+    return isinstance(value, QueryState)  # every Query is one
 
 
 def _in_clause(info: ModelInfo, key: str, column: Any, values: Iterable[Any]) -> Any:

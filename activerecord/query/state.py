@@ -93,7 +93,7 @@ class QueryState(Generic[T]):
     # -- pure builders ---------------------------------------------------------------------
     def criteria(self) -> list[ColumnElement[bool]]:
         """All WHERE criteria: the caller's plus the model's scope."""
-        return [*self._where, *self._model._scope_criteria(self._scope)]
+        return [*self._where, *self._model.__ar_info__.scope_criteria(self._scope)]
 
     def select_statement(self) -> sa.Select[Any]:
         """The SELECT this query runs for ``all()``."""

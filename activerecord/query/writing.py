@@ -116,9 +116,9 @@ class QueryWriting(QueryState[T]):
                         errors=exc.errors(),
                     ) from exc
         if touch:
-            for fname, value in self._model._update_defaults().items():
+            for fname, value in self._model.__ar_info__.update_defaults().items():
                 out.setdefault(fname, value)
-        lock = self._model._lock_field()
+        lock = self._model.__ar_info__.lock_field
         if lock is not None and lock not in out:
             out[lock] = info.columns[lock] + 1
         return out
@@ -162,12 +162,12 @@ class QueryWriting(QueryState[T]):
         """
         self._check_writable(all_rows, "delete")
         model = self._model
-        soft = model._soft_delete_values()
+        soft = model.__ar_info__.soft_delete_values()
         if soft is None:
             return self._write_statement(self.criteria(), None)
         criteria = self.criteria()
         if self._scope != "default":
-            criteria += model._scope_criteria("default")
+            criteria += model.__ar_info__.scope_criteria("default")
         return self._write_statement(criteria, self._bump(soft))
 
     def hard_delete_statement(self, *, all_rows: bool = False) -> sa.Delete:
@@ -178,7 +178,7 @@ class QueryWriting(QueryState[T]):
         """
         self._check_writable(all_rows, "delete")
         scope = "with_deleted" if self._scope == "default" else self._scope
-        criteria = [*self._where, *self._model._scope_criteria(scope)]
+        criteria = [*self._where, *self._model.__ar_info__.scope_criteria(scope)]
         stmt = self._write_statement(criteria, None)
         assert isinstance(stmt, sa.Delete)
         return stmt
@@ -191,7 +191,7 @@ class QueryWriting(QueryState[T]):
         or ``with_deleted()``); :class:`QueryError` otherwise.
         """
         model = self._model
-        values = model._restore_values()
+        values = model.__ar_info__.restore_values()
         if values is None:
             raise QueryError(
                 f"{model.__name__} has no soft deletes to restore (add SoftDeleteMixin)"
@@ -202,7 +202,7 @@ class QueryWriting(QueryState[T]):
                 "none: use query().only_deleted()...restore()"
             )
         self._check_writable(all_rows, "restore")
-        criteria = [*self._where, *model._scope_criteria("only_deleted")]
+        criteria = [*self._where, *model.__ar_info__.scope_criteria("only_deleted")]
         stmt = self._write_statement(criteria, self._bump(values))
         assert isinstance(stmt, sa.Update)
         return stmt
@@ -270,7 +270,7 @@ class QueryWriting(QueryState[T]):
     def _bump(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """``values`` and, for an optimistic-lock model, ``version + 1``: a soft delete or a
         restore changes the row, as an update does."""
-        lock = self._model._lock_field()
+        lock = self._model.__ar_info__.lock_field
         if lock is None or lock in values:
             return dict(values)
         return {**values, lock: self._model.__ar_info__.columns[lock] + 1}

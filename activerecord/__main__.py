@@ -6,11 +6,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .errors import ActiveRecordError
+from .io import cli
+
 
 def main(argv: list[str] | None = None) -> int:
     """Parse the command line and run the chosen command; return the exit code."""
-    from .io import cli
-
     parser = argparse.ArgumentParser(prog="python -m activerecord")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="walk through the batch-operations guide")
@@ -21,8 +22,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_parser(commands)
     args = parser.parse_args(argv)
     if args.command == "demo":
+        # Imported only to run it: importing the demo defines its models (User, SoftUser),
+        # which would otherwise be the newest models of those names for every other command.
         from .demo import run
-        from .errors import ActiveRecordError
 
         try:
             run(args.url, keep=args.keep)

@@ -48,9 +48,9 @@ from ..errors import (
     QueryError,
     UnknownColumnError,
 )
-from ..model.base import get_related
 from ..validation import collector_paused, list_adapter
-from .loading import Tree, _checked_key, preload_tree
+from .loading import _cache, _checked_key, get_related
+from .preload import Tree, preload_tree
 from .relation import Relation, relation_of
 
 if TYPE_CHECKING:
@@ -368,8 +368,6 @@ class _Place:
 
 def _build(model: type[ActiveRecord], rows: list[Any], place: _Place, tree: Tree,
            failures: dict[int, list[Any]], lines: list[str]) -> list[Any]:
-    from .loading import _cache
-
     info = model.__ar_info__
     allowed = set(model.model_fields) | set(tree)
     for position, row in enumerate(rows):

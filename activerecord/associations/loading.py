@@ -38,20 +38,13 @@ import sqlalchemy as sa
 
 from ..backend.errors import translate_error
 from ..backend.transaction import read_connection
-from ..errors import QueryError, ValidationError
-from .relation import Relation, relation_of
+from ..errors import ValidationError
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
+    from .relation import Relation
 
-__all__ = [
-    "assign_related",
-    "forget_related",
-    "load_into",
-    "preload_records",
-    "preload_tree",
-    "read_related",
-]
+__all__ = ["assign_related", "forget_related", "get_related", "load_into", "read_related"]
 
 #: Keys per IN list when the backend states no lower limit (MySQL counts bytes, not
 #: parameters: 30,000 integer keys are well under its smallest max_allowed_packet).
@@ -62,22 +55,32 @@ _OWNER_KEY = "_ar_owner_key"
 
 
 # -- the per-instance cache: {relation name: (owner key when read, value, assigned)} ------
-def _cache(instance: ActiveRecord) -> dict[str, tuple[Any, Any, bool]]:
-    from ..model.base import get_related, set_related
+#: The model's slot holding it (see ActiveRecord.__slots__). Read and set past pydantic's
+#: own attribute hooks, which a slot does not need.
+_SLOT = "_ar_related"
 
+
+def get_related(instance: ActiveRecord) -> dict[str, Any] | None:
+    """The record's relation cache, or None (never set: pydantic builds instances bare)."""
+    try:
+        cache: dict[str, Any] | None = object.__getattribute__(instance, _SLOT)
+        return cache
+    except AttributeError:
+        return None
+
+
+def _cache(instance: ActiveRecord) -> dict[str, tuple[Any, Any, bool]]:
     cache = get_related(instance)
     if cache is None:
         cache = {}
-        set_related(instance, cache)
+        object.__setattr__(instance, _SLOT, cache)
     return cache
 
 
 def forget_related(instance: ActiveRecord, name: str | None = None) -> None:
     """Drop the cached relation ``name`` (all of them when None): the next read loads."""
-    from ..model.base import get_related, set_related
-
     if name is None:
-        set_related(instance, None)
+        object.__setattr__(instance, _SLOT, None)
         return
     cache = get_related(instance)
     if cache is not None:
@@ -253,44 +256,3 @@ def _order_clause(model: type[ActiveRecord], key: str) -> Any:
             name, descending = parts[0], parts[1].lower() == "desc"
     column = model.__ar_info__.column(name)
     return column.desc() if descending else column.asc()
-
-
-# -- preloading ---------------------------------------------------------------------------
-Tree = dict[str, "Tree"]
-
-
-def preload_tree(model: type[ActiveRecord], paths: Iterable[str], tree: Tree | None = None) -> Tree:
-    """Check preload paths (``"books"``, ``"books.tags"``) against the models' relations and
-    merge them into a tree; :class:`QueryError` for a name that is no relation."""
-    merged: Tree = {} if tree is None else _copy_tree(tree)
-    for path in paths:
-        if not isinstance(path, str) or not path.strip():
-            raise QueryError(f"preload() takes relation names such as 'books.tags'; got {path!r}")
-        current, node = model, merged
-        for name in path.strip().split("."):
-            relation = relation_of(current, name)
-            node = node.setdefault(name, {})
-            current = relation.target
-    return merged
-
-
-def _copy_tree(tree: Tree) -> Tree:
-    return {name: _copy_tree(sub) for name, sub in tree.items()}
-
-
-def preload_records(model: type[ActiveRecord], records: Sequence[Any], tree: Tree) -> None:
-    """Load every relation of ``tree`` for ``records``: one query (per key chunk) per
-    relation per level, whatever the number of records."""
-    if not records:
-        return
-    for name, sub in tree.items():
-        relation = relation_of(model, name)
-        load_into(relation, records)
-        if not sub:
-            continue
-        seen: dict[int, ActiveRecord] = {}
-        for record in records:
-            value = _cache(record)[name][1]
-            for child in value if relation.many else () if value is None else (value,):
-                seen.setdefault(id(child), child)
-        preload_records(relation.target, list(seen.values()), sub)

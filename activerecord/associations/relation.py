@@ -36,7 +36,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 
-from ..errors import SchemaError
+from ..errors import QueryError, SchemaError
+from .loading import assign_related, forget_related, read_related
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -133,18 +134,12 @@ class Relation(property):
     def __get__(self, instance: Any, owner: type | None = None) -> Any:
         if instance is None:
             return self
-        from .loading import read_related
-
         return read_related(self, instance)
 
     def __set__(self, instance: Any, value: Any) -> None:
-        from .loading import assign_related
-
         assign_related(self, instance, value)
 
     def __delete__(self, instance: Any) -> None:
-        from .loading import forget_related
-
         forget_related(instance, self.name)
 
     # -- resolution ------------------------------------------------------------------------
@@ -214,10 +209,8 @@ class Relation(property):
         return self.kind == "has_many"
 
     def _model(self, spec: type[ActiveRecord] | str, role: str) -> type[ActiveRecord]:
-        from ..model import ActiveRecord
-
         if isinstance(spec, type):
-            if issubclass(spec, ActiveRecord) and "__ar_info__" in spec.__dict__:
+            if _is_model(spec):
                 return spec
             raise self._fail(f"{role} {spec!r} is not a concrete ActiveRecord model")
         if not isinstance(spec, str) or not spec:
@@ -252,14 +245,6 @@ def _nullable(column: sa.Column[Any]) -> bool:
 def _find_model(spec: str, owner: type[ActiveRecord]) -> type[ActiveRecord] | None:
     """The model a name means: ``module.Class``, a class of the owner's module, else the
     most recently defined model of that name (classes made in functions live nowhere else)."""
-    from ..model import ActiveRecord
-
-    def concrete(value: Any) -> bool:
-        return (
-            isinstance(value, type) and issubclass(value, ActiveRecord)
-            and "__ar_info__" in value.__dict__
-        )
-
     if "." in spec:
         module_name, _, cls_name = spec.rpartition(".")
         try:
@@ -267,29 +252,26 @@ def _find_model(spec: str, owner: type[ActiveRecord]) -> type[ActiveRecord] | No
         except ImportError:
             module = None
         value = getattr(module, cls_name, None)
-        return value if concrete(value) else None
+        return value if _is_model(value) else None
     home = sys.modules.get(owner.__module__)
     value = getattr(home, spec, None)
-    if concrete(value):
+    if _is_model(value):
         return value
-    latest: type[ActiveRecord] | None = None
-    pending: list[type[ActiveRecord]] = [ActiveRecord]
-    while pending:
-        cls = pending.pop()
-        for sub in cls.__subclasses__():
-            pending.append(sub)
-            if sub.__name__ == spec and concrete(sub):
-                if latest is None or _defined_after(sub, latest):
-                    latest = sub
-    return latest
+    same = [(order, cls) for cls, order in list(_ORDER.items()) if cls.__name__ == spec]
+    return max(same, key=lambda entry: entry[0])[1] if same else None
 
 
+#: Every concrete model class (weakly held), numbered in the order they were defined.
 _ORDER: weakref.WeakKeyDictionary[type, int] = weakref.WeakKeyDictionary()
 _COUNTER = itertools.count(1)
 
 
-def _defined_after(a: type, b: type) -> bool:
-    return _ORDER.get(a, 0) > _ORDER.get(b, 0)
+def _is_model(value: Any) -> bool:
+    """A concrete model class (``note_defined`` saw it made)."""
+    try:
+        return isinstance(value, type) and value in _ORDER
+    except TypeError:  # an unhashable class
+        return False
 
 
 def note_defined(cls: type) -> None:
@@ -313,8 +295,6 @@ def relations_of(model: type[ActiveRecord]) -> dict[str, Relation]:
 
 def relation_of(model: type[ActiveRecord], name: str) -> Relation:
     """The resolved relation ``name`` of ``model``; :class:`QueryError` if it has none."""
-    from ..errors import QueryError
-
     relation = relations_of(model).get(name) if isinstance(name, str) else None
     if relation is None:
         known = ", ".join(relations_of(model)) or "none"

@@ -40,8 +40,11 @@ from ..errors import (
     QueryError,
     SchemaError,
 )
+from ..model import ActiveRecord
 from ..optional import available
-from .files import EMPTY
+from .files import EMPTY, load_source, read_csv, read_jsonl
+from .reflect import model_for_table
+from .upsert import check_upsert_key
 
 __all__ = ["add_parser", "run"]
 
@@ -84,9 +87,6 @@ def add_parser(commands: Any) -> None:
 
 
 def _model(args: argparse.Namespace) -> Any:
-    from ..model import ActiveRecord
-    from .reflect import model_for_table
-
     if args.table:
         # Reach the server first: an unreachable one, a refused login or a missing database
         # is a configuration error, before reflection tries.
@@ -132,9 +132,6 @@ def _summary(count: int, table: str, seconds: float, upserted: list[Any]) -> str
 
 def run(args: argparse.Namespace) -> int:
     """Run ``load``; return the exit code (messages go to stderr, the summary to stdout)."""
-    from .files import load_source, read_csv, read_jsonl
-    from .upsert import check_upsert_key
-
     model: Any = None
     try:
         if args.batch_size is not None and args.batch_size < 1:

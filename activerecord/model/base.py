@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..arguments import check_records, is_collection
 from ..associations.dependent import dependents_before
+from ..associations.loading import forget_related
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.dialects import bind_processor
@@ -799,7 +800,7 @@ class ActiveRecord(HookMethods, BaseModel):
         fresh = type(self).model_validate(dict(row))
         self.__dict__.update(fresh.__dict__)
         self._mark_persisted()
-        set_related(self, None)  # relations read before are read again on next access
+        forget_related(self)  # relations read before are read again on next access
         return self
 
     # -- batch entry points ----------------------------------------------------------------
@@ -1087,19 +1088,8 @@ _READ_SLICE = 50_000
 # The slot's own accessors: no attribute lookup through pydantic per record.
 _get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
 _set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
-_get_related = ActiveRecord.__dict__["_ar_related"].__get__
 
 
-set_related = ActiveRecord.__dict__["_ar_related"].__set__
-
-
-def get_related(record: ActiveRecord) -> dict[str, Any] | None:
-    """The record's relation cache (see activerecord.associations.loading), or None."""
-    try:
-        cache: dict[str, Any] | None = _get_related(record)
-        return cache
-    except AttributeError:  # never set: pydantic builds instances bare
-        return None
 
 
 #: Class attributes every model gets when it is made (not visible on the base class).

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..associations.exists import exists_clause
-from ..associations.loading import preload_tree
+from ..associations.preload import preload_tree
 from ..errors import QueryError
 from .conditions import condition, resolve
 from .state import QueryState, T

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
-from ..associations.loading import preload_records
+from ..associations.preload import preload_records
 from ..errors import QueryError, RecordNotFound
 from ..validation import collector_paused
 from .display import RecordList, query_html, query_text

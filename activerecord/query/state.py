@@ -3,7 +3,7 @@ that follow from it alone: the WHERE criteria with the model's scope, the SELECT
 
 The query's methods are grouped by idea, one module each, and put together in
 :mod:`activerecord.query.query`: building (``building.py``), reading (``reading.py``),
-writing (``writing.py``).
+writing (``writing.py``, over ``write_statements.py``).
 
 Example::
 

@@ -68,7 +68,7 @@ from .model.base import (
     put_back_all,
     record_states,
 )
-from .model.callbacks import BatchHooks, batch_hooks
+from .model.batch_hooks import BatchHooks, batch_hooks
 from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
 from .write.strategies import InsertStrategy, strategy_for

@@ -72,7 +72,7 @@ from .insert.conflict import (
 )
 from .insert.locate import ValueRefused, WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
-from .model.callbacks import BatchHooks, batch_hooks
+from .model.batch_hooks import BatchHooks, batch_hooks
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused

@@ -421,7 +421,7 @@ def test_overridden_batch_hook_runs_once_per_chunk(fresh: Any) -> None:
 
 
 def test_model_without_hooks_has_no_batch_hooks() -> None:
-    from activerecord.model.callbacks import batch_hooks
+    from activerecord.model.batch_hooks import batch_hooks
 
     class Bare(Model):
         __table_name__ = "cb_bare"

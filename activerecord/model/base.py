@@ -54,6 +54,7 @@ from ..errors import (
 )
 from ..query.query import Query
 from ..validation import collector_paused, list_adapter, record_builder
+from .batch_hooks import batch_hooks
 from .callbacks import (
     CREATE_AFTER,
     CREATE_BEFORE,
@@ -62,7 +63,6 @@ from .callbacks import (
     UPDATE_AFTER,
     UPDATE_BEFORE,
     HookMethods,
-    batch_hooks,
     hooks_of,
     run_hooked,
 )

@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from ..associations.dependent import dependents_before
 from ..backend.dialects import driver_errors
 from ..backend.transaction import retrying, write_connection
-from ..model.callbacks import query_hook
+from ..model.batch_hooks import query_hook
 from .state import T
 from .write_statements import WriteStatements
 

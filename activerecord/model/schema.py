@@ -316,6 +316,34 @@ def _is_json(tp: Any) -> bool:
     return isinstance(tp, type) and issubclass(tp, pydantic.BaseModel)
 
 
+def _literal_type(values: tuple[Any, ...]) -> sa.types.TypeEngine[Any] | None:
+    if all(isinstance(v, str) for v in values):
+        return sa.String(max(len(v) for v in values))
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    return None
+
+
+def _enum_type(tp: type[enum.Enum]) -> sa.Enum:
+    labels = [str(member.value) for member in tp]
+    return sa.Enum(
+        tp,
+        native_enum=False,
+        values_callable=lambda cls: [str(m.value) for m in cls],
+        length=max((len(v) for v in labels), default=1),
+        validate_strings=True,
+    )
+
+
+def _decimal_type(metadata: list[Any]) -> ExactNumeric | None:
+    digits, places = _decimal_shape(metadata)
+    if digits is None:  # NUMERIC(38, 10): 28 digits before the point, 10 after
+        digits, places = 38, 10 if places is None else places
+    elif places is None or places > digits:
+        return None  # column_for_field says why (as Django's check does)
+    return ExactNumeric(max(digits, places or 0), places or 0)
+
+
 def column_type(
     annotation: Any,
     base: Any = None,
@@ -338,23 +366,11 @@ def column_type(
     tp = base if base is not None else annotation
     metadata = metadata or []
     if get_origin(tp) is Literal:
-        values = get_args(tp)
-        if all(isinstance(v, str) for v in values):
-            return sa.String(max(len(v) for v in values))
-        if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-            return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
-        return None
+        return _literal_type(get_args(tp))
     if not isinstance(tp, type):
         return _json() if _is_json(tp) else None
     if issubclass(tp, enum.Enum):
-        labels = [str(member.value) for member in tp]
-        return sa.Enum(
-            tp,
-            native_enum=False,
-            values_callable=lambda cls: [str(m.value) for m in cls],
-            length=max((len(v) for v in labels), default=1),
-            validate_strings=True,
-        )
+        return _enum_type(tp)
     if issubclass(tp, bool):
         return sa.Boolean()
     if issubclass(tp, int):
@@ -362,12 +378,7 @@ def column_type(
     if issubclass(tp, float):
         return ExactFloat()
     if issubclass(tp, decimal.Decimal):
-        digits, places = _decimal_shape(metadata)
-        if digits is None:  # NUMERIC(38, 10): 28 digits before the point, 10 after
-            digits, places = 38, 10 if places is None else places
-        elif places is None or places > digits:
-            return None  # column_for_field says why (as Django's check does)
-        return ExactNumeric(max(digits, places or 0), places or 0)
+        return _decimal_type(metadata)
     if tp is pydantic.AwareDatetime:
         return _datetime(True)
     if tp is pydantic.NaiveDatetime:

@@ -37,8 +37,9 @@ from pydantic.fields import FieldInfo
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import SchemaError, UnknownColumnError
-from .schema import Col, UTCDateTime  # noqa: F401 - Col: for the annotations of the examples below
+from .schema import Col  # noqa: F401 - for the annotations of the examples below
 from .table import table_for
+from .types import UTCDateTime
 
 if TYPE_CHECKING:
     from .base import ActiveRecord

@@ -30,7 +30,8 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..model.schema import UTCDateTime, unwrap_annotated, unwrap_optional
+from ..model.schema import unwrap_annotated, unwrap_optional
+from ..model.types import UTCDateTime
 from ..optional import require
 from ..validation import collector_paused
 from .rows import CHUNK_SIZE, iter_columns, selected_names

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict
 
 from ..arguments import check_records, is_collection
 from ..associations.dependent import dependents_before
+from ..associations.graph import graph_from_dicts, insert_graph
 from ..associations.loading import forget_related
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
@@ -846,8 +847,6 @@ class ActiveRecord(HookMethods, BaseModel):
         from ..batch import batch_insert, in_slices
 
         if include:
-            from ..associations.graph import insert_graph
-
             _graph_options(on_conflict, commit_every)
             graph = list(records)  # gone over again if the call is retried
             return retrying(cls.database(), lambda: insert_graph(
@@ -905,8 +904,6 @@ class ActiveRecord(HookMethods, BaseModel):
         from ..io.dataframes import insert_dataframe, is_dataframe
 
         if include:
-            from ..associations.graph import graph_from_dicts, insert_graph
-
             _graph_options(on_conflict, commit_every)
             built: list[T] = graph_from_dicts(cls, rows, include)  # type: ignore[assignment]
             count = retrying(cls.database(), lambda: insert_graph(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..associations.dependent import dependents_before
-from ..backend.dialects import driver_errors
+from ..backend.errors import driver_errors
 from ..backend.transaction import retrying, write_connection
 from ..model.batch_hooks import query_hook
 from .state import T

@@ -19,7 +19,8 @@ from __future__ import annotations
 from typing import Any as _Any  # private: the namespace holds __all__ and nothing else
 
 from .associations import Relation, belongs_to, has_many, has_one
-from .backend import connect, disconnect, get_connection, get_database
+from .backend import aget_connection, connect, disconnect, get_connection, get_database
+from .backend.bridge import spawn as _spawn  # private, as _Any
 from .backend.external import using
 from .backend.transaction import Transaction
 from .errors import (
@@ -94,6 +95,21 @@ def drop_all(database: str = "default", *, tables: _Any = None) -> None:
         metadata.drop_all(tx.connection, tables=tables)
 
 
+async def acreate_all(database: str = "default", *, tables: _Any = None) -> None:
+    """Async :func:`create_all`.
+
+    >>> import asyncio, activerecord
+    >>> _ = activerecord.connect("sqlite+aiosqlite://")
+    >>> asyncio.run(activerecord.acreate_all())
+    """
+    await _spawn(create_all, database, tables=tables)
+
+
+async def adrop_all(database: str = "default", *, tables: _Any = None) -> None:
+    """Async :func:`drop_all`."""
+    await _spawn(drop_all, database, tables=tables)
+
+
 __all__ = [
     "ActiveRecord",
     "ActiveRecordError",
@@ -134,12 +150,15 @@ __all__ = [
     "UpsertResult",
     "ValidationError",
     "__version__",
+    "acreate_all",
+    "adrop_all",
     "after_commit_hook",
     "after_create",
     "after_delete",
     "after_rollback",
     "after_save",
     "after_update",
+    "aget_connection",
     "before_create",
     "before_delete",
     "before_save",

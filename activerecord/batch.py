@@ -43,6 +43,7 @@ import sqlalchemy as sa
 from pydantic_core import PydanticUndefined
 
 from .arguments import check_records, check_size, is_collection
+from .backend import bridge
 from .backend.errors import refused_value_error, translate_error
 from .backend.transaction import (
     holding_open,
@@ -659,7 +660,7 @@ def run_batch(
     info = model.__ar_info__
     db = model.database()
     check_size(batch_size)
-    size = batch_size or db.facts.chunk_rows(len(info.fields))
+    size = batch_size or bridge.chunk_rows(db.facts.chunk_rows(len(info.fields)))
     total = len(records) if isinstance(records, Sized) else None
     bar = _Progress(progress, total, model.__name__)
     prepare = _Preparer(

@@ -181,6 +181,17 @@ def db(backend: str) -> Iterator[Database]:
 
 
 @pytest.fixture
+def adb(backend: str) -> Iterator[Database]:
+    """Bind the default database to the backend's URL for one test: it serves the sync API
+    and the async one (an async engine per event loop, disposed when ``asyncio.run`` ends)."""
+    database = database_for(backend)
+    default = activerecord.connect(backend_url(backend))
+    default._facts = database.facts  # probed once per session
+    yield default
+    activerecord.disconnect("default")
+
+
+@pytest.fixture
 def fresh(db: Database) -> Callable[..., None]:
     """``fresh(Model, ...)`` drops and re-creates the models' tables for this test."""
 

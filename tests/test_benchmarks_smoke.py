@@ -25,6 +25,7 @@ BENCHMARKS = [
     "bench_memory",
     "bench_graph",
     "bench_callbacks",
+    pytest.param("bench_async", marks=[needs("aiosqlite", "async"), needs("aiomysql", "async")]),
 ]
 
 

@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from ..errors import ConfigurationError
 from .database import DEFAULT, Database, connect, disconnect, get_database
 from .dialects import DialectFacts
+from .raw_async import AsyncRawConnection, aget_connection
 from .transaction import (
     Transaction,
     after_commit,
@@ -33,11 +34,13 @@ from .transaction import (
 
 __all__ = [
     "DEFAULT",
+    "AsyncRawConnection",
     "Database",
     "DialectFacts",
     "RawConnection",
     "Transaction",
     "after_commit",
+    "aget_connection",
     "connect",
     "disconnect",
     "get_connection",

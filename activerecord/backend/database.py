@@ -10,15 +10,16 @@ Example::
 
 from __future__ import annotations
 
-import re
+import asyncio
 import threading
-from collections.abc import Iterator, Sequence
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext import asyncio as sa_asyncio
 
 from ..errors import (
     ConfigurationError,
@@ -27,16 +28,37 @@ from ..errors import (
     NotConnectedError,
     PoolTimeoutError,
 )
-from ..log import before_cursor_execute
-from .dialects import DialectFacts, driver_hint, facts_class
+from .bridge import bridged
+from .dialects import DialectFacts
+from .engines import (
+    as_async,
+    guarded,
+    is_async,
+    listen,
+    make_engine,
+    one_api_only,
+    split_hosts,
+    twin_driver,
+)
 from .errors import translate_error
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 __all__ = ["DEFAULT", "Database", "connect", "disconnect", "get_database"]
 
 DEFAULT = "default"
 
 class Database:
-    """A named binding of an :class:`sqlalchemy.Engine`.
+    """A named binding of an :class:`sqlalchemy.Engine`, and of an ``AsyncEngine`` for the
+    async API.
+
+    ``engine`` serves the sync API. ``serves_sync`` is False for a database connected to an
+    ``AsyncEngine`` alone: ``engine`` is then that engine's ``sync_engine`` (its dialect and
+    URL; sync calls raise :class:`ConfigurationError`). The async API checks connections out
+    of :attr:`async_engine`: the one given, or one made from the URL with the matching async
+    driver, one per event loop (an ``AsyncEngine`` belongs to the loop it ran on), disposed
+    when ``asyncio.run`` shuts that loop down.
 
     ``owns_engine`` is true when the library created the engine (and may dispose of it).
     ``retries``: how many times an operation running in its own transaction is re-run on a
@@ -44,29 +66,144 @@ class Database:
     """
 
     def __init__(
-        self, name: str, engine: sa.Engine, *, owns_engine: bool, retries: int = 0
+        self,
+        name: str,
+        engine: sa.Engine,
+        *,
+        owns_engine: bool,
+        retries: int = 0,
+        serves_sync: bool = True,
+        async_engine: AsyncEngine | None = None,
+        async_factory: Callable[[], AsyncEngine] | None = None,
+        no_async: str = "",
+        no_sync: str = "",
     ) -> None:
         self.name = name
         self.engine = engine
         self.owns_engine = owns_engine
         self.retries = retries
+        self.serves_sync = serves_sync
         self._facts: DialectFacts | None = None
         self._lock = threading.Lock()
+        self._fixed_async = async_engine
+        self._async_factory = async_factory
+        self._no_async = no_async
+        self._no_sync = no_sync
+        self._async_engines: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncEngine]
+        self._async_engines = weakref.WeakKeyDictionary()
+        self._lifetimes: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Any]
+        self._lifetimes = weakref.WeakKeyDictionary()
 
     @property
     def facts(self) -> DialectFacts:
         """The dialect facts, probed from the server on first use."""
         facts = self._facts
+        if facts is None and bridged():
+            # No thread lock across the awaits of a probe: another task of this loop's
+            # thread would block on it. Two tasks may both probe; the facts are the same.
+            with _connect_errors(self):
+                probed = DialectFacts.probe(self.io_engine())
+            facts = self._facts = self._facts or probed
         if facts is None:
             with self._lock:
                 if self._facts is None:
                     with _connect_errors(self):
-                        self._facts = DialectFacts.probe(self.engine)
+                        self._facts = DialectFacts.probe(self.io_engine())
                 facts = self._facts
         return facts
 
+    @property
+    def serves_async(self) -> bool:
+        """Whether the async API can run here (an AsyncEngine given, or one can be made)."""
+        return self._fixed_async is not None or self._async_factory is not None
+
+    @property
+    def async_engine(self) -> AsyncEngine:
+        """The ``AsyncEngine`` for the running event loop (made on first use for a URL).
+
+        :class:`ConfigurationError` when there is none (a sync Engine of your own, an
+        in-memory SQLite database) or no event loop runs.
+        """
+        fixed = self._fixed_async
+        if fixed is not None and not self.owns_engine:
+            return fixed  # the user's: they dispose of it
+        if fixed is None and self._async_factory is None:
+            raise ConfigurationError(self._no_async)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            raise ConfigurationError(
+                "the async API needs a running event loop (call it from async code)"
+            ) from None
+        engine = self._async_engines.get(loop)
+        if engine is not None:
+            return engine
+        with self._lock:  # no await inside: another thread's loop may be making its own
+            return self._engine_for(loop, fixed)
+
+    def _engine_for(
+        self, loop: asyncio.AbstractEventLoop, fixed: AsyncEngine | None
+    ) -> AsyncEngine:
+        engine = self._async_engines.get(loop)
+        if engine is None:
+            # One engine per loop; the library's one engine of an in-memory database (its
+            # database lives as long as the loop that used it) is disposed of likewise.
+            engine = fixed if fixed is not None else self._make_async()
+            self._async_engines[loop] = engine
+            lifetime = _lifetime(self, loop, engine)
+            self._lifetimes[loop] = lifetime
+            # Run it to its first ``yield`` now: the loop's async-generator hooks track it,
+            # and ``asyncio.run`` closes it (disposing of the engine) before the loop ends.
+            step: Any = lifetime.__anext__()
+            try:
+                step.send(None)
+            except StopIteration:
+                pass
+        return engine
+
+    def _make_async(self) -> AsyncEngine:
+        assert self._async_factory is not None
+        return self._async_factory()
+
+    def io_engine(self) -> sa.Engine:
+        """The engine the current call checks connections out of: the async engine's
+        ``sync_engine`` inside the greenlet bridge, else :attr:`engine`."""
+        if bridged():
+            return self.async_engine.sync_engine
+        if not self.serves_sync:
+            raise ConfigurationError(self._no_sync)
+        return self.engine
+
+    def dispose(self) -> None:
+        """Dispose of the engines the library created (never of a user's own engine)."""
+        if not self.owns_engine:
+            return
+        if self.serves_sync:  # an async engine's sync_engine cannot close its connections
+            self.engine.dispose()
+        for loop, engine in list(self._async_engines.items()):
+            self._async_engines.pop(loop, None)
+            self._lifetimes.pop(loop, None)
+            if loop.is_closed():
+                continue  # the lifetime disposed of it when the loop shut down
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(engine.dispose(), loop)
+            else:
+                loop.run_until_complete(engine.dispose())
+
     def __repr__(self) -> str:
         return f"<Database {self.name!r} {self.engine.url.render_as_string(hide_password=True)}>"
+
+
+async def _lifetime(
+    db: Database, loop: asyncio.AbstractEventLoop, engine: AsyncEngine
+) -> AsyncIterator[None]:
+    """Lives as long as the loop of ``engine``: disposes of it at ``shutdown_asyncgens``."""
+    try:
+        yield
+    finally:
+        if db._async_engines.get(loop) is engine:
+            del db._async_engines[loop]
+        await engine.dispose()
 
 
 @contextmanager
@@ -93,8 +230,9 @@ def checkout(db: Database) -> sa.Connection:
     within the engine's ``pool_timeout``; :class:`~activerecord.errors.DatabaseConnectionError`
     (or another translated error) when connecting failed.
     """
+    engine = db.io_engine()
     with _connect_errors(db):
-        return db.engine.connect()
+        return engine.connect()
     raise AssertionError("unreachable")  # pragma: no cover - for type checkers
 
 
@@ -102,42 +240,8 @@ _registry: dict[str, Database] = {}
 _registry_lock = threading.Lock()
 
 
-#: ``scheme://[user[:password]@]host[:port],host[:port].../database``: several hosts.
-_HOST_LIST = re.compile(r"^(?P<head>[^:/]+://(?:[^@/]*@)?)(?P<hosts>[^/?]*,[^/?]*)(?P<tail>.*)$")
-
-
-def _split_hosts(url: str | sa.URL, hosts: Sequence[str] | None) -> tuple[str | sa.URL, list[str]]:
-    """The URL with one host, and every host given (``hosts=`` or a comma list in the URL)."""
-    listed: list[str] = []
-    if isinstance(url, str):
-        match = _HOST_LIST.match(url)
-        if match is not None:
-            listed = [h.strip() for h in match["hosts"].split(",") if h.strip()]
-            url = match["head"] + listed[0] + match["tail"]
-    if hosts is not None:
-        if listed:
-            raise ConfigurationError("give the hosts either in the URL or as hosts=, not both")
-        listed = [str(h).strip() for h in hosts]
-        if not listed or not all(listed):
-            raise ConfigurationError(f"hosts must name at least one host, got {hosts!r}")
-    return url, listed
-
-
-def _make_engine(
-    url: str | sa.URL,
-    options: dict[str, Any],
-    *,
-    hosts: Sequence[str] | None = None,
-    causal_reads: bool = False,
-) -> sa.Engine:
-    url, host_list = _split_hosts(url, hosts)
-    parsed = sa.make_url(url)
-    family = facts_class(parsed.get_backend_name())
-    return family.create_engine(parsed, options, host_list, causal_reads=causal_reads)
-
-
 def connect(
-    url_or_engine: str | sa.URL | sa.Engine,
+    url_or_engine: str | sa.URL | sa.Engine | AsyncEngine,
     *,
     name: str = DEFAULT,
     retries: int = 0,
@@ -189,39 +293,85 @@ def connect(
     """
     if retries < 0:
         raise ConfigurationError(f"retries must be >= 0, got {retries}")
-    if isinstance(url_or_engine, sa.Engine):
+    if isinstance(url_or_engine, (sa.Engine, sa_asyncio.AsyncEngine)):
         if engine_options or causal_reads or hosts is not None:
             raise ConfigurationError(
                 "engine options, hosts and causal_reads apply only when connect() creates the "
                 "engine from a URL"
             )
-        engine, owns = url_or_engine, False
+        db = _from_engine(name, url_or_engine, retries)
     else:
-        try:
-            engine = _make_engine(
-                url_or_engine, dict(engine_options), hosts=hosts, causal_reads=causal_reads
-            )
-            owns = True
-        except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError) as exc:
-            raise ConfigurationError(
-                f"cannot create an engine for {url_or_engine!r}: {exc}"
-            ) from exc
-        except ImportError as exc:  # the URL names (or defaults to) a driver not installed
-            shown = sa.make_url(url_or_engine).render_as_string(hide_password=True)
-            hint = driver_hint(url_or_engine)
-            raise ConfigurationError(
-                f"cannot create an engine for {shown!r}: {exc}" + (f"; {hint}" if hint else "")
-            ) from exc
-    facts_class(engine.dialect).prepare_engine(engine)
-    if not event.contains(engine, "before_cursor_execute", before_cursor_execute):
-        event.listen(engine, "before_cursor_execute", before_cursor_execute)
-    db = Database(name, engine, owns_engine=owns, retries=retries)
+        db = _from_url(name, url_or_engine, retries, engine_options, hosts, causal_reads)
+    listen(db.engine)
     with _registry_lock:
         old = _registry.get(name)
         _registry[name] = db
-    if old is not None and old.owns_engine and old.engine is not engine:
-        old.engine.dispose()
+    if old is not None and old.owns_engine and old.engine is not db.engine:
+        old.dispose()
     return db
+
+
+def _from_engine(name: str, engine: sa.Engine | AsyncEngine, retries: int) -> Database:
+    """A user's own engine serves its own flavour only: the other says what to pass."""
+    if isinstance(engine, sa_asyncio.AsyncEngine):
+        return Database(
+            name, engine.sync_engine, owns_engine=False, retries=retries, serves_sync=False,
+            async_engine=engine,
+            no_sync=f"database {name!r} is connected to an AsyncEngine, which serves the async "
+            "API only: call the async methods (await Model.afind(...), async with "
+            "Transaction()), or connect() the URL, which serves both",
+        )
+    return Database(
+        name, engine, owns_engine=False, retries=retries,
+        no_async=f"database {name!r} is connected to a sync Engine, which serves the sync API "
+        "only: for the async methods connect() an AsyncEngine or the URL, which serves both",
+    )
+
+
+def _from_url(
+    name: str,
+    url: str | sa.URL,
+    retries: int,
+    options: dict[str, Any],
+    hosts: Sequence[str] | None,
+    causal_reads: bool,
+) -> Database:
+    """Both engines of a URL where a twin driver exists: the sync one, made now, and the
+    async one's factory (an engine per event loop, on first use)."""
+
+    def make(driver: str | None = None) -> sa.Engine | AsyncEngine:
+        engine: sa.Engine | AsyncEngine = guarded(url, driver, lambda: make_engine(
+            url, dict(options), hosts=hosts, causal_reads=causal_reads, driver=driver
+        ))
+        return engine
+
+    parsed: sa.URL = guarded(url, None, lambda: sa.make_url(split_hosts(url, hosts)[0]))
+    url_is_async: bool = guarded(url, None, lambda: is_async(parsed))
+    twin: str | None = guarded(url, None, lambda: twin_driver(parsed))
+    refusal = one_api_only(name, parsed, url_is_async, twin)
+    own = None if url_is_async else make()
+    sync = own if twin is None or own is not None else _sync_twin(make, twin)
+    if isinstance(sync, str):  # the sync driver is not installed
+        refusal, sync = sync, None
+    if isinstance(sync, sa.Engine):
+        make_async = None if twin is None else (
+            lambda: as_async(make(twin if own is not None else None))
+        )
+        return Database(name, sync, owns_engine=True, retries=retries,
+                        async_factory=make_async, no_async=refusal)
+    made = as_async(make())  # async only: one engine, for every loop
+    return Database(name, made.sync_engine, owns_engine=True, retries=retries,
+                    serves_sync=False, async_engine=made, no_sync=refusal)
+
+
+def _sync_twin(make: Callable[[str], sa.Engine | AsyncEngine], twin: str) -> sa.Engine | str:
+    """The sync twin of an async URL, or why it cannot be made."""
+    try:
+        engine = make(twin)
+    except ConfigurationError as exc:
+        return f"the sync API is not available: {exc}"
+    assert isinstance(engine, sa.Engine)
+    return engine
 
 
 def disconnect(name: str | None = None) -> None:
@@ -235,8 +385,7 @@ def disconnect(name: str | None = None) -> None:
         names = list(_registry) if name is None else [name]
         dbs = [_registry.pop(n) for n in names if n in _registry]
     for db in dbs:
-        if db.owns_engine:
-            db.engine.dispose()
+        db.dispose()
 
 
 def get_database(name: str = DEFAULT) -> Database:

@@ -18,52 +18,109 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextvars import Token
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..errors import ConfigurationError
+from . import bridge
+from .database import Database
 from .errors import translate_error
 from .transaction import _Frame, _frame, _frames, resolve_database
 
 __all__ = ["using"]
 
 
-@contextmanager
-def using(unit_of_work: sa.Connection | orm.Session, target: Any = None) -> Iterator[sa.Connection]:
+def using(unit_of_work: Any, target: Any = None) -> _Using:
     """Run the block's model operations on the caller's Connection or Session.
 
     ``target`` names the database (default: the default one). With a Session, pending ORM
     changes are flushed first so both see the same rows; the Session's connection for that
     database is used. The caller commits or rolls back; ``after_commit`` is not available here.
-    Yields the SQLAlchemy Connection in use.
+    ``with using(conn_or_session) as conn`` yields the SQLAlchemy Connection in use.
+
+    ``async with using(async_session_or_async_connection):`` does the same for the async
+    API (an ``AsyncSession`` or ``AsyncConnection``): the block's a-methods run in the
+    caller's transaction, and yield its ``AsyncConnection``.
+
+    >>> import asyncio, activerecord
+    >>> from sqlalchemy.ext.asyncio import create_async_engine
+    >>> engine = create_async_engine("sqlite+aiosqlite://")
+    >>> _ = activerecord.connect(engine)
+    >>> async def main():
+    ...     async with engine.connect() as conn:
+    ...         async with using(conn) as joined:
+    ...             same = joined is conn
+    ...     await engine.dispose()  # your engine: you dispose of it
+    ...     return same
+    >>> asyncio.run(main())
+    True
     """
-    db = resolve_database(target)
-    if _frame(db) is not None:
-        raise ConfigurationError(
-            f"database {db.name!r} already has a transaction in this thread; using() must be "
-            "the outermost unit of work"
-        )
-    if isinstance(unit_of_work, orm.Session):
-        unit_of_work.flush()
-        conn = unit_of_work.connection(bind_arguments={"bind": db.engine})
-    elif isinstance(unit_of_work, sa.Connection):
-        conn = unit_of_work
-    else:
-        raise ConfigurationError(
-            f"using() takes a SQLAlchemy Connection or Session, not {type(unit_of_work).__name__}"
-        )
-    try:
-        db.facts.join_caller_transaction(conn.connection.dbapi_connection)
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context="cannot join the caller's transaction") from exc
-    frames = dict(_frames.get() or {})
-    frames[db.name] = _Frame(db, conn, None, False, (), external=True)
-    token = _frames.set(frames)
-    try:
-        yield conn
-    finally:
-        _frames.reset(token)
+    return _Using(unit_of_work, target)
+
+
+class _Using:
+    """The context manager :func:`using` returns (``with`` and ``async with``)."""
+
+    def __init__(self, unit_of_work: Any, target: Any) -> None:
+        self._unit = unit_of_work
+        self._target = target
+        self._token: Token[dict[str, _Frame] | None] | None = None
+
+    def __enter__(self) -> sa.Connection:
+        db = resolve_database(self._target)
+        unit_of_work = self._unit
+        if isinstance(unit_of_work, orm.Session):
+            unit_of_work.flush()
+            conn = unit_of_work.connection(bind_arguments={"bind": db.engine})
+        elif isinstance(unit_of_work, sa.Connection):
+            conn = unit_of_work
+        else:
+            raise ConfigurationError(
+                "using() takes a SQLAlchemy Connection or Session (async with: an "
+                f"AsyncConnection or AsyncSession), not {type(unit_of_work).__name__}"
+            )
+        self._join(db, conn)
+        return conn
+
+    def _join(self, db: Database, conn: sa.Connection) -> None:
+        if _frame(db, io=False) is not None:
+            raise ConfigurationError(
+                f"database {db.name!r} already has a transaction in this thread; using() must "
+                "be the outermost unit of work"
+            )
+        try:
+            db.facts.join_caller_transaction(conn.connection.dbapi_connection)
+        except sa.exc.DBAPIError as exc:
+            raise translate_error(exc, context="cannot join the caller's transaction") from exc
+        frames = dict(_frames.get() or {})
+        frames[db.name] = _Frame(db, conn, None, False, (), external=True)
+        self._token = _frames.set(frames)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            token, self._token = self._token, None
+            _frames.reset(token)
+
+    async def __aenter__(self) -> AsyncConnection:
+        db = resolve_database(self._target)
+        unit_of_work = self._unit
+        if isinstance(unit_of_work, AsyncSession):
+            await unit_of_work.flush()
+            bind = {"bind": db.async_engine.sync_engine}
+            conn = await unit_of_work.connection(bind_arguments=bind)
+        elif isinstance(unit_of_work, AsyncConnection):
+            conn = unit_of_work
+        else:
+            raise ConfigurationError(
+                "async with using() takes an AsyncConnection or AsyncSession (with: a "
+                f"Connection or Session), not {type(unit_of_work).__name__}"
+            )
+        await bridge.spawn(self._join, db, conn.sync_connection)
+        return conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.__exit__(*exc)

@@ -22,13 +22,12 @@ import functools
 import inspect
 import random
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Any, ParamSpec, Protocol, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -40,6 +39,7 @@ from ..errors import (
     TransactionConflictError,
 )
 from ..log import logger
+from . import bridge
 from .database import DEFAULT, Database, checkout, get_database
 from .dialects import normalize_isolation_level
 from .errors import is_conflict, is_node_refusal, translate_error
@@ -64,6 +64,21 @@ R = TypeVar("R")
 
 #: Upper bound of one retry's sleep, in seconds.
 _MAX_BACKOFF = 2.0
+
+#: Why a call cannot use this task's open transaction, by whether that one is async.
+_MIXED_FLAVOURS = {
+    True: "this task is inside `async with Transaction()` (or an async using()): call the "
+    "async methods there (await record.asave(), await query.aall()); a sync call cannot use "
+    "its async connection",
+    False: "this task is inside a sync `with Transaction()` block: use `async with "
+    "Transaction()` for the async methods",
+}
+
+
+def _delay(backoff: float, attempt: int) -> float:
+    """The sleep before retry number ``attempt`` (from 1): exponential, with jitter."""
+    delay: float = min(backoff * (2 ** (attempt - 1)), _MAX_BACKOFF)
+    return delay * (0.5 + random.random())
 
 
 class PendingStatement(Protocol):
@@ -107,6 +122,9 @@ class _Frame:
     #: A statement left open on the connection (a COPY streaming rows), flushed before
     #: anything else the library runs there (see ``holding_open``).
     pending: PendingStatement | None = None
+    #: Opened by the async API (``async with``): its connection is an async driver's, usable
+    #: only inside the greenlet bridge.
+    is_async: bool = field(default_factory=bridge.bridged)
 
     def owned_here(self) -> bool:
         thread, task = _owner()
@@ -159,13 +177,17 @@ def resolve_database(target: Any = None) -> Database:
     raise ConfigurationError(f"cannot find a database for {target!r}")
 
 
-def _frame(db: Database) -> _Frame | None:
+def _frame(db: Database, *, io: bool = True) -> _Frame | None:
+    """This thread's (and task's) open transaction on ``db``; ``io``: the caller is about to
+    use its connection, which must be of the calling API's flavour (sync or async)."""
     frames = _frames.get()
     if not frames:
         return None
     frame = frames.get(db.name)
     if frame is None or not frame.owned_here():
         return None
+    if io and frame.is_async is not bridge.bridged():
+        raise ConfigurationError(_MIXED_FLAVOURS[frame.is_async])
     return frame
 
 
@@ -198,7 +220,7 @@ def in_transaction(target: Any = None) -> bool:
     >>> in_transaction()
     False
     """
-    return _frame(resolve_database(target)) is not None
+    return _frame(resolve_database(target), io=False) is not None
 
 
 def current_connection(target: Any = None) -> sa.Connection | None:
@@ -229,7 +251,7 @@ def after_commit(fn: Callable[[], Any], target: Any = None) -> None:
     inside
     committed
     """
-    frame = _frame(resolve_database(target))
+    frame = _frame(resolve_database(target), io=False)
     if frame is None:
         fn()
     elif frame.external:
@@ -471,6 +493,13 @@ class Transaction:
 
     # -- decorator and retries -------------------------------------------------------------
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]:
+        if inspect.iscoroutinefunction(fn):
+            @functools.wraps(fn)
+            async def awrapper(*args: P.args, **kwargs: P.kwargs) -> Any:
+                return await self.arun(functools.partial(fn, *args, **kwargs))
+
+            return cast("Callable[P, R]", awrapper)
+
         @functools.wraps(fn)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             return self.run(functools.partial(fn, *args, **kwargs))
@@ -498,8 +527,45 @@ class Transaction:
                 if not (outermost and attempt < self.retries and is_retryable(exc)):
                     raise
                 attempt += 1
-                delay = min(self.backoff * (2 ** (attempt - 1)), _MAX_BACKOFF)
-                time.sleep(delay * (0.5 + random.random()))
+                bridge.sleep(_delay(self.backoff, attempt))
+
+    # -- async: the same transaction for the async API -------------------------------------
+    async def __aenter__(self) -> Transaction:
+        return await bridge.spawn(self.__enter__)
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await bridge.spawn(self.__exit__, exc_type, exc, tb)
+
+    async def arun(self, fn: Callable[[], Awaitable[R]]) -> R:
+        """Await ``fn()`` inside a fresh copy of this transaction, retrying conflicts if
+        asked (the async twin of :meth:`run`; the backoff sleeps without blocking the loop).
+
+        >>> import asyncio, activerecord
+        >>> _ = activerecord.connect("sqlite+aiosqlite://")
+        >>> async def work():
+        ...     return in_transaction()
+        >>> asyncio.run(Transaction(retries=2).arun(work))
+        True
+        """
+        db = resolve_database(self._target)
+        attempt = 0
+        while True:
+            outermost = _frame(db, io=False) is None
+            tx = Transaction(db, isolation_level=self.isolation_level, read_only=self.read_only,
+                             fragment_rows=self.fragment_rows)
+            try:
+                async with tx:
+                    return await fn()
+            except Exception as exc:
+                if not (outermost and attempt < self.retries and is_retryable(exc)):
+                    raise
+                attempt += 1
+                await asyncio.sleep(_delay(self.backoff, attempt))
 
 
 def _end_savepoint(entry: _Entry, exc: BaseException | None) -> None:
@@ -718,8 +784,7 @@ def retrying(db: Database, fn: Callable[[], R], *, replayable: bool = True) -> R
             if attempt >= db.retries or not (is_retryable(exc) or _refused_by_node(exc)):
                 raise
             attempt += 1
-            delay = min(0.05 * (2 ** (attempt - 1)), _MAX_BACKOFF)
-            time.sleep(delay * (0.5 + random.random()))
+            bridge.sleep(_delay(0.05, attempt))
 
 
 @contextmanager

@@ -28,6 +28,7 @@ import pydantic
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
+from ..aio.record import AsyncRecordMixin
 from ..arguments import check_records, is_collection
 from ..associations.dependent import dependents_before
 from ..associations.graph import graph_from_dicts, insert_graph
@@ -83,7 +84,7 @@ T = TypeVar("T", bound="ActiveRecord")
 metadata = sa.MetaData()
 
 
-class ActiveRecord(HookMethods, BaseModel):
+class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
     """Base class of models. Subclass it, declare fields, name the table.
 
     Class attributes: ``__table_name__`` (default: plural snake case of the class name),

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from ..aio.record import AsyncSoftDeleteMixin
 from ..associations.dependent import dependents_before
 from ..backend.dialects import AddLiveUniqueKeys, partial_index_supported
 from ..backend.errors import translate_error
@@ -56,7 +57,7 @@ __all__ = ["SoftDeleteMixin", "soft_unique"]
 DELETED_AT = "deleted_at"
 
 
-class SoftDeleteMixin(ActiveRecord):
+class SoftDeleteMixin(AsyncSoftDeleteMixin, ActiveRecord):
     """Soft deletes for a model: ``delete()`` marks rows, every query hides marked rows.
 
     The field is ``deleted_at``. Its column name is configurable by redeclaring the field with

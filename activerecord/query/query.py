@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..aio.query import AsyncQueryMixin
 from .building import QueryBuilding
 from .reading import QueryReading
 from .sql import SQL, compile_sql
@@ -35,13 +36,15 @@ if TYPE_CHECKING:
 __all__ = ["SQL", "Query", "compile_sql"]
 
 
-class Query(QueryBuilding[T], QueryReading[T], QueryWriting[T]):
+class Query(QueryBuilding[T], QueryReading[T], QueryWriting[T], AsyncQueryMixin[T]):
     """An immutable query over ``model``; build with ``Model.query()``.
 
     Its methods come in three groups, one module each: building (``where``, ``order_by``,
     ...: :mod:`~activerecord.query.building`), reading (``all``, ``count``, ``to_pandas``,
     ...: :mod:`~activerecord.query.reading`) and writing (``update``, ``delete``, ...:
-    :mod:`~activerecord.query.writing`), over the state of :mod:`~activerecord.query.state`.
+    :mod:`~activerecord.query.writing`), over the state of :mod:`~activerecord.query.state`;
+    the async twins of the terminals (``aall``, ``aupdate``, ...) come from
+    :mod:`~activerecord.aio.query`.
     """
 
     __slots__ = ()

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from ...errors import ConfigurationError
 from .session import SessionKeys, TransactionSetup, normalize_isolation_level
 
-__all__ = ["DialectFacts", "facts_class"]
+__all__ = ["DialectFacts", "facts_class", "new_engine"]
 
 #: Cap on rows in one multi-row statement: beyond this, statements get slower to parse.
 _MAX_ROWS_PER_STATEMENT = 2_000
@@ -53,6 +54,14 @@ _CHUNK_ROWS = 10_000
 
 #: The dialect class of each SQLAlchemy dialect name (filled by the backends' classes).
 _FAMILIES: dict[str, type[DialectFacts]] = {}
+
+
+def new_engine(url: sa.URL, **options: Any) -> sa.Engine:
+    """``sa.create_engine``; for an async driver's URL the ``AsyncEngine``'s ``sync_engine``,
+    so the listeners go where SQLAlchemy runs them (``connect()`` wraps it back)."""
+    if getattr(url.get_dialect(), "is_async", False):
+        return create_async_engine(url, **options).sync_engine
+    return sa.create_engine(url, **options)
 
 
 def facts_class(dialect: sa.Dialect | str) -> type[DialectFacts]:
@@ -407,7 +416,7 @@ class DialectFacts:
                 f"several hosts are not supported on {url.get_backend_name()}"
             )
         options.setdefault("pool_pre_ping", True)
-        return sa.create_engine(url, **options)
+        return new_engine(url, **options)
 
     @classmethod
     def prepare_engine(cls, engine: sa.Engine) -> None:

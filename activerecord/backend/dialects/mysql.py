@@ -51,7 +51,10 @@ class MySQLFacts(DialectFacts):
     text_compare_binary: bool = True
 
     dialect_names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
-    insert_strategies: ClassVar[dict[str, str]] = {"pymysql": "mysql_values"}
+    # aiomysql: the async driver behind SQLAlchemy's adapter, driven through the greenlet bridge.
+    insert_strategies: ClassVar[dict[str, str]] = {
+        "pymysql": "mysql_values", "aiomysql": "mysql_values",
+    }
     keys_in_row_order: ClassVar[bool] = True
     # "This version of MySQL doesn't yet support 'LIMIT & IN/ALL/ANY/SOME subquery'"; a
     # LIMIT in a derived table runs.

@@ -34,7 +34,10 @@ class PostgreSQLFacts(DialectFacts):
     lookup_any_array: bool = True
 
     dialect_names: ClassVar[tuple[str, ...]] = ("postgresql",)
-    insert_strategies: ClassVar[dict[str, str]] = {"psycopg": "pg_copy"}
+    # psycopg_async: the same driver's async connection, through the greenlet bridge.
+    insert_strategies: ClassVar[dict[str, str]] = {
+        "psycopg": "pg_copy", "psycopg_async": "pg_copy",
+    }
     keys_in_row_order: ClassVar[bool] = True
     #: PostgreSQL binds parameters server side; one statement takes at most 65,535.
     param_limit: ClassVar[int | None] = 65_535

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.sqlite import base as sqlite_types
 from sqlalchemy.pool import StaticPool
 
 from ..errors import translate_error
-from .base import DialectFacts
+from .base import DialectFacts, new_engine
 from .session import TransactionSetup
 
 __all__ = ["SQLiteFacts"]
@@ -44,7 +44,10 @@ class SQLiteFacts(DialectFacts):
     batch_update_style: str = "executemany"
 
     dialect_names: ClassVar[tuple[str, ...]] = ("sqlite",)
-    insert_strategies: ClassVar[dict[str, str]] = {"pysqlite": "sqlite_rowid"}
+    # aiosqlite: the stdlib driver in a thread, behind SQLAlchemy's adapter (the greenlet bridge).
+    insert_strategies: ClassVar[dict[str, str]] = {
+        "pysqlite": "sqlite_rowid", "aiosqlite": "sqlite_rowid",
+    }
     keys_in_row_order: ClassVar[bool] = True
     partial_indexes: ClassVar[bool] = True
     # NUMERIC affinity turns even text into an INTEGER or a REAL: only integers of 64 bits
@@ -140,7 +143,7 @@ class SQLiteFacts(DialectFacts):
         connect_args.setdefault("timeout", 30)
         if database in ("", ":memory:") and "poolclass" not in options:
             options["poolclass"] = StaticPool
-        return sa.create_engine(url, connect_args=connect_args, **options)
+        return new_engine(url, connect_args=connect_args, **options)
 
     @classmethod
     def prepare_engine(cls, engine: sa.Engine) -> None:
@@ -263,6 +266,7 @@ def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
     # the schema table in autocommit mode (a lock taken and released at once) refreshes it.
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()
+        cursor.execute("SELECT 1 FROM sqlite_master LIMIT 1")
+        cursor.fetchall()  # not chained: aiosqlite's adapted execute() returns None
     finally:
         cursor.close()

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ...backend.bridge import copy_context
 from ...backend.dialects import PostgreSQLFacts
 from ...insert.locate import WriteFailed
 from ...insert.shape import InsertShape
@@ -95,7 +96,7 @@ class CopyStream:
                 w.copy_rows(shape, data[:1], [first])
                 opened.sent = 1
             sql, oids = w.copy_statement(sent)
-            opened.copy = opened.context.enter_context(w.cursor.copy(sql))
+            opened.copy = opened.context.enter_context(copy_context(w.cursor.copy(sql)))
             opened.oids = oids
             if oids is not None:
                 opened.copy.set_types(oids)

@@ -20,6 +20,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from ...backend.bridge import driver_of, statement_bytes
 from ...backend.dialects import without_params
 from ...insert.locate import ValueRefused, WriteFailed
 from ...insert.shape import InsertShape
@@ -81,16 +82,16 @@ class MysqlValuesStrategy(InsertStrategy):
     ) -> list[tuple[int, int, bytes]]:
         """Statements of whole rows, each within the byte budget (rows measured, not guessed)."""
         head_s, row_fmt, tail_s = shape.values_parts
-        raw = self.conn.connection.dbapi_connection
+        raw = driver_of(self.conn.connection.dbapi_connection)
         encoding = getattr(raw, "encoding", "utf8")
         # Sent without parameters (the rows are literals): the head and tail lose SQLAlchemy's
         # doubled '%', as the driver's interpolation would have done.
         head = without_params(head_s, shape.dialect).encode(encoding)
         tail = without_params(tail_s, shape.dialect).encode(encoding)
-        budget = self.facts.max_statement_bytes or 1_000_000
+        budget = statement_bytes(self.facts.max_statement_bytes or 1_000_000)
         # The driver binds each row's parameters (PyMySQL binds on the client: mogrify is the
         # very text its execute() would send); we only measure and join whole rows.
-        mogrify = self.cursor.mogrify
+        mogrify = self._mogrify()
         try:
             literals = [mogrify(row_fmt, row) for row in rows]
             values = list(map(str.encode, literals, repeat(encoding)))
@@ -111,7 +112,7 @@ class MysqlValuesStrategy(InsertStrategy):
     def _one_by_one(self, shape: InsertShape, rows: list[tuple[Any, ...]]) -> list[Any]:
         keys = []
         cursor = self.cursor
-        encoding = getattr(self.conn.connection.dbapi_connection, "encoding", "utf8")
+        encoding = getattr(driver_of(self.conn.connection.dbapi_connection), "encoding", "utf8")
         for n, row in enumerate(rows):
             try:
                 cursor.execute(shape.sql, row)
@@ -123,8 +124,18 @@ class MysqlValuesStrategy(InsertStrategy):
 
     def _sender(self, encoding: str) -> Callable[[Any], Any]:
         """A value escaped and encoded as the driver sends it, alone."""
-        mogrify = self.cursor.mogrify
+        mogrify = self._mogrify()
         return lambda value: mogrify("%s", (value,)).encode(encoding)
+
+    def _mogrify(self) -> Callable[[str, Any], str]:
+        """The driver's ``cursor.mogrify``; for aiomysql behind SQLAlchemy's adapter (no
+        mogrify there), the same escaping PyMySQL's does, by the driver connection's
+        ``literal()``."""
+        mogrify: Callable[[str, Any], str] | None = getattr(self.cursor, "mogrify", None)
+        if mogrify is not None:
+            return mogrify
+        literal = driver_of(self.conn.connection.dbapi_connection).literal
+        return lambda query, args: query % tuple(map(literal, args))
 
     def _unsendable(
         self, exc: Exception, shape: InsertShape, rows: Sequence[Sequence[Any]], encoding: str

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ...backend.bridge import copy_context
 from ...backend.dialects import without_params
 from ...backend.transaction import PendingStatement
 from ...insert.locate import ValueRefused, WriteFailed
@@ -186,7 +187,7 @@ class PostgresCopyStrategy(InsertStrategy):
         row = shape.row
         d: dict[str, Any] | None = None
         try:
-            with self.cursor.copy(sql) as copy:
+            with copy_context(self.cursor.copy(sql)) as copy:
                 if oids is not None:
                     copy.set_types(oids)
                 write_row = copy.write_row

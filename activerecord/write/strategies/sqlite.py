@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
+from ...backend.bridge import driver_of
 from ...backend.dialects import SQLiteFacts
 from ...insert.locate import ValueRefused, WriteFailed
 from ...insert.shape import InsertShape
@@ -86,12 +87,12 @@ class SqliteRowidStrategy(InsertStrategy):
         return range(first, first + n)
 
     def _executemany(self, shape: InsertShape, rows: list[tuple[Any, ...]], base: int) -> None:
-        raw = self.conn.connection.dbapi_connection
-        before = raw.total_changes  # type: ignore[union-attr]
+        raw = driver_of(self.conn.connection.dbapi_connection)  # aiosqlite: the driver's
+        before = raw.total_changes
         try:
             self.cursor.executemany(shape.sql, rows)
         except Exception as exc:
-            done = raw.total_changes - before  # type: ignore[union-attr]
+            done = raw.total_changes - before
             at = rows[done] if done < len(rows) else None
             raise self._failed_at(exc, base + done, shape, at) from exc
 

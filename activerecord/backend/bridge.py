@@ -1,0 +1,163 @@
+"""The greenlet bridge: the sync library code, run for the async API on an async driver.
+
+``await Model.afind(1)`` runs the very code of ``Model.find(1)`` in a greenlet
+(SQLAlchemy's ``greenlet_spawn``, the mechanism of ``AsyncConnection.run_sync``): every
+DB-API call there is a sync-looking call of SQLAlchemy's adapted async driver, which hands
+its awaitable to the event loop and resumes when it is done. So there is one planner, one
+set of strategies and statements; only the connection differs. While ``bridged()`` is true
+the library checks connections out of the database's async engine.
+
+The greenlet shares the calling task's ``contextvars`` context: an ambient ``Transaction``
+opened with ``async with`` is seen inside, and belongs to that task alone.
+
+Example::
+
+    >>> import asyncio
+    >>> asyncio.run(spawn(bridged))
+    True
+    >>> bridged()
+    False
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import time
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
+from typing import Any, TypeVar
+
+from sqlalchemy import util as sa_util
+
+from ..errors import ConfigurationError
+
+__all__ = [
+    "await_", "bridged", "chunk_rows", "driver_of", "sleep", "spawn", "statement_bytes"
+]
+
+T = TypeVar("T")
+
+_HAVE_GREENLET = importlib.util.find_spec("greenlet") is not None
+
+_bridged: ContextVar[bool] = ContextVar("activerecord_bridged", default=False)
+
+#: ``await_only`` is named ``await_`` from SQLAlchemy 2.1 on.
+_await: Callable[[Awaitable[Any]], Any] = getattr(sa_util, "await_", None) or sa_util.await_only
+
+#: Rows a COPY formats between two turns of the event loop (see :class:`SyncCopy`).
+_COPY_ROWS_PER_TURN = 2000
+
+#: Most rows of one batch chunk in an async call: a chunk is validated in one go, and the
+#: event loop waits meanwhile (5,000 rows: about 20 ms here). A streaming COPY stays open
+#: across chunks, so smaller chunks cost it little.
+_BRIDGED_CHUNK_ROWS = 5000
+
+
+def bridged() -> bool:
+    """True while sync library code runs for an async call (inside :func:`spawn`)."""
+    return _bridged.get()
+
+
+async def spawn(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run the sync ``fn`` in a greenlet where async drivers can be awaited."""
+    if not _HAVE_GREENLET:
+        raise ConfigurationError(
+            "the async API needs the greenlet package: pip install 'activerecord[async]'"
+        )
+    token = _bridged.set(True)
+    try:
+        result: T = await sa_util.greenlet_spawn(fn, *args, **kwargs)
+        return result
+    finally:
+        _bridged.reset(token)
+
+
+def await_(awaitable: Awaitable[T]) -> T:
+    """Wait for ``awaitable`` from sync code inside :func:`spawn` (the event loop runs)."""
+    result: T = _await(awaitable)
+    return result
+
+
+def chunk_rows(rows: int) -> int:
+    """A batch chunk's size, capped in async calls so the event loop gets its turns."""
+    return min(rows, _BRIDGED_CHUNK_ROWS) if bridged() else rows
+
+
+#: Largest statement an async call sends in one piece: sending a few MB into the socket
+#: holds the event loop as long as the server takes to read them (MySQL's multi-row INSERT).
+_BRIDGED_STATEMENT_BYTES = 1_000_000
+
+
+def statement_bytes(budget: int) -> int:
+    """A statement's byte budget, capped in async calls so the event loop gets its turns."""
+    return min(budget, _BRIDGED_STATEMENT_BYTES) if bridged() else budget
+
+
+def sleep(seconds: float) -> None:
+    """Sleep without blocking the event loop when bridged (a retry's backoff)."""
+    if bridged():
+        await_(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
+
+
+def driver_of(dbapi_connection: Any) -> Any:
+    """The driver's own connection behind a pooled DB-API connection: the async driver's
+    (psycopg ``AsyncConnection``, aiosqlite, aiomysql) behind SQLAlchemy's adapter, else
+    the connection itself."""
+    return getattr(dbapi_connection, "driver_connection", dbapi_connection)
+
+
+def is_adapted(dbapi_connection: Any) -> bool:
+    """Whether this DB-API connection is SQLAlchemy's adapter of an async driver."""
+    return driver_of(dbapi_connection) is not dbapi_connection
+
+
+class SyncCopy:
+    """psycopg's ``AsyncCopy`` with the sync ``Copy`` interface the strategies use.
+
+    Rows are formatted as the sync ``Copy`` formats them (so a value the driver refuses
+    raises at its own row); full buffers are sent through the event loop, which gets a turn
+    every ``_COPY_ROWS_PER_TURN`` rows: a COPY sends without waiting for the server, so
+    nothing else would let other tasks run during a long stream.
+    """
+
+    def __init__(self, copy: Any) -> None:
+        self._copy = copy
+        self._format = copy.formatter.write_row
+        self._send = copy.writer.write
+        self._rows = 0
+
+    def set_types(self, types: Any) -> None:
+        self._copy.set_types(types)
+
+    def write_row(self, row: Any) -> None:
+        data = self._format(row)
+        self._rows += 1
+        if data or self._rows >= _COPY_ROWS_PER_TURN:
+            self._rows = 0
+            await_(self._flush(data))
+
+    async def _flush(self, data: Any) -> None:
+        if data:
+            await self._send(data)
+        await asyncio.sleep(0)
+
+
+class copy_context:  # noqa: N801 - used like the driver's own ``cursor.copy(sql)``
+    """``with copy_context(cursor.copy(sql)) as copy:`` on psycopg's sync or async cursor."""
+
+    def __init__(self, manager: Any) -> None:
+        self._manager = manager
+        self._async = hasattr(manager, "__aenter__")
+
+    def __enter__(self) -> Any:
+        if not self._async:
+            return self._manager.__enter__()
+        return SyncCopy(await_(self._manager.__aenter__()))
+
+    def __exit__(self, *exc: Any) -> Any:
+        if not self._async:
+            return self._manager.__exit__(*exc)
+        return await_(self._manager.__aexit__(*exc))

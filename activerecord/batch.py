@@ -6,7 +6,7 @@ insert strategy (:mod:`activerecord.insert`), which returns the exact generated 
 
 The whole call is atomic: every chunk runs in one transaction (a savepoint inside an ambient
 ``Transaction``), so a failure anywhere leaves the database as it was, and the records as
-they were (see :class:`_Undo`). With ``validate=True``
+they were (see :class:`Undo`). With ``validate=True``
 every record is checked; if any fails, the rest are still checked (nothing more is written),
 the transaction rolls back and one :class:`BatchValidationError` lists them all.
 
@@ -30,11 +30,8 @@ Example::
 from __future__ import annotations
 
 import itertools
-import weakref
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence, Sized
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sized
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass
-from itertools import repeat
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -63,13 +60,8 @@ from .errors import (
     UnknownColumnError,
 )
 from .insert.locate import ValueRefused, WriteFailed
-from .model.base import (
-    _set_persisted,
-    mark_persisted_batch,
-    put_back_all,
-    record_states,
-)
 from .model.batch_hooks import BatchHooks, batch_hooks
+from .model.state import Undo
 from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
 from .write.strategies import InsertStrategy, strategy_for
@@ -85,7 +77,6 @@ ProgressCallback = Callable[[int], Any]
 
 _DICT = {dict}
 _dict_of = attrgetter("__dict__")
-_original_of = attrgetter("_ar_original")
 
 #: Rows per SELECT when reading back server-generated values by key.
 _FETCH_ROWS = 1000
@@ -219,7 +210,7 @@ class _Preparer:
                 self.constants[fname] = None if default is PydanticUndefined else default
 
     def __call__(
-        self, chunk: list[Any], offset: int, failures: dict[int, list[Any]], undo: _Undo
+        self, chunk: list[Any], offset: int, failures: dict[int, list[Any]], undo: Undo
     ) -> tuple[list[dict[str, Any]], list[ActiveRecord] | None]:
         defaults = self.model._insert_defaults()
         if self.from_dicts:
@@ -295,7 +286,7 @@ class _Preparer:
         return datas
 
     def _instances(
-        self, chunk: list[Any], offset: int, defaults: dict[str, Any], undo: _Undo
+        self, chunk: list[Any], offset: int, defaults: dict[str, Any], undo: Undo
     ) -> list[dict[str, Any]]:
         model = self.model
         if set(map(type, chunk)) != {model}:
@@ -315,312 +306,11 @@ class _Preparer:
         return datas
 
 
-class _Undo:
-    """What a failed call puts back on the records it was given (instances; input dicts are
-    copied before anything is written into them).
-
-    Every field the call fills on a record (its generated key, defaults, server-generated
-    values) was None before, and is None again after a failure; an upsert, which reads stored
-    values into records, keeps a copy of each record's fields instead (``copies``). Records are
-    marked persisted only once the whole call has succeeded. That holds for every record of a
-    sized input (a list); records from an iterator are marked chunk by chunk, and each written
-    chunk's records are remembered by weak reference only (:class:`_Earlier`): a failure puts
-    back those the caller still holds, and those it dropped need nothing (memory stays
-    bounded by what the caller keeps).
-
-    ``ambient``: the call runs inside a ``Transaction``, which may still roll back after the
-    call succeeded. For a sized input, the copies of the records' fields and persisted
-    snapshots are then kept, and :meth:`succeeded` returns the closure that puts the records
-    back on that rollback (registered with ``on_rollback``); for an iterator, the closure
-    puts back the records still alive, from their weak references.
-
-    ``built``: the call builds the records itself (from dicts) and hands them back. A failed
-    call hands back nothing, so there is nothing to put back (``active`` is False); a later
-    rollback of the ambient transaction still puts them back as they were built.
-    """
-
-    def __init__(
-        self, *, active: bool, whole_call: bool, copies: bool, ambient: bool = False,
-        built: bool = False,
-    ) -> None:
-        self.active = active
-        self.whole_call = whole_call
-        self.ambient = ambient and (active or built) and whole_call
-        #: A later rollback puts back instances the caller gave to a writer that only fills
-        #: fields which were None (an insert): from what ``filled`` heard, no copies needed.
-        self.light = self.ambient and active and not copies
-        self.copies = (copies and active) or (self.ambient and not self.light)
-        #: Written chunks of an iterator's records, weakly (None: a sized input, or records
-        #: the call builds, which a failed call never hands back).
-        self._earlier = _Earlier(track_rollback=ambient) if active and not whole_call else None
-        #: Mark records only once the call succeeded, even those it built (a chunk's keys
-        #: stand only when the statement streaming it has ended).
-        self.defer_marks = False
-        self._filled: list[tuple[Sequence[dict[str, Any]], str]] = []
-        self._saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]] = []
-        self._snapshots: list[list[dict[str, Any] | None]] = []
-        self._pending: list[tuple[list[ActiveRecord], list[dict[str, Any]]]] = []
-
-    @property
-    def remembers_weakly(self) -> bool:
-        """Whether written chunks are remembered by weak references (an iterator's records)."""
-        return self._earlier is not None
-
-    def start_chunk(self) -> None:
-        """From an iterator, the chunk before is written and remembered weakly (see
-        :meth:`written`): forget its strong references."""
-        if not self.whole_call:
-            self._filled.clear()
-            self._saved.clear()
-
-    def filled(self, dicts: Sequence[dict[str, Any]], fname: str) -> None:
-        """The call is about to fill ``fname`` (None now) on each of ``dicts``."""
-        if self.active and not self.copies:
-            self._filled.append((dicts, fname))
-
-    def keep(
-        self,
-        records: list[ActiveRecord],
-        datas: list[dict[str, Any]],
-        befores: list[dict[str, Any]] | None = None,
-    ) -> None:
-        """The records and their fields (their ``__dict__``) before the call touches them
-        (``befores``: what to put back instead of copies of ``datas``)."""
-        if self.copies:
-            self._saved.append((datas, befores or list(map(dict.copy, datas))))
-        if self.ambient:
-            self._snapshots.append(record_states(records))
-
-    def written(self, instances: list[ActiveRecord], datas: list[dict[str, Any]]) -> None:
-        """A chunk is written: its records are persisted once the call succeeds (from an
-        iterator: now, and remembered weakly to be put back if the call fails later)."""
-        if (self.active or self.ambient or self.defer_marks) and self.whole_call:
-            self._pending.append((instances, datas))
-            return
-        if self._earlier is not None:
-            self._earlier.remember(instances, datas, self._filled, self._saved)
-        mark_persisted_batch(instances, datas)
-
-    def succeeded(self) -> Callable[[], None] | None:
-        """Mark the records persisted; with ``ambient``, return what puts them back."""
-        for instances, datas in self._pending:
-            mark_persisted_batch(instances, datas)
-        restore = None
-        if self._earlier is not None:
-            if self._earlier.track_rollback and self._earlier:
-                restore = self._earlier.put_back
-            self._earlier = None
-        if self.ambient and self._pending:
-            records = [r for instances, _ in self._pending for r in instances]
-            snapshots = [s for states in self._snapshots for s in states]
-            if self.light:
-                restore = _put_back_filled(
-                    records, [datas for _, datas in self._pending], snapshots, self._filled
-                )
-                self._filled = []
-            else:
-                befores = [c for _, copies in self._saved for c in copies]
-                restore = put_back_all(records, snapshots, befores)
-        self._pending.clear()
-        self._saved.clear()
-        self._snapshots.clear()
-        return restore
-
-    def failed(self) -> None:
-        if self._earlier is not None:
-            self._earlier.put_back()
-            self._earlier = None
-        for dicts, fname in reversed(self._filled):
-            for data in dicts:
-                data[fname] = None
-        for datas, copies in self._saved:
-            for data, copy in zip(datas, copies):
-                data.clear()
-                data.update(copy)
-        self._filled.clear()
-        self._saved.clear()
-        self._snapshots.clear()
-        self._pending.clear()
-
-
-def _put_back_filled(
-    records: list[ActiveRecord],
-    datas: list[list[dict[str, Any]]],
-    snapshots: list[dict[str, Any] | None],
-    filled: list[tuple[Sequence[dict[str, Any]], str]],
-) -> Callable[[], None]:
-    """What puts back, on a rollback of the ambient transaction, the records an insert wrote:
-    ``datas`` are their fields (``__dict__``) as the call wrote them, chunk by chunk, and
-    ``filled`` the fields it filled on them, each None before (as :class:`_Undo` heard). The
-    values written are kept per field, at C speed (no copy of each record's fields, which
-    made a batch insert in a ``Transaction`` far slower than outside one); the matching back
-    to records is left to a rollback, which is rare. As ``put_back_all``: a field the user
-    set since keeps its value, and each record gets its snapshot from before the call back.
-    """
-    written = [(dicts, fname, list(map(itemgetter(fname), dicts))) for dicts, fname in filled]
-
-    def restore() -> None:
-        # The dicts are kept alive here, so their ids name their records; a record's
-        # ``__dict__`` may have been replaced since (``validate_assignment``): read it now.
-        owner = {id(d): r for ds, rs in zip(datas, _cut(records, datas)) for d, r in zip(ds, rs)}
-        for dicts, fname, values in reversed(written):
-            for old, value in zip(dicts, values):
-                data = owner[id(old)].__dict__
-                current = data.get(fname)
-                if current is value or current == value:
-                    data[fname] = None
-        for record, snapshot in zip(reversed(records), reversed(snapshots)):
-            _set_persisted(record, snapshot)
-
-    return restore
-
-
-def _cut(records: list[ActiveRecord], datas: list[list[dict[str, Any]]]) -> Iterator[list[Any]]:
-    """``records`` cut as ``datas`` is (one list per chunk)."""
-    start = 0
-    for ds in datas:
-        yield records[start:start + len(ds)]
-        start += len(ds)
-
-
-@dataclass(eq=False)
-class _Kept:
-    """One written chunk of an iterator's records, as :class:`_Earlier` keeps it: a weak
-    reference to each record and, aligned with them, the fields the call changed on it, their
-    values before (None: all None) and as written (None: not compared), and its snapshot."""
-
-    refs: list[weakref.ref[ActiveRecord]]
-    fields: list[tuple[str, ...]]
-    befores: list[tuple[Any, ...] | None]
-    written: list[tuple[Any, ...]] | None
-    snapshots: list[dict[str, Any] | None]
-
-    def alive(self) -> list[int]:
-        return [n for n, ref in enumerate(self.refs) if ref() is not None]
-
-    def only(self, keep: list[int]) -> _Kept:
-        def pick(values: list[Any]) -> list[Any]:
-            return [values[n] for n in keep]
-
-        return _Kept(
-            pick(self.refs), pick(self.fields), pick(self.befores),
-            None if self.written is None else pick(self.written), pick(self.snapshots),
-        )
-
-
-class _Earlier:
-    """The written chunks of an iterator's records, each record held by a weak reference
-    with what the call changed on it (:class:`_Kept`). A record that died needs nothing; dead
-    references are swept as chunks are added, so memory follows the records the caller
-    keeps, not the input's length. ``track_rollback``: the records are put back on a later
-    rollback of the ambient transaction too, where a field the user set since is left alone
-    (so the values written are kept to compare)."""
-
-    def __init__(self, *, track_rollback: bool) -> None:
-        self.track_rollback = track_rollback
-        self._chunks: list[_Kept] = []
-        self._held = 0
-        self._swept_at = 0
-
-    def __bool__(self) -> bool:
-        return bool(self._chunks)
-
-    def remember(
-        self,
-        records: list[ActiveRecord],
-        datas: list[dict[str, Any]],
-        filled: list[tuple[Sequence[dict[str, Any]], str]],
-        saved: list[tuple[list[dict[str, Any]], list[dict[str, Any]]]],
-    ) -> None:
-        """A chunk's records as written, before they are marked persisted (the caller rests
-        the collector: a weak reference is a tracked object)."""
-        n = len(records)
-        refs = list(map(weakref.ref, records))
-        compare = self.track_rollback
-        if saved:  # whole copies of the fields before (an upsert): what changed, per record
-            copies = {id(d): b for ds, bs in saved for d, b in zip(ds, bs)}
-            fields: list[tuple[str, ...]] = []
-            befores: list[tuple[Any, ...] | None] = []
-            written: list[tuple[Any, ...]] = []
-            for data in datas:
-                before = copies.get(id(data), {})
-                moved = tuple(
-                    f for f, v in data.items()
-                    if f in before and v is not before[f] and v != before[f]
-                )
-                fields.append(moved)
-                befores.append(tuple(before[f] for f in moved))
-                written.append(tuple(data[f] for f in moved))
-            snapshots = list(map(_original_of, records))
-            kept = _Kept(refs, fields, befores, written, snapshots)
-        else:
-            # A batch insert takes new records: each is new again when put back. (Reading
-            # every record's snapshot would cost more than the insert: an unset slot raises.)
-            common = tuple(dict.fromkeys(f for ds, f in filled if len(ds) == n))
-            some: dict[int, list[str]] = {}
-            for ds, fname in filled:
-                if len(ds) != n:
-                    for d in ds:
-                        some.setdefault(id(d), []).append(fname)
-            if some:
-                fields = [common + tuple(some.get(id(d), ())) for d in datas]
-            else:
-                fields = [common] * n
-            nothing: list[Any] = [None] * n
-            values: list[tuple[Any, ...]] | None = None
-            if compare:
-                if some or len(common) != 1:
-                    values = [tuple(map(d.__getitem__, f)) for d, f in zip(datas, fields)]
-                else:
-                    values = list(zip(map(itemgetter(common[0]), datas)))
-            kept = _Kept(refs, fields, nothing, values, nothing)
-        self._chunks.append(kept)
-        self._held += n
-        if self._held > 2 * self._swept_at + 10_000:
-            self._sweep()
-
-    def _sweep(self) -> None:
-        """Forget the records nobody holds any more."""
-        chunks = []
-        for kept in self._chunks:
-            alive = kept.alive()
-            if len(alive) == len(kept.refs):
-                chunks.append(kept)
-            elif alive:
-                chunks.append(kept.only(alive))
-        self._chunks = chunks
-        self._held = self._swept_at = sum(len(k.refs) for k in chunks)
-
-    def put_back(self) -> None:
-        """Put every record still alive back as it was before the call."""
-        chunks, self._chunks = self._chunks, []
-        for kept in reversed(chunks):
-            written: Iterable[tuple[Any, ...] | None] = (
-                repeat(None) if kept.written is None else kept.written
-            )
-            rows = zip(kept.refs, kept.fields, kept.befores, written, kept.snapshots)
-            for ref, fields, befores, values, snapshot in rows:
-                record = ref()
-                if record is None:
-                    continue
-                data = record.__dict__
-                olds = repeat(None) if befores is None else befores
-                if values is None:  # the call failed: nobody changed them since
-                    for fname, old in zip(fields, olds):
-                        data[fname] = old
-                else:
-                    for fname, old, value in zip(fields, olds, values):
-                        current = data.get(fname)
-                        if current is value or current == value:
-                            data[fname] = old
-                _set_persisted(record, snapshot)
-
-
 #: Writes one prepared chunk: ``(connection, strategy, chunk as given, row dicts, offset of
 #: the chunk's first record)``; returns the positions (in the chunk) of the records the call
 #: hands back, or None for all of them. ``undo`` hears of each field it fills on the dicts.
 ChunkWriter = Callable[
-    [sa.Connection, InsertStrategy, list[Any], list[dict[str, Any]], int, _Undo],
+    [sa.Connection, InsertStrategy, list[Any], list[dict[str, Any]], int, Undo],
     Collection[int] | None,
 ]
 
@@ -647,7 +337,7 @@ def run_batch(
     savepoint inside an ambient one). Validation failures are collected over every chunk and
     raised as one :class:`BatchValidationError` (after the first, nothing more is written);
     a database error is raised typed, with the failing record's index where the database
-    names it. A failed call puts the given records back as they were (see :class:`_Undo`;
+    names it. A failed call puts the given records back as they were (see :class:`Undo`;
     ``copies``: whole copies of their fields, for writers that change more than the fields
     they fill). ``stream``: ``write`` may leave a chunk's rows in a statement still open
     while the next chunk is prepared (:meth:`InsertStrategy.stream`), where nothing else can
@@ -671,12 +361,12 @@ def run_batch(
     # (and validated) from them, then the rows are read off the records again.
     dict_hooks = hooks if from_dicts else None
     instance_hooks = None if from_dicts else hooks
-    undo = _Undo(
+    undo = Undo(
         active=not from_dicts,
         whole_call=is_collection(records),
         copies=copies,
         ambient=tracks_rollback(db),
-        built=from_dicts and return_records,
+        rollback_only=from_dicts and return_records,
     )
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}
@@ -812,7 +502,7 @@ def batch_insert(
         chunk: list[Any],
         datas: list[dict[str, Any]],
         offset: int,
-        undo: _Undo,
+        undo: Undo,
     ) -> None:
         _write_chunk(conn, strategy, info, datas, offset, undo, need_keys=need_keys)
 
@@ -832,7 +522,7 @@ def _write_chunk(
     info: ModelInfo,
     datas: list[dict[str, Any]],
     offset: int,
-    undo: _Undo | None = None,
+    undo: Undo | None = None,
     *,
     need_keys: bool = True,
 ) -> None:

@@ -59,7 +59,7 @@ from .errors import (
     StaleRecordError,
 )
 from .insert.shape import source_alias
-from .model.base import mark_persisted_batch, mark_written, put_back_all, record_states
+from .model.state import ALL, Undo
 from .validation import collector_paused, list_adapter, record_failures
 
 if TYPE_CHECKING:
@@ -380,8 +380,10 @@ def _write(
     for j, proc in _processors(info, scalars, dialect):
         scalar_values[j] = proc(scalar_values[j])
 
-    # Inside an ambient transaction, what a rollback of it puts back on the records.
-    snapshots = record_states(items) if tracks_rollback(db) else None
+    # Records change only once every row is written; inside an ambient transaction, a
+    # rollback of it puts them back.
+    undo = Undo(active=False, whole_call=True, copies=False, ambient=tracks_rollback(db),
+                rollback_only=True)
     count = 0
     try:
         with write_connection(db, statements=2) as conn:
@@ -402,9 +404,8 @@ def _write(
     except sa.exc.DBAPIError as exc:
         raise translate_error(exc, context=f"batch update of {model.__name__}") from exc
     stamps = {f: defaults[f] for f in scalars}
-    befores: list[dict[str, Any]] = []
-    if snapshots is not None:
-        befores = list(map(dict.copy, map(operator.attrgetter("__dict__"), items)))
+    datas = list(map(_dict_of, items))
+    undo.keep(items, datas)
     if stamps or lock:
         for record, row in zip(items, rows):
             if stamps:
@@ -412,13 +413,12 @@ def _write(
             if lock:
                 record.__dict__[lock] = row[-1] + 1
     # The fields a named list left out keep their pending changes (save() writes them later).
-    written = [*info.pk_fields, *names, *scalars, *([lock] if lock else [])]
-    if fields is not None and len(written) < len(info.fields):
-        mark_written(items, written)
-    else:
-        mark_persisted_batch(items, list(map(_dict_of, items)))
-    if snapshots is not None:
-        on_rollback(put_back_all(items, snapshots, befores), db)
+    written = (*info.pk_fields, *names, *scalars, *([lock] if lock else []))
+    partly = fields is not None and len(written) < len(info.fields)
+    undo.written(items, datas, written if partly else ALL)
+    restore = undo.succeeded()
+    if restore is not None:
+        on_rollback(restore, db)
     return count
 
 

@@ -61,7 +61,7 @@ import sqlalchemy as sa
 from .arguments import check_records, check_size, is_collection
 from .backend.errors import translate_error
 from .backend.transaction import Transaction
-from .batch import ProgressCallback, _Undo, _write_chunk, run_batch
+from .batch import ProgressCallback, _write_chunk, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,
@@ -73,6 +73,7 @@ from .insert.conflict import (
 from .insert.locate import ValueRefused, WriteFailed
 from .insert.merge import MergePlan, MergeSpec, processors, run_merge
 from .model.batch_hooks import BatchHooks, batch_hooks
+from .model.state import Undo
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused
@@ -565,7 +566,7 @@ def _execute(
         chunk: list[Any],
         datas: list[dict[str, Any]],
         offset: int,
-        undo: _Undo,
+        undo: Undo,
     ) -> list[int]:
         # Lookup rows, parameter tuples and merged values are small objects without cycles:
         # the collector's passes over the chunk's records cost as much as the SQLite write.

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import copy
 import operator
-from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -56,6 +55,7 @@ from ..errors import (
 )
 from ..query.query import Query
 from ..validation import collector_paused, list_adapter, record_builder
+from . import state
 from .batch_hooks import batch_hooks
 from .callbacks import (
     CREATE_AFTER,
@@ -69,6 +69,7 @@ from .callbacks import (
     run_hooked,
 )
 from .info import ModelInfo
+from .state import Undo, mark_persisted, mark_persisted_batch, set_snapshot, snapshot_of
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
@@ -117,37 +118,32 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
     __ar_info__: ClassVar[ModelInfo]
     c: ClassVar[sa.ColumnCollection[str, sa.Column[Any]]]
 
-    # The values as last read or written (unset or None: a new record). A slot, not a pydantic
-    # ``PrivateAttr``: a model with private attributes makes pydantic run Python code for every
-    # instance it validates, and setting a slot allocates nothing, which batches of 100k feel.
-    # ``_ar_related``: the relations read or assigned (activerecord.associations), likewise.
-    __slots__ = ("_ar_persisted", "_ar_related")
+    # The values as last read or written: the snapshot (see activerecord.model.state).
+    # ``_ar_related``: the relations read or assigned (activerecord.associations), likewise a
+    # slot, not a pydantic ``PrivateAttr`` (which makes pydantic run Python code per instance).
+    __slots__ = (state.SLOT, "_ar_related")
 
     @property
     def _ar_original(self) -> dict[str, Any] | None:
-        try:
-            original: dict[str, Any] | None = _get_persisted(self)
-            return original
-        except AttributeError:  # never saved nor loaded (pydantic builds instances bare)
-            return None
+        return snapshot_of(self)
 
     @_ar_original.setter
     def _ar_original(self, values: dict[str, Any] | None) -> None:
-        _set_persisted(self, values)
+        set_snapshot(self, values)
 
     # pydantic copies and pickles its own slots only: carry the snapshot along.
     def __copy__(self: T) -> T:
         copied = super().__copy__()
         original = self._ar_original
         if original is not None:  # its own dict: model_copy(update=...) writes in place
-            _set_persisted(copied, dict(original))
+            set_snapshot(copied, dict(original))
         return copied
 
     def __deepcopy__(self: T, memo: dict[int, Any] | None = None) -> T:
         copied = super().__deepcopy__(memo)
         original = self._ar_original
         if original is not None:
-            _set_persisted(copied, dict(copy.deepcopy(original, memo)))
+            set_snapshot(copied, dict(copy.deepcopy(original, memo)))
         return copied
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -159,7 +155,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         state = dict(state)
         original = state.pop("_ar_persisted", None)
         super().__setstate__(state)
-        _set_persisted(self, original)
+        set_snapshot(self, original)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Runs before pydantic collects the fields, so a colliding name is refused here
@@ -294,8 +290,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
             ) from exc
 
     def _mark_persisted(self) -> None:
-        # Straight into the slot: pydantic's __setattr__ costs more than the copy.
-        _set_persisted(self, dict(self.__dict__))
+        mark_persisted(self)
 
     @property
     def is_new_record(self) -> bool:
@@ -574,14 +569,14 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
 
     def _insert(self, db: Database, info: ModelInfo) -> None:
         data = self.__dict__
-        track = tracks_rollback(db)
         # Every field the library fills was None before: a failed insert sets it back to None,
         # and so does a rollback of the transaction the insert succeeded in.
-        filled: list[str] = []
+        undo = Undo.single(ambient=tracks_rollback(db))
+        undo.keep([self], [data])
         for fname, value in self._insert_defaults().items():
             if data.get(fname) is None:
+                undo.filled([data], fname)
                 data[fname] = value
-                filled.append(fname)
         try:
             self._revalidate()
             fields = [
@@ -592,7 +587,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
             ]
             stmt = sa.insert(info.table).values(info.by_column(self._column_values(fields)))
             fetch_fields = [f for f in info.fields if f not in fields]
-            filled.extend(fetch_fields)
+            for fname in fetch_fields:
+                undo.filled([data], fname)
             fetch = [info.columns[f] for f in fetch_fields]
             if fetch and db.facts.supports_returning:
                 stmt = stmt.returning(*fetch)
@@ -614,13 +610,10 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
                         ).one()):
                             data[fname] = value
         except BaseException:
-            for fname in filled:
-                data[fname] = None
+            undo.failed()
             raise
-        self._mark_persisted()
-        if track:
-            moved = {f: (None, data[f]) for f in filled}
-            on_rollback(_put_back(self, None, moved), db)
+        undo.written([self], [data])
+        _on_rollback(undo, db)
 
     def _check_own_key(self, db: Database, info: ModelInfo, conn: sa.Connection) -> None:
         """Refuse an insert whose key would not come back as it is: left out where the
@@ -647,13 +640,11 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
 
     def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
         data = self.__dict__
-        track = tracks_rollback(db)
-        snapshot = dict(self._ar_original or {}) if track else None
-        # (value before, value the library wrote) of each field the library sets itself.
-        moved: dict[str, tuple[Any, Any]] = {}
+        # A failure puts back the fields the library set itself (timestamps, version).
+        undo = Undo.single(ambient=tracks_rollback(db), copies=True)
+        undo.keep([self], [data])
         for fname, value in self._update_defaults().items():
             if fname not in changed:
-                moved[fname] = (data.get(fname), value)
                 data[fname] = value
                 changed.add(fname)
         try:
@@ -677,15 +668,11 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
                         f"{name} {key!r} no longer exists", model=name, key=key
                     )
         except BaseException:
-            for fname, (before, _written) in moved.items():
-                data[fname] = before
+            undo.failed()
             raise
-        for fname, value in extra.items():
-            moved[fname] = (data.get(fname), value)
         data.update(extra)
-        self._mark_persisted()
-        if track:
-            on_rollback(_put_back(self, snapshot, moved), db)
+        undo.written([self], [data])
+        _on_rollback(undo, db)
 
     def _pk_value(self) -> Any:
         info = self.__ar_info__
@@ -742,6 +729,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         stmt, guarded = self._delete_statement()
         before = dependents_before(type(self), stmt, purge=purge)
         db = self.database()
+        undo = Undo.single(ambient=tracks_rollback(db), rollback_only=True)
+        undo.keep([self], [self.__dict__])
         try:
             with write_connection(db, statements=1 + len(before)) as conn:
                 for dependent in before:
@@ -751,9 +740,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
                     self._raise_if_stale(conn, "deleted", [])
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context=f"delete of {type(self).__name__}") from exc
-        self._ar_original = None
-        if tracks_rollback(db):
-            on_rollback(_put_back(self, dict(original), {}), db)
+        undo.written([self], [self.__dict__], state.GONE)
+        _on_rollback(undo, db)
         return bool(deleted)
 
     def _delete_statement(self) -> tuple[sa.Delete, bool]:
@@ -1083,9 +1071,7 @@ def _graph_options(on_conflict: str, commit_every: int | None) -> None:
 #: Rows validated per pydantic call when reading (the GC rests over each slice only).
 _READ_SLICE = 50_000
 
-# The slot's own accessors: no attribute lookup through pydantic per record.
-_get_persisted = ActiveRecord.__dict__["_ar_persisted"].__get__
-_set_persisted = ActiveRecord.__dict__["_ar_persisted"].__set__
+state.bind_slot(ActiveRecord.__dict__[state.SLOT])
 
 
 
@@ -1119,120 +1105,15 @@ def _refuse_reserved_names(cls: type[ActiveRecord]) -> None:
             )
 
 
-def _put_back(
-    record: ActiveRecord, snapshot: dict[str, Any] | None, moved: Mapping[str, tuple[Any, Any]]
-) -> Callable[[], None]:
-    """A closure that puts ``record`` back as it was before a write, once the transaction the
-    write ran in rolls back (Rails' ``restore_transaction_record_state``).
-
-    ``snapshot``: the persisted snapshot before the write (None: a new record; a copy, never
-    the record's live one). ``moved``: for each field the library itself set (generated key,
-    timestamps, lock version, server-generated values, ``deleted_at``), the value before and
-    the value written; a field the user has set to something else since is left alone.
-    """
-
-    def restore() -> None:
-        data = record.__dict__
-        for fname, (before, written) in moved.items():
-            current = data.get(fname)
-            if current is written or current == written:
-                data[fname] = before
-        _set_persisted(record, snapshot)
-
-    return restore
-
-
 _dict_of = operator.attrgetter("__dict__")
 
 
-def record_states(records: Sequence[ActiveRecord]) -> list[dict[str, Any] | None]:
-    """Copies of the records' persisted snapshots (None for new records), for ``put_back_all``."""
-    # Inlined (not the ``_ar_original`` property): batches of 100k feel each call.
-    states: list[dict[str, Any] | None] = []
-    keep = states.append
-    for record in records:
-        try:
-            snapshot = _get_persisted(record)
-        except AttributeError:  # never saved nor loaded (pydantic builds instances bare)
-            keep(None)
-            continue
-        keep(None if snapshot is None else dict(snapshot))
-    return states
-
-
-def put_back_all(
-    records: Sequence[ActiveRecord],
-    snapshots: Sequence[dict[str, Any] | None],
-    befores: Sequence[Mapping[str, Any]],
-) -> Callable[[], None]:
-    """The ``_put_back`` of many records written by one call: ``snapshots[i]`` is record i's
-    snapshot before the call and ``befores[i]`` a copy of its fields before the call; every
-    field the call changed (as it is now, after the write) is put back unless the user set it
-    since. Called right after the write: it copies the fields as written (at C speed), and
-    leaves the comparing to a rollback, which is rare.
-    """
-    afters = list(map(dict.copy, map(_dict_of, records)))
-
-    def restore() -> None:
-        entries = list(zip(records, snapshots, befores, afters))
-        for record, snapshot, before, after in reversed(entries):
-            moved = {
-                f: (old, after[f]) for f, old in before.items()
-                if f in after and after[f] is not old and after[f] != old
-            }
-            _put_back(record, snapshot, moved)()
-
-    return restore
-
-
-class _Unknown:
-    """A snapshot's value for a field whose stored value is not known (see ``mark_written``):
-    equal to nothing, so the field counts as changed until a write stores it."""
-
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "<unknown stored value>"
-
-    def __reduce__(self) -> str:  # pickled and copied as the one instance
-        return "UNKNOWN"
-
-
-UNKNOWN = _Unknown()
-
-
-def mark_written(records: Sequence[ActiveRecord], written: Sequence[str]) -> None:
-    """Mark only the ``written`` fields of each record as stored, as a write of those columns
-    alone leaves them: every other field keeps its pending change (``changed_fields``). A
-    record never read or saved before gets ``UNKNOWN`` for the fields not written."""
-    names = tuple(written)
-    get = operator.itemgetter(*names, names[0])  # >= 2 names: always a tuple back
-    for record in records:
-        data = record.__dict__
-        try:
-            snapshot = _get_persisted(record).copy()
-        except AttributeError:  # never saved nor loaded (the slot unset, or None)
-            snapshot = dict.fromkeys(data, UNKNOWN)
-        snapshot.update(zip(names, get(data)))
-        _set_persisted(record, snapshot)
-
-
-def mark_persisted_batch(records: Sequence[ActiveRecord], datas: Sequence[dict[str, Any]]) -> None:
-    """``_mark_persisted`` for many records, ``datas[i]`` being ``records[i].__dict__``.
-
-    The snapshot is taken as a copy, except under ``validate_assignment`` (the default), where
-    pydantic gives a record a new ``__dict__`` on every assignment (it validates a copy and
-    swaps it in, so a failed assignment changes nothing): there the current ``__dict__`` itself
-    is the snapshot, shared until the first assignment, and no record is copied. Code that
-    writes a record's ``__dict__`` in place calls ``_mark_persisted`` after, as every writer in
-    this package does.
-    """
-    if not records:
-        return
-    if type(records[0]).model_config.get("validate_assignment"):
-        deque(map(_set_persisted, records, datas), maxlen=0)
-    else:
-        deque(map(_set_persisted, records, map(dict, datas)), maxlen=0)
+def _on_rollback(undo: Undo, db: Database) -> None:
+    """Mark the records of a successful write, and register what puts them back if the ambient
+    transaction rolls back."""
+    restore = undo.succeeded()
+    if restore is not None:
+        on_rollback(restore, db)
 
 
 def _refused_column(info: ModelInfo, data: Mapping[str, Any], dialect: sa.Dialect) -> str | None:

@@ -38,7 +38,7 @@ from ..backend.dialects import AddLiveUniqueKeys, partial_index_supported
 from ..backend.errors import translate_error
 from ..backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from ..errors import SchemaError
-from .base import ActiveRecord, _put_back
+from .base import ActiveRecord
 from .callbacks import (
     DELETE_AFTER,
     DELETE_BEFORE,
@@ -47,6 +47,7 @@ from .callbacks import (
     hooks_of,
     run_hooked,
 )
+from .state import Undo
 
 if TYPE_CHECKING:
     pass
@@ -171,12 +172,15 @@ class SoftDeleteMixin(AsyncSoftDeleteMixin, ActiveRecord):
             raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
         if not changed:
             return False
-        if tracks_rollback(db):  # a rollback puts deleted_at, updated_at, version back
-            data = self.__dict__
-            moved = {f: (data.get(f), v) for f, v in written.items()}
-            on_rollback(_put_back(self, dict(original), moved), db)
+        # A rollback puts deleted_at, updated_at, version back; fields not written keep their
+        # pending changes.
+        undo = Undo.single(ambient=tracks_rollback(db), rollback_only=True)
+        undo.keep([self], [self.__dict__])
         self.__dict__.update(written)
-        original.update(written)
+        undo.written([self], [self.__dict__], tuple(written))
+        restore = undo.succeeded()
+        if restore is not None:
+            on_rollback(restore, db)
         return True
 
     def _mark_statement(

@@ -64,9 +64,11 @@ from .model.batch_hooks import BatchHooks, batch_hooks
 from .model.state import Undo
 from .optional import require
 from .validation import collector_paused, list_adapter, record_failures
+from .write.by_key import key_rows, select_by_keys
 from .write.strategies import InsertStrategy, strategy_for
 
 if TYPE_CHECKING:
+    from .backend.dialects import DialectFacts
     from .model import ActiveRecord
     from .model.info import ModelInfo
 
@@ -78,8 +80,6 @@ ProgressCallback = Callable[[int], Any]
 _DICT = {dict}
 _dict_of = attrgetter("__dict__")
 
-#: Rows per SELECT when reading back server-generated values by key.
-_FETCH_ROWS = 1000
 
 
 def in_slices(
@@ -586,7 +586,7 @@ def _write_chunk(
             for data, key in zip(group, keys):
                 data[pk] = key  # type: ignore[index]
         if rest:
-            _fetch_generated(conn, info, group, rest)
+            _fetch_generated(conn, info, strategy.facts, group, rest)
 
 
 def _refuse_missing_keys(datas: list[dict[str, Any]], pk: str, offset: int) -> None:
@@ -621,24 +621,12 @@ def _all_alike(datas: list[dict[str, Any]], generated: list[str], first: tuple[b
 
 
 def _fetch_generated(
-    conn: sa.Connection, info: ModelInfo, group: list[dict[str, Any]], fields: list[str]
+    conn: sa.Connection, info: ModelInfo, facts: DialectFacts, group: list[dict[str, Any]],
+    fields: list[str],
 ) -> None:
     """Read server-generated values of rows whose keys are known, by key."""
-    pk_cols = [info.columns[f] for f in info.pk_fields]
-    wanted = [info.columns[f] for f in fields]
-    key_expr = pk_cols[0] if len(pk_cols) == 1 else sa.tuple_(*pk_cols)
-    for piece in _chunks(group, _FETCH_ROWS):
-        keys = [
-            data[info.pk_fields[0]] if len(pk_cols) == 1
-            else tuple(data[f] for f in info.pk_fields)
-            for data in piece
-        ]
-        stmt = sa.select(*pk_cols, *wanted).where(key_expr.in_(keys))
-        found = {}
-        for row in conn.execute(stmt):
-            key = row[0] if len(pk_cols) == 1 else tuple(row[: len(pk_cols)])
-            found[key] = row[len(pk_cols) :]
-        for data, key in zip(piece, keys):
-            values = found[key]
-            for fname, value in zip(fields, values):
-                data[fname] = value
+    keys = list(map(itemgetter(*info.pk_fields), group))
+    rows = key_rows(facts, len(info.pk_fields))
+    found = dict(select_by_keys(conn, info, keys, fields, rows=rows))
+    for data, key in zip(group, keys):
+        data.update(zip(fields, found[key]))

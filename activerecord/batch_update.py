@@ -1,12 +1,12 @@
 """Update many records, each with its own values, by primary key, in as few statements as the
 database allows.
 
-The statement form is a dialect fact (:attr:`~activerecord.backend.dialects.DialectFacts.
-batch_update_style`): ``UPDATE ... FROM unnest(array per column)`` on PostgreSQL, a
-multi-table UPDATE joined to a ``UNION ALL`` derived table on MySQL/MariaDB, the driver's
-executemany on SQLite (``UPDATE ... FROM (VALUES ...)`` is there for other databases).
-Each form is built as a SQLAlchemy Core construct and compiled once per chunk shape; the chunks
-then run as that compiled SQL with bound parameters, so compiling never grows with the batch.
+The statement form is the dialect's row source (:mod:`activerecord.write.by_key`):
+``UPDATE ... FROM unnest(array per column)`` on PostgreSQL, a multi-table UPDATE joined to a
+``UNION ALL`` derived table on MySQL/MariaDB, the driver's executemany on SQLite
+(``UPDATE ... FROM (VALUES ...)`` is there for other databases). Each form is built as a
+SQLAlchemy Core construct and compiled once per chunk shape (multi-row forms grown from a few
+rows' text); the chunks then run as that compiled SQL with bound parameters.
 
 The whole call is atomic (one transaction, or a savepoint inside an ambient ``Transaction``).
 The count is of rows matched, including rows whose values did not change, on every backend.
@@ -37,7 +37,6 @@ import functools
 import itertools
 import operator
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 import pydantic
@@ -58,28 +57,22 @@ from .errors import (
     QueryError,
     StaleRecordError,
 )
-from .insert.shape import source_alias
 from .model.state import ALL, Undo
 from .validation import collector_paused, list_adapter, record_failures
+from .write.by_key import (
+    ByKeyPlan,
+    RowSource,
+    key_rows,
+    processors,
+    row_source,
+    select_by_keys,
+    update_statement,
+)
 
 if TYPE_CHECKING:
     from .model import ActiveRecord
-    from .model.info import ModelInfo
 
 __all__ = ["batch_update", "batch_update_statement"]
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """One compiled statement shape: SQL text and how to lay the parameters out for it."""
-
-    sql: str
-    #: Positional paramstyles: for each placeholder, its index into row values + scalars.
-    order: tuple[int, ...] | None
-    #: Named paramstyles: the parameter names, row-major then scalars.
-    names: tuple[str, ...] | None
-    per_row: bool  # executemany: parameters are one tuple per row
-    columnar: bool = False  # unnest: one array parameter per column (names a0, a1, ...)
 
 
 class _StaleChunk(Exception):
@@ -96,7 +89,7 @@ def batch_update_statement(
     fields: Sequence[str],
     nrows: int,
     *,
-    style: str,
+    style: str | RowSource,
     scalars: Sequence[str] = (),
 ) -> sa.Update:
     """The Core UPDATE that writes ``nrows`` records' ``fields`` by primary key in one statement.
@@ -116,89 +109,24 @@ def batch_update_statement(
     UPDATE doc_gauges SET level=v.c1 FROM (VALUES (%(r0_0)s::BIGINT, %(r0_1)s::BIGINT),
     (%(r1_0)s::BIGINT, %(r1_1)s::BIGINT)) AS v (c0, c1) WHERE doc_gauges.id = v.c0
     """
-    info = model.__ar_info__
-    table = info.table
-    lock = model._lock_field()
-    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
-    columns = [info.columns[f] for f in row_fields]
-    nkeys = len(info.pk_fields)
-    alias = source_alias(table)
-    scalar_values = {f: sa.bindparam(f"s{j}", type_=info.columns[f].type)
-                     for j, f in enumerate(scalars)}
-
-    def bind(i: int, j: int) -> sa.BindParameter[Any]:
-        return sa.bindparam(f"r{i}_{j}", type_=columns[j].type)
-
-    if style == "executemany":
-        refs: list[Any] = [bind(0, j) for j in range(len(columns))]
-    elif style == "unnest":
-        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
-        table_valued = sa.func.unnest(*arrays).table_valued(*[f"c{j}" for j in range(len(columns))])
-        unnested = table_valued.render_derived(name=alias)
-        refs = [unnested.c[f"c{j}"] for j in range(len(columns))]
-    elif style == "values":
-        source = sa.values(
-            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name=alias
-        ).data([tuple(bind(i, j) for j in range(len(columns))) for i in range(nrows)])
-        refs = [source.c[f"c{j}"] for j in range(len(columns))]
-    elif style == "union":
-        selects = [
-            sa.select(*[
-                bind(i, j).label(f"c{j}") if i == 0 else bind(i, j) for j in range(len(columns))
-            ])
-            for i in range(nrows)
-        ]
-        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery(alias)
-        refs = [derived.c[f"c{j}"] for j in range(len(columns))]
-    else:
-        raise QueryError(f"unknown batch update style {style!r}")
-    criteria = [columns[j] == refs[j] for j in range(nkeys)]
-    values: dict[str, Any] = {f: refs[nkeys + j] for j, f in enumerate(fields)}
-    values.update(scalar_values)
-    if lock:
-        criteria.append(info.columns[lock] == refs[-1])
-        values[lock] = refs[-1] + sa.literal_column("1", sa.Integer)
-    # Keyed by Column: on an existing table a column's key may differ from its field name.
-    return sa.update(table).where(*criteria).values(info.by_column(values))
+    return update_statement(model, fields, row_source(style), nrows, scalars=scalars)[0]
 
 
 @functools.lru_cache(maxsize=64)
 def _plan(
     model: type[ActiveRecord],
     dialect: sa.Dialect,
-    style: str,
+    source: RowSource,
     fields: tuple[str, ...],
     scalars: tuple[str, ...],
     nrows: int,
-) -> _Plan:
-    stmt = batch_update_statement(model, fields, nrows, style=style, scalars=scalars)
-    compiled = stmt.compile(dialect=dialect)
+) -> ByKeyPlan:
     width = len(model.__ar_info__.pk_fields) + len(fields) + (1 if model._lock_field() else 0)
-    if style == "unnest":
-        names = [f"a{j}" for j in range(width)] + [f"s{j}" for j in range(len(scalars))]
-        positions = compiled.positiontup
-        if positions is not None:
-            return _Plan(str(compiled), tuple(names.index(n) for n in positions), None, False, True)
-        return _Plan(str(compiled), None, tuple(names), False, True)
-    rows = 1 if style == "executemany" else nrows
-    index: dict[str, int] = {f"r{i}_{j}": i * width + j for i in range(rows) for j in range(width)}
-    index.update({f"s{j}": rows * width + j for j in range(len(scalars))})
-    positions = compiled.positiontup
-    if positions is not None:
-        return _Plan(str(compiled), tuple(index[n] for n in positions), None, rows != nrows)
-    return _Plan(str(compiled), None, tuple(index), rows != nrows)
-
-
-def _processors(
-    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
-) -> list[tuple[int, Callable[[Any], Any]]]:
-    found: list[tuple[int, Callable[[Any], Any]]] = []
-    for j, fname in enumerate(fields):
-        type_ = info.columns[fname].type
-        proc = type_.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None:
-            found.append((j, proc))
-    return found
+    return ByKeyPlan.compile(
+        lambda n: update_statement(model, fields, source, n, scalars=scalars),
+        source, nrows if source.multi_row else 1, width, dialect,
+        what=f"the batch update of {model.__name__}",
+    )
 
 
 def _resolve_fields(
@@ -373,11 +301,11 @@ def _write(
     db = model.database()
     facts = db.facts
     dialect = db.engine.dialect
-    style = facts.batch_update_style
+    source = row_source(facts.batch_update_style)
     size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
-    procs = _processors(info, row_fields, dialect)
+    procs = processors(info, row_fields, dialect)
     scalar_values = [defaults[f] for f in scalars]
-    for j, proc in _processors(info, scalars, dialect):
+    for j, proc in processors(info, scalars, dialect):
         scalar_values[j] = proc(scalar_values[j])
 
     # Records change only once every row is written; inside an ambient transaction, a
@@ -394,8 +322,8 @@ def _write(
                         chunk = [_process(row, procs) for row in chunk]
                     except Exception as exc:
                         raise _refused(model, row_fields, procs, chunk, start, dialect) from exc
-                plan = _plan(model, dialect, style, tuple(names), scalars, len(chunk))
-                matched = _run_chunk(conn, plan, chunk, tuple(scalar_values))
+                plan = _plan(model, dialect, source, tuple(names), scalars, len(chunk))
+                matched = plan.run(conn, chunk, tuple(scalar_values))
                 if lock and matched != len(chunk):
                     raise _StaleChunk(start, start + len(chunk))
                 count += matched
@@ -457,41 +385,6 @@ def _process(
     return tuple(values)
 
 
-def _run_chunk(
-    conn: sa.Connection, plan: _Plan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]
-) -> int:
-    params: Any
-    if plan.columnar:
-        arrays: list[Any] = [list(column) for column in zip(*rows)]
-        arrays.extend(scalars)
-        if plan.order is not None:
-            params = tuple(arrays[k] for k in plan.order)
-        else:
-            assert plan.names is not None
-            params = dict(zip(plan.names, arrays))
-    elif plan.per_row:
-        if plan.order is not None:
-            pick = operator.itemgetter(*plan.order)  # a statement has >= 2 parameters
-            if scalars:
-                params = [pick(r + scalars) for r in rows]
-            else:
-                params = list(map(pick, rows))
-        else:
-            assert plan.names is not None
-            params = [dict(zip(plan.names, r + scalars)) for r in rows]
-    else:
-        flat = [value for r in rows for value in r]
-        flat.extend(scalars)
-        if plan.order is not None:
-            params = operator.itemgetter(*plan.order)(flat)
-        else:
-            assert plan.names is not None
-            params = dict(zip(plan.names, flat))
-    # The statement is a compiled Core construct (see _plan); only its parameters change.
-    result = conn.exec_driver_sql(plan.sql, params)
-    return int(result.rowcount)
-
-
 def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:
     """Validate every record's fields as ``save()`` does; one error naming each bad record."""
     try:
@@ -512,25 +405,23 @@ def _stale_error(
     info = model.__ar_info__
     lock = model._lock_field()
     assert lock is not None
-    pk_columns = [info.columns[f] for f in info.pk_fields]
     get_keys = operator.itemgetter(*info.pk_fields)
-    key_expr = pk_columns[0] if len(pk_columns) == 1 else sa.tuple_(*pk_columns)
+    db = model.database()
+    wanted = {
+        get_keys(_original(r) or r.__dict__): i
+        for i, r in enumerate(records[start:], start)
+    }
+    with read_connection(db) as conn:
+        rows = key_rows(db.facts, len(info.pk_fields))
+        current = {
+            key: values[0]
+            for key, values in select_by_keys(conn, info, list(wanted), [lock], rows=rows)
+        }
     stale: list[tuple[int, Any]] = []
-    with read_connection(model.database()) as conn:
-        for chunk_start in range(start, len(records), 1000):
-            wanted = {
-                get_keys(_original(r) or r.__dict__): i
-                for i, r in enumerate(records[chunk_start:chunk_start + 1000], chunk_start)
-            }
-            stmt = sa.select(*pk_columns, info.columns[lock]).where(key_expr.in_(list(wanted)))
-            current = {
-                (tuple(row[:-1]) if len(pk_columns) > 1 else row[0]): row[-1]
-                for row in conn.execute(stmt)
-            }
-            for key, index in wanted.items():
-                record = records[index]
-                if current.get(key) != (_original(record) or record.__dict__)[lock]:
-                    stale.append((index, key))
+    for key, index in wanted.items():
+        record = records[index]
+        if current.get(key) != (_original(record) or record.__dict__)[lock]:
+            stale.append((index, key))
     if not stale:  # changed back meanwhile: name the failing chunk's first record
         first = records[start]
         stale = [(start, get_keys(_original(first) or first.__dict__))]

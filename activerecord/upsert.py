@@ -71,12 +71,13 @@ from .insert.conflict import (
     resolve_target,
 )
 from .insert.locate import ValueRefused, WriteFailed
-from .insert.merge import MergePlan, MergeSpec, processors, run_merge
+from .insert.merge import MergePlan, MergeSpec
 from .model.batch_hooks import BatchHooks, batch_hooks
 from .model.state import Undo
 from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused
+from .write.by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
 from .write.strategies import InsertStrategy
 
 if TYPE_CHECKING:
@@ -245,7 +246,7 @@ class _Run:
         self.db = model.database()
         self.facts = self.db.facts
         self.dialect = self.db.engine.dialect
-        self._plans: dict[tuple[MergeSpec, int], MergePlan] = {}
+        self._plans: dict[tuple[MergeSpec, int], ByKeyPlan] = {}
         self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
         self._reported = UpsertResult()
@@ -369,7 +370,7 @@ class _Run:
             for p in positions:
                 groups.setdefault(given[p], []).append(p)
         changed = 0
-        style = self.facts.batch_update_style
+        source = row_source(self.facts.batch_update_style)
         for fields, members in groups.items():
             spec = self.updates.spec(fields)
             if spec is None:
@@ -379,7 +380,7 @@ class _Run:
             rows = [get(datas[p]) for p in members]
             if len(row_fields) == 1:
                 rows = [(r,) for r in rows]
-            procs = processors(self.model, row_fields, self.dialect)
+            procs = processors(self.info, row_fields, self.dialect)
             if procs:
                 try:
                     rows = [_process(r, procs) for r in rows]
@@ -389,7 +390,7 @@ class _Run:
             size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars))
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]
-                changed += run_merge(conn, self._plan(spec, style, len(part)), part, scalars)
+                changed += self._plan(spec, source, len(part)).run(conn, part, scalars)
         return changed
 
     def _refused(
@@ -413,16 +414,16 @@ class _Run:
     def _scalars(self, spec: MergeSpec) -> tuple[Any, ...]:
         assert self.updates is not None
         values = [self.updates.scalar_values[f] for f in spec.scalars]
-        for j, proc in processors(self.model, spec.scalars, self.dialect):
+        for j, proc in processors(self.info, spec.scalars, self.dialect):
             values[j] = proc(values[j])
         return tuple(values)
 
-    def _plan(self, spec: MergeSpec, style: str, nrows: int) -> MergePlan:
-        rows = 1 if style in ("executemany", "unnest") else nrows
+    def _plan(self, spec: MergeSpec, source: RowSource, nrows: int) -> ByKeyPlan:
+        rows = nrows if source.multi_row else 1
         plan = self._plans.get((spec, rows))
         if plan is None:
             plan = MergePlan.compile(
-                self.model, spec, style, rows, self.dialect,
+                self.model, spec, source, rows, self.dialect,
                 binary_text=self.facts.text_compare_binary,
             )
             self._plans[(spec, rows)] = plan
@@ -462,25 +463,16 @@ class _Run:
     ) -> None:
         """Existing rows: give the instances the stored values of ``fields`` after the update."""
         info = self.info
-        pk_cols = [info.columns[f] for f in info.pk_fields]
-        key_expr: Any = pk_cols[0] if len(pk_cols) == 1 else sa.tuple_(*pk_cols)
         get_key = itemgetter(*info.pk_fields)
         adapters = [info.adapter(f) for f in fields]
-        npk = len(pk_cols)
-        step = self.facts.lookup_rows
-        for start in range(0, len(positions), step):
-            part = positions[start : start + step]
-            by_key: dict[Any, list[int]] = {}
-            for p in part:  # insert-or-ignore: two records may have met one row
-                by_key.setdefault(get_key(datas[p]), []).append(p)
-            stmt = sa.select(*pk_cols, *(info.columns[f] for f in fields)).where(
-                key_expr.in_(list(by_key))
-            )
-            for row in conn.execute(stmt):
-                key = row[0] if npk == 1 else tuple(row[:npk])
-                values = [a.validate_python(v) for a, v in zip(adapters, row[npk:])]
-                for p in by_key[key]:
-                    datas[p].update(zip(fields, values))
+        by_key: dict[Any, list[int]] = {}
+        for p in positions:  # insert-or-ignore: two records may have met one row
+            by_key.setdefault(get_key(datas[p]), []).append(p)
+        rows = key_rows(self.facts, len(info.pk_fields))
+        for key, stored in select_by_keys(conn, info, list(by_key), fields, rows=rows):
+            values = [a.validate_python(v) for a, v in zip(adapters, stored)]
+            for p in by_key[key]:
+                datas[p].update(zip(fields, values))
 
 
 class _Raced(Exception):

@@ -1,0 +1,390 @@
+"""Rows found by primary key: the UPDATE-by-key forms, and :func:`select_by_keys`.
+
+An UPDATE-by-key writes many rows, each with its own values, in one statement per chunk. How
+the rows reach the statement is one :class:`RowSource` per form, named by the dialect
+(:attr:`~activerecord.backend.dialects.DialectFacts.batch_update_style`):
+
+* ``UNNEST``: ``UPDATE ... FROM unnest(array per column)`` (PostgreSQL: a fixed number of
+  parameters, so psycopg never re-parses a statement with thousands of placeholders);
+* ``UNION``: a multi-table UPDATE joined to a ``UNION ALL`` derived table (MySQL, MariaDB);
+* ``VALUES``: ``UPDATE ... FROM (VALUES ...)`` (other databases);
+* ``EXECUTEMANY``: one row's statement run by the driver's executemany (SQLite).
+
+``batch_update`` writes the given fields (:func:`update_statement`); an upsert's UPDATE half
+writes only rows that change (:mod:`activerecord.insert.merge`). Both compile to a
+:class:`ByKeyPlan` once per call and row count, and run its text with bound parameters.
+
+Example::
+
+    >>> from activerecord import ActiveRecord
+    >>> from sqlalchemy.dialects import sqlite
+    >>> class Dial(ActiveRecord):
+    ...     __table_name__ = "doc_dials"
+    ...     id: int | None = None
+    ...     level: int = 0
+    >>> stmt, _ = update_statement(Dial, ["level"], EXECUTEMANY, 1)
+    >>> print(stmt.compile(dialect=sqlite.dialect()))
+    UPDATE doc_dials SET level=? WHERE doc_dials.id = ?
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import sqlalchemy as sa
+
+from ..backend.dialects import bind_processor
+from ..errors import QueryError
+from ..insert.shape import positional, source_alias
+
+if TYPE_CHECKING:
+    from ..backend.dialects import DialectFacts
+    from ..model import ActiveRecord
+    from ..model.info import ModelInfo
+
+__all__ = [
+    "EXECUTEMANY",
+    "UNION",
+    "UNNEST",
+    "VALUES",
+    "ByKeyPlan",
+    "RowSource",
+    "key_rows",
+    "processors",
+    "row_source",
+    "select_by_keys",
+    "update_statement",
+]
+
+#: Where a placeholder's value comes from: ``(0, i)`` row value ``i`` (rows laid end to end),
+#: ``(1, j)`` scalar ``j`` (one value for every row: ``updated_at``), ``(2, value)`` a constant.
+Slot = tuple[int, Any]
+#: The parameters a statement builder made, by key: the object and its slot.
+Made = dict[str, tuple[sa.BindParameter[Any], Slot]]
+
+
+class RowSource:
+    """How the rows of an UPDATE-by-key reach the statement (one instance per form)."""
+
+    name: ClassVar[str]
+    #: One statement holds many rows (its text grows with them), else a fixed text.
+    multi_row: ClassVar[bool] = False
+
+    def __repr__(self) -> str:
+        return f"<row source {self.name}>"
+
+    def refs(
+        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
+    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
+        """References to the row values of ``columns`` for ``nrows`` rows (bound parameters,
+        or the columns of a row source named ``alias``), and each parameter made with its
+        slot."""
+        raise NotImplementedError
+
+    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
+        """The driver parameters of ``plan`` for processed row tuples."""
+        raise NotImplementedError
+
+
+def _row_binds(columns: Sequence[sa.Column[Any]], nrows: int) -> list[list[sa.BindParameter[Any]]]:
+    return [
+        [sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns)]
+        for i in range(nrows)
+    ]
+
+
+def _made(rows: list[list[sa.BindParameter[Any]]]) -> list[tuple[sa.BindParameter[Any], Slot]]:
+    width = len(rows[0]) if rows else 0
+    return [(b, (0, i * width + j)) for i, row in enumerate(rows) for j, b in enumerate(row)]
+
+
+class _Executemany(RowSource):
+    name = "executemany"
+
+    def refs(
+        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
+    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
+        binds = _row_binds(columns, 1)
+        return list(binds[0]), _made(binds)
+
+    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
+        pick = plan.pick
+        if pick is None:
+            return [plan.layout(row, scalars) for row in rows]
+        if len(pick) == 1:
+            k = pick[0]
+            return [((row + scalars)[k],) for row in rows]
+        get = itemgetter(*pick)
+        if scalars:
+            return [get(row + scalars) for row in rows]
+        return list(map(get, rows))
+
+
+class _Unnest(RowSource):
+    name = "unnest"
+
+    def refs(
+        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
+    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
+        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
+        names = [f"c{j}" for j in range(len(columns))]
+        # Typed, so an expression over them means what it does over the columns ("+" on text).
+        typed = [sa.column(n, c.type) for n, c in zip(names, columns)]
+        source = sa.func.unnest(*arrays).table_valued(*typed).render_derived(name=alias)
+        return [source.c[n] for n in names], [(b, (0, j)) for j, b in enumerate(arrays)]
+
+    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
+        return plan.layout([list(column) for column in zip(*rows)], scalars)
+
+
+class _Values(RowSource):
+    name = "values"
+    multi_row = True
+
+    def refs(
+        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
+    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
+        rows = _row_binds(columns, nrows)
+        values = sa.values(
+            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name=alias
+        ).data([tuple(row) for row in rows])
+        return [values.c[f"c{j}"] for j in range(len(columns))], _made(rows)
+
+    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
+        flat = [value for row in rows for value in row]
+        pick = plan.pick
+        if pick is None:
+            return plan.layout(flat, scalars)
+        flat.extend(scalars)
+        return tuple(map(flat.__getitem__, pick))
+
+
+class _Union(_Values):
+    name = "union"
+
+    def refs(
+        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
+    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
+        rows = _row_binds(columns, nrows)
+        # Every row labelled alike, so one row's text repeats (see ByKeyPlan.compile).
+        selects = [sa.select(*[b.label(f"c{j}") for j, b in enumerate(row)]) for row in rows]
+        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery(alias)
+        return [derived.c[f"c{j}"] for j in range(len(columns))], _made(rows)
+
+
+EXECUTEMANY: RowSource = _Executemany()
+UNNEST: RowSource = _Unnest()
+VALUES: RowSource = _Values()
+UNION: RowSource = _Union()
+_BY_NAME = {source.name: source for source in (EXECUTEMANY, UNNEST, VALUES, UNION)}
+
+
+def row_source(style: str | RowSource) -> RowSource:
+    """The row source a dialect names (``DialectFacts.batch_update_style``).
+
+    >>> row_source("unnest") is UNNEST
+    True
+    """
+    if isinstance(style, RowSource):
+        return style
+    found = _BY_NAME.get(style)
+    if found is None:
+        raise QueryError(f"unknown batch update style {style!r}")
+    return found
+
+
+def update_statement(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    source: RowSource,
+    nrows: int,
+    *,
+    scalars: Sequence[str] = (),
+) -> tuple[sa.Update, Made]:
+    """The UPDATE writing ``fields`` of ``nrows`` rows by primary key (and by the version as
+    read, bumping it, for a model with optimistic locking), and the parameters it made.
+
+    Row values: primary key fields, then ``fields``, then the lock version; ``scalars``
+    (values shared by every row) are parameters ``s0``, ``s1``...
+    """
+    info = model.__ar_info__
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
+    columns = [info.columns[f] for f in row_fields]
+    refs, made = source.refs(columns, nrows, source_alias(info.table))
+    ours: Made = {bind.key: (bind, where) for bind, where in made}
+    nkeys = len(info.pk_fields)
+    criteria = [columns[j] == refs[j] for j in range(nkeys)]
+    values: dict[str, Any] = {f: refs[nkeys + j] for j, f in enumerate(fields)}
+    for j, fname in enumerate(scalars):
+        scalar = sa.bindparam(f"s{j}", type_=info.columns[fname].type)
+        ours[scalar.key] = (scalar, (1, j))
+        values[fname] = scalar
+    if lock:
+        criteria.append(info.columns[lock] == refs[-1])
+        values[lock] = refs[-1] + sa.literal_column("1", sa.Integer)
+    # Keyed by Column: on an existing table a column's key may differ from its field name.
+    return sa.update(info.table).where(*criteria).values(info.by_column(values)), ours
+
+
+@dataclass(frozen=True)
+class ByKeyPlan:
+    """A compiled UPDATE-by-key and where each placeholder's value comes from."""
+
+    sql: str
+    #: Per placeholder (or per name), its :data:`Slot`.
+    slots: tuple[Slot, ...]
+    #: Named paramstyles: the names, in ``slots`` order; None for positional ones.
+    names: tuple[str, ...] | None
+    source: RowSource
+    #: Row values per row.
+    width: int
+
+    @classmethod
+    def compile(
+        cls, build: Callable[[int], tuple[sa.Update, Made]], source: RowSource, nrows: int,
+        width: int, dialect: sa.Dialect, *, what: str,
+    ) -> ByKeyPlan:
+        """The plan of ``build(nrows)``. Multi-row forms are compiled for 2, 3 and 4 rows and
+        grown by repeating one row's text (checked: growing 2 to 4 must give the compiled 4),
+        since compiling thousands of rows costs SQLAlchemy about a second. ``what`` names the
+        statement in an internal error."""
+        if source.multi_row and nrows > 4:
+            dialect = positional(dialect)  # one row's text repeats only without row names
+            two, three, four = (
+                cls.compile_exact(build, source, n, width, dialect, what=what) for n in (2, 3, 4)
+            )
+            grown = two._grow(three, 4)
+            if grown is not None and grown == four:
+                return two._grow(three, nrows) or four
+        return cls.compile_exact(build, source, nrows, width, dialect, what=what)
+
+    @classmethod
+    def compile_exact(
+        cls, build: Callable[[int], tuple[sa.Update, Made]], source: RowSource, nrows: int,
+        width: int, dialect: sa.Dialect, *, what: str,
+    ) -> ByKeyPlan:
+        """The plan of ``build(nrows)`` compiled as it is (no growing)."""
+        stmt, ours = build(nrows)
+        compiled = stmt.compile(dialect=dialect)
+        procs = compiled._bind_processors
+
+        def slot(name: str) -> Slot:
+            bind = compiled.binds[name]
+            mine = ours.get(bind.key)
+            if mine is not None and mine[0] is not bind:
+                mine = None  # (SQLAlchemy's conflict check makes this unreachable)
+            if mine is not None and mine[1][0] != 2:
+                return mine[1]
+            value = bind.effective_value  # a constant (of a user's expression)
+            proc: Any = procs.get(name)
+            return (2, proc(value) if proc is not None else value)
+
+        positions = compiled.positiontup
+        names = (
+            list(positions) if positions is not None
+            else list(dict.fromkeys(compiled.bind_names.values()))
+        )
+        slots = tuple(slot(n) for n in names)
+        rows = nrows if source.multi_row else 1
+        found = sorted({v for kind, v in slots if kind == 0})
+        if found != list(range(width * rows)):  # every row value placed, and only those
+            raise QueryError(f"internal: the plan of {what} lost row values")
+        return cls(str(compiled), slots, None if positions is not None else tuple(names),
+                   source, width)
+
+    def _grow(self, three: ByKeyPlan, nrows: int) -> ByKeyPlan | None:
+        """This two-row plan grown to ``nrows`` rows, by the row that ``three`` adds."""
+        w = self.width
+        extra = len(three.sql) - len(self.sql)
+        if self.names is not None or len(three.slots) - len(self.slots) != w or extra <= 0:
+            return None
+        at = next(
+            (a for a in range(len(self.slots) + 1)
+             if three.slots[:a] == self.slots[:a] and three.slots[a + w:] == self.slots[a:]),
+            None,
+        )
+        prefix = 0
+        while prefix < len(self.sql) and self.sql[prefix] == three.sql[prefix]:
+            prefix += 1
+        cut = next(
+            (i for i in range(prefix, -1, -1) if three.sql[i + extra:] == self.sql[i:]), None
+        )
+        if at is None or cut is None:
+            return None
+        segment = three.sql[cut:cut + extra]
+        row_slots = three.slots[at:at + w]
+        slots = list(self.slots[:at])
+        for r in range(nrows - 2):
+            slots += [(kind, v + r * w) if kind == 0 else (kind, v) for kind, v in row_slots]
+        slots += self.slots[at:]
+        sql = self.sql[:cut] + segment * (nrows - 2) + self.sql[cut:]
+        return ByKeyPlan(sql, tuple(slots), None, self.source, w)
+
+    @cached_property
+    def pick(self) -> tuple[int, ...] | None:
+        """Positional plans without constants: each placeholder's index into the row values
+        followed by the scalars (the fast path: one ``itemgetter`` per row, in C)."""
+        if self.names is not None or any(kind == 2 for kind, _ in self.slots):
+            return None
+        nvalues = 1 + max((v for kind, v in self.slots if kind == 0), default=-1)
+        return tuple(v if kind == 0 else nvalues + v for kind, v in self.slots)
+
+    def layout(self, values: Sequence[Any], scalars: tuple[Any, ...]) -> Any:
+        """The parameters for ``values`` (row values laid end to end) and ``scalars``."""
+        out = [
+            values[v] if kind == 0 else scalars[v] if kind == 1 else v
+            for kind, v in self.slots
+        ]
+        return tuple(out) if self.names is None else dict(zip(self.names, out))
+
+    def run(
+        self, conn: sa.Connection, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...] = ()
+    ) -> int:
+        """Run the plan over processed row tuples; the database's row count."""
+        params = self.source.params(self, rows, scalars)
+        # The text is a compiled Core construct; only its parameters change.
+        return int(conn.exec_driver_sql(self.sql, params).rowcount)
+
+
+def processors(
+    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, bind processor) of the fields whose column type needs one on ``dialect``:
+    row values are processed by the caller, as SQLAlchemy would, before a plan runs."""
+    found = []
+    for j, fname in enumerate(fields):
+        proc = bind_processor(info.columns[fname].type, dialect)
+        if proc is not None:
+            found.append((j, proc))
+    return found
+
+
+def key_rows(facts: DialectFacts, nkeys: int) -> int:
+    """Most keys of ``nkeys`` columns in one ``IN`` list: the dialect's lookup size, within
+    its parameter limit."""
+    return max(1, min(facts.lookup_rows, (facts.max_params or 65_535) // max(nkeys, 1)))
+
+
+def select_by_keys(
+    conn: sa.Connection,
+    info: ModelInfo,
+    keys: Sequence[Any],
+    fields: Sequence[str],
+    *,
+    rows: int,
+) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """``(key, values of fields)`` of each stored row whose primary key is among ``keys``
+    (a value, or a tuple for a composite key), ``rows`` keys per SELECT."""
+    pk_cols = [info.columns[f] for f in info.pk_fields]
+    npk = len(pk_cols)
+    key_expr: Any = pk_cols[0] if npk == 1 else sa.tuple_(*pk_cols)
+    wanted = [info.columns[f] for f in fields]
+    for start in range(0, len(keys), rows):
+        stmt = sa.select(*pk_cols, *wanted).where(key_expr.in_(list(keys[start:start + rows])))
+        for row in conn.execute(stmt):
+            yield (row[0] if npk == 1 else tuple(row[:npk])), tuple(row[npk:])

@@ -61,7 +61,6 @@ import sqlalchemy as sa
 from .arguments import check_records, check_size, is_collection
 from .backend.errors import translate_error
 from .backend.transaction import Transaction
-from .batch import ProgressCallback, _write_chunk, run_batch
 from .errors import QueryError, UniqueViolation, ValidationError
 from .insert.conflict import (
     ConflictKey,
@@ -78,6 +77,9 @@ from .query.conditions import check_names
 from .query.expression import Excluded, Expression
 from .validation import collector_paused
 from .write.by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
+from .write.insert import write_chunk
+from .write.plan import Plan, ProgressCallback
+from .write.plan import run as run_plan
 from .write.strategies import InsertStrategy
 
 if TYPE_CHECKING:
@@ -323,7 +325,7 @@ class _Run:
             pk = info.autoincrement_pk
             blank = [p for p in new if pk is not None and datas[p][pk] is None]
             try:
-                _write_chunk(conn, strategy, info, [datas[p] for p in new], 0)
+                write_chunk(conn, strategy, info, [datas[p] for p in new], 0)
             except WriteFailed as exc:
                 for p in blank:
                     datas[p][pk] = None  # type: ignore[index]
@@ -585,13 +587,13 @@ def _execute(
     pause = collector_paused() if is_collection(records) else nullcontext()
     try:
         with pause:
-            _count, out = run_batch(
-                model, rest, write, validate=validate, batch_size=batch_size,
+            plan = Plan.make(
+                model, rest, context=context, batch_size=batch_size, validate=validate,
                 progress=progress, from_dicts=from_dicts, return_records=return_records,
-                context=context,
                 copies=True,  # existing rows' stored values are read into the records
                 hooks=called,
             )
+            _count, out = run_plan(plan, rest, write)
     except _Raced as exc:
         cause = exc.__cause__
         if isinstance(cause, WriteFailed):

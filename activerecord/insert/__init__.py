@@ -1,6 +1,6 @@
 """Batch-insert machinery: statement shapes compiled once, error location, upsert targets.
 
-:mod:`activerecord.batch` plans chunks, validates and reports; the per-backend write
+:mod:`activerecord.write.plan` plans chunks, validates and reports; the per-backend write
 strategies (:mod:`activerecord.write.strategies`) turn a chunk of rows into as few round
 trips as the database allows and hand the generated keys back, with:
 

@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..arguments import is_collection
 from ..backend.transaction import retrying
-from ..batch import batch_insert, in_slices
 from ..errors import (
     BatchValidationError,
     DatabaseError,
@@ -36,6 +35,8 @@ from ..errors import (
     PartialWriteError,
     QueryError,
 )
+from ..write.insert import batch_insert
+from ..write.slices import in_slices
 from .progress import Progress, progress_callback
 from .upsert import upsert_rows
 

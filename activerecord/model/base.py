@@ -833,7 +833,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         graph, one batch per model per level, in one transaction; returns the count of this
         model's rows); see :mod:`activerecord.associations.graph`.
         """
-        from ..batch import batch_insert, in_slices
+        from ..write.insert import batch_insert
+        from ..write.slices import in_slices
 
         if include:
             _graph_options(on_conflict, commit_every)
@@ -889,8 +890,9 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         ``include=["books"]``: the rows' ``"books"`` keys hold the related rows' dicts, inserted
         as a graph (see :meth:`batch_insert`).
         """
-        from ..batch import batch_insert, in_slices
         from ..io.dataframes import insert_dataframe, is_dataframe
+        from ..write.insert import batch_insert
+        from ..write.slices import in_slices
 
         if include:
             _graph_options(on_conflict, commit_every)

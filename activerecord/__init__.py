@@ -71,7 +71,7 @@ from .model.schema import Col
 from .model.softdelete import SoftDeleteMixin, soft_unique
 from .query import SQL, Expression, Query, col
 from .query.expression import excluded, greatest, least
-from .upsert import UpsertResult
+from .write.upsert import UpsertResult
 
 __version__ = "0.1.0"
 

@@ -700,7 +700,7 @@ def test_instance_delete_statement_carries_the_version_as_read(dialect):
     ],
 )
 def test_batch_update_statement_per_style(style, dialect, shape):
-    from activerecord.batch_update import batch_update_statement
+    from activerecord.write.update import batch_update_statement
 
     stmt = batch_update_statement(Counter, ["n"], 2, style=style)
     sql = _sql(stmt, dialect).sql

@@ -8,7 +8,7 @@ trips as the database allows and hand the generated keys back, with:
   ``insert()`` construct (any construct: an upsert is a different construct, same shape).
 * :mod:`.locate`: which record a database error points at, where the database says.
 * :mod:`.conflict` and :mod:`.merge`: an upsert's unique-key target and key lookup, and its
-  UPDATE of existing rows where a value changes (see :mod:`activerecord.upsert`).
+  UPDATE of existing rows where a value changes (see :mod:`activerecord.write.upsert`).
 
 Example::
 

@@ -65,7 +65,7 @@ def load_rows(
     """Insert (or upsert on the ``upsert`` key) dict rows; map errors to ``locate(index)``.
 
     Returns the number of rows, or the inserted records with ``return_records``;
-    ``on_upsert`` receives an upsert's :class:`~activerecord.upsert.UpsertResult` (of each
+    ``on_upsert`` receives an upsert's :class:`~activerecord.write.upsert.UpsertResult` (of each
     slice, with ``commit_every``). ``commit_every=N``: commit every N rows (a
     :class:`PartialWriteError` names the line or row to resume at).
     """

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import QueryError
 from ..insert.conflict import resolve_target
-from ..upsert import UpsertResult, batch_upsert
+from ..write.upsert import UpsertResult, batch_upsert
 from .names import field_of
 
 if TYPE_CHECKING:

@@ -74,7 +74,7 @@ from .state import Undo, mark_persisted, mark_persisted_batch, set_snapshot, sna
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
 
-    from ..upsert import UpsertResult
+    from ..write.upsert import UpsertResult
 
 __all__ = ["ActiveRecord", "metadata"]
 
@@ -960,7 +960,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         the rows apply in order, the last one wins. A soft-deleted row holding the key is left
         alone (``unchanged``) unless ``revive=True``. Primary keys are set on the instances,
         new and existing; existing rows' other stored values (timestamps, columns computed by
-        expressions) are read back into them. Atomic. See :mod:`activerecord.upsert`.
+        expressions) are read back into them. Atomic. See :mod:`activerecord.write.upsert`.
 
         >>> import activerecord
         >>> class Sku(ActiveRecord):
@@ -974,7 +974,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         >>> Sku.batch_upsert(items)
         UpsertResult(inserted=1, updated=1, unchanged=1)
         """
-        from ..upsert import batch_upsert
+        from ..write.upsert import batch_upsert
 
         return retrying(
             cls.database(),
@@ -1002,7 +1002,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         changes for a later ``save()``. A record whose primary key was changed since it was
         read is refused with :class:`~activerecord.errors.QueryError` (``save()`` writes a
         changed key). One statement per chunk (see
-        :mod:`activerecord.batch_update`), atomic: on any failure nothing is written.
+        :mod:`activerecord.write.update`), atomic: on any failure nothing is written.
         ``updated_at`` is set unless listed in ``fields`` or ``touch=False``; with
         ``OptimisticLockMixin`` every record's version is checked and bumped, and a stale
         record raises :class:`~activerecord.errors.StaleRecordError` naming it. If the
@@ -1025,7 +1025,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         >>> Stock.batch_update(items, ["qty"])
         2
         """
-        from ..batch_update import batch_update
+        from ..write.update import batch_update
 
         hooks = batch_hooks(cls, "update", records)
         if hooks is None:

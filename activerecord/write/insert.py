@@ -69,7 +69,7 @@ def batch_insert(
     """Insert ``records`` (instances, or dicts with ``from_dicts``); see the module docs.
 
     Returns the row count and, when ``return_records``, the inserted instances in input order.
-    ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`activerecord.upsert`).
+    ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`.upsert`).
     ``hooks=False``: the loaders' bulk path, which runs no batch hooks (Rails' insert_all).
     """
     # Arguments first: a wrong call fails before any input is read, empty or not.
@@ -79,7 +79,7 @@ def batch_insert(
     if on_conflict not in ("error", "ignore"):
         raise ArgumentError(f"on_conflict must be 'error' or 'ignore', got {on_conflict!r}")
     if on_conflict != "error":
-        from ..upsert import insert_ignoring
+        from .upsert import insert_ignoring
 
         return insert_ignoring(
             model, records, validate=validate, batch_size=batch_size, progress=progress,

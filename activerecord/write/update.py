@@ -42,24 +42,24 @@ from typing import TYPE_CHECKING, Any, cast
 import pydantic
 import sqlalchemy as sa
 
-from .arguments import check_records, check_size
-from .backend.errors import translate_error
-from .backend.transaction import (
+from ..arguments import check_records, check_size
+from ..backend.errors import translate_error
+from ..backend.transaction import (
     on_rollback,
     read_connection,
     tracks_rollback,
     write_connection,
 )
-from .errors import (
+from ..errors import (
     ArgumentTypeError,
     BatchValidationError,
     DataError,
     QueryError,
     StaleRecordError,
 )
-from .model.state import ALL, Undo
-from .validation import collector_paused, list_adapter, record_failures
-from .write.by_key import (
+from ..model.state import ALL, Undo
+from ..validation import collector_paused, list_adapter, record_failures
+from .by_key import (
     ByKeyPlan,
     RowSource,
     key_rows,
@@ -70,7 +70,7 @@ from .write.by_key import (
 )
 
 if TYPE_CHECKING:
-    from .model import ActiveRecord
+    from ..model import ActiveRecord
 
 __all__ = ["batch_update", "batch_update_statement"]
 
@@ -254,7 +254,7 @@ def batch_update(
     validate: bool | None = None,
 ) -> int:
     """Write ``fields`` of every record by primary key; see the module docs and
-    :meth:`ActiveRecord.batch_update <activerecord.model.ActiveRecord.batch_update>`."""
+    :meth:`ActiveRecord.batch_update <activerecord.model.base.ActiveRecord.batch_update>`."""
     # Arguments first: a wrong call fails before any input is read, empty or not.
     check_size(batch_size)
     check_records(records, model.__name__, what=f"{model.__name__} instances")

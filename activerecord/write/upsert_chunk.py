@@ -1,0 +1,318 @@
+"""The upsert writer: one chunk's rows applied as if one at a time, in input order.
+
+Per chunk (see :mod:`.upsert` for the rules): the rows are cut into *generations* in which no
+key repeats; per generation, inside a savepoint, the rows holding the keys are locked and
+read (:func:`~activerecord.insert.conflict.find_existing`), the new rows inserted by the
+insert writer (:func:`~.insert.write_chunk`), the existing ones updated by key where a value
+changes (:mod:`activerecord.insert.merge` over a :mod:`.by_key` plan), and their stored values
+read back into the records (:func:`~.by_key.select_by_keys`). A key another transaction
+inserted meanwhile runs the generation again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..backend.errors import translate_error
+from ..backend.transaction import Transaction
+from ..errors import UniqueViolation
+from ..insert.conflict import ConflictKey, find_existing, key_getter
+from ..insert.locate import ValueRefused, WriteFailed
+from ..insert.merge import MergePlan, MergeSpec
+from .by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
+from .insert import write_chunk
+from .strategies import InsertStrategy
+from .upsert_spec import Updates, UpsertResult
+
+if TYPE_CHECKING:
+    from ..model import ActiveRecord
+    from ..model.info import ModelInfo
+
+__all__ = ["Raced", "UpsertWriter"]
+
+#: Tries of one chunk when a concurrent transaction inserts one of its new keys first.
+_TRIES = 3
+
+
+class UpsertWriter:
+    """One call: chunks, generations of repeated keys, lookup, insert, merge, read back."""
+
+    def __init__(
+        self,
+        model: type[ActiveRecord],
+        keys: list[ConflictKey],
+        updates: Updates | None,
+        *,
+        refresh: bool,
+    ) -> None:
+        self.model = model
+        self.info: ModelInfo = model.__ar_info__
+        self.keys = keys
+        self.updates = updates
+        self.refresh = refresh
+        self.db = model.database()
+        self.facts = self.db.facts
+        self.dialect = self.db.engine.dialect
+        self._plans: dict[tuple[MergeSpec, int], ByKeyPlan] = {}
+        self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
+        self.counts = UpsertResult()
+        self._reported = UpsertResult()
+
+    def chunk_result(self) -> tuple[UpsertResult]:
+        """The counts of the chunks written since the last call (an after hook's argument)."""
+        now, before = self.counts, self._reported
+        self._reported = now
+        return (UpsertResult(
+            now.inserted - before.inserted, now.updated - before.updated,
+            now.unchanged - before.unchanged,
+        ),)
+
+    def chunk(
+        self,
+        conn: sa.Connection,
+        strategy: InsertStrategy,
+        datas: list[dict[str, Any]],
+        given: list[tuple[str, ...]] | None,
+        offset: int,
+    ) -> list[int]:
+        """Write one validated chunk; return the positions of the rows inserted."""
+        inserted: list[int] = []
+        for positions in _generations(datas, self.keys):
+            for attempt in range(_TRIES):
+                try:
+                    with Transaction(self.db):
+                        done, counts = self._generation(conn, strategy, datas, given, positions,
+                                                        offset)
+                except Raced:
+                    if attempt == _TRIES - 1:
+                        raise
+                    continue
+                inserted += done
+                self.counts += counts
+                break
+        return inserted
+
+    def _generation(
+        self,
+        conn: sa.Connection,
+        strategy: InsertStrategy,
+        datas: list[dict[str, Any]],
+        given: list[tuple[str, ...]] | None,
+        positions: list[int],
+        offset: int,
+    ) -> tuple[list[int], UpsertResult]:
+        info = self.info
+        found: dict[int, tuple[Any, ...]] = {}
+        remaining = positions
+        stored, changing = self.read_fields()
+        for key in self.keys:
+            get = key_getter(key)
+            wanted: dict[Any, int] = {}
+            for p in remaining:
+                value = get(datas[p])
+                if value is not None:
+                    wanted[value] = p
+            if not wanted:
+                continue
+            limit = (self.facts.max_params or 65_535) // len(key.fields)
+            piece = min(self.facts.lookup_rows, limit)
+            existing = find_existing(
+                conn, self.model, key, list(wanted), piece=piece,
+                any_array=self.facts.lookup_any_array, extra=stored,
+            )
+            for value, p in wanted.items():
+                hit = existing.get(value)
+                if hit is not None:
+                    found[p] = hit
+            remaining = [p for p in remaining if p not in found]
+        new = remaining
+        if new:
+            pk = info.autoincrement_pk
+            blank = [p for p in new if pk is not None and datas[p][pk] is None]
+            try:
+                write_chunk(conn, strategy, info, [datas[p] for p in new], 0)
+            except WriteFailed as exc:
+                for p in blank:
+                    datas[p][pk] = None  # type: ignore[index]
+                exc.row = None if exc.row is None else offset + new[exc.row]
+                if isinstance(translate_error(exc.orig), UniqueViolation):
+                    raise Raced from exc
+                raise
+            except sa.exc.DBAPIError as exc:
+                for p in blank:
+                    datas[p][pk] = None  # type: ignore[index]
+                if isinstance(translate_error(exc), UniqueViolation):
+                    raise Raced from exc
+                raise
+        names = [*info.pk_fields, *stored]
+        adapters = [None] * len(info.pk_fields) + [info.adapter(f) for f in stored]
+        for p, hit in found.items():
+            datas[p].update(
+                (f, v if a is None else a.validate_python(v))
+                for f, a, v in zip(names, adapters, hit)
+            )
+        existing_positions = [p for p in positions if p in found]
+        updated = (
+            self._merge(conn, datas, given, existing_positions, offset)
+            if existing_positions else 0
+        )
+        if changing and existing_positions:
+            self._read_back(conn, datas, changing, existing_positions)
+        return new, UpsertResult(len(new), updated, len(existing_positions) - updated)
+
+    def _merge(
+        self,
+        conn: sa.Connection,
+        datas: list[dict[str, Any]],
+        given: list[tuple[str, ...]] | None,
+        positions: list[int],
+        offset: int = 0,
+    ) -> int:
+        if self.updates is None:
+            return 0
+        groups: dict[tuple[str, ...] | None, list[int]] = {}
+        if given is None or self.updates.fixed is not None:
+            groups[None] = positions
+        else:
+            for p in positions:
+                groups.setdefault(given[p], []).append(p)
+        changed = 0
+        source = row_source(self.facts.batch_update_style)
+        for fields, members in groups.items():
+            spec = self.updates.spec(fields)
+            if spec is None:
+                continue
+            row_fields = [*self.info.pk_fields, *spec.incoming]
+            get = itemgetter(*row_fields)
+            rows = [get(datas[p]) for p in members]
+            if len(row_fields) == 1:
+                rows = [(r,) for r in rows]
+            procs = processors(self.info, row_fields, self.dialect)
+            if procs:
+                try:
+                    rows = [_process(r, procs) for r in rows]
+                except Exception as exc:
+                    raise self._refused(row_fields, procs, rows, members, offset) from exc
+            scalars = self._scalars(spec)
+            size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars))
+            for start in range(0, len(rows), size):
+                part = rows[start : start + size]
+                changed += self._plan(spec, source, len(part)).run(conn, part, scalars)
+        return changed
+
+    def _refused(
+        self,
+        fields: list[str],
+        procs: list[tuple[int, Any]],
+        rows: list[tuple[Any, ...]],
+        members: list[int],
+        offset: int,
+    ) -> WriteFailed:
+        """The record and column of the value a bind processor refused, located."""
+        for row, p in zip(rows, members):
+            for j, proc in procs:
+                try:
+                    proc(row[j])
+                except Exception as err:  # noqa: BLE001 - the value refused
+                    column = self.info.columns[fields[j]].name
+                    return WriteFailed(ValueRefused(column, err, row[j]), offset + p, located=True)
+        return WriteFailed(ValueRefused(None, RuntimeError("a value was refused")), None)
+
+    def _scalars(self, spec: MergeSpec) -> tuple[Any, ...]:
+        assert self.updates is not None
+        values = [self.updates.scalar_values[f] for f in spec.scalars]
+        for j, proc in processors(self.info, spec.scalars, self.dialect):
+            values[j] = proc(values[j])
+        return tuple(values)
+
+    def _plan(self, spec: MergeSpec, source: RowSource, nrows: int) -> ByKeyPlan:
+        rows = nrows if source.multi_row else 1
+        plan = self._plans.get((spec, rows))
+        if plan is None:
+            plan = MergePlan.compile(
+                self.model, spec, source, rows, self.dialect,
+                binary_text=self.facts.text_compare_binary,
+            )
+            self._plans[(spec, rows)] = plan
+        return plan
+
+    def read_fields(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The stored values existing rows give back to instances (none for dicts): read with
+        the lookup (columns the upsert leaves alone), and after the update (columns it may
+        change: ``updated_at``, the lock version, expressions, ``deleted_at`` on revive)."""
+        if not self.refresh:
+            return (), ()
+        if self._read_fields is None:
+            info = self.info
+            written = set(info.pk_fields)
+            changing: set[str] = set()
+            if self.updates is not None:  # (insert-or-ignore reads the whole stored row)
+                updates = self.updates
+                written |= set(updates.key.fields)
+                values = updates.values_for(None)
+                written |= {f for f, v in values.items() if v is None}
+                changing = {f for f, v in values.items() if v is not None}
+                changing |= set(updates.scalar_values)
+                if self.model._lock_field():
+                    changing.add(self.model._lock_field())  # type: ignore[arg-type]
+            self._read_fields = (
+                tuple(f for f in info.fields if f not in written and f not in changing),
+                tuple(f for f in info.fields if f in changing),
+            )
+        return self._read_fields
+
+    def _read_back(
+        self,
+        conn: sa.Connection,
+        datas: list[dict[str, Any]],
+        fields: Sequence[str],
+        positions: list[int],
+    ) -> None:
+        """Existing rows: give the instances the stored values of ``fields`` after the update."""
+        info = self.info
+        get_key = itemgetter(*info.pk_fields)
+        adapters = [info.adapter(f) for f in fields]
+        by_key: dict[Any, list[int]] = {}
+        for p in positions:  # insert-or-ignore: two records may have met one row
+            by_key.setdefault(get_key(datas[p]), []).append(p)
+        rows = key_rows(self.facts, len(info.pk_fields))
+        for key, stored in select_by_keys(conn, info, list(by_key), fields, rows=rows):
+            values = [a.validate_python(v) for a, v in zip(adapters, stored)]
+            for p in by_key[key]:
+                datas[p].update(zip(fields, values))
+
+
+class Raced(Exception):
+    """Internal: a new key was inserted by another transaction meanwhile; run the chunk again."""
+
+
+def _process(row: tuple[Any, ...], procs: list[tuple[int, Any]]) -> tuple[Any, ...]:
+    values = list(row)
+    for j, proc in procs:
+        values[j] = proc(values[j])
+    return tuple(values)
+
+
+def _generations(datas: list[dict[str, Any]], keys: list[ConflictKey]) -> list[list[int]]:
+    """Positions split so no key repeats within one part; parts apply in order."""
+    out: list[list[int]] = [[]]
+    getters = [key_getter(k) for k in keys]
+    if len(keys) == 1:
+        get = getters[0]
+        values = [get(data) for data in datas]
+        if len(set(values)) == len(values):  # the usual: no key repeats
+            return [list(range(len(datas)))]
+    seen: dict[tuple[int, Any], int] = {}
+    for p, data in enumerate(datas):
+        found = [(n, v) for n, v in enumerate(g(data) for g in getters) if v is not None]
+        gen = max((seen.get(f, 0) for f in found), default=0)
+        for f in found:
+            seen[f] = gen + 1
+        while len(out) <= gen:
+            out.append([])
+        out[gen].append(p)
+    return [part for part in out if part]

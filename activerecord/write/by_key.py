@@ -364,10 +364,16 @@ def processors(
     return found
 
 
+#: The parameters of one ``IN`` list where the database sets no limit (MySQL): PostgreSQL's,
+#: the smallest hard one, so no statement binds more than some server would take.
+_PARAMS_WITHOUT_LIMIT = 65_535
+
+
 def key_rows(facts: DialectFacts, nkeys: int) -> int:
     """Most keys of ``nkeys`` columns in one ``IN`` list: the dialect's lookup size, within
     its parameter limit."""
-    return max(1, min(facts.lookup_rows, (facts.max_params or 65_535) // max(nkeys, 1)))
+    params = facts.max_params or _PARAMS_WITHOUT_LIMIT
+    return max(1, min(facts.lookup_rows, params // max(nkeys, 1)))
 
 
 def select_by_keys(

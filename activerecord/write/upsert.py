@@ -135,19 +135,9 @@ def _execute(
             return run.chunk(conn, strategy, datas, given, offset)
 
     context = f"{verb} of {model.__name__}"
-    # Insert-or-ignore runs the insert hooks (after ones on the rows inserted); dicts with
-    # return_records=False are the raw path (Rails insert_all): no records, no hooks.
-    called: BatchHooks | None = None
-    if not hooks or (from_dicts and not return_records and run.updates is None):
-        pass
-    elif run.updates is None:
-        called = batch_hooks(model, "insert", records)
-        if called is not None:
-            called.only_kept = True
-    else:
-        called = batch_hooks(model, "upsert", records)
-        if called is not None:
-            called.extra = run.chunk_result
+    called = _hooks(model, records, run, hooks and not (
+        from_dicts and not return_records and run.updates is None
+    ))
     # Records already in memory: the collector stays paused over the whole call (preparing,
     # marking and copying them allocates per record too); a stream only over each chunk.
     pause = collector_paused() if is_collection(records) else nullcontext()
@@ -168,6 +158,26 @@ def _execute(
         assert cause is not None
         raise translate_error(cause, context=context) from cause
     return out
+
+
+def _hooks(
+    model: type[ActiveRecord], records: Iterable[Any], run: UpsertWriter, wanted: bool
+) -> BatchHooks | None:
+    """The model's batch hooks for the call: insert-or-ignore runs the insert hooks (after
+    ones on the rows inserted), an upsert its own (after ones get the chunk's counts). Not
+    ``wanted``: the loaders' bulk path, or dicts with ``return_records=False`` (the raw path,
+    Rails' insert_all: no records, no hooks)."""
+    if not wanted:
+        return None
+    if run.updates is None:
+        called = batch_hooks(model, "insert", records)
+        if called is not None:
+            called.only_kept = True
+        return called
+    called = batch_hooks(model, "upsert", records)
+    if called is not None:
+        called.extra = run.chunk_result
+    return called
 
 
 _END = object()

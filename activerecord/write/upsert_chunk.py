@@ -118,8 +118,7 @@ class UpsertWriter:
                     wanted[value] = p
             if not wanted:
                 continue
-            limit = (self.facts.max_params or 65_535) // len(key.fields)
-            piece = min(self.facts.lookup_rows, limit)
+            piece = key_rows(self.facts, len(key.fields))
             existing = find_existing(
                 conn, self.model, key, list(wanted), piece=piece,
                 any_array=self.facts.lookup_any_array, extra=stored,

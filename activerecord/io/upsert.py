@@ -68,7 +68,7 @@ def upsert_rows(
 ) -> int:
     """Insert the dict rows, updating those whose ``key`` exists; return the rows processed.
 
-    ``on_result`` receives the :class:`~activerecord.upsert.UpsertResult` (rows inserted,
+    ``on_result`` receives the :class:`~activerecord.write.upsert.UpsertResult` (rows inserted,
     updated and unchanged), for the command line's summary.
     """
     fields = check_upsert_key(model, key)

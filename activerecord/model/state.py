@@ -20,7 +20,7 @@ a failed assignment changes nothing). A snapshot may then *be* the record's curr
 does not hold, snapshots are copies (slower, still right). Code that writes a record's
 ``__dict__`` in place marks it again after, as every writer in this package does.
 
-Longer than most modules for a reason: the three ways of remembering records (a list's, an
+Longer than 400 lines because the three ways of remembering records (a list's, an
 iterator's by weak reference, a single record's) share the one put-back logic kept here.
 
 Example::

@@ -11,7 +11,7 @@ rows' text); the chunks then run as that compiled SQL with bound parameters.
 The whole call is atomic (one transaction, or a savepoint inside an ambient ``Transaction``).
 The count is of rows matched, including rows whose values did not change, on every backend.
 
-A little over the usual module size for a reason: the checks that run once per record
+Longer than 400 lines because the checks that run once per record
 (changed keys, versions as read) and the errors naming the records they refuse belong with
 the write they guard.
 

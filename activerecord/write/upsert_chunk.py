@@ -3,7 +3,7 @@
 Per chunk (see :mod:`.upsert` for the rules): the rows are cut into *generations* in which no
 key repeats; per generation, inside a savepoint, the rows holding the keys are locked and
 read (:func:`~activerecord.insert.conflict.find_existing`), the new rows inserted by the
-insert writer (:func:`~.insert.write_chunk`), the existing ones updated by key where a value
+insert strategy (:func:`~.rows.write_chunk`), the existing ones updated by key where a value
 changes (:mod:`activerecord.insert.merge` over a :mod:`.by_key` plan), and their stored values
 read back into the records (:func:`~.by_key.select_by_keys`). A key another transaction
 inserted meanwhile runs the generation again.
@@ -24,7 +24,7 @@ from ..insert.conflict import ConflictKey, find_existing, key_getter
 from ..insert.locate import ValueRefused, WriteFailed
 from ..insert.merge import MergePlan, MergeSpec
 from .by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
-from .insert import write_chunk
+from .rows import write_chunk
 from .strategies import InsertStrategy
 from .upsert_spec import Updates, UpsertResult
 

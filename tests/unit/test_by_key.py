@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from activerecord import ActiveRecord, OptimisticLockMixin, QueryError
@@ -14,7 +15,14 @@ from activerecord.insert.shape import positional
 from activerecord.write import by_key
 
 
-class Meter(OptimisticLockMixin, ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own (tests/models.py says why)."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Meter(OptimisticLockMixin, Model):
     __table_name__ = "bk_meters"
     id: int | None = None
     reading: int = 0

@@ -5,19 +5,27 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+import sqlalchemy as sa
 
 from activerecord import ActiveRecord
 from activerecord.model import state
 
 
-class Slate(ActiveRecord):
+class Model(ActiveRecord):
+    """This module's models, on a MetaData of their own (tests/models.py says why)."""
+
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Slate(Model):
     __table_name__ = "state_slates"
     id: int | None = None
     label: str
     size: int = 0
 
 
-class LooseSlate(ActiveRecord):
+class LooseSlate(Model):
     __table_name__ = "state_loose_slates"
     model_config = pydantic.ConfigDict(validate_assignment=False)
     id: int | None = None

@@ -11,7 +11,7 @@ builds it for one call. Every fast path is exact, not a guess:
   budget, keys from a proven ``LAST_INSERT_ID()`` range, ``RETURNING`` or row by row.
 * ``core`` (:mod:`.core`): SQLAlchemy Core executemany, the fallback everywhere else.
 
-An upsert (:mod:`activerecord.upsert`) inserts only the rows whose key it found absent, with
+An upsert (:mod:`activerecord.write.upsert`) inserts only the rows whose key it found absent, with
 these same strategies, and updates the others by primary key.
 
 Example::

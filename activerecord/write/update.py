@@ -67,7 +67,6 @@ from .by_key import (
     ByKeyPlan,
     RowSource,
     key_rows,
-    processors,
     row_source,
     select_by_keys,
     update_statement,
@@ -75,6 +74,7 @@ from .by_key import (
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
+    from ..model.info import ModelInfo
 
 __all__ = ["batch_update", "batch_update_statement"]
 
@@ -131,6 +131,20 @@ def _plan(
         source, nrows if source.multi_row else 1, width, dialect,
         what=f"the batch update of {model.__name__}",
     )
+
+
+def _processors(
+    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, SQLAlchemy's own bind processor) of the fields that need one: exactly the
+    conversions ``save()`` applies (not the upsert's guarded ones, which refuse more)."""
+    found: list[tuple[int, Callable[[Any], Any]]] = []
+    for j, fname in enumerate(fields):
+        type_ = info.columns[fname].type
+        proc = type_.dialect_impl(dialect).bind_processor(dialect)
+        if proc is not None:
+            found.append((j, proc))
+    return found
 
 
 def _resolve_fields(
@@ -307,9 +321,9 @@ def _write(
     dialect = db.engine.dialect
     source = row_source(facts.batch_update_style)
     size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
-    procs = processors(info, row_fields, dialect)
+    procs = _processors(info, row_fields, dialect)
     scalar_values = [defaults[f] for f in scalars]
-    for j, proc in processors(info, scalars, dialect):
+    for j, proc in _processors(info, scalars, dialect):
         scalar_values[j] = proc(scalar_values[j])
 
     # Records change only once every row is written; inside an ambient transaction, a

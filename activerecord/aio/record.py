@@ -31,7 +31,7 @@ from ..backend.bridge import spawn
 if TYPE_CHECKING:
     from ..model import ActiveRecord
     from ..model.softdelete import SoftDeleteMixin
-    from ..upsert import UpsertResult
+    from ..write.upsert import UpsertResult
 
 __all__ = ["AsyncRecordMixin", "AsyncSoftDeleteMixin"]
 

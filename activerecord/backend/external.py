@@ -29,7 +29,7 @@ from ..errors import ConfigurationError
 from . import bridge
 from .database import Database
 from .errors import translate_error
-from .transaction import _Frame, _frame, _frames, resolve_database
+from .transaction.frames import Frame, frame_of, frames_var, resolve_database
 
 __all__ = ["using"]
 
@@ -68,7 +68,7 @@ class _Using:
     def __init__(self, unit_of_work: Any, target: Any) -> None:
         self._unit = unit_of_work
         self._target = target
-        self._token: Token[dict[str, _Frame] | None] | None = None
+        self._token: Token[dict[str, Frame] | None] | None = None
 
     def __enter__(self) -> sa.Connection:
         db = resolve_database(self._target)
@@ -87,7 +87,7 @@ class _Using:
         return conn
 
     def _join(self, db: Database, conn: sa.Connection) -> None:
-        if _frame(db, io=False) is not None:
+        if frame_of(db, io=False) is not None:
             raise ConfigurationError(
                 f"database {db.name!r} already has a transaction in this thread; using() must "
                 "be the outermost unit of work"
@@ -96,14 +96,14 @@ class _Using:
             db.facts.join_caller_transaction(conn.connection.dbapi_connection)
         except sa.exc.DBAPIError as exc:
             raise translate_error(exc, context="cannot join the caller's transaction") from exc
-        frames = dict(_frames.get() or {})
-        frames[db.name] = _Frame(db, conn, None, False, (), external=True)
-        self._token = _frames.set(frames)
+        frames = dict(frames_var.get() or {})
+        frames[db.name] = Frame(db, conn, None, False, (), external=True)
+        self._token = frames_var.set(frames)
 
     def __exit__(self, *exc: object) -> None:
         if self._token is not None:
             token, self._token = self._token, None
-            _frames.reset(token)
+            frames_var.reset(token)
 
     async def __aenter__(self) -> AsyncConnection:
         db = resolve_database(self._target)

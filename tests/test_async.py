@@ -159,6 +159,41 @@ def test_an_async_url_or_engine_connects(backend: str, adb: Database, flavour: s
         activerecord.disconnect("async-only")
 
 
+@pytest.mark.backends("mysql")
+@needs("asyncmy", "async")
+def test_an_asyncmy_url_connects_writes_and_reads(backend: str, adb: Database) -> None:
+    url = sa.make_url(backend_url(backend))
+    db = activerecord.connect(url.set(drivername="mysql+asyncmy"), name="asyncmy")
+
+    class ViaAsyncmy(Model):
+        __table_name__ = "async_asyncmy"
+        __database__ = "asyncmy"
+        id: int | None = None
+        s: Annotated[str, Field(max_length=40)]
+        n: int = 0
+
+    rows = [ViaAsyncmy(s=f"it's \\ {n} ü", n=n) for n in range(1500)]
+
+    async def main() -> list[tuple[int | None, str, int]]:
+        assert db.async_engine.dialect.driver == "asyncmy"
+        await ViaAsyncmy.adrop_table()
+        await ViaAsyncmy.acreate_table()
+        await ViaAsyncmy.abatch_insert(rows, batch_size=500)
+        with pytest.raises(UniqueViolation):  # a failed batch writes nothing
+            await ViaAsyncmy.abatch_insert_from_dicts([{"s": "new"}, {"id": rows[0].id, "s": "x"}])
+        found = await ViaAsyncmy.query().order_by("id").aall()
+        return [(r.id, r.s, r.n) for r in found]
+
+    try:
+        found = run(main())
+        assert found == [(r.id, r.s, r.n) for r in rows]
+        assert len({r.id for r in rows}) == 1500 and None not in {r.id for r in rows}
+        assert db.serves_sync and ViaAsyncmy.query().count() == 1500  # the twin, PyMySQL
+        ViaAsyncmy.drop_table()
+    finally:
+        activerecord.disconnect("asyncmy")
+
+
 def test_a_users_sync_engine_refuses_the_async_api(db: Database) -> None:
     with pytest.raises(ConfigurationError, match="sync Engine"):
         run(AsPet.query().acount())

@@ -19,6 +19,8 @@ from sqlalchemy.dialects import mysql
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import ExecutableDDLElement
 
+from ..aiomysql_packets import fast_packet_reads
+from ..bridge import driver_of
 from ..errors import is_node_refusal
 from .base import DialectFacts
 from .session import SessionKeys, TransactionSetup, host_port
@@ -146,6 +148,8 @@ class MySQLFacts(DialectFacts):
         statements = (_SQL_MODE, *(cls.causal_reads_statements if causal_reads else ()))
         event.listen(engine, "connect", _session_setup(statements))
         event.listen(engine, "handle_error", _drop_refusing_node)
+        if engine.dialect.is_async:
+            event.listen(engine, "connect", _fast_reads)
         if hosts:
             pairs = [host_port(h) for h in hosts]
             event.listen(engine, "do_connect", _failover(pairs, url.port))
@@ -246,6 +250,11 @@ def _session_setup(statements: tuple[str, ...]) -> Any:
             cursor.close()
 
     return on_connect
+
+
+def _fast_reads(dbapi_connection: Any, _record: Any) -> None:
+    # aiomysql's per-row packet reads, from the stream's buffer (see aiomysql_packets).
+    fast_packet_reads(driver_of(dbapi_connection))
 
 
 def _drop_refusing_node(context: Any) -> None:

@@ -51,6 +51,9 @@ class MySQLFacts(DialectFacts):
     # Their executemany runs one round trip per row: one statement of many rows instead.
     batch_update_style: str = "union"
     text_compare_binary: bool = True
+    #: The server's ``@@local_infile``: it takes ``LOAD DATA LOCAL INFILE`` (the batch
+    #: insert's bulk path, when the connection allows it too; see ``write/strategies``).
+    local_infile: bool = False
 
     dialect_names: ClassVar[tuple[str, ...]] = ("mysql", "mariadb")
     # aiomysql: the async driver behind SQLAlchemy's adapter, driven through the greenlet bridge.
@@ -84,7 +87,9 @@ class MySQLFacts(DialectFacts):
 
     @classmethod
     def _read_server(cls, conn: sa.Connection) -> dict[str, Any]:
-        row = conn.exec_driver_sql("SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode").one()
+        row = conn.exec_driver_sql(
+            "SELECT @@max_allowed_packet, @@innodb_autoinc_lock_mode, @@local_infile"
+        ).one()
         consecutive = int(row[1]) in (0, 1)
         # SHOW, not @@wsrep_on: MySQL has no such variable.
         wsrep = conn.exec_driver_sql("SHOW VARIABLES LIKE 'wsrep_on'").first()
@@ -96,6 +101,7 @@ class MySQLFacts(DialectFacts):
             "max_packet_bytes": int(row[0]),
             "autoinc_consecutive": consecutive,
             "is_galera": wsrep is not None and str(wsrep[1]).upper() == "ON",
+            "local_infile": bool(int(row[2] or 0)),
         }
 
     def session_keys(self, conn: sa.Connection) -> SessionKeys:
@@ -143,7 +149,16 @@ class MySQLFacts(DialectFacts):
         cls, url: sa.URL, options: dict[str, Any], hosts: list[str], *, causal_reads: bool
     ) -> sa.Engine:
         """Strict ``sql_mode`` (and causal reads when asked) on every connection; a Galera
-        node's refusal drops the connection; several hosts: the first that can serve."""
+        node's refusal drops the connection; several hosts: the first that can serve.
+        PyMySQL's ``local_infile`` is on unless the URL or ``connect_args`` say otherwise: the
+        batch insert's ``LOAD DATA LOCAL INFILE`` path needs it (it sends only files of its
+        own making; a server can ask a client with it on for any file the process can read,
+        so ``connect(url, connect_args={"local_infile": False})`` where the server is not
+        trusted)."""
+        if "local_infile" not in url.query:
+            args = dict(options.get("connect_args") or {})
+            args.setdefault("local_infile", True)
+            options["connect_args"] = args
         engine = super().create_engine(url, options, hosts, causal_reads=causal_reads)
         statements = (_SQL_MODE, *(cls.causal_reads_statements if causal_reads else ()))
         event.listen(engine, "connect", _session_setup(statements))

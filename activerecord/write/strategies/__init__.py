@@ -9,6 +9,8 @@ builds it for one call. Every fast path is exact, not a guess:
   through one ``COPY`` across its chunks.
 * ``mysql_values`` (:mod:`.mysql`): multi-row ``INSERT ... VALUES`` packed to the packet
   budget, keys from a proven ``LAST_INSERT_ID()`` range, ``RETURNING`` or row by row.
+  Where the server and connection allow ``LOAD DATA LOCAL INFILE`` (:mod:`.mysql_load`),
+  groups of rows go by it instead: about twice as fast, keys and values as exact.
 * ``core`` (:mod:`.core`): SQLAlchemy Core executemany, the fallback everywhere else.
 
 An upsert (:mod:`activerecord.write.upsert`) inserts only the rows whose key it found absent, with
@@ -32,6 +34,7 @@ import sqlalchemy as sa
 from .base import InsertStrategy
 from .core import CoreStrategy
 from .mysql import MysqlValuesStrategy
+from .mysql_load import MysqlLoadDataStrategy
 from .postgresql import PostgresCopyStrategy
 from .sqlite import SqliteRowidStrategy
 
@@ -42,6 +45,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CoreStrategy",
     "InsertStrategy",
+    "MysqlLoadDataStrategy",
     "MysqlValuesStrategy",
     "PostgresCopyStrategy",
     "SqliteRowidStrategy",
@@ -59,5 +63,5 @@ def strategy_for(conn: sa.Connection, info: ModelInfo, facts: DialectFacts) -> I
         if info.autoincrement_pk is None or sequence is not None:
             return PostgresCopyStrategy(conn, info, facts, sequence, numbered)
     if name == MysqlValuesStrategy.name:
-        return MysqlValuesStrategy(conn, info, facts)
+        return MysqlLoadDataStrategy(conn, info, facts)
     return CoreStrategy(conn, info, facts)

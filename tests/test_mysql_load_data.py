@@ -1,0 +1,196 @@
+"""MySQL/MariaDB ``LOAD DATA LOCAL INFILE``: every type and hostile string read back exactly,
+keys proven against a SELECT, warnings as typed errors with the batch rolled back, and the
+fallback where the connection does not allow it."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import decimal
+import logging
+import uuid
+from typing import Annotated, Any
+
+import pytest
+import sqlalchemy as sa
+from pydantic import Field
+
+import activerecord
+from activerecord import ActiveRecord, Col
+from activerecord.errors import DataError, UniqueViolation
+from activerecord.write.strategies import MysqlLoadDataStrategy, strategy_for
+from tests.conftest import backend_url
+
+pytestmark = pytest.mark.backends("mysql")
+
+HOSTILE = [
+    "\\N", "\\", "\\\\", "a\tb", "line\nbreak", "cr\rlf\r\n", "nul\0byte", "'quote'", '"dq"',
+    "ünïcödé ß", "emoji 🎉👩‍👩‍👧", "", " ", "trailing\\", "\\t literal", "\x1a ctrl-z", "%s %(x)s",
+]
+N = max(3 * MysqlLoadDataStrategy.min_rows, len(HOSTILE) + 256)
+
+
+class Model(ActiveRecord):
+    __abstract__ = True
+    __metadata__ = sa.MetaData()
+
+
+class Loaded(Model):
+    __table_name__ = "load_data_values"
+
+    id: int | None = None
+    s: Annotated[str, Field(max_length=80)] | None = None
+    t: str | None = None
+    i: int | None = None
+    big: int | None = None
+    b: bool | None = None
+    f: float | None = None
+    d: Annotated[decimal.Decimal, Field(max_digits=12, decimal_places=4)] | None = None
+    ts: dt.datetime | None = None
+    day: dt.date | None = None
+    tm: dt.time | None = None
+    u: uuid.UUID | None = None
+    raw: bytes | None = None
+    doc: dict[str, Any] | None = None
+
+
+class Tiny(Model):
+    __table_name__ = "load_data_tiny"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=8), Col(unique=True)]
+    n: int = 0
+
+
+def _rows() -> list[Loaded]:
+    out = []
+    for k in range(N):
+        text = HOSTILE[k % len(HOSTILE)]
+        out.append(
+            Loaded(
+                s=text if k % 7 else None,
+                t=text * 3 + str(k),
+                i=k - N // 2,
+                big=2**62 + k if k % 2 else -(2**62) - k,
+                b=k % 3 == 0 if k % 5 else None,
+                f=k / 7 if k % 4 else (-1.5e300 if k % 8 else 5e-324),
+                d=decimal.Decimal(k) / 8 - 5,
+                ts=dt.datetime(2024, 2, 29, 23, 59, 59, k % 1_000_000) if k % 6 else None,
+                day=dt.date(1, 1, 1) + dt.timedelta(days=k * 997),
+                tm=dt.time(k % 24, 59, 58, 999_999 if k % 2 else 0),
+                u=uuid.UUID(int=k * 2**100 + k),
+                raw=bytes([k % 256]) + bytes(range(256)) if k % 3 else (b"" if k % 2 else None),
+                doc={"k": k, "text": text, "nested": [None, True, 1.5]} if k % 4 else None,
+            )
+        )
+    return out
+
+
+def _fields(model: ActiveRecord) -> dict[str, Any]:
+    return model.model_dump()
+
+
+def _stored(model: type[ActiveRecord]) -> dict[int, dict[str, Any]]:
+    return {r.id: _fields(r) for r in model.query().order_by("id").all()}  # type: ignore[misc]
+
+
+def test_every_type_and_hostile_string_round_trips_with_keys(db, fresh, caplog):
+    fresh(Loaded)
+    records = _rows()
+    with caplog.at_level(logging.DEBUG, logger="activerecord"):
+        Loaded.batch_insert(records, validate=False)
+    assert not [r for r in caplog.records if "instead of LOAD DATA" in r.getMessage()]
+    stored = _stored(Loaded)
+    assert sorted(stored) == sorted(r.id for r in records)
+    for record in records:
+        assert stored[record.id] == _fields(record)  # the key is this row's, every value exact
+
+
+def test_load_data_is_the_path_taken(db, fresh):
+    fresh(Tiny)
+    with db.engine.begin() as conn:
+        strategy = strategy_for(conn, Tiny.__ar_info__, db.facts)
+        assert isinstance(strategy, MysqlLoadDataStrategy)
+        assert strategy.refusal(fetch_key=True) is None
+        strategy.close()
+        conn.rollback()
+
+
+def test_keys_follow_the_session_increment(db, fresh):
+    fresh(Tiny)
+    Tiny.batch_insert([Tiny(name="first")])
+    with activerecord.Transaction():
+        cursor = activerecord.get_connection().cursor()
+        cursor.execute("SET SESSION auto_increment_increment = 3")
+        try:
+            made = [Tiny(name=f"n{k}", n=k) for k in range(N)]
+            Tiny.batch_insert(made, validate=False)
+        finally:
+            cursor.execute("SET SESSION auto_increment_increment = 1")
+    keys = [m.id for m in made]
+    assert keys == list(range(keys[0], keys[0] + 3 * N, 3))
+    with db.engine.connect() as conn:
+        by_name = dict(conn.execute(sa.text("SELECT name, id FROM load_data_tiny")).all())
+    assert [by_name[m.name] for m in made] == keys
+
+
+@pytest.mark.parametrize(
+    ("bad", "column", "message"),
+    [
+        ({"name": "far too long"}, "name", "truncated"),
+        ({"n": 2**40}, "n", "out of range"),
+    ],
+)
+def test_a_warning_is_a_data_error_naming_record_and_column_and_nothing_stays(
+    db, fresh, bad, column, message
+):
+    fresh(Tiny)
+    with db.engine.begin() as conn:  # n as a 32-bit INT, so a value can be out of range
+        conn.exec_driver_sql("ALTER TABLE load_data_tiny MODIFY n INT NOT NULL")
+    rows = [{"name": f"r{k}", "n": k} for k in range(N)]
+    rows[N - 5] |= bad
+    with pytest.raises(DataError) as caught:
+        Tiny.batch_insert_from_dicts(rows, validate=False, return_records=False)
+    assert caught.value.record_index == N - 5
+    assert column in str(caught.value) and message in str(caught.value).lower()
+    assert Tiny.query().count() == 0
+
+
+def test_a_duplicate_key_is_a_unique_violation_and_the_batch_rolls_back(db, fresh):
+    fresh(Tiny)
+    Tiny.batch_insert([Tiny(name="taken")])
+    made = [Tiny(name=f"d{k}") for k in range(N)]
+    made[N // 2] = Tiny(name="taken")
+    with pytest.raises(UniqueViolation) as caught:
+        Tiny.batch_insert(made, validate=False)
+    assert caught.value.record_index == N // 2
+    assert Tiny.query().count() == 1
+    assert all(m.id is None for m in made)
+
+
+def test_an_engine_without_local_infile_falls_back(db, fresh, caplog):
+    fresh(Tiny)
+    engine = sa.create_engine(backend_url("mysql"))  # the user's engine: PyMySQL's default
+    try:
+        with caplog.at_level(logging.DEBUG, logger="activerecord"):
+            with engine.begin() as conn, activerecord.using(conn):
+                made = [Tiny(name=f"o{k}") for k in range(N)]
+                Tiny.batch_insert(made, validate=False)
+        assert any(
+            "without local_infile" in r.getMessage() for r in caplog.records
+        ), "the fallback is said at DEBUG"
+    finally:
+        engine.dispose()
+    by_name = {t.name: t.id for t in Tiny.query().all()}
+    assert [by_name[m.name] for m in made] == [m.id for m in made]
+
+
+def test_lock_mode_two_falls_back_to_insert(db, fresh, caplog):
+    fresh(Tiny)
+    db._facts = dataclasses.replace(db.facts, autoinc_consecutive=False)
+    made = [Tiny(name=f"m{k}") for k in range(N)]
+    with caplog.at_level(logging.DEBUG, logger="activerecord"):
+        Tiny.batch_insert(made, validate=False)
+    assert any("innodb_autoinc_lock_mode 2" in r.getMessage() for r in caplog.records)
+    by_name = {t.name: t.id for t in Tiny.query().all()}
+    assert [by_name[m.name] for m in made] == [m.id for m in made]

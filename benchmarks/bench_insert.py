@@ -14,7 +14,9 @@ then the issue targets (issue 3: ours against raw executemany, Django and peewee
 PostgreSQL COPY path, keys set back, against psycopg executemany and a bare ``COPY`` of the same
 rows through psycopg's ``write_row``, text and binary, the faster counting, on the users table
 and again on the same table without its unique email index; our instances inside a
-``Transaction``, which keeps what puts them back on a rollback, against the same outside one),
+``Transaction``, which keeps what puts them back on a rollback, against the same outside one;
+issue 22: on MySQL/MariaDB our ``LOAD DATA LOCAL INFILE`` path, keys set back, against raw
+executemany, pass or FAIL, and against a bare ``LOAD DATA`` of the same rows),
 and notes on which rows are not like-for-like. ``--repeat N`` runs N rounds over all methods
 and keeps each best.
 """
@@ -225,6 +227,33 @@ class Runner:
 
         return run
 
+    def bare_load_data(self) -> Callable[[], object] | None:
+        """MySQL/MariaDB ``LOAD DATA LOCAL INFILE`` of the same rows, the file's text built
+        inside the clock (plain ``str`` of each value, no escaping: these rows need none):
+        no keys back."""
+        if self.name != "mysql":
+            return None
+        tuples = [tuple(r[c] for c in COLUMNS) for r in self.rows]
+        path = os.path.join(tempfile.mkdtemp(prefix="activerecord-bench-"), "load.tsv")
+        sql = (
+            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {self.table_name} "
+            f"CHARACTER SET utf8mb4 ({', '.join(COLUMNS)})"
+        )
+        engine = sa.create_engine(self.url, connect_args={"local_infile": True})
+
+        def run() -> None:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write("".join("\t".join(map(str, row)) + "\n" for row in tuples))
+            conn = engine.raw_connection()
+            try:
+                conn.cursor().execute(sql)
+                conn.commit()
+            finally:
+                conn.close()
+                engine.dispose()
+
+        return run
+
     def bare_copy_text(self) -> Callable[[], object] | None:
         return self.bare_copy(binary=False)
 
@@ -315,6 +344,21 @@ class Runner:
 
         def run() -> list[Any]:
             with activerecord.Transaction(model):
+                model.batch_insert(users, validate=False)
+            return users
+
+        return run
+
+    def ours_insert_path(self) -> Callable[[], object] | None:
+        """``ours_instances`` on MySQL/MariaDB through a connection without ``local_infile``
+        (the user's own engine): the multi-row ``INSERT`` path, LOAD DATA's fallback."""
+        if self.name != "mysql":
+            return None
+        model = self.model
+        users = [model(**r) for r in self.rows]
+
+        def run() -> list[Any]:
+            with self.engine.begin() as conn, activerecord.using(conn):
                 model.batch_insert(users, validate=False)
             return users
 
@@ -429,6 +473,8 @@ def django_model(alias: str = "", table: str = TABLE) -> Any:
 RAW = "raw driver executemany (no PKs)"
 COPY_TEXT = "bare COPY, text (no PKs)"
 COPY_BINARY = "bare COPY, binary (no PKs)"
+BARE_LOAD = "bare LOAD DATA LOCAL INFILE (no PKs)"
+OURS_INSERT_PATH = "ours: instances, INSERT path (no local_infile)"
 DJANGO = "Django bulk_create"
 PEEWEE = "peewee insert_many (chunks of 1000)"
 OURS_INSTANCES = "ours: instances, validate=False"
@@ -441,12 +487,14 @@ METHODS = [
     (RAW, "raw_driver"),
     (COPY_TEXT, "bare_copy_text"),
     (COPY_BINARY, "bare_copy_binary"),
+    (BARE_LOAD, "bare_load_data"),
     ("SQLAlchemy Core executemany (no PKs)", "core_executemany"),
     ("SQLAlchemy Core RETURNING, ordered", "core_returning"),
     ("SQLAlchemy ORM add_all + flush", "orm_add_all"),
     (DJANGO, "django_bulk_create"),
     (PEEWEE, "peewee_insert_many"),
     (OURS_INSTANCES, "ours_instances"),
+    (OURS_INSERT_PATH, "ours_insert_path"),
     (OURS_DICTS, "ours_dicts"),
     (OURS_IN_TX, "ours_in_transaction"),
 ]
@@ -463,6 +511,9 @@ NOTES = [
     "ours on PostgreSQL: binary COPY; the first row takes nextval(), the server numbers the "
     "rest, currval() proves the keys (ids reserved first when it cannot); a list goes in one "
     "COPY across chunks, each chunk prepared while the server works through the last.",
+    "ours on MySQL/MariaDB: LOAD DATA LOCAL INFILE from an in-memory file where the server and "
+    "connection allow it (keys from LAST_INSERT_ID(), lock mode 0/1); "
+    f"'{OURS_INSERT_PATH}' is the multi-row INSERT it falls back to.",
     f"'{PLAIN}': the same PostgreSQL server and rows, into the users table without the "
     "unique index on email (design.md's columns, no index but the key): there a COPY is not "
     "bound by the server's upkeep of that index.",
@@ -566,16 +617,22 @@ def targets(rounds: dict[str, list[dict[str, float | None]]], names: list[str]) 
         ("issue 8: instances (COPY, keys back) / psycopg executemany", OURS_INSTANCES, RAW, 3.0),
         ("issue 8: instances (COPY, keys back) / bare COPY", OURS_INSTANCES, "bare COPY", 0.77),
         ("instances in a Transaction / outside one", OURS_IN_TX, OURS_INSTANCES, 0.9),
+        ("issue 22: instances (LOAD DATA, keys back) / raw executemany", OURS_INSTANCES, RAW, 1.8),
+        ("issue 22: instances (LOAD DATA) / bare LOAD DATA", OURS_INSTANCES, BARE_LOAD, 0.0),
     ]
     lines = ["| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     faster = {"text": 0, "binary": 0}
     for title, top, bottom, goal in checks:
         if title.startswith("issue 8") and "postgresql" not in names:
             continue
+        if title.startswith("issue 22") and "mysql" not in names:
+            continue
         cells = []
         for name in names:
-            if (title.startswith("issue 8") and not name.startswith("postgresql")) or (
-                title.startswith("issue 3") and name == PLAIN
+            if (
+                (title.startswith("issue 8") and not name.startswith("postgresql"))
+                or (title.startswith("issue 3") and name == PLAIN)
+                or (title.startswith("issue 22") and name != "mysql")
             ):
                 cells.append("-")
                 continue
@@ -595,8 +652,15 @@ def targets(rounds: dict[str, list[dict[str, float | None]]], names: list[str]) 
                 continue
             mid = statistics.median(ratios)
             spread = f" ({min(ratios):.2f}-{max(ratios):.2f})" if len(ratios) > 1 else ""
-            cells.append(f"{mid:.2f}x{spread} {'met' if mid >= goal else 'NOT met'}")
-        lines.append(f"| {title} (goal >= {goal}x) | " + " | ".join(cells) + " |")
+            if not goal:  # no target: how close to the bare statement
+                verdict = ""
+            elif title.startswith("issue 22"):
+                verdict = " pass" if mid >= goal else " FAIL"
+            else:
+                verdict = " met" if mid >= goal else " NOT met"
+            cells.append(f"{mid:.2f}x{spread}{verdict}")
+        goal_text = f" (goal >= {goal}x)" if goal else ""
+        lines.append(f"| {title}{goal_text} | " + " | ".join(cells) + " |")
     if faster["text"] or faster["binary"]:
         lines.append("")
         lines.append(

@@ -194,3 +194,23 @@ def test_lock_mode_two_falls_back_to_insert(db, fresh, caplog):
     assert any("innodb_autoinc_lock_mode 2" in r.getMessage() for r in caplog.records)
     by_name = {t.name: t.id for t in Tiny.query().all()}
     assert [by_name[m.name] for m in made] == [m.id for m in made]
+
+
+def test_a_value_the_file_cannot_hold_sends_the_rest_by_insert_which_names_it(
+    db, fresh, monkeypatch, caplog
+):
+    fresh(Tiny)
+    monkeypatch.setattr(MysqlLoadDataStrategy, "piece_rows", MysqlLoadDataStrategy.min_rows)
+    rows = [{"name": f"s{k}", "n": k} for k in range(N)]
+    bad = N - 3  # in a later piece: the earlier pieces are loaded by then
+    rows[bad]["name"] = "x\udc80"  # a lone surrogate: no UTF-8 for it
+    with caplog.at_level(logging.DEBUG, logger="activerecord"), pytest.raises(DataError) as caught:
+        Tiny.batch_insert_from_dicts(rows, validate=False, return_records=False)
+    assert caught.value.record_index == bad
+    assert "name" in str(caught.value)
+    assert any("instead of LOAD DATA" in r.getMessage() for r in caplog.records)
+    assert Tiny.query().count() == 0
+    del rows[bad]
+    made = Tiny.batch_insert_from_dicts(rows, validate=False)
+    by_name = {t.name: t.id for t in Tiny.query().all()}
+    assert [by_name[m.name] for m in made] == [m.id for m in made]  # type: ignore[union-attr]

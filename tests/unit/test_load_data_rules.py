@@ -71,7 +71,7 @@ def test_text_reads_back_as_given_and_never_breaks_the_line(value):
 
 
 def test_a_line_of_every_kind():
-    line = line_builder([False] * 8 + [True], ENCODERS)
+    line = line_builder(["text"] * 8 + ["binary"], ENCODERS)
     text = line(
         (None, 7, True, 0.1, decimal.Decimal("1.2500"), dt.datetime(2024, 1, 2, 3, 4, 5, 6),
          dt.date(2024, 1, 2), dt.time(1, 2, 3), b"\x00\t\n\xff")
@@ -84,6 +84,25 @@ def test_a_line_of_every_kind():
 
 @pytest.mark.parametrize("value", [{1, 2}, object(), "text in a binary column"])
 def test_a_value_without_an_exact_form_is_unloadable(value):
-    binary = isinstance(value, str)
+    kind = "binary" if isinstance(value, str) else "text"
     with pytest.raises(Unloadable):
-        line_builder([binary], ENCODERS)((value,))
+        line_builder([kind], ENCODERS)((value,))
+
+
+UTC = dt.timezone.utc
+TEMPORAL = [
+    ("datetime", dt.datetime(1, 1, 1)), ("datetime", dt.datetime(2024, 2, 29, 23, 59, 59, 1)),
+    ("datetime", dt.datetime(999, 12, 31, 0, 0, 0, 999_999)),
+    ("datetime", dt.datetime(2024, 1, 1, 12, tzinfo=UTC)),  # aware: as the driver sends it
+    ("datetime", dt.date(2024, 1, 2)), ("date", dt.date(5, 6, 7)),
+    ("date", dt.datetime(2024, 1, 2, 3)), ("time", dt.time(0, 0)),
+    ("time", dt.time(23, 59, 59, 10)), ("time", dt.time(1, tzinfo=UTC)),
+    ("time", dt.timedelta(hours=-30, seconds=5)),
+]
+
+
+@pytest.mark.parametrize(("kind", "value"), TEMPORAL)
+def test_temporal_fast_paths_write_the_driver_literal(kind, value):
+    literal = ENCODERS[type(value)](value, None)
+    assert line_builder([kind], ENCODERS)((value,)) == literal.strip("'")
+    assert line_builder(["text"], ENCODERS)((value,)) == literal.strip("'")

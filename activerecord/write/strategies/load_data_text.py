@@ -14,7 +14,7 @@ Example::
 
     >>> import datetime as dt
     >>> import pymysql
-    >>> line = line_builder((False, False, True, False), pymysql.converters.encoders)
+    >>> line = line_builder(("text", "text", "binary", "date"), pymysql.converters.encoders)
     >>> line(("a\\tb\\\\N", None, b"\\x00\\xff", dt.date(2024, 1, 2)))
     'a\\\\tb\\\\\\\\N\\t\\\\N\\t00ff\\t2024-01-02'
     >>> load_data_refusal(galera=False, server_allows=True, client_allows=True,
@@ -30,7 +30,9 @@ from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-__all__ = ["Unloadable", "escape_text", "line_builder", "load_data_refusal"]
+from sqlalchemy.types import TypeDecorator
+
+__all__ = ["Unloadable", "column_kind", "escape_text", "line_builder", "load_data_refusal"]
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
 _SPECIAL = re.compile("[\\\\\t\n\r\0]")
@@ -38,6 +40,7 @@ _SPECIAL = re.compile("[\\\\\t\n\r\0]")
 #: nothing escaped inside (dates and times: digits and separators only).
 _PLAIN = (int, bool, float, Decimal)
 _QUOTED = (dt.datetime, dt.date, dt.time, dt.timedelta)
+_KINDS = {bytes: "binary", dt.datetime: "datetime", dt.date: "date", dt.time: "time"}
 
 
 class Unloadable(Exception):
@@ -79,25 +82,56 @@ def load_data_refusal(
     return None
 
 
+def column_kind(type_: Any) -> str:
+    """How a column's values are written (see :func:`line_builder`): by its Python type.
+
+    >>> import sqlalchemy as sa
+    >>> column_kind(sa.LargeBinary()), column_kind(sa.DateTime()), column_kind(sa.JSON())
+    ('binary', 'datetime', 'text')
+    """
+    while isinstance(type_, TypeDecorator):  # the bound value is the stored type's
+        type_ = type_.impl_instance
+    try:
+        python_type = type_.python_type
+    except NotImplementedError:
+        return "text"
+    return _KINDS.get(python_type, "text")
+
+
 def line_builder(
-    binary: Sequence[bool], encoders: Mapping[type, Callable[..., str]]
+    kinds: Sequence[str], encoders: Mapping[type, Callable[..., str]]
 ) -> Callable[[Sequence[Any]], str]:
     """A function writing one row (a tuple of bound values) as a line without its newline;
-    ``binary[i]``: column i is written as hexadecimal; ``encoders``: the driver's literal
-    functions by type. Built as source once per shape, as the row builders of
-    ``insert/shape.py`` are: a value costs one type test in the usual case."""
-    namespace: dict[str, Any] = {"N": "\\N", "E": escape_text, "L": _literal(encoders), "H": _hex}
+    ``kinds[i]`` (:func:`column_kind`): ``"binary"``: column i is written as hexadecimal;
+    ``"datetime"``, ``"date"``, ``"time"``: a naive value of that type by ``isoformat``
+    (the driver's literal, ten times faster); ``"text"``: anything. ``encoders``: the
+    driver's literal functions by type. Built as source once per shape, as the row builders
+    of ``insert/shape.py`` are: a value costs one type test in the usual case."""
+    namespace: dict[str, Any] = {
+        "N": "\\N", "E": escape_text, "L": _literal(encoders), "H": _hex,
+        "DT": dt.datetime, "D": dt.date, "T": dt.time,
+    }
     fields = []
-    for i, is_binary in enumerate(binary):
+    for i, kind in enumerate(kinds):
         v = f"v{i}"
-        if is_binary:
+        if kind == "binary":
             fields.append(f"{{N if {v} is None else H({v})}}")
+        elif kind == "datetime":
+            fields.append(
+                f"{{N if {v} is None else {v}.isoformat(' ') "
+                f"if type({v}) is DT and {v}.tzinfo is None else L({v})}}"
+            )
+        elif kind in ("date", "time"):
+            tested = f"type({v}) is D"
+            if kind == "time":
+                tested = f"type({v}) is T and {v}.tzinfo is None"
+            fields.append(f"{{N if {v} is None else {v}.isoformat() if {tested} else L({v})}}")
         else:
             fields.append(
                 f"{{N if {v} is None else E({v}) if type({v}) is str "
                 f"else str({v}) if type({v}) is int else L({v})}}"
             )
-    names = "".join(f"v{i}, " for i in range(len(binary)))
+    names = "".join(f"v{i}, " for i in range(len(kinds)))
     source = f"def line(r):\n    ({names}) = r\n    return f\"" + "\\t".join(fields) + "\"\n"
     exec(compile(source, "<load data line>", "exec"), namespace)
     return namespace["line"]  # type: ignore[no-any-return]

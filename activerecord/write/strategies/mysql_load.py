@@ -29,13 +29,14 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import IO, Any
 
 from ...insert.locate import WriteFailed
 from ...insert.shape import InsertShape
 from ...log import logger
 from .base import Data
-from .load_data_text import Unloadable, line_builder, load_data_refusal
+from .load_data_text import Unloadable, column_kind, line_builder, load_data_refusal
 from .mysql import MysqlValuesStrategy
 
 __all__ = ["MysqlLoadDataStrategy"]
@@ -90,11 +91,14 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
     #: Fewer rows go by INSERT: a load's extra round trips (the file, the first key) cost
     #: more than they save.
     min_rows = 64
+    #: Rows of one load: a piece is loaded while the next one's text is built.
+    piece_rows = 2_000
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._file: _MemoryFile | None = None
         self._told: set[str] = set()
+        self._pool: ThreadPoolExecutor | None = None
         self._lines: dict[int, tuple[Callable[[Sequence[Any]], str], str]] = {}
 
     def refusal(self, fetch_key: bool) -> str | None:
@@ -114,23 +118,77 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
             return super().write(shape, data, fetch_key)
         reason = self.refusal(fetch_key)
         if reason is None:
-            rows = shape.rows(data)
             try:
                 line, sql = self._line_and_statement(shape)
-                payload = ("\n".join(map(line, rows)) + "\n").encode("utf-8")
-            except (Unloadable, ValueError, TypeError, self.dialect.loaded_dbapi.Error) as exc:
-                # A value without an exact form here (or one the driver refuses): the
-                # INSERT path sends it, or names it exactly.
+            except Unloadable as exc:
                 reason = str(exc)
             else:
-                return self._load(shape, rows, payload, sql, fetch_key)
+                return self._load_pieces(shape, data, line, sql, fetch_key)
+        self._say(shape, reason)
+        return super().write(shape, data, fetch_key)
+
+    def _load_pieces(
+        self,
+        shape: InsertShape,
+        data: Data,
+        line: Callable[[Sequence[Any]], str],
+        sql: str,
+        fetch_key: bool,
+    ) -> list[Any] | None:
+        """The rows in loads of :attr:`piece_rows`: the next piece's file text is built on a
+        worker thread while the server loads this one (the driver waits on its socket without
+        the GIL), so the two overlap. A value without an exact form in the file (or one the
+        driver refuses) sends the rows from its piece on by INSERT, which names it exactly."""
+        rows = shape.rows(data)
+        size = self.piece_rows
+        starts = list(range(0, len(rows), size))
+        keys: list[Any] = []
+        pending = self._workers().submit(_file_text, line, rows[:size])
+        for n, start in enumerate(starts):
+            piece = rows[start : start + size]
+            try:
+                payload = pending.result()
+            except Unloadable as exc:
+                self._say(shape, str(exc))
+                return self._insert_rest(shape, data, start, fetch_key, keys)
+            if n + 1 < len(starts):
+                after = starts[n + 1]
+                pending = self._workers().submit(_file_text, line, rows[after : after + size])
+            try:
+                got = self._load(shape, piece, payload, sql, fetch_key)
+            except WriteFailed as exc:
+                pending.cancel()
+                _shift(exc, start)
+                raise
+            if got is not None:
+                keys.extend(got)
+        return keys if fetch_key else None
+
+    def _insert_rest(
+        self, shape: InsertShape, data: Data, start: int, fetch_key: bool, keys: list[Any]
+    ) -> list[Any] | None:
+        try:
+            rest = super().write(shape, data[start:], fetch_key)
+        except WriteFailed as exc:
+            _shift(exc, start)
+            raise
+        return [*keys, *(rest or ())] if fetch_key else None
+
+    def _say(self, shape: InsertShape, reason: str) -> None:
         if reason not in self._told:
             self._told.add(reason)
             logger.debug("%s: INSERT instead of LOAD DATA: %s", shape.table.name, reason)
-        return super().write(shape, data, fetch_key)
+
+    def _workers(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(1, thread_name_prefix="activerecord-load")
+        return self._pool
 
     def close(self) -> None:
         super().close()
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -146,7 +204,8 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         path = self._file.path
         if not _SAFE_PATH.fullmatch(path):
             raise Unloadable(f"a file name the statement cannot hold: {path!r}")
-        binary = [_is_binary(c.type) for c in shape.columns]
+        kinds = [column_kind(c.type) for c in shape.columns]
+        binary = [kind == "binary" for kind in kinds]
         prep = self.dialect.identifier_preparer
         targets = [
             f"@v{i}" if is_bin else prep.quote(c.name)
@@ -163,7 +222,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         )
         if sets:
             sql += " SET " + ", ".join(sets)
-        built = (line_builder(binary, self.dialect.loaded_dbapi.converters.encoders), sql)
+        built = (line_builder(kinds, self.dialect.loaded_dbapi.converters.encoders), sql)
         self._lines[id(shape)] = built
         return built
 
@@ -214,8 +273,18 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         return self.failed(exc, shape, rows)
 
 
-def _is_binary(type_: Any) -> bool:
+def _file_text(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any]]) -> bytes:
+    """The file's bytes for ``rows``; :class:`Unloadable` for any value it cannot hold (a
+    lone surrogate, a NaN ``Decimal`` the driver refuses, a type without a form)."""
     try:
-        return bool(type_.python_type is bytes)
-    except NotImplementedError:
-        return False
+        return ("\n".join(map(line, rows)) + "\n").encode("utf-8")
+    except Unloadable:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the INSERT path names the value exactly
+        raise Unloadable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _shift(exc: WriteFailed, start: int) -> None:
+    """A piece's error located in the whole group (the caller then locates the group)."""
+    if not exc.located and exc.row is not None:
+        exc.row += start

@@ -5,7 +5,7 @@ Example::
     >>> from sqlalchemy.dialects import postgresql
     >>> facts = PostgreSQLFacts.for_dialect(postgresql.psycopg.dialect())
     >>> facts.max_params, facts.batch_update_style, facts.chunk_rows(6)
-    (65535, 'unnest', 50000)
+    (65535, 'unnest', 10000)
 """
 
 from __future__ import annotations
@@ -53,10 +53,12 @@ class PostgreSQLFacts(DialectFacts):
     #: rows' dicts, to write them again if their keys cannot be proven) stays bounded, and an
     #: error the server found early is heard before many more rows are sent.
     copy_stream_rows: ClassVar[int] = 200_000
-    #: Chunks of the ``COPY`` path are this many times the usual: each chunk is one ``COPY``,
-    #: and the client formatting rows while the server writes them stops at every chunk's
-    #: end (10,000 row chunks cost a fifth of the speed of one ``COPY``).
-    copy_chunk_factor: ClassVar[int] = 5
+    #: Chunks of the ``COPY`` path are this many times the usual. 1: a list's chunks (and
+    #: rows nobody gets back) stream through one ``COPY`` whatever the chunk, and a
+    #: generator's 10,000-row chunks measured as fast as 50,000-row ones (200k rows, 2
+    #: runs: 122-127k vs 112-118k rows/s, validate=False) at a fifth of the peak memory
+    #: (37 MB vs 182 MB traced; the issue's bound is 100 MB for 1M rows).
+    copy_chunk_factor: ClassVar[int] = 1
 
     @classmethod
     def _read_server(cls, conn: sa.Connection) -> dict[str, Any]:

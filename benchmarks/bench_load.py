@@ -18,6 +18,9 @@ the file inside the clock:
   fields (a bad line is named), keys not read back.
 * ``ours: read_csv + insert_dataframe``: the pandas frame through the model.
 
+Then the issue-22 targets, pass or FAIL: ``load_csv`` and ``insert_dataframe`` at least
+twice the rows/s of ``to_sql`` (on MySQL/MariaDB by ``LOAD DATA LOCAL INFILE``).
+
 Server URLs come from ``AR_TEST_POSTGRESQL_URL`` / ``AR_TEST_MYSQL_URL`` (defaults: the local
 servers); SQLite uses a file in a temporary folder. ``--repeat N`` keeps each method's best.
 """
@@ -134,12 +137,20 @@ class Runner:
         return run
 
 
+TO_SQL = "pandas read_csv + to_sql"
+LOAD_CSV = "ours: load_csv (validated)"
+DATAFRAME = "ours: read_csv + insert_dataframe"
 METHODS: list[tuple[str, str]] = [
     ("csv module + driver executemany", "csv_executemany"),
     ("PostgreSQL COPY of the file (no checks)", "copy_file"),
-    ("pandas read_csv + to_sql", "pandas_to_sql"),
-    ("ours: load_csv (validated)", "ours_load_csv"),
-    ("ours: read_csv + insert_dataframe", "ours_dataframe"),
+    (TO_SQL, "pandas_to_sql"),
+    (LOAD_CSV, "ours_load_csv"),
+    (DATAFRAME, "ours_dataframe"),
+]
+#: The issue-22 targets: (title, ours, baseline, goal ratio of rows/s).
+TARGETS = [
+    ("issue 22: load_csv / to_sql", LOAD_CSV, TO_SQL, 2.0),
+    ("issue 22: insert_dataframe / to_sql", DATAFRAME, TO_SQL, 2.0),
 ]
 
 
@@ -192,6 +203,23 @@ def main(argv: list[str] | None = None) -> None:
         f"{args.rows:,} rows from a CSV file, rows/s (ratio to csv module + executemany)",
         names, [label for label, _ in METHODS], results, METHODS[0][0],
     )
+    print()
+    print(targets(results, names))
+
+
+def targets(results: dict[str, dict[str, float | None]], names: list[str]) -> str:
+    """The issue-22 target lines, each backend's ratio with pass or FAIL."""
+    lines = ["| target | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for title, ours, base, goal in TARGETS:
+        cells = []
+        for name in names:
+            a, b = results[name].get(ours), results[name].get(base)
+            if a is None or b is None:
+                cells.append("n/a")
+            else:
+                cells.append(f"{a / b:.2f}x {'pass' if a / b >= goal else 'FAIL'}")
+        lines.append(f"| {title} (goal >= {goal}x) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

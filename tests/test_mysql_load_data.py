@@ -128,7 +128,8 @@ def test_keys_follow_the_session_increment(db, fresh):
         finally:
             cursor.execute("SET SESSION auto_increment_increment = 1")
     keys = [m.id for m in made]
-    assert keys == list(range(keys[0], keys[0] + 3 * N, 3))
+    # Steps of 3 within a load; between loads InnoDB may skip the values it reserved unused.
+    assert all(b > a and (b - a) % 3 == 0 for a, b in zip(keys, keys[1:]))
     with db.engine.connect() as conn:
         by_name = dict(conn.execute(sa.text("SELECT name, id FROM load_data_tiny")).all())
     assert [by_name[m.name] for m in made] == keys

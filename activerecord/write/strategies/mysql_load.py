@@ -13,6 +13,11 @@ columns' identifiers, the values are in the file (:mod:`.load_data_text`). Exact
   and goes on (it cannot stop the client's file), so a load with any warning, or fewer rows
   taken than sent, is an error (the first warning, with the row it names) and the batch's
   transaction rolls back;
+* overlap: a group goes in loads of :attr:`MysqlLoadDataStrategy.piece_rows`, the next
+  piece's text built on a worker thread while the server loads this one; where the batch
+  allows a stream (``may_stream``), the whole group's loads run on a second worker thread
+  while the caller validates its next chunk, settled (keys put in the rows' dicts) before
+  anything else uses the connection. The workers touch only the driver's cursor;
 * fallback: a Galera node, a server or connection without ``local_infile``, lock mode 2 when
   keys are asked, few rows, or a value the file has no exact form for: the rows go by
   :class:`~.mysql.MysqlValuesStrategy`, said once per call at DEBUG.
@@ -29,13 +34,15 @@ import os
 import re
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import IO, Any
 
+from ...backend.transaction import PendingStatement
 from ...insert.locate import WriteFailed
 from ...insert.shape import InsertShape
 from ...log import logger
-from .base import Data
+from .base import Data, Locate
 from .load_data_text import Unloadable, column_kind, line_builder, load_data_refusal
 from .mysql import MysqlValuesStrategy
 
@@ -84,10 +91,32 @@ class _MemoryFile:
             self._file = None
 
 
+@dataclass
+class _OpenLoad:
+    """A load running on the stream's worker thread, and what :meth:`settle` needs of it."""
+
+    future: Future[tuple[list[Any], int | None]]
+    shape: InsertShape
+    data: Data
+    locate: Locate
+    fetch_key: bool
+
+
+class _Pending:
+    """The running load, for the transaction to wait for before the connection is used."""
+
+    def __init__(self, strategy: MysqlLoadDataStrategy) -> None:
+        self._strategy = strategy
+
+    def flush(self) -> None:
+        self._strategy.settle()
+
+
 class MysqlLoadDataStrategy(MysqlValuesStrategy):
     """``LOAD DATA LOCAL INFILE`` for groups of :attr:`min_rows` or more, where allowed."""
 
     name = "mysql_load_data"
+    streams = True
     #: Fewer rows go by INSERT: a load's extra round trips (the file, the first key) cost
     #: more than they save.
     min_rows = 64
@@ -99,6 +128,9 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         self._file: _MemoryFile | None = None
         self._told: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
+        self._streamer: ThreadPoolExecutor | None = None
+        self._open: _OpenLoad | None = None
+        self._pending = _Pending(self)
         self._lines: dict[int, tuple[Callable[[Sequence[Any]], str], str]] = {}
 
     def refusal(self, fetch_key: bool) -> str | None:
@@ -114,32 +146,97 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         )
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
-        if len(data) < self.min_rows or not shape.columns:
+        self.settle()
+        loading = self._loading(shape, data, fetch_key)
+        if loading is None:
             return super().write(shape, data, fetch_key)
+        line, sql = loading
+        step = self._step(fetch_key)
+        keys, stopped = self._load_rows(shape, shape.rows(data), line, sql, fetch_key, step)
+        if stopped is not None:
+            return self._insert_rest(shape, data, stopped, fetch_key, keys)
+        return keys if fetch_key else None
+
+    def stream(
+        self, shape: InsertShape, data: Data, locate: Locate, fetch_key: bool = True
+    ) -> bool:
+        """The load runs on a worker thread (the driver waits on its socket there) while the
+        caller prepares its next rows; :meth:`settle` waits for it and puts each row's key
+        in its dict. Nothing else uses the connection meanwhile (``pending``)."""
+        self.settle()
+        if not self.may_stream:
+            return False
+        loading = self._loading(shape, data, fetch_key)
+        if loading is None:
+            return False
+        line, sql = loading
+        step = self._step(fetch_key)
+        rows = shape.rows(data)
+        if self._streamer is None:
+            self._streamer = ThreadPoolExecutor(1, thread_name_prefix="activerecord-load-stream")
+        future = self._streamer.submit(
+            self._load_rows, shape, rows, line, sql, fetch_key, step
+        )
+        self._open = _OpenLoad(future, shape, data, locate, fetch_key)
+        return True
+
+    @property
+    def pending(self) -> PendingStatement:
+        return self._pending
+
+    def settle(self) -> None:
+        opened, self._open = self._open, None
+        if opened is None:
+            return
+        try:
+            keys, stopped = opened.future.result()
+            if stopped is not None:
+                keys = self._insert_rest(
+                    opened.shape, opened.data, stopped, opened.fetch_key, keys
+                ) or []
+        except WriteFailed as exc:
+            row = None if exc.row is None else opened.locate(exc.row)
+            raise WriteFailed(exc.orig, row, located=True) from exc.orig
+        if opened.fetch_key:
+            pk = self.info.autoincrement_pk or ""
+            for data, key in zip(opened.data, keys):
+                data[pk] = key
+
+    def _loading(
+        self, shape: InsertShape, data: Data, fetch_key: bool
+    ) -> tuple[Callable[[Sequence[Any]], str], str] | None:
+        """The line builder and statement for these rows, or None (said at DEBUG) where
+        they go by INSERT."""
+        if len(data) < self.min_rows or not shape.columns:
+            return None
         reason = self.refusal(fetch_key)
         if reason is None:
             try:
-                line, sql = self._line_and_statement(shape)
+                return self._line_and_statement(shape)
             except Unloadable as exc:
                 reason = str(exc)
-            else:
-                return self._load_pieces(shape, data, line, sql, fetch_key)
         self._say(shape, reason)
-        return super().write(shape, data, fetch_key)
+        return None
 
-    def _load_pieces(
+    def _step(self, fetch_key: bool) -> int:
+        # The session's increment now (see MysqlValuesStrategy.write), read on the caller's
+        # thread: the worker only runs the driver's cursor.
+        return self.facts.session_keys(self.conn).increment if fetch_key else 1
+
+    def _load_rows(
         self,
         shape: InsertShape,
-        data: Data,
+        rows: list[tuple[Any, ...]],
         line: Callable[[Sequence[Any]], str],
         sql: str,
         fetch_key: bool,
-    ) -> list[Any] | None:
+        step: int,
+    ) -> tuple[list[Any], int | None]:
         """The rows in loads of :attr:`piece_rows`: the next piece's file text is built on a
         worker thread while the server loads this one (the driver waits on its socket without
-        the GIL), so the two overlap. A value without an exact form in the file (or one the
-        driver refuses) sends the rows from its piece on by INSERT, which names it exactly."""
-        rows = shape.rows(data)
+        the GIL), so the two overlap. Returns the keys and None; or, where a value has no
+        exact form in the file (or the driver refuses it), the keys so far and the position
+        from which the rows are still to be sent (by INSERT, which names such a value)."""
         size = self.piece_rows
         starts = list(range(0, len(rows), size))
         keys: list[Any] = []
@@ -150,19 +247,19 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
                 payload = pending.result()
             except Unloadable as exc:
                 self._say(shape, str(exc))
-                return self._insert_rest(shape, data, start, fetch_key, keys)
+                return keys, start
             if n + 1 < len(starts):
                 after = starts[n + 1]
                 pending = self._workers().submit(_file_text, line, rows[after : after + size])
             try:
-                got = self._load(shape, piece, payload, sql, fetch_key)
+                got = self._load(shape, piece, payload, sql, fetch_key, step)
             except WriteFailed as exc:
                 pending.cancel()
                 _shift(exc, start)
                 raise
             if got is not None:
                 keys.extend(got)
-        return keys if fetch_key else None
+        return keys, None
 
     def _insert_rest(
         self, shape: InsertShape, data: Data, start: int, fetch_key: bool, keys: list[Any]
@@ -185,6 +282,13 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         return self._pool
 
     def close(self) -> None:
+        """Wait for a running load (the caller is failing and rolls back), then release."""
+        opened, self._open = self._open, None
+        if opened is not None:
+            opened.future.exception()  # its outcome no longer matters, only that it ended
+        if self._streamer is not None:
+            self._streamer.shutdown(wait=True)
+            self._streamer = None
         super().close()
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
@@ -233,9 +337,8 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         payload: bytes,
         sql: str,
         fetch_key: bool,
+        step: int,
     ) -> list[Any] | None:
-        # The session's increment now (see MysqlValuesStrategy.write).
-        step = self.facts.session_keys(self.conn).increment if fetch_key else 1
         assert self._file is not None
         self._file.write(payload)
         cursor = self.cursor

@@ -37,6 +37,15 @@ def test_load_data_runs_only_where_every_condition_holds(galera, server, client,
         assert reason is not None and "Galera" in reason
 
 
+def test_no_load_data_through_a_driver_that_cannot_send_its_file():
+    reason = load_data_refusal(
+        galera=False, server_allows=True, client_allows=True, consecutive=True,
+        need_keys=False, driver_allows=False,
+    )
+    assert reason is not None and "PyMySQL" in reason
+    assert MySQLFacts.load_data_drivers == frozenset({"pymysql"})
+
+
 def test_galera_facts_refuse_load_data():
     """What the lead's Galera run sees: the facts of a node (lock mode 2, wsrep_on) refuse."""
     node = MySQLFacts.for_dialect(mysql.pymysql.dialect())

@@ -61,6 +61,9 @@ class MySQLFacts(DialectFacts):
         "pymysql": "mysql_values", "aiomysql": "mysql_values",
     }
     keys_in_row_order: ClassVar[bool] = True
+    #: Drivers whose connections send ``LOAD DATA LOCAL INFILE`` files (PyMySQL reads one by
+    #: name, on the calling thread); not aiomysql, whose I/O runs through the async bridge.
+    load_data_drivers: ClassVar[frozenset[str]] = frozenset({"pymysql"})
     # "This version of MySQL doesn't yet support 'LIMIT & IN/ALL/ANY/SOME subquery'"; a
     # LIMIT in a derived table runs.
     limit_in_subquery: ClassVar[bool] = False
@@ -155,7 +158,7 @@ class MySQLFacts(DialectFacts):
         own making; a server can ask a client with it on for any file the process can read,
         so ``connect(url, connect_args={"local_infile": False})`` where the server is not
         trusted)."""
-        if "local_infile" not in url.query:
+        if url.get_driver_name() in cls.load_data_drivers and "local_infile" not in url.query:
             args = dict(options.get("connect_args") or {})
             args.setdefault("local_infile", True)
             options["connect_args"] = args

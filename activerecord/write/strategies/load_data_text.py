@@ -57,7 +57,13 @@ def escape_text(value: str) -> str:
 
 
 def load_data_refusal(
-    *, galera: bool, server_allows: bool, client_allows: bool, consecutive: bool, need_keys: bool
+    *,
+    galera: bool,
+    server_allows: bool,
+    client_allows: bool,
+    consecutive: bool,
+    need_keys: bool,
+    driver_allows: bool = True,
 ) -> str | None:
     """Why rows may not go by ``LOAD DATA LOCAL INFILE`` (None: they may).
 
@@ -65,12 +71,15 @@ def load_data_refusal(
     separately committed pieces); ``server_allows``: ``@@local_infile``; ``client_allows``:
     the connection was opened with PyMySQL's ``local_infile``; ``consecutive``:
     ``innodb_autoinc_lock_mode`` 0 or 1, so the statement's keys are one range from
-    ``LAST_INSERT_ID()`` (only asked when ``need_keys``).
+    ``LAST_INSERT_ID()`` (only asked when ``need_keys``); ``driver_allows``: a driver that
+    sends such files on the calling thread (PyMySQL; not an async driver).
 
     >>> load_data_refusal(galera=True, server_allows=True, client_allows=True,
     ...                   consecutive=True, need_keys=False)
     'a Galera node: lock mode 2, and a load may be replicated in pieces'
     """
+    if not driver_allows:
+        return "the driver sends no LOAD DATA file here (only PyMySQL does)"
     if galera:
         return "a Galera node: lock mode 2, and a load may be replicated in pieces"
     if not server_allows:

@@ -135,6 +135,12 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
 
     def refusal(self, fetch_key: bool) -> str | None:
         """Why this connection may not load (None: it may); see ``load_data_refusal``."""
+        drivers: frozenset[str] = getattr(type(self.facts), "load_data_drivers", frozenset())
+        if self.dialect.driver not in drivers:
+            return load_data_refusal(
+                galera=False, server_allows=False, client_allows=False, consecutive=False,
+                need_keys=fetch_key, driver_allows=False,
+            )
         raw = self.conn.connection.dbapi_connection
         flag = self.dialect.loaded_dbapi.constants.CLIENT.LOCAL_FILES
         return load_data_refusal(

@@ -215,3 +215,20 @@ def test_a_value_the_file_cannot_hold_sends_the_rest_by_insert_which_names_it(
     made = Tiny.batch_insert_from_dicts(rows, validate=False)
     by_name = {t.name: t.id for t in Tiny.query().all()}
     assert [by_name[m.name] for m in made] == [m.id for m in made]  # type: ignore[union-attr]
+
+
+def test_connect_turns_local_infile_on_unless_told_not_to(db):
+    local_files = 128  # PyMySQL's CLIENT.LOCAL_FILES
+
+    def flag(engine: sa.Engine) -> int:
+        with engine.connect() as conn:
+            return int(conn.connection.dbapi_connection.client_flag) & local_files  # type: ignore[union-attr]
+
+    assert flag(db.engine)
+    off = activerecord.connect(
+        backend_url("mysql"), name="load-data-off", connect_args={"local_infile": False}
+    )
+    try:
+        assert not flag(off.engine)
+    finally:
+        activerecord.disconnect("load-data-off")

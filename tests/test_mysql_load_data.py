@@ -232,3 +232,23 @@ def test_connect_turns_local_infile_on_unless_told_not_to(db):
         assert not flag(off.engine)
     finally:
         activerecord.disconnect("load-data-off")
+
+
+def test_the_driver_sends_a_file_only_for_the_librarys_own_load(db, fresh, tmp_path):
+    """The LOCAL_FILES capability is on, but a file request the server makes for any other
+    statement (here: the user's own LOAD DATA LOCAL) is refused by the driver: the file is
+    never sent (PyMySQL then drops the connection, whose packets are out of step)."""
+    fresh(Tiny)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("1\tleaked\t0\n")
+    with pytest.raises(sa.exc.DBAPIError):
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql(
+                f"LOAD DATA LOCAL INFILE '{secret}' INTO TABLE load_data_tiny"
+            )
+    assert Tiny.query().count() == 0
+    made = [Tiny(name=f"f{k}") for k in range(N)]
+    Tiny.batch_insert(made, validate=False)  # ours still loads (and switches it off again)
+    with db.engine.connect() as conn:
+        assert conn.connection.dbapi_connection._local_infile is False  # type: ignore[union-attr]
+    assert Tiny.query().count() == N

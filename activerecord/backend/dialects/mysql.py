@@ -153,16 +153,19 @@ class MySQLFacts(DialectFacts):
     ) -> sa.Engine:
         """Strict ``sql_mode`` (and causal reads when asked) on every connection; a Galera
         node's refusal drops the connection; several hosts: the first that can serve.
-        PyMySQL's ``local_infile`` is on unless the URL or ``connect_args`` say otherwise: the
-        batch insert's ``LOAD DATA LOCAL INFILE`` path needs it (it sends only files of its
-        own making; a server can ask a client with it on for any file the process can read,
-        so ``connect(url, connect_args={"local_infile": False})`` where the server is not
-        trusted)."""
+        PyMySQL's ``local_infile`` capability is on unless the URL or ``connect_args`` say
+        otherwise: the batch insert's ``LOAD DATA LOCAL INFILE`` path needs it. A server can
+        ask a client with it on for any file the process can read, so the driver's answer is
+        switched off on every connection (:func:`_answer_no_file_requests`) and on only while
+        the library's own ``LOAD DATA`` statement runs; for a server not trusted even then,
+        ``connect(url, connect_args={"local_infile": False})``."""
         if url.get_driver_name() in cls.load_data_drivers and "local_infile" not in url.query:
             args = dict(options.get("connect_args") or {})
             args.setdefault("local_infile", True)
             options["connect_args"] = args
         engine = super().create_engine(url, options, hosts, causal_reads=causal_reads)
+        if url.get_driver_name() in cls.load_data_drivers:
+            event.listen(engine, "connect", _answer_no_file_requests)
         statements = (_SQL_MODE, *(cls.causal_reads_statements if causal_reads else ()))
         event.listen(engine, "connect", _session_setup(statements))
         event.listen(engine, "handle_error", _drop_refusing_node)
@@ -268,6 +271,14 @@ def _session_setup(statements: tuple[str, ...]) -> Any:
             cursor.close()
 
     return on_connect
+
+
+def _answer_no_file_requests(dbapi_connection: Any, _record: Any) -> None:
+    # PyMySQL checks ``_local_infile`` when a server's file request arrives (the LOCAL_FILES
+    # capability sent at connect stays): no statement but the library's own LOAD DATA, which
+    # switches it on for its run (write/strategies/mysql_load.py), makes the driver send a file.
+    if hasattr(dbapi_connection, "_local_infile"):
+        dbapi_connection._local_infile = False
 
 
 def _fast_reads(dbapi_connection: Any, _record: Any) -> None:

@@ -348,10 +348,17 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         assert self._file is not None
         self._file.write(payload)
         cursor = self.cursor
+        raw = cursor.connection
+        # The driver answers a server's file request only while this statement runs (our
+        # engines keep it off otherwise: backend/dialects/mysql.py); a user's setting is put back.
+        answered = getattr(raw, "_local_infile", False)
+        raw._local_infile = True
         try:
             cursor.execute(sql)
         except Exception as exc:
             raise self.failed(exc, shape, rows) from exc
+        finally:
+            raw._local_infile = answered
         # Warnings first: a later statement may clear them.
         if cursor.warning_count or cursor.rowcount != len(rows):
             raise self._warned(shape, rows, int(cursor.rowcount))

@@ -16,7 +16,8 @@
     │   ├── ArgumentError                (a call's argument is wrong: batch_size=0, ...)
     │   │   └── ArgumentTypeError        (TypeError: a non-iterable input, a wrong record)
     │   ├── ParameterCountError
-    │   └── UnsafeWriteError
+    │   ├── UnsafeWriteError
+    │   └── NotPreloadedError            (a relation read in async code without preload)
     ├── StaleRecordError
     ├── PartialWriteError                (commit_every: .committed rows are stored, .resume_at)
     └── DatabaseError                    (.orig is the driver's exception)
@@ -222,6 +223,11 @@ class ParameterCountError(QueryError):
 
 class UnsafeWriteError(QueryError):
     """An update or delete would touch every row (or cannot honour limit/order)."""
+
+
+class NotPreloadedError(QueryError):
+    """A relation that was not loaded is read in async code: loading it there would be
+    blocking I/O hidden in an attribute read. Load it with ``query().preload(name)``."""
 
 
 class StaleRecordError(ActiveRecordError):

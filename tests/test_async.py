@@ -79,7 +79,23 @@ class AsStrict(Model):
         return value
 
 
-MODELS = (AsPet, AsNote, AsStrict)
+class AsOwner(Model):
+    __table_name__ = "async_owners"
+
+    id: int | None = None
+    name: str
+    toys = activerecord.has_many("AsToy", foreign_key="owner_id")
+
+
+class AsToy(Model):
+    __table_name__ = "async_toys"
+
+    id: int | None = None
+    title: str
+    owner_id: int | None = None
+
+
+MODELS = (AsPet, AsNote, AsStrict, AsOwner, AsToy)
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -628,3 +644,21 @@ def test_the_loop_keeps_ticking_during_a_large_batch(tables: Database) -> None:
     longest = run(main())
     assert raw_count(tables, "async_pets") == 200_000
     assert longest < 0.1, f"the event loop stalled for {longest * 1000:.0f} ms"
+
+
+# -- relations -----------------------------------------------------------------------------
+def test_a_relation_not_preloaded_is_refused_in_async_code(tables: Database) -> None:
+    """Reading it would block the loop on a hidden query: an error naming preload instead;
+    preloaded (or outside a coroutine) it reads as usual."""
+    owner = AsOwner.create(name="o")
+    AsToy.batch_insert([AsToy(title=t, owner_id=owner.id) for t in ("a", "b")])
+
+    async def main() -> list[str]:
+        found = await AsOwner.afind(owner.id)
+        with pytest.raises(activerecord.NotPreloadedError, match=r"preload\('toys'\)"):
+            _ = found.toys
+        (loaded,) = await AsOwner.query().preload("toys").aall()
+        return sorted(t.title for t in loaded.toys)
+
+    assert run(main()) == ["a", "b"]
+    assert [t.title for t in AsOwner.find(owner.id).toys] == ["a", "b"]

@@ -30,15 +30,17 @@ Example::
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 import sqlalchemy as sa
 
+from ..backend.bridge import bridged
 from ..backend.errors import translate_error
 from ..backend.transaction import read_connection
-from ..errors import ValidationError
+from ..errors import NotPreloadedError, ValidationError
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -99,8 +101,26 @@ def read_related(relation: Relation, instance: ActiveRecord) -> Any:
     entry = cache.get(relation.name)
     if entry is not None and (entry[2] or entry[0] == key):
         return entry[1]
+    _refuse_in_async_code(relation)
     load_into(relation, [instance])
     return cache[relation.name][1]
+
+
+def _refuse_in_async_code(relation: Relation) -> None:
+    # In a coroutine the read would block the event loop on a query nobody awaited (the
+    # library's own sync half of an a-method, inside the bridge, may load).
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    if bridged():
+        return
+    name = relation.name
+    raise NotPreloadedError(
+        f"{relation.owner.__name__}.{name} was not loaded, and in async code reading it would "
+        f"block the event loop: load it with "
+        f"await {relation.owner.__name__}.query().preload({name!r}).aall()"
+    )
 
 
 def assign_related(relation: Relation, instance: ActiveRecord, value: Any) -> None:

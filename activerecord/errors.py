@@ -40,7 +40,8 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = [
@@ -71,11 +72,117 @@ __all__ = [
     "UnknownColumnError",
     "UnsafeWriteError",
     "ValidationError",
+    "add_context",
+    "error_context",
 ]
 
 
 class ActiveRecordError(Exception):
-    """Root of every error raised by activerecord."""
+    """Root of every error raised by activerecord.
+
+    Where an error happened is kept as attributes, set once by :func:`error_context` at the
+    place that knows each piece, and rendered by ``str()`` in front of the message:
+
+    * ``operation``: the call, as a name (``"batch_insert"``, ``"batch_upsert"``,
+      ``"batch_update"``, ``"save"``, ``"query.update"``, ...);
+    * ``context``: the same in words, shown first (``"batch insert of User"``);
+    * ``model``: the model's class name;
+    * ``record``: the failing record's index in the caller's input;
+    * ``row`` and ``unit``: where that record came from in a DataFrame or file (``unit`` is
+      ``"row"`` or ``"line"``), with ``source`` naming the file or frame;
+    * ``column``: the column whose value was refused.
+
+    ``args[0]`` stays the bare message (the driver's, for a :class:`DatabaseError`).
+
+    >>> err = ActiveRecordError("value too long for type character varying(5)")
+    >>> err.context, err.record, err.column = "batch insert of User", 3, "name"
+    >>> str(err)
+    "batch insert of User: record 3: column 'name': value too long for type character varying(5)"
+    >>> err.row, err.unit, err.source = 5, "line", "people.csv"
+    >>> str(err).split(": column")[0]
+    'batch insert of User: record 3 (line 5 of people.csv)'
+    """
+
+    # Class-level defaults: an error raised without context renders as its bare message.
+    operation: str | None = None
+    context: str | None = None
+    model: str | None = None
+    record: int | None = None
+    row: Any = None
+    unit: str | None = None
+    source: str | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        # One string argument is the message as written (KeyError would repr() it).
+        detail = self.args[0] if len(self.args) == 1 else Exception.__str__(self)
+        return render(self, str(detail))
+
+
+def render(error: ActiveRecordError, detail: str) -> str:
+    """``detail`` with the error's context in front: ``context: record N (line L of f):
+    column 'c': detail``, each piece once, only those that are set. The column is left out
+    where the message names it already (MySQL's "... for column 'n' at row 2").
+
+    >>> err = ActiveRecordError("x")
+    >>> err.column = "n"
+    >>> render(err, "value too long"), render(err, "Out of range for column 'n' at row 1")
+    ("column 'n': value too long", "Out of range for column 'n' at row 1")
+    """
+    parts = [error.context] if error.context else []
+    if error.record is not None:
+        origin = f" of {error.source}" if error.source else ""
+        where = "" if error.row is None else (
+            f" ({error.unit or 'row'} {_shown(error.row, error.unit)}{origin})"
+        )
+        parts.append(f"record {error.record}{where}")
+    if error.column and not any(
+        f"{q}{error.column}{q}" in detail for q in ("'", '"', "`")
+    ):
+        parts.append(f"column {error.column!r}")
+    return ": ".join([*parts, detail])
+
+
+def _shown(where: Any, unit: str | None) -> str:
+    # A DataFrame's row label may be a str: repr() keeps 7 and "7" apart, as
+    # LoadValidationError does; a file's line is a number.
+    return str(where) if unit == "line" or isinstance(where, int) else repr(where)
+
+
+#: The context pieces :func:`error_context` sets.
+_PIECES = frozenset(("operation", "context", "model", "record", "row", "unit", "source", "column"))
+
+
+@contextmanager
+def error_context(**pieces: Any) -> Iterator[None]:
+    """Give an :class:`ActiveRecordError` raised inside the block the context pieces it lacks
+    (``operation=``, ``context=``, ``model=``, ``record=``, ``row=``, ``unit=``, ``source=``,
+    ``column=``): a piece an inner block set (it knew better) is kept. Other exceptions pass
+    through untouched.
+
+    >>> try:
+    ...     with error_context(operation="save", context="save of User", model="User"):
+    ...         raise ActiveRecordError("database is locked")
+    ... except ActiveRecordError as err:
+    ...     print(err.operation, "|", err)
+    save | save of User: database is locked
+    """
+    unknown = set(pieces) - _PIECES
+    if unknown:  # a typo here would silently drop context: refuse it at the call site
+        raise TypeError(f"error_context() got unknown pieces: {sorted(unknown)}")
+    try:
+        yield
+    except ActiveRecordError as err:
+        add_context(err, **pieces)
+        raise
+
+
+def add_context(error: ActiveRecordError, **pieces: Any) -> ActiveRecordError:
+    """Set each given context piece ``error`` lacks; return ``error``."""
+    for name, value in pieces.items():
+        if value is not None and getattr(error, name) is None:
+            setattr(error, name, value)
+    return error
 
 
 class ConfigurationError(ActiveRecordError):
@@ -199,9 +306,6 @@ class UnknownColumnError(ActiveRecordError, KeyError):
         hint = f" (columns: {', '.join(known)})" if known else ""
         super().__init__(f"{model} has no column {column!r}{hint}")
 
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return str(self.args[0])
-
 
 class QueryError(ActiveRecordError, ValueError):
     """A query cannot be built or run as asked."""
@@ -254,17 +358,25 @@ class StaleRecordError(ActiveRecordError):
 
 
 class DatabaseError(ActiveRecordError):
-    """The database refused a statement. ``orig`` is the driver's exception.
+    """The database refused a statement. ``orig`` is the driver's exception (also
+    ``__cause__``).
 
-    ``record_index``: the failing record's position in a batch's input, where known;
-    ``column``: the column whose value was refused, where known.
+    ``record_index`` (the same as ``record``): the failing record's position in a batch's
+    input, where known; ``column``: the column whose value was refused, where known.
     """
 
     def __init__(self, message: str, *, orig: BaseException | None = None) -> None:
         super().__init__(message)
         self.orig = orig
-        self.record_index: int | None = None
-        self.column: str | None = None
+
+    @property
+    def record_index(self) -> int | None:
+        """The failing record's index in the input (``record``), where known."""
+        return self.record
+
+    @record_index.setter
+    def record_index(self, value: int | None) -> None:
+        self.record = value
 
 
 class IntegrityError(DatabaseError):

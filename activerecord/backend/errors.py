@@ -33,6 +33,7 @@ from ..errors import (
     TransactionConflictError,
     TransactionTooLargeError,
     UniqueViolation,
+    error_context,
 )
 
 __all__ = [
@@ -102,7 +103,8 @@ def translate_error(
     """
     wrapped = err if isinstance(err, sa_exc.DBAPIError) else None
     orig: BaseException = err if wrapped is None or wrapped.orig is None else wrapped.orig
-    message = f"{context}: {orig}" if context else str(orig)
+    # The bare message: str() puts the context and the record in front (errors.render).
+    message = str(orig)
     kind: type[DatabaseError] = DatabaseError
     sqlstate = getattr(orig, "sqlstate", None)
     args = getattr(orig, "args", ())
@@ -118,7 +120,7 @@ def translate_error(
     elif code is not None:  # PyMySQL (its errors carry a sqlstate too: test the code first)
         limit = _too_large_limit(code, text)
         if limit is not None:
-            return _too_large(message, orig, limit, record_index)
+            return _too_large(message, orig, limit, record_index, context)
         kind = _mysql_kind(code, integrity)
     elif isinstance(sqlstate, str):  # psycopg
         kind = _sqlstate_kind(sqlstate)
@@ -128,11 +130,9 @@ def translate_error(
         kind = IntegrityError
     if record_index is not None:
         # The record is named: PostgreSQL's "COPY t, line N" (N counted its own way) is not.
-        detail = _COPY_CONTEXT.sub("", str(orig))
-        message = f"{context}: record {record_index}: {detail}" if context else (
-            f"record {record_index}: {detail}"
-        )
+        message = _COPY_CONTEXT.sub("", message)
     error = kind(message, orig=orig)
+    error.context = context or None
     error.record_index = record_index
     column = getattr(orig, "column", None)  # a value refused before it was sent names it
     if column is None and code in _MYSQL_DATA:  # "... for column 'n' at row 2"
@@ -193,7 +193,7 @@ def _message_kind(text: str, integrity: bool) -> type[DatabaseError]:
 
 
 def _too_large(
-    message: str, orig: BaseException, limit: str, record_index: int | None
+    message: str, orig: BaseException, limit: str, record_index: int | None, context: str
 ) -> TransactionTooLargeError:
     stream = (
         " or stream it in fragments (Transaction(fragment_rows=N))" if limit in _STREAMABLE
@@ -204,6 +204,7 @@ def _too_large(
         orig=orig,
         limit=limit,
     )
+    error.context = context or None
     error.record_index = record_index
     return error
 
@@ -225,10 +226,8 @@ def refused_value_error(
     """
     if isinstance(err, sa_exc.DBAPIError) or not isinstance(err.orig, _VALUE_ERRORS):
         return None
-    where = f"column {column!r}: " if column else ""
-    prefix = f"{context}: " if context else ""
-    error = DataError(f"{prefix}{where}{err.orig}", orig=err.orig)
-    error.column = column
+    error = DataError(str(err.orig), orig=err.orig)  # str() names the context and column
+    error.context, error.column = context or None, column
     return error
 
 
@@ -262,9 +261,13 @@ def overflow_error(err: OverflowError, *, context: str = "") -> DataError:
 
 
 @contextmanager
-def driver_errors(context: str) -> Iterator[None]:
+def driver_errors(
+    context: str, *, operation: str | None = None, model: str | None = None
+) -> Iterator[None]:
     """Run a statement block, raising what the driver or a column's processor refused as
-    one of ours, with ``context`` (``"User query"``, ``"update of User"``) in the message.
+    one of ours, with ``context`` (``"User query"``, ``"update of User"``) in the message;
+    every error of ours leaving the block gets ``operation`` (``"query.update"``) and
+    ``model`` where given (:func:`activerecord.errors.error_context`).
 
     >>> import sqlalchemy as sa
     >>> engine = sa.create_engine("sqlite://")
@@ -275,6 +278,12 @@ def driver_errors(context: str) -> Iterator[None]:
     ...     print(type(err).__name__, str(err).split(":")[0])
     DatabaseError Doc query
     """
+    with error_context(operation=operation, model=model), _translated(context):
+        yield
+
+
+@contextmanager
+def _translated(context: str) -> Iterator[None]:
     try:
         yield
     except sa_exc.DBAPIError as exc:
@@ -287,7 +296,9 @@ def driver_errors(context: str) -> Iterator[None]:
     except OverflowError as exc:
         raise overflow_error(exc, context=context) from exc
     except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
-        raise DataError(f"{context}: {exc}", orig=exc) from exc
+        error = DataError(str(exc), orig=exc)
+        error.context = context
+        raise error from exc
 
 
 def is_conflict(orig: BaseException) -> bool:

@@ -34,6 +34,7 @@ from ..errors import (
     LoadValidationError,
     PartialWriteError,
     QueryError,
+    add_context,
 )
 from ..write.insert import batch_insert
 from ..write.slices import in_slices
@@ -118,13 +119,8 @@ def load_rows(
             model.__name__, exc.failures, locations, unit=unit, source=source
         ) from None
     except DatabaseError as exc:
-        if exc.record_index is not None and exc.args:
-            text, named = str(exc.args[0]), f"record {exc.record_index}"
-            where = f"{named} ({unit} {locate(exc.record_index)} of {source})"
-            exc.args = (
-                text.replace(named + ":", where + ":", 1) if named + ":" in text
-                else f"{text} ({where})",
-            )
+        if exc.record is not None:  # str() renders "record N (line L of source)"
+            add_context(exc, row=locate(exc.record), unit=unit, source=source)
         raise
     finally:
         close()

@@ -161,7 +161,9 @@ class QueryWriting(WriteStatements[T]):
         before = [] if purge is None else dependents_before(self._model, stmt, purge=purge)
         db = self._model.database()
         context = f"{verb} of {self._model.__name__}"
-        with driver_errors(context), write_connection(db, statements=1 + len(before)) as conn:
+        operation, model = f"query.{verb}", self._model.__name__
+        with driver_errors(context, operation=operation, model=model), \
+                write_connection(db, statements=1 + len(before)) as conn:
             for dependent in before:
                 conn.execute(dependent)
             return int(conn.execute(stmt).rowcount)

@@ -49,7 +49,7 @@ from ..arguments import check_size, is_collection
 from ..backend import bridge
 from ..backend.errors import refused_value_error, translate_error
 from ..backend.transaction import holding_open, on_rollback, tracks_rollback, write_connection
-from ..errors import BatchValidationError
+from ..errors import BatchValidationError, error_context
 from ..insert.locate import WriteFailed
 from ..model.state import Undo
 from ..optional import require
@@ -177,9 +177,20 @@ class _Progress:
 
 
 @contextmanager
-def located_errors(context: str) -> Iterator[None]:
-    """A batch write's driver errors raised as ours, with ``context`` in the message and the
-    failing record's index where a strategy located it (``WriteFailed``)."""
+def located_errors(context: str, model: str | None = None) -> Iterator[None]:
+    """A batch write's driver errors raised as ours, with ``context`` (the operation in words,
+    ``"batch insert of User"``) in the message and the failing record's index where a
+    strategy located it (``WriteFailed``); every error of ours leaving the block gets the
+    operation (``"batch_insert"``) and the model (:func:`error_context`; not the context: a
+    validation error's message names the model and records already)."""
+    operation = context.split(" of ")[0].replace(" ", "_")
+    with error_context(operation=operation, model=model):
+        with _translated(context):
+            yield
+
+
+@contextmanager
+def _translated(context: str) -> Iterator[None]:
     try:
         yield
     except WriteFailed as exc:
@@ -243,7 +254,7 @@ def run(plan: Plan, records: Iterable[Any], write: ChunkWriter) -> tuple[int, li
     prepare = Preparer(plan.model, validate=plan.validate, from_dicts=plan.from_dicts,
                        return_records=plan.return_records, build=plan.hooks is not None)
     try:
-        with located_errors(plan.context), _outcome(plan, undo, db):
+        with located_errors(plan.context, plan.model.__name__), _outcome(plan, undo, db):
             with write_connection(db, statements=2) as conn, \
                     _strategy(plan, conn, undo, db) as strategy:
                 ramp = strategy.may_stream and not plan.size_given  # else as asked

@@ -118,7 +118,7 @@ class Preparer:
         for key in row:
             if key not in self.known:
                 err = UnknownColumnError(str(key), self.info.model_name, self.info.fields)
-                err.args = (f"record {index}: {err.args[0]}",)
+                err.record = index  # rendered by str(): "record 3: User has no column ..."
                 raise err
 
     def _dicts(

@@ -84,8 +84,6 @@ def _shifted(model: type[ActiveRecord], exc: Exception, offset: int) -> Exceptio
         )
         shifted.__cause__ = exc.__cause__
         return shifted
-    if isinstance(exc, DatabaseError) and exc.record_index is not None:
-        old, exc.record_index = exc.record_index, exc.record_index + offset
-        if exc.args and isinstance(exc.args[0], str):
-            exc.args = (exc.args[0].replace(f"record {old}:", f"record {exc.record_index}:", 1),)
+    if isinstance(exc, DatabaseError) and exc.record is not None:
+        exc.record += offset  # str() renders it: the message needs no rewrite
     return exc

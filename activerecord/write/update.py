@@ -47,7 +47,7 @@ import pydantic
 import sqlalchemy as sa
 
 from ..arguments import check_records, check_size
-from ..backend.errors import translate_error
+from ..backend.errors import driver_errors
 from ..backend.transaction import (
     on_rollback,
     read_connection,
@@ -331,8 +331,10 @@ def _write(
     undo = Undo(active=False, whole_call=True, copies=False, ambient=tracks_rollback(db),
                 rollback_only=True)
     count = 0
+    context = f"batch update of {model.__name__}"
     try:
-        with write_connection(db, statements=2) as conn:
+        with driver_errors(context, operation="batch_update", model=model.__name__), \
+                write_connection(db, statements=2) as conn:
             for start in range(0, len(items), size):
                 chunk = rows[start:start + size]
                 if procs:
@@ -347,8 +349,6 @@ def _write(
                 count += matched
     except _StaleChunk as stale:
         raise _stale_error(model, items, stale.start) from None
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=f"batch update of {model.__name__}") from exc
     stamps = {f: defaults[f] for f in scalars}
     datas = list(map(_dict_of, items))
     undo.keep(items, datas)
@@ -384,12 +384,9 @@ def _refused(
                 proc(row[j])
             except Exception as err:  # noqa: BLE001 - the value refused
                 column = info.columns[fields[j]].name
-                error = DataError(
-                    f"batch update of {model.__name__}: record {start + n}: column "
-                    f"{column!r}: {err}",
-                    orig=err,
-                )
-                error.record_index, error.column = start + n, column
+                error = DataError(str(err), orig=err)  # str() names the rest
+                error.context = f"batch update of {model.__name__}"
+                error.record, error.column = start + n, column
                 return error
     return DataError(f"batch update of {model.__name__}: a value was refused")
 

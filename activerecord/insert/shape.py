@@ -33,6 +33,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
+from ..errors import SchemaError
 from .locate import ValueRefused, WriteFailed
 
 __all__ = ["InsertShape", "positional", "source_alias", "split_values"]
@@ -96,6 +97,8 @@ def split_values(single: str, double: str) -> tuple[str, str, str]:
             row = single[end - width : end]
             if double == single[:end] + ", " + row + single[end:]:
                 return single[: end - width], row, single[end:]
+    # An invariant, not a user mistake: SQLAlchemy's multi-row INSERT repeats the single row's
+    # VALUES group; another compiler output would be a bug here.
     raise ValueError(f"cannot find the VALUES row of {single!r}")
 
 
@@ -136,7 +139,10 @@ class InsertShape:
         if compiled.positional and order is not None:
             if sorted(order) != sorted(keys):
                 # The table has client-side defaults SQLAlchemy would compute: not our shape.
-                raise ValueError(f"statement binds {order}, rows give {keys}")
+                raise SchemaError(
+                    f"table {table.name!r}: the INSERT binds {order}, the rows give {keys} "
+                    "(a column with a client-side default the model does not fill)"
+                )
             field_of = {key_of[f]: f for f in fields}
             fields = [field_of[k] for k in order]
             keys = list(order)

@@ -35,7 +35,7 @@ from ..associations.loading import forget_related
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.dialects import bind_processor
-from ..backend.errors import overflow_error, refused_value_error, translate_error
+from ..backend.errors import driver_errors, overflow_error, refused_value_error, translate_error
 from ..backend.transaction import (
     Transaction,
     on_rollback,
@@ -52,6 +52,7 @@ from ..errors import (
     SchemaError,
     StaleRecordError,
     ValidationError,
+    error_context,
 )
 from ..query.query import Query
 from ..validation import collector_paused, list_adapter, record_builder
@@ -518,7 +519,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         without the key; an updated one has its snapshot, version and ``updated_at`` back.
         The model's lifecycle hooks run around the write (see :mod:`activerecord.model.callbacks`).
         """
-        return retrying(self.database(), self._save_once)
+        with error_context(operation="save", model=type(self).__name__):
+            return retrying(self.database(), self._save_once)
 
     def _save_once(self) -> bool:
         hooks = hooks_of(type(self))
@@ -731,15 +733,14 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         db = self.database()
         undo = Undo.single(ambient=tracks_rollback(db), rollback_only=True)
         undo.keep([self], [self.__dict__])
-        try:
-            with write_connection(db, statements=1 + len(before)) as conn:
-                for dependent in before:
-                    conn.execute(dependent)
-                deleted = conn.execute(stmt).rowcount
-                if not deleted and guarded:
-                    self._raise_if_stale(conn, "deleted", [])
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"delete of {type(self).__name__}") from exc
+        name = type(self).__name__
+        with driver_errors(f"delete of {name}", operation="delete", model=name), \
+                write_connection(db, statements=1 + len(before)) as conn:
+            for dependent in before:
+                conn.execute(dependent)
+            deleted = conn.execute(stmt).rowcount
+            if not deleted and guarded:
+                self._raise_if_stale(conn, "deleted", [])
         undo.written([self], [self.__dict__], state.GONE)
         _on_rollback(undo, db)
         return bool(deleted)

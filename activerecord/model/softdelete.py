@@ -35,7 +35,7 @@ from sqlalchemy import event
 from ..aio.record import AsyncSoftDeleteMixin
 from ..associations.dependent import dependents_before
 from ..backend.dialects import AddLiveUniqueKeys, partial_index_supported
-from ..backend.errors import translate_error
+from ..backend.errors import driver_errors
 from ..backend.transaction import on_rollback, retrying, tracks_rollback, write_connection
 from ..errors import SchemaError
 from .base import ActiveRecord
@@ -160,16 +160,15 @@ class SoftDeleteMixin(AsyncSoftDeleteMixin, ActiveRecord):
         stmt, written, guarded = self._mark_statement(values, scope)
         before = dependents_before(type(self), stmt, purge=False) if verb == "delete" else []
         db = self.database()
-        try:
-            with write_connection(db, statements=1 + len(before)) as conn:
-                for dependent in before:
-                    conn.execute(dependent)
-                changed = conn.execute(stmt).rowcount
-                if not changed and guarded:
-                    scoped = self.__ar_info__.scope_criteria(scope)
-                    self._raise_if_stale(conn, f"{verb}d", scoped)
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"{verb} of {type(self).__name__}") from exc
+        name = type(self).__name__
+        with driver_errors(f"{verb} of {name}", operation=verb, model=name), \
+                write_connection(db, statements=1 + len(before)) as conn:
+            for dependent in before:
+                conn.execute(dependent)
+            changed = conn.execute(stmt).rowcount
+            if not changed and guarded:
+                scoped = self.__ar_info__.scope_criteria(scope)
+                self._raise_if_stale(conn, f"{verb}d", scoped)
         if not changed:
             return False
         # A rollback puts deleted_at, updated_at, version back; fields not written keep their

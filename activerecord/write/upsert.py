@@ -57,6 +57,7 @@ import sqlalchemy as sa
 
 from ..arguments import check_records, check_size, is_collection
 from ..backend.errors import translate_error
+from ..errors import add_context
 from ..insert.conflict import all_unique_keys, resolve_target
 from ..insert.locate import WriteFailed
 from ..model.batch_hooks import BatchHooks, batch_hooks
@@ -152,11 +153,12 @@ def _execute(
             _count, out = run_plan(plan, rest, write)
     except Raced as exc:
         cause = exc.__cause__
-        if isinstance(cause, WriteFailed):
-            error = translate_error(cause.orig, context=context, record_index=cause.row)
-            raise error from cause.orig
-        assert cause is not None
-        raise translate_error(cause, context=context) from cause
+        assert cause is not None  # Raced is always raised from the driver's error
+        orig, row = (cause.orig, cause.row) if isinstance(cause, WriteFailed) else (cause, None)
+        error = translate_error(orig, context=context, record_index=row)
+        raise add_context(
+            error, operation=verb.replace(" ", "_"), model=model.__name__
+        ) from orig
     return out
 
 

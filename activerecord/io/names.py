@@ -110,5 +110,5 @@ def field_of(model: type[ActiveRecord], name: str, source: str) -> str:
     if name in info.columns:
         return name
     error = UnknownColumnError(name, info.model_name, info.fields)
-    error.args = (f"{source}: {error.args[0]}",)
+    error.context = source  # str(): "people.csv: Person has no column 'x' ..."
     raise error

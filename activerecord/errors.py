@@ -31,6 +31,10 @@
         ├── TransactionConflictError     (deadlock, serialization failure, lock wait)
         └── TransactionTooLargeError     (a cluster's write-set limit; .limit names it)
 
+Longer than 400 lines because the tree is one idea: each class, the attributes it carries
+and how ``str()`` renders them (:func:`render`, set by :func:`error_context`) read next to
+their parents; split, every subclass would import its context back.
+
 Example::
 
     >>> from activerecord.errors import RecordNotFound, ActiveRecordError

@@ -17,7 +17,8 @@ Example::
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 __all__ = ["ValueRefused", "WriteFailed", "blamed_row"]
@@ -40,6 +41,27 @@ class WriteFailed(Exception):
         self.orig = orig
         self.row = row
         self.located = located
+
+
+@contextmanager
+def rows_located(locate: Callable[[int], int], *, always: bool = False) -> Iterator[None]:
+    """A ``WriteFailed`` leaving the block names its row through ``locate`` (a group's row ->
+    its place in the caller's rows), once, here; one a streaming strategy located already
+    (``located``) keeps its row unless ``always`` (the caller's rows are a subset again).
+
+    >>> try:
+    ...     with rows_located(lambda n: 10 + n):
+    ...         raise WriteFailed(ValueError("refused"), 2)
+    ... except WriteFailed as exc:
+    ...     print(exc.row)
+    12
+    """
+    try:
+        yield
+    except WriteFailed as exc:
+        if exc.row is not None and (always or not exc.located):
+            exc.row = locate(exc.row)
+        raise
 
 
 class ValueRefused(Exception):

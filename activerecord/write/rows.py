@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..insert.locate import ValueRefused, WriteFailed
+from ..insert.locate import ValueRefused, WriteFailed, rows_located
 from .by_key import key_rows, select_by_keys
 from .strategies import InsertStrategy
 
@@ -115,11 +115,8 @@ def _write_run(
     if fetch_key and strategy.reserves_keys:
         sent.insert(0, pk)  # type: ignore[arg-type]
     if pk is not None and pk not in missing and strategy.watches_keys:
-        try:
+        with rows_located(locate, always=True):
             strategy.explicit_keys(list(map(itemgetter(pk), group)))
-        except WriteFailed as exc:
-            exc.row = None if exc.row is None else locate(exc.row)
-            raise
     shape = strategy.shape(tuple(sent), fetch_key)
     if undo is not None:
         for fname in missing:
@@ -128,12 +125,8 @@ def _write_run(
     if not rest and strategy.stream(shape, group, locate, fetch_key):
         return
     strategy.settle()
-    try:
+    with rows_located(locate):
         keys = strategy.write(shape, group, fetch_key)
-    except WriteFailed as exc:
-        if not exc.located:
-            exc.row = None if exc.row is None else locate(exc.row)
-        raise
     if fetch_key and keys is not None and not strategy.fills_keys:
         for data, key in zip(group, keys):
             data[pk] = key  # type: ignore[index]

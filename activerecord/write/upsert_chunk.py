@@ -21,7 +21,7 @@ from ..backend.errors import translate_error
 from ..backend.transaction import Transaction
 from ..errors import UniqueViolation
 from ..insert.conflict import ConflictKey, find_existing, key_getter
-from ..insert.locate import ValueRefused, WriteFailed
+from ..insert.locate import ValueRefused, WriteFailed, rows_located
 from ..insert.merge import MergePlan, MergeSpec
 from .by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
 from .rows import write_chunk
@@ -133,11 +133,11 @@ class UpsertWriter:
             pk = info.autoincrement_pk
             blank = [p for p in new if pk is not None and datas[p][pk] is None]
             try:
-                write_chunk(conn, strategy, info, [datas[p] for p in new], 0)
+                with rows_located(lambda n: offset + new[n], always=True):
+                    write_chunk(conn, strategy, info, [datas[p] for p in new], 0)
             except WriteFailed as exc:
                 for p in blank:
                     datas[p][pk] = None  # type: ignore[index]
-                exc.row = None if exc.row is None else offset + new[exc.row]
                 if isinstance(translate_error(exc.orig), UniqueViolation):
                     raise Raced from exc
                 raise

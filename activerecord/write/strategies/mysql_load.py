@@ -22,6 +22,9 @@ columns' identifiers, the values are in the file (:mod:`.load_data_text`). Exact
   keys are asked, few rows, or a value the file has no exact form for: the rows go by
   :class:`~.mysql.MysqlValuesStrategy`, said once per call at DEBUG.
 
+Longer than 400 lines because the load, its overlap with the next piece and its settling
+share one connection state and one error mapping; the file text is already its own module.
+
 Example::
 
     >>> MysqlLoadDataStrategy.name, MysqlLoadDataStrategy.min_rows

@@ -230,9 +230,9 @@ def test_a_row_the_model_refuses_is_a_typed_error_naming_it(fresh, db, backend):
 
 
 def test_a_result_is_validated_a_slice_at_a_time(fresh, db, backend, monkeypatch):
-    from activerecord.model import base as model
+    from activerecord.model import build
 
-    monkeypatch.setattr(model, "_READ_SLICE", 2)
+    monkeypatch.setattr(build, "READ_SLICE", 2)
     fresh(Coded)
     Coded.batch_insert([Coded(code=c) for c in ("a", "b", "c", "d", "e")])
     read = Coded.query().order_by("id").all()

@@ -31,12 +31,14 @@ Example::
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 from ..query.display import RecordList
 from ..query.frames import query_pandas, query_polars
 from ..query.rows import query_dicts
 from .dataframes import insert_dataframe, is_dataframe
 from .files import load_csv, load_jsonl
-from .reflect import model_for_table, model_on_table
 
 __all__ = [
     "RecordList",
@@ -50,3 +52,12 @@ __all__ = [
     "query_pandas",
     "query_polars",
 ]
+
+#: Names served from a submodule loaded on first use (it needs ActiveRecord, which imports us).
+_LATER = {"model_for_table": ".reflect", "model_on_table": ".reflect"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LATER:
+        return getattr(importlib.import_module(_LATER[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

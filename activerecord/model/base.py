@@ -18,9 +18,7 @@ Example::
 from __future__ import annotations
 
 import copy
-import operator
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import repeat
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 import pydantic
@@ -28,54 +26,22 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from ..aio.record import AsyncRecordMixin
-from ..arguments import check_records, is_collection
-from ..associations.dependent import dependents_before
-from ..associations.graph import graph_from_dicts, insert_graph
-from ..associations.loading import forget_related
 from ..associations.relation import note_defined
 from ..backend.database import DEFAULT, Database, get_database
-from ..backend.dialects import bind_processor
-from ..backend.errors import driver_errors, overflow_error, refused_value_error, translate_error
-from ..backend.transaction import (
-    Transaction,
-    on_rollback,
-    read_connection,
-    retrying,
-    tracks_rollback,
-    write_connection,
-)
-from ..errors import (
-    ArgumentError,
-    DataError,
-    NotNullViolation,
-    RecordNotFound,
-    SchemaError,
-    StaleRecordError,
-    ValidationError,
-    error_context,
-)
+from ..backend.transaction import retrying, write_connection
+from ..errors import RecordNotFound, SchemaError, ValidationError, error_context
+from ..io.dataframes import insert_dataframe
+from ..io.files import load_csv, load_jsonl
 from ..query.query import Query
-from ..validation import collector_paused, list_adapter, record_builder
-from . import state
-from .batch_hooks import batch_hooks
-from .callbacks import (
-    CREATE_AFTER,
-    CREATE_BEFORE,
-    DELETE_AFTER,
-    DELETE_BEFORE,
-    UPDATE_AFTER,
-    UPDATE_BEFORE,
-    HookMethods,
-    hooks_of,
-    run_hooked,
-)
+from ..write.upsert import UpsertResult
+from . import batch, persist, state
+from .build import records_from_columns, records_from_rows
+from .callbacks import HookMethods
 from .info import ModelInfo
-from .state import Undo, mark_persisted, mark_persisted_batch, set_snapshot, snapshot_of
+from .state import mark_persisted, set_snapshot, snapshot_of
 
 if TYPE_CHECKING:
     from sqlalchemy.sql.elements import ColumnElement
-
-    from ..write.upsert import UpsertResult
 
 __all__ = ["ActiveRecord", "metadata"]
 
@@ -243,52 +209,15 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
 
     @classmethod
     def _from_db_rows(cls: type[T], keys: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[T]:
-        """Records from rows read (``keys``: their field names); see :meth:`_from_db_columns`."""
-        return cls._from_db_columns(keys, list(zip(*rows)) if rows else [() for _ in keys])
+        """Records from rows read (``keys``: their field names), marked persisted."""
+        return records_from_rows(cls, keys, rows)
 
     @classmethod
     def _from_db_columns(
         cls: type[T], keys: Sequence[str], columns: Sequence[Sequence[Any]]
     ) -> list[T]:
-        """Records from columns of values read (``keys``: their field names), marked
-        persisted: built as they are where each column's values are what the field's schema
-        would return unchanged (``RecordBuilder``), else validated by pydantic a slice at a
-        time (the GC resting over each). A row the model refuses raises our
-        ``ValidationError`` naming it by primary key."""
-        records: list[T] | None = record_builder(cls).build(keys, columns)
-        if records is None:
-            rows = list(zip(*columns))
-            adapter = list_adapter(cls)
-            records = []
-            for start in range(0, len(rows), _READ_SLICE):
-                records.extend(
-                    cls._validated_rows(adapter, keys, rows[start : start + _READ_SLICE])
-                )
-        mark_persisted_batch(records, list(map(_dict_of, records)))
-        return records
-
-    @classmethod
-    def _validated_rows(
-        cls: type[T], adapter: pydantic.TypeAdapter[Any], keys: Sequence[str],
-        rows: Sequence[Sequence[Any]],
-    ) -> list[T]:
-        try:
-            with collector_paused():
-                dicts = list(map(dict, map(zip, repeat(keys), rows)))
-                validated: list[T] = adapter.validate_python(dicts)
-                return validated
-        except pydantic.ValidationError as exc:
-            errors = exc.errors(include_url=False)
-            first = errors[0]["loc"][0] if errors and errors[0]["loc"] else 0
-            row = dicts[first] if isinstance(first, int) and first < len(dicts) else {}
-            key = tuple(row.get(f) for f in cls.__ar_info__.pk_fields)
-            where = ".".join(map(str, errors[0]["loc"][1:])) if errors else ""
-            raise ValidationError(
-                f"{cls.__name__} row {key[0] if len(key) == 1 else key!r} read from the "
-                f"database does not validate: {where + ': ' if where else ''}"
-                f"{errors[0]['msg'] if errors else exc}",
-                model=cls.__name__, errors=errors,
-            ) from exc
+        """Records from columns of values read; see :mod:`activerecord.model.build`."""
+        return records_from_columns(cls, keys, columns)
 
     def _mark_persisted(self) -> None:
         mark_persisted(self)
@@ -437,8 +366,6 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         Python values. A bad row raises :class:`~activerecord.errors.LoadValidationError`
         naming its row label. See :mod:`activerecord.io.dataframes`.
         """
-        from ..io.dataframes import insert_dataframe
-
         return insert_dataframe(
             cls, df, columns=columns, validate=validate, batch_size=batch_size,
             progress=progress, upsert=upsert, return_records=return_records,
@@ -476,8 +403,6 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         >>> Town.load_csv(io.StringIO("name\\nOslo\\n"))
         1
         """
-        from ..io.files import load_csv
-
         return load_csv(
             cls, source, columns=columns, delimiter=delimiter, encoding=encoding, empty=empty,
             validate=validate, batch_size=batch_size, progress=progress, upsert=upsert,
@@ -498,18 +423,12 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         commit_every: int | None = None,
     ) -> int:
         """Stream a JSON Lines file (one object per line) into the table; return the count."""
-        from ..io.files import load_jsonl
-
         return load_jsonl(
             cls, source, columns=columns, encoding=encoding, validate=validate,
             batch_size=batch_size, progress=progress, upsert=upsert, commit_every=commit_every,
         )
 
     # -- instance persistence --------------------------------------------------------------
-    def _column_values(self, fields: Iterable[str]) -> dict[str, Any]:
-        data = self.__dict__
-        return {f: data[f] for f in fields}
-
     def save(self) -> bool:
         """Insert a new record or update its changed fields. Returns True if SQL ran.
 
@@ -520,166 +439,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         The model's lifecycle hooks run around the write (see :mod:`activerecord.model.callbacks`).
         """
         with error_context(operation="save", model=type(self).__name__):
-            return retrying(self.database(), self._save_once)
-
-    def _save_once(self) -> bool:
-        hooks = hooks_of(type(self))
-        if not hooks:
-            return self._save_now()
-        if self._ar_original is None:
-            return run_hooked(self, hooks, CREATE_BEFORE, self._save_now, CREATE_AFTER)
-        return run_hooked(self, hooks, UPDATE_BEFORE, self._save_now, UPDATE_AFTER)
-
-    def _save_now(self) -> bool:
-        info = self.__ar_info__
-        db = self.database()
-        try:
-            if self._ar_original is None:
-                self._insert(db, info)
-                return True
-            changed = self.changed_fields
-            if not changed:
-                return False
-            self._update(db, info, changed)
-            return True
-        except sa.exc.DBAPIError as exc:
-            raise translate_error(exc, context=f"save of {type(self).__name__}") from exc
-        except sa.exc.StatementError as exc:
-            column = _refused_column(info, self.__dict__, db.engine.dialect)
-            context = f"save of {type(self).__name__}"
-            error = refused_value_error(exc, context=context, column=column)
-            if error is None:
-                raise
-            raise error from exc
-        except OverflowError as exc:
-            raise overflow_error(exc, context=f"save of {type(self).__name__}") from exc
-        except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
-            column = _refused_column(info, self.__dict__, db.engine.dialect)
-            where = f"column {column!r}: " if column else ""
-            error = DataError(f"save of {type(self).__name__}: {where}{exc}", orig=exc)
-            error.column = column
-            raise error from exc
-
-    def _revalidate(self) -> None:
-        try:
-            type(self).model_validate(self.__dict__)
-        except pydantic.ValidationError as exc:
-            raise ValidationError(
-                f"invalid {type(self).__name__}: {exc}", model=type(self).__name__,
-                errors=exc.errors(),
-            ) from exc
-
-    def _insert(self, db: Database, info: ModelInfo) -> None:
-        data = self.__dict__
-        # Every field the library fills was None before: a failed insert sets it back to None,
-        # and so does a rollback of the transaction the insert succeeded in.
-        undo = Undo.single(ambient=tracks_rollback(db))
-        undo.keep([self], [data])
-        for fname, value in self._insert_defaults().items():
-            if data.get(fname) is None:
-                undo.filled([data], fname)
-                data[fname] = value
-        try:
-            self._revalidate()
-            fields = [
-                f for f in info.fields
-                if not (
-                    data[f] is None and (f == info.autoincrement_pk or f in info.server_generated)
-                )
-            ]
-            stmt = sa.insert(info.table).values(info.by_column(self._column_values(fields)))
-            fetch_fields = [f for f in info.fields if f not in fields]
-            for fname in fetch_fields:
-                undo.filled([data], fname)
-            fetch = [info.columns[f] for f in fetch_fields]
-            if fetch and db.facts.supports_returning:
-                stmt = stmt.returning(*fetch)
-            with write_connection(db) as conn:
-                self._check_own_key(db, info, conn)
-                result = conn.execute(stmt)
-                if fetch and db.facts.supports_returning:
-                    for fname, value in zip(fetch_fields, result.one()):
-                        data[fname] = value
-                elif fetch:
-                    pk = result.inserted_primary_key
-                    if info.autoincrement_pk is not None and pk is not None:
-                        data[info.autoincrement_pk] = pk[0]
-                    rest = [f for f in fetch_fields if f != info.autoincrement_pk]
-                    if rest:
-                        stmt2 = sa.select(*(info.columns[f] for f in rest))
-                        for fname, value in zip(rest, conn.execute(
-                            stmt2.where(*self._pk_criteria())
-                        ).one()):
-                            data[fname] = value
-        except BaseException:
-            undo.failed()
-            raise
-        undo.written([self], [data])
-        _on_rollback(undo, db)
-
-    def _check_own_key(self, db: Database, info: ModelInfo, conn: sa.Connection) -> None:
-        """Refuse an insert whose key would not come back as it is: left out where the
-        database numbers no key (SQLite's ``BIGINT PRIMARY KEY``), or ``0`` where MySQL reads
-        it as "generate one" (as batch inserts refuse them)."""
-        pk = info.autoincrement_pk
-        if pk is None:
-            return
-        value = self.__dict__[pk]
-        name = type(self).__name__
-        if value is None and not db.facts.generates_key(info.columns[pk]):
-            raise NotNullViolation(
-                f"save of {name}: column {pk!r}: no key given, and the database does not "
-                "number this key column (on SQLite only an INTEGER PRIMARY KEY is)"
-            )
-        if value == 0 and db.facts.zero_key_may_generate and db.facts.session_keys(
-            conn
-        ).zero_generates:
-            raise DataError(
-                f"save of {name}: column {pk!r}: 0 in an AUTO_INCREMENT key asks MySQL for a "
-                "generated key (sql_mode has no NO_AUTO_VALUE_ON_ZERO): give another key, or "
-                "None to have one generated"
-            )
-
-    def _update(self, db: Database, info: ModelInfo, changed: set[str]) -> None:
-        data = self.__dict__
-        # A failure puts back the fields the library set itself (timestamps, version).
-        undo = Undo.single(ambient=tracks_rollback(db), copies=True)
-        undo.keep([self], [data])
-        for fname, value in self._update_defaults().items():
-            if fname not in changed:
-                data[fname] = value
-                changed.add(fname)
-        try:
-            self._revalidate()
-            values = self._column_values(f for f in info.fields if f in changed)
-            guard, extra = self._update_guard()
-            values.update(extra)
-            stmt = sa.update(info.table).where(*self._pk_criteria(), *guard)
-            stmt = stmt.values(info.by_column(values))
-            with write_connection(db) as conn:
-                if conn.execute(stmt).rowcount == 0:
-                    name, key = type(self).__name__, self._pk_value()
-                    if guard:
-                        read = self._read_version()
-                        at = "" if read is None else f" at version {read!r}"
-                        raise StaleRecordError(
-                            f"{name} {key!r} was changed or deleted since it was read{at}",
-                            model=name, keys=[key], versions=[read],
-                        )
-                    raise RecordNotFound(
-                        f"{name} {key!r} no longer exists", model=name, key=key
-                    )
-        except BaseException:
-            undo.failed()
-            raise
-        data.update(extra)
-        undo.written([self], [data])
-        _on_rollback(undo, db)
-
-    def _pk_value(self) -> Any:
-        info = self.__ar_info__
-        values = tuple(self.__dict__[f] for f in info.pk_fields)
-        return values[0] if len(values) == 1 else values
+            return retrying(self.database(), lambda: persist.save(self))
 
     def delete(self) -> bool:
         """Delete this record's row. Returns True if a row was deleted, False if it was gone.
@@ -713,86 +473,21 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
 
     def _delete_hooked(self, *, purge: bool) -> bool:
         """The instance DELETE with the model's delete hooks around it (when it has any)."""
-        if self._ar_original is None:
-            return False
-        hooks = hooks_of(type(self))
-        if not hooks:
-            return self._delete_row(purge=purge)
-        return run_hooked(
-            self, hooks, DELETE_BEFORE, lambda: self._delete_row(purge=purge), DELETE_AFTER
-        )
-
-    def _delete_row(self, *, purge: bool) -> bool:
-        """The instance DELETE, after the statements of ``dependent=`` relations (removed for
-        real with ``purge``: a ``hard_delete()``), in one transaction."""
-        original = self._ar_original
-        if original is None:
-            return False
-        stmt, guarded = self._delete_statement()
-        before = dependents_before(type(self), stmt, purge=purge)
-        db = self.database()
-        undo = Undo.single(ambient=tracks_rollback(db), rollback_only=True)
-        undo.keep([self], [self.__dict__])
-        name = type(self).__name__
-        with driver_errors(f"delete of {name}", operation="delete", model=name), \
-                write_connection(db, statements=1 + len(before)) as conn:
-            for dependent in before:
-                conn.execute(dependent)
-            deleted = conn.execute(stmt).rowcount
-            if not deleted and guarded:
-                self._raise_if_stale(conn, "deleted", [])
-        undo.written([self], [self.__dict__], state.GONE)
-        _on_rollback(undo, db)
-        return bool(deleted)
+        return persist.delete(self, purge=purge)
 
     def _delete_statement(self) -> tuple[sa.Delete, bool]:
-        """The DELETE of this record's row (by primary key, and by version when locked) and
-        whether it is guarded: no row deleted while the row is there means the record is stale."""
-        guard, _ = self._update_guard()
-        stmt = sa.delete(self.__ar_info__.table).where(*self._pk_criteria(), *guard)
-        return stmt, bool(guard)
+        """The DELETE of this record's row and whether it is guarded by the version."""
+        return persist.delete_statement(self)
 
     def _raise_if_stale(
         self, conn: sa.Connection, undone: str, scope: list[ColumnElement[bool]]
     ) -> None:
-        """A guarded write of this record matched no row: raise StaleRecordError if its row is
-        still there (matching ``scope``), so it has changed since it was read; return if not
-        (the row is gone, or out of scope: already deleted or restored)."""
-        info = self.__ar_info__
-        probe = sa.select(sa.literal_column("1", sa.Integer)).select_from(info.table)
-        if conn.execute(probe.where(*self._pk_criteria(), *scope)).first() is None:
-            return
-        name, key = type(self).__name__, self._pk_value()
-        version = self._read_version()
-        read = "" if version is None else f" at version {version!r}"
-        raise StaleRecordError(
-            f"{name} {key!r} has changed since it was read{read}: not {undone}",
-            model=name, keys=[key], versions=[version],
-        )
-
-    def _read_version(self) -> Any:
-        """The optimistic-lock version this record was read (or last written) at, or None."""
-        lock = self._lock_field()
-        return None if lock is None else (self._ar_original or self.__dict__).get(lock)
+        """A guarded write matched no row: StaleRecordError if the row is still there."""
+        persist.raise_if_stale(self, conn, undone, scope)
 
     def refresh(self: T) -> T:
         """Reload every field from the database; :class:`RecordNotFound` if the row is gone."""
-        info = self.__ar_info__
-        stmt = sa.select(*info.select_columns()).where(*self._pk_criteria())
-        stmt = stmt.where(*self._scope_criteria("with_deleted"))
-        with read_connection(self.database()) as conn:
-            row = conn.execute(stmt).mappings().first()
-        if row is None:
-            raise RecordNotFound(
-                f"{type(self).__name__} {self._pk_value()!r} not found",
-                model=type(self).__name__,
-                key=self._pk_value(),
-            )
-        fresh = type(self).model_validate(dict(row))
-        self.__dict__.update(fresh.__dict__)
-        self._mark_persisted()
-        forget_related(self)  # relations read before are read again on next access
-        return self
+        return persist.refresh(self)
 
     # -- batch entry points ----------------------------------------------------------------
     @classmethod
@@ -834,29 +529,10 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         graph, one batch per model per level, in one transaction; returns the count of this
         model's rows); see :mod:`activerecord.associations.graph`.
         """
-        from ..write.insert import batch_insert
-        from ..write.slices import in_slices
-
-        if include:
-            _graph_options(on_conflict, commit_every)
-            graph = list(records)  # gone over again if the call is retried
-            return retrying(cls.database(), lambda: insert_graph(
-                cls, graph, include, validate=validate, batch_size=batch_size,
-                progress=progress,
-            ))
-
-        def write(records: Iterable[Any]) -> tuple[int, list[Any]]:
-            return batch_insert(
-                cls, records, validate=validate, batch_size=batch_size, progress=progress,
-                return_records=False, on_conflict=on_conflict,
-            )
-
-        if commit_every is not None:
-            return in_slices(cls, records, commit_every, write)[0]
-        count, _ = retrying(
-            cls.database(), lambda: write(records), replayable=is_collection(records)
+        return batch.insert(
+            cls, records, validate=validate, batch_size=batch_size, progress=progress,
+            on_conflict=on_conflict, commit_every=commit_every, include=include,
         )
-        return count
 
     @classmethod
     def batch_insert_from_dicts(
@@ -891,45 +567,11 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         ``include=["books"]``: the rows' ``"books"`` keys hold the related rows' dicts, inserted
         as a graph (see :meth:`batch_insert`).
         """
-        from ..io.dataframes import insert_dataframe, is_dataframe
-        from ..write.insert import batch_insert
-        from ..write.slices import in_slices
-
-        if include:
-            _graph_options(on_conflict, commit_every)
-            built: list[T] = graph_from_dicts(cls, rows, include)  # type: ignore[assignment]
-            count = retrying(cls.database(), lambda: insert_graph(
-                cls, built, include, validate=False, batch_size=batch_size, progress=progress
-            ))
-            return built if return_records else count
-
-        if is_dataframe(rows):  # pandas/polars: NaN → NULL, numpy scalars → Python values
-            if on_conflict != "error":
-                raise ArgumentError(
-                    "on_conflict is not supported for a DataFrame; use "
-                    "insert_dataframe(df, upsert=[key]) or batch_upsert(df.to_dict('records'))"
-                )
-            if commit_every is not None:
-                raise ArgumentError("commit_every is not supported for a DataFrame")
-            loaded: list[T] | int = insert_dataframe(
-                cls, rows, validate=validate, batch_size=batch_size, progress=progress,
-                return_records=return_records,
-            )
-            return loaded
-
-        def write(rows: Iterable[Any]) -> tuple[int, list[Any]]:
-            return batch_insert(
-                cls, rows, validate=validate, batch_size=batch_size, progress=progress,
-                from_dicts=True, return_records=return_records, on_conflict=on_conflict,
-            )
-
-        if commit_every is not None:
-            count, records = in_slices(cls, rows, commit_every, write)
-        else:
-            count, records = retrying(
-                cls.database(), lambda: write(rows), replayable=is_collection(rows)
-            )
-        return records if return_records else int(count)
+        return batch.insert_dicts(
+            cls, rows, validate=validate, batch_size=batch_size, progress=progress,
+            return_records=return_records, on_conflict=on_conflict, commit_every=commit_every,
+            include=include,
+        )
 
     @classmethod
     def batch_upsert(
@@ -975,15 +617,9 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         >>> Sku.batch_upsert(items)
         UpsertResult(inserted=1, updated=1, unchanged=1)
         """
-        from ..write.upsert import batch_upsert
-
-        return retrying(
-            cls.database(),
-            lambda: batch_upsert(
-                cls, records, conflict=conflict, update=update, validate=validate,
-                batch_size=batch_size, progress=progress, revive=revive, touch=touch,
-            ),
-            replayable=is_collection(records),
+        return batch.upsert(
+            cls, records, conflict=conflict, update=update, validate=validate,
+            batch_size=batch_size, progress=progress, revive=revive, touch=touch,
         )
 
     @classmethod
@@ -1026,58 +662,12 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         >>> Stock.batch_update(items, ["qty"])
         2
         """
-        from ..write.update import batch_update
-
-        hooks = batch_hooks(cls, "update", records)
-        if hooks is None:
-            return retrying(
-                cls.database(),
-                lambda: batch_update(
-                    cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
-                ),
-                replayable=is_collection(records) and (fields is None or is_collection(fields)),
-            )
-        # The hooks run over the whole list (which batch_update holds anyway), in one
-        # transaction with the write, so an error in an after hook undoes it.
-        check_records(records, cls.__name__, what=f"{cls.__name__} instances")
-        items = list(records)
-        if not all(map(isinstance, items, repeat(cls))):  # refused by batch_update, unhooked
-            return batch_update(cls, items, fields, batch_size=batch_size, touch=touch)
-        names = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
-        hooked = hooks
-
-        def run() -> int:
-            try:
-                with Transaction(cls.database()):
-                    hooked.before(items, names)
-                    count = batch_update(
-                        cls, items, names, batch_size=batch_size, touch=touch, validate=validate
-                    )
-                    hooked.after(items, names)
-            except BaseException:
-                hooked.failed()
-                raise
-            hooked.succeeded()
-            return count
-
-        return retrying(cls.database(), run)
-
-
-def _graph_options(on_conflict: str, commit_every: int | None) -> None:
-    if on_conflict != "error" or commit_every is not None:
-        raise ArgumentError(
-            "include= inserts a graph of new records in one transaction: on_conflict and "
-            "commit_every are not supported with it"
+        return batch.update(
+            cls, records, fields, batch_size=batch_size, touch=touch, validate=validate
         )
 
 
-#: Rows validated per pydantic call when reading (the GC rests over each slice only).
-_READ_SLICE = 50_000
-
 state.bind_slot(ActiveRecord.__dict__[state.SLOT])
-
-
-
 
 #: Class attributes every model gets when it is made (not visible on the base class).
 _MADE_ATTRIBUTES = frozenset({"c"})
@@ -1106,31 +696,3 @@ def _refuse_reserved_names(cls: type[ActiveRecord]) -> None:
                 f"{owner.__name__}.{name} of the model API; name the field otherwise and "
                 f"keep the column name with Annotated[..., Col(name={name!r})]"
             )
-
-
-_dict_of = operator.attrgetter("__dict__")
-
-
-def _on_rollback(undo: Undo, db: Database) -> None:
-    """Mark the records of a successful write, and register what puts them back if the ambient
-    transaction rolls back."""
-    restore = undo.succeeded()
-    if restore is not None:
-        on_rollback(restore, db)
-
-
-def _refused_column(info: ModelInfo, data: Mapping[str, Any], dialect: sa.Dialect) -> str | None:
-    """The column whose value its bind processor refuses (to name it in the error)."""
-    for fname, column in info.columns.items():
-        if fname not in data:
-            continue
-        value = data[fname]
-        proc = bind_processor(column.type, dialect)
-        try:
-            if proc is not None:
-                value = proc(value)
-            if isinstance(value, str):
-                value.encode("utf-8")  # a lone surrogate: no driver sends it
-        except Exception:  # noqa: BLE001 - this is the value refused
-            return column.name
-    return None

@@ -33,8 +33,10 @@ from ..errors import RecordNotFound, SchemaError, ValidationError, error_context
 from ..io.dataframes import insert_dataframe
 from ..io.files import load_csv, load_jsonl
 from ..query.query import Query
+from ..write.hooks import ChunkHooks
 from ..write.upsert import UpsertResult
 from . import batch, persist, state
+from .batch_hooks import batch_hooks
 from .build import records_from_columns, records_from_rows
 from .callbacks import HookMethods
 from .info import ModelInfo
@@ -191,6 +193,11 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
     def _lock_field(cls) -> str | None:
         """The optimistic-lock version field, or None (OptimisticLockMixin names one)."""
         return cls.__ar_info__.lock_field
+
+    @classmethod
+    def _batch_hooks(cls, kind: str, records: Any) -> ChunkHooks | None:
+        """The hook calls a batch write of ``kind`` makes per chunk, or None without hooks."""
+        return batch_hooks(cls, kind, records)
 
     def _update_guard(self) -> tuple[list[ColumnElement[bool]], dict[str, Any]]:
         """Extra WHERE criteria and SET values of this record's ``save()`` update.

@@ -38,7 +38,6 @@ import sqlalchemy as sa
 
 from ..arguments import check_records, check_size, is_collection
 from ..errors import ArgumentError
-from ..model.batch_hooks import batch_hooks
 from .plan import Plan, ProgressCallback, run
 from .rows import write_chunk
 from .strategies import InsertStrategy
@@ -105,6 +104,6 @@ def batch_insert(
         return_records=return_records, stream=stream,
         # Dicts with return_records=False are the raw path (Rails insert_all): no records are
         # built, no hook runs.
-        hooks=batch_hooks(model, "insert", records) if need_keys and hooks else None,
+        hooks=model._batch_hooks("insert", records) if need_keys and hooks else None,
     )
     return run(plan, records, write)

@@ -60,7 +60,7 @@ from .strategies import InsertStrategy, strategy_for
 if TYPE_CHECKING:
     from ..backend.database import Database
     from ..model import ActiveRecord
-    from ..model.batch_hooks import BatchHooks
+    from .hooks import ChunkHooks
 
 __all__ = ["ChunkWriter", "Plan", "ProgressCallback", "chunks", "run"]
 
@@ -112,7 +112,7 @@ class Plan:
     size: int
     #: ``batch_size`` was given: chunks are of that size from the first.
     size_given: bool
-    hooks: BatchHooks | None
+    hooks: ChunkHooks | None
     progress: bool | ProgressCallback
     #: Records in the input, when known (for the progress bar).
     total: int | None
@@ -122,7 +122,7 @@ class Plan:
         cls, model: type[ActiveRecord], records: Iterable[Any], *, context: str,
         batch_size: int | None, validate: bool = True, progress: bool | ProgressCallback = False,
         from_dicts: bool = False, return_records: bool = True, copies: bool = False,
-        stream: bool = False, hooks: BatchHooks | None = None,
+        stream: bool = False, hooks: ChunkHooks | None = None,
     ) -> Plan:
         check_size(batch_size)
         facts = model.database().facts

@@ -60,9 +60,9 @@ from ..backend.errors import translate_error
 from ..errors import add_context
 from ..insert.conflict import all_unique_keys, resolve_target
 from ..insert.locate import WriteFailed
-from ..model.batch_hooks import BatchHooks, batch_hooks
 from ..model.state import Undo
 from ..validation import collector_paused
+from .hooks import ChunkHooks
 from .plan import Plan, ProgressCallback
 from .plan import run as run_plan
 from .strategies import InsertStrategy
@@ -164,7 +164,7 @@ def _execute(
 
 def _hooks(
     model: type[ActiveRecord], records: Iterable[Any], run: UpsertWriter, wanted: bool
-) -> BatchHooks | None:
+) -> ChunkHooks | None:
     """The model's batch hooks for the call: insert-or-ignore runs the insert hooks (after
     ones on the rows inserted), an upsert its own (after ones get the chunk's counts). Not
     ``wanted``: the loaders' bulk path, or dicts with ``return_records=False`` (the raw path,
@@ -172,11 +172,11 @@ def _hooks(
     if not wanted:
         return None
     if run.updates is None:
-        called = batch_hooks(model, "insert", records)
+        called = model._batch_hooks("insert", records)
         if called is not None:
             called.only_kept = True
         return called
-    called = batch_hooks(model, "upsert", records)
+    called = model._batch_hooks("upsert", records)
     if called is not None:
         called.extra = run.chunk_result
     return called

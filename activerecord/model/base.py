@@ -1,5 +1,15 @@
 """The ``ActiveRecord`` base class: a pydantic model that is also a table.
 
+A thin facade: each method forwards to the module that does the work (records built from
+rows in :mod:`.build`; ``save``/``delete``/``refresh`` in :mod:`.persist`; the batch entry
+points in :mod:`.batch` over :mod:`activerecord.write`; the loaders in :mod:`activerecord.io`;
+the model's behaviour as data in :mod:`.info`).
+
+Longer than 400 lines because it is the public model API in one class: some forty methods,
+each with its signature and a docstring (most with a runnable example), whose bodies only
+forward; split across mixin modules, the API would lose its one place to read and the
+self-typed returns (``Query[T]``, ``list[T]``) their typing.
+
 Example::
 
     >>> import activerecord

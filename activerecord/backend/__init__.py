@@ -23,13 +23,11 @@ from ..errors import ConfigurationError
 from .database import DEFAULT, Database, connect, disconnect, get_database
 from .dialects import DialectFacts
 from .raw_async import AsyncRawConnection, aget_connection
+from .raw_checkout import checkout_raw, release
 from .transaction import (
     Transaction,
     after_commit,
-    checkout,
-    current_connection,
     in_transaction,
-    resolve_database,
 )
 
 __all__ = [
@@ -69,15 +67,6 @@ class _Cursor:
         self._cursor.close()
 
 
-def _release(conn: sa.Connection, dbapi: Any, facts: DialectFacts) -> None:
-    try:
-        facts.set_autocommit(dbapi, False)
-    except Exception:  # noqa: BLE001 - a connection we cannot switch back is not pooled again
-        conn.invalidate()
-    finally:
-        conn.close()
-
-
 class RawConnection:
     """A DB-API connection handed out by :func:`get_connection`.
 
@@ -101,7 +90,7 @@ class RawConnection:
         self._dbapi = dbapi
         self._owner = owner
         self._finalizer = (
-            weakref.finalize(self, _release, owner, dbapi, facts) if owner is not None else None
+            weakref.finalize(self, release, owner, dbapi, facts) if owner is not None else None
         )
 
     @property
@@ -166,16 +155,4 @@ def get_connection(target: Any = None) -> RawConnection:
     ...     get_connection().in_transaction
     True
     """
-    db = resolve_database(target)
-    facts = db.facts
-    ambient = current_connection(db)
-    if ambient is not None:
-        return RawConnection(ambient.connection.dbapi_connection, None, facts)
-    conn = checkout(db)
-    try:
-        dbapi = conn.connection.dbapi_connection
-        facts.set_autocommit(dbapi, True)
-    except BaseException:
-        conn.close()
-        raise
-    return RawConnection(dbapi, conn, facts)
+    return RawConnection(*checkout_raw(target))

@@ -21,18 +21,9 @@ import sqlalchemy as sa
 from ..errors import ConfigurationError
 from . import bridge
 from .dialects import DialectFacts
-from .transaction import checkout, current_connection, resolve_database
+from .raw_checkout import checkout_raw, release
 
 __all__ = ["AsyncRawConnection", "aget_connection"]
-
-
-def _release(conn: sa.Connection, dbapi: Any, facts: DialectFacts) -> None:
-    try:
-        facts.set_autocommit(dbapi, False)
-    except Exception:  # noqa: BLE001 - a connection we cannot switch back is not pooled again
-        conn.invalidate()
-    finally:
-        conn.close()
 
 
 class AsyncRawConnection:
@@ -84,7 +75,7 @@ class AsyncRawConnection:
     async def close(self) -> None:
         """Return the connection to the pool (does nothing inside a ``Transaction``)."""
         if self._owner is not None and not self._owner.closed:
-            await bridge.spawn(_release, self._owner, self._dbapi, self._facts)
+            await bridge.spawn(release, self._owner, self._dbapi, self._facts)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.driver_connection, name)
@@ -97,19 +88,7 @@ class AsyncRawConnection:
 
 
 def _get(target: Any) -> AsyncRawConnection:
-    db = resolve_database(target)
-    facts = db.facts
-    ambient = current_connection(db)
-    if ambient is not None:
-        return AsyncRawConnection(ambient.connection.dbapi_connection, None, facts)
-    conn = checkout(db)
-    try:
-        dbapi = conn.connection.dbapi_connection
-        facts.set_autocommit(dbapi, True)
-    except BaseException:
-        conn.close()
-        raise
-    return AsyncRawConnection(dbapi, conn, facts)
+    return AsyncRawConnection(*checkout_raw(target))
 
 
 async def aget_connection(target: Any = None) -> AsyncRawConnection:

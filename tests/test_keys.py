@@ -357,6 +357,22 @@ def test_failed_upsert_from_an_iterator_puts_earlier_chunks_back(db, fresh):
     assert records[3].id == stored.id and records[3].a == "s2" and records[3].is_new_record
 
 
+def test_save_with_its_own_key_moves_the_sequence(db, fresh):
+    # One save() with an explicit key: the next generated key follows it on every backend
+    # (SQLite and MySQL do so by themselves; PostgreSQL's sequence is moved past it).
+    fresh(KeyItem)
+    KeyItem(id=50, name="own").save()
+    later = KeyItem(name="later")
+    later.save()
+    assert later.id is not None and later.id > 50
+    # A key below the sequence leaves it where it is: no reuse, no collision.
+    KeyItem(id=2, name="low").save()
+    after = KeyItem(name="after")
+    after.save()
+    assert after.id is not None and after.id > later.id
+    assert len(_stored(db)) == 4
+
+
 def test_upsert_moves_the_sequence_past_its_keys(db, fresh):
     fresh(KeyItem)
     KeyItem.batch_upsert([KeyItem(id=40, name="a"), KeyItem(name="b")])

@@ -147,6 +147,9 @@ def _insert(record: ActiveRecord, db: Database, info: ModelInfo) -> None:
         with write_connection(db) as conn:
             _check_own_key(record, db, info, conn)
             result = conn.execute(stmt)
+            auto = info.autoincrement_pk
+            if auto is not None and auto in fields and isinstance(data[auto], int):
+                db.facts.follow_given_key(conn, info.table, info.columns[auto], data[auto])
             if fetch and db.facts.supports_returning:
                 data.update(zip(fetch_fields, result.one()))
             elif fetch:

@@ -333,6 +333,21 @@ class DialectFacts:
         """
         return SessionKeys(1, 1, False)
 
+    def follow_given_key(
+        self, conn: sa.Connection, table: sa.Table, column: sa.Column[Any], key: int
+    ) -> None:
+        """After one row was written with a key it gave itself: make the database's numbering
+        follow it, so the next generated key cannot collide with it. Nothing to do here:
+        SQLite's and MySQL's next key already follows the largest stored one (see
+        PostgreSQL's, whose sequence does not).
+
+        >>> import sqlalchemy as sa
+        >>> engine = sa.create_engine("sqlite://")
+        >>> t = sa.Table("t", sa.MetaData(), sa.Column("id", sa.Integer, primary_key=True))
+        >>> with engine.connect() as conn:
+        ...     DialectFacts.probe(engine).follow_given_key(conn, t, t.c.id, 7)
+        """
+
     # -- transactions -----------------------------------------------------------------------
     def transaction_setup(self, isolation_level: str | None, read_only: bool) -> TransactionSetup:
         """The SQL that gives one transaction its isolation level and read-only mode.

@@ -16,9 +16,30 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 
 from .base import DialectFacts
+from .binding import without_params
 from .session import TransactionSetup, host_port
 
-__all__ = ["PostgreSQLFacts"]
+__all__ = ["PostgreSQLFacts", "move_sequence_past"]
+
+# ``setval`` a sequence to a key rows gave themselves, only forwards and within its bounds
+# (``setval`` itself would move it back, or fail past its maximum). ``{seq}`` is an
+# expression of this module's own naming the sequence (never a value); the key is bound.
+_MOVE_SEQUENCE = (
+    "SELECT setval(s.seqrelid, CAST(:top AS bigint)) FROM pg_sequence s "
+    "WHERE s.seqrelid = {seq} AND s.seqincrement > 0 "
+    " AND CAST(:top AS bigint) <= s.seqmax AND CAST(:top AS bigint) > "
+    "  coalesce(pg_sequence_last_value(s.seqrelid), s.seqstart - 1)"
+)
+_BY_NAME = sa.text(_MOVE_SEQUENCE.format(seq="CAST(:seq AS regclass)"))
+_BY_COLUMN = sa.text(
+    _MOVE_SEQUENCE.format(seq="CAST(pg_get_serial_sequence(:table, :column) AS regclass)")
+)
+
+
+def move_sequence_past(conn: sa.Connection, sequence: str, top: int) -> None:
+    """Move the sequence named ``sequence`` (a regclass text) past ``top`` if it is behind."""
+    conn.execute(_BY_NAME, {"seq": sequence, "top": top})
+
 
 _SQL_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
@@ -66,6 +87,18 @@ class PostgreSQLFacts(DialectFacts):
         # told otherwise: no COPY path there (Core's RETURNING instead).
         version = str(conn.exec_driver_sql("SELECT version()").scalar()).lower()
         return {"insert_strategy": "core"} if "-yb-" in version else {}
+
+    def follow_given_key(
+        self, conn: sa.Connection, table: sa.Table, column: sa.Column[Any], key: int
+    ) -> None:
+        """The sequence behind a serial or identity key knows nothing of keys rows give
+        themselves: move it past ``key`` (never back), as SQLite's and MySQL's numbering
+        follows such keys by itself. One statement; nothing for a key with no sequence."""
+        preparer = conn.dialect.identifier_preparer
+        # pg_get_serial_sequence parses the table as SQL (quoted as the DDL quotes it) and
+        # takes the column name as it is.
+        name = without_params(preparer.format_table(table, use_schema=True), conn.dialect)
+        conn.execute(_BY_COLUMN, {"table": name, "column": column.name, "top": key})
 
     def chunk_factor(self) -> int:
         return self.copy_chunk_factor if self.insert_strategy == "pg_copy" else 1

@@ -28,6 +28,7 @@ import sqlalchemy as sa
 
 from ...backend.bridge import copy_context
 from ...backend.dialects import without_params
+from ...backend.dialects.postgresql import move_sequence_past
 from ...backend.transaction import PendingStatement
 from ...insert.locate import ValueRefused, WriteFailed
 from ...insert.shape import InsertShape
@@ -81,19 +82,11 @@ class PostgresCopyStrategy(InsertStrategy):
     def move_sequence(self) -> None:
         """``setval`` the sequence to the largest key given, if that is past its last value
         (never backwards; within its bounds). Ends an open COPY first."""
-        if self._top_given is None:
+        if self._top_given is None or self.sequence is None:
             return
         self.settle()
         top, self._top_given = self._top_given, None
-        self.conn.execute(
-            sa.text(
-                "SELECT setval(CAST(:seq AS regclass), CAST(:top AS bigint)) FROM pg_sequence s "
-                "WHERE s.seqrelid = CAST(:seq AS regclass) AND s.seqincrement > 0 "
-                " AND CAST(:top AS bigint) <= s.seqmax AND CAST(:top AS bigint) > "
-                "  coalesce(pg_sequence_last_value(CAST(:seq AS regclass)), s.seqstart - 1)"
-            ),
-            {"seq": self.sequence, "top": top},
-        )
+        move_sequence_past(self.conn, self.sequence, top)
 
     def finish(self) -> None:
         self.settle()

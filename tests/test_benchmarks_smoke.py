@@ -41,3 +41,24 @@ def test_benchmark_runs(name, backend):
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "| method |" in proc.stdout or "| operation |" in proc.stdout
+
+
+@_PEERS[0]
+@_PEERS[1]
+def test_bench_all_gathers_the_targets(backend):
+    # Two of the benchmarks through bench_all: each in its own process, their target tables
+    # (read's, memory's) gathered at the end.
+    database_for(backend)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env[f"AR_TEST_{backend.upper()}_URL"] = backend_url(backend)
+    proc = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_all", "--only", "read,memory", "--rows", "200",
+         "--memory-rows", "200", "--repeat", "1", "--backends", backend, "--quiet"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    summary = proc.stdout[proc.stdout.index("## Targets, one run"):]
+    assert "### bench_read" in summary and "### bench_memory" in summary
+    assert f"| target | {backend} |" in summary  # read's targets
+    assert "peak traced memory" in summary and "| batch_insert(generator) |" in summary

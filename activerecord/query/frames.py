@@ -25,6 +25,7 @@ import datetime as dt
 import decimal
 import enum
 import uuid
+import warnings
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +134,14 @@ def _pandas(query: QueryState[Any], chunk_size: int) -> Any:
     if len(frames) == 1:
         return frames[0]
     # A column that was all NULL in one chunk is "object" there; let the concat settle it.
-    return pd.concat(frames, ignore_index=True).infer_objects()
+    # pandas 2 warns that its concat will stop skipping such all-NA columns when it picks
+    # the dtype (pandas 3 does); ``infer_objects`` gives the same dtype either way, so the
+    # warning says nothing to our caller.
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=".*concatenation with empty or all-NA", category=FutureWarning
+        )
+        return pd.concat(frames, ignore_index=True).infer_objects()
 
 
 def _polars_series(pl: Any, name: str, values: list[Any]) -> Any:

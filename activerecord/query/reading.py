@@ -111,17 +111,17 @@ class QueryReading(QueryState[T]):
 
     def count(self) -> int:
         """How many rows match."""
-        return int(self._execute(self.count_statement()).scalar_one())
+        return int(self._scalar(self.count_statement()))
 
     def exists(self) -> bool:
         """Whether any row matches."""
         stmt = sa.select(sa.exists(self.select_statement().limit(1)))
-        return bool(self._execute(stmt).scalar_one())
+        return bool(self._scalar(stmt))
 
     def _aggregate(self, fn: Any, name: str) -> Any:
         column = self._model.__ar_info__.column(name)
         stmt = sa.select(fn(column)).select_from(column.table).where(*self.criteria())
-        return self._execute(stmt).scalar_one()
+        return self._scalar(stmt)
 
     def sum(self, name: str) -> Any:
         """SUM of a column over the matching rows (None if there are none)."""

@@ -146,10 +146,12 @@ class QueryState(Generic[T]):
         stmt = self.select_statement()
         return compile_sql(stmt, self._model, dialect, literal_binds=literal_binds)
 
-    def _execute(self, stmt: sa.Executable) -> sa.CursorResult[Any]:
+    def _scalar(self, stmt: sa.Executable) -> Any:
+        """The one value ``stmt`` selects, read before the connection goes back (a cursor read
+        after that would race the pool; Python 3.10's sqlite3 resets it on the rollback)."""
         db = self._model.database()
         with driver_errors(f"{self._model.__name__} query"), read_connection(db) as conn:
-            return conn.execute(stmt)
+            return conn.execute(stmt).scalar_one()
 
     def __repr__(self) -> str:
         return f"<Query {self._model.__name__}: {self.to_sql().sql}>"

@@ -4,8 +4,11 @@ One batch per model per level, each through the plain ``batch_insert`` fast path
 PostgreSQL): new ``belongs_to`` parents first (each shared parent once) and their keys set on
 the records, then the records (keys back), then for each ``has_many`` / ``has_one`` the
 children with their foreign key set, and for a ``through`` relation the targets and the join
-rows. Records already saved are linked, not inserted again (a linked child whose key changes
-is updated by key, one ``batch_update`` per relation). The whole graph is validated before
+rows. Records already saved are linked, not inserted again: a saved record whose key the
+graph changes gets that key written (one ``batch_update`` of the key alone per relation), a
+join row already linking two saved records is not inserted twice, and a saved record's own
+unsaved changes are not written (``changed_fields`` still holds them; as in Rails'
+activerecord-import, a graph insert inserts, it does not save). The whole graph is validated before
 anything is written, errors naming the path (``record 3 -> books[1]: title: ...``); all of it
 runs in one transaction, and a failure anywhere rolls it all back and puts every record back.
 
@@ -36,18 +39,19 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from typing import TYPE_CHECKING, Any
 
 import pydantic
+import sqlalchemy as sa
 
-from ..backend.transaction import Transaction, on_rollback, tracks_rollback
-from ..errors import (
-    ArgumentTypeError,
-    BatchValidationError,
-)
+from ..backend.errors import translate_error
+from ..backend.transaction import Transaction, on_rollback, read_connection, tracks_rollback
+from ..errors import ArgumentTypeError, BatchValidationError
 from ..validation import collector_paused, list_adapter
 from .graph_dicts import graph_from_dicts, include_tree
-from .loading import _checked_key, get_related
+from .graph_keys import Moved, is_identity, key_checker, link, set_new_keys, values_of
+from .loading import get_related, key_chunk
 from .preload import Tree
 from .relation import Relation, relation_of
 
@@ -56,11 +60,12 @@ if TYPE_CHECKING:
 
 __all__ = ["graph_from_dicts", "insert_graph"]
 
-
 @dataclass
 class _Node:
     """The records of one model at one place of the include tree (each record once).
-    ``related[name][i]``: the records of relation ``name`` set on record i. A record's path
+    ``related[name][i]``: the records of relation ``name`` set on record i; ``new[i]``:
+    whether record i is to be inserted; ``dicts[i]``: its ``__dict__`` when collected (an
+    assignment swaps it: good until the first write). A record's path
     (``record 3 -> books[1]``) is only spelled out for an error."""
 
     model: type[ActiveRecord]
@@ -70,6 +75,7 @@ class _Node:
     children: list[tuple[Relation, _Node]] = field(default_factory=list)
     related: dict[str, list[Sequence[ActiveRecord]]] = field(default_factory=dict)
     new: list[bool] = field(default_factory=list)
+    dicts: list[dict[str, Any]] = field(default_factory=list)
 
     def _origin(self) -> list[tuple[int, int]]:
         """For each record: (position in the parent node, index in the relation's list)."""
@@ -99,23 +105,26 @@ class _Node:
         return at
 
 
-def _related(record: ActiveRecord, name: str) -> Any:
-    """The related value set on the record (assigned or loaded), never loading it."""
-    entry = (get_related(record) or {}).get(name)
-    return None if entry is None else entry[1]
+def _related_lists(relation: Relation, records: list[Any]) -> list[Sequence[Any]]:
+    """For each record, the records set on it for ``relation`` (assigned or loaded, never
+    loading), as a sequence: a has_many list as it is, a single record in a tuple."""
+    name, many = relation.name, relation.many
+    lists: list[Sequence[Any]] = []
+    keep = lists.append
+    for record in records:
+        entry = (get_related(record) or {}).get(name)
+        value = None if entry is None else entry[1]
+        keep(() if value is None else value if many else (value,))
+    return lists
 
 
-def _items(relation: Relation, value: Any) -> Sequence[Any]:
-    if value is None:
-        return ()
-    return value if relation.many else (value,)
-
-
-def _new_flags(model: type[ActiveRecord], records: Sequence[ActiveRecord]) -> list[bool]:
-    # A saved record always has its key: only records with one need the (slower) snapshot
-    # check, which a new record's unset slot makes costly.
-    pk = model.__ar_info__.pk_fields[0]
-    return [r.__dict__.get(pk) is None or r.is_new_record for r in records]
+def _new_flags(model: type[ActiveRecord], records: Sequence[ActiveRecord],
+               dicts: list[dict[str, Any]]) -> list[bool]:
+    # A saved record always has its key: only records with one need the snapshot check.
+    keys = values_of(dicts, model.__ar_info__.pk_fields[0])
+    if keys.count(None) == len(keys):
+        return [True] * len(keys)
+    return [key is None or record.is_new_record for key, record in zip(keys, records)]
 
 
 def _collect(
@@ -123,11 +132,18 @@ def _collect(
     relation: Relation | None = None,
 ) -> _Node:
     node = _Node(model, records, parent, relation)
-    node.new = _new_flags(model, records) if all(isinstance(r, model) for r in records) else []
+    if set(map(type, records)) - {model}:
+        for position, record in enumerate(records):
+            if not isinstance(record, model):
+                raise ArgumentTypeError(
+                    f"{node.path(position)}: expected a {model.__name__}, "
+                    f"got {type(record).__name__}"
+                )
+    node.dicts = [record.__dict__ for record in records]
+    node.new = _new_flags(model, records, node.dicts)
     for name, sub in tree.items():
         rel = relation_of(model, name)
-        lists = [_items(rel, _related(record, name)) for record in records]
-        node.related[name] = lists
+        lists = node.related[name] = _related_lists(rel, records)
         flat = list(itertools.chain.from_iterable(lists))
         if len(set(map(id, flat))) != len(flat):  # a record set twice is written once
             flat = list({id(item): item for item in flat}.values())
@@ -136,22 +152,19 @@ def _collect(
 
 
 def _validate(node: _Node, failures: dict[int, list[Any]], lines: list[str]) -> None:
-    for position, record in enumerate(node.records):
-        if not isinstance(record, node.model):
-            raise ArgumentTypeError(
-                f"{node.path(position)}: expected a {node.model.__name__}, "
-                f"got {type(record).__name__}"
-            )
-    new = [i for i, flag in enumerate(node.new) if flag]
-    if new:
-        records = node.records
+    records, new = node.records, node.new
+    positions = None if all(new) else list(compress(range(len(records)), new))
+    # Nothing is written yet: the dicts read by _collect are still the records'.
+    datas = node.dicts if positions is None else [node.dicts[i] for i in positions]
+    if datas:
         try:
             with collector_paused():
-                list_adapter(node.model).validate_python([records[i].__dict__ for i in new])
+                list_adapter(node.model).validate_python(datas)
         except pydantic.ValidationError as exc:
             for error in exc.errors(include_url=False):
                 loc = error.get("loc", ())
-                position = new[int(loc[0]) if loc and isinstance(loc[0], int) else 0]
+                index = int(loc[0]) if loc and isinstance(loc[0], int) else 0
+                position = index if positions is None else positions[index]
                 path = node.path(position)
                 where = ".".join(str(p) for p in loc[1:]) or "<record>"
                 lines.append(f"  {path}: {where}: {error.get('msg')}")
@@ -196,113 +209,121 @@ def _insert(model: type[ActiveRecord], root: _Node, *, validate: bool,
             )
             raise error
     db = model.database()
-    moved: list[tuple[ActiveRecord, str, Any]] = []
+    moved = Moved()
     with Transaction(db):
         if tracks_rollback(db):
-            on_rollback(lambda: _put_keys_back(moved), db)
+            on_rollback(moved.put_back, db)
         try:
             return _write(root, moved, batch_size=batch_size, progress=progress)
         except BaseException:
-            _put_keys_back(moved)  # the transaction's rollback puts the rest back
-            moved.clear()
+            moved.put_back()  # the transaction's rollback puts the rest back
             raise
 
 
-def _put_keys_back(moved: list[tuple[ActiveRecord, str, Any]]) -> None:
-    for record, fname, before in reversed(moved):
-        record.__dict__[fname] = before
+def _keys(records: Sequence[ActiveRecord], pk: str, check: Any) -> list[Any]:
+    keys = [record.__dict__.get(pk) for record in records]
+    return keys if is_identity(check) else list(map(check, keys))
 
 
-def _set_fk(record: ActiveRecord, fname: str, value: Any, new: bool,
-            moved: list[tuple[ActiveRecord, str, Any]]) -> bool:
-    """Set a foreign key found by the graph; True when a saved record changed."""
-    data = record.__dict__
-    before = data.get(fname)
-    if before == value and fname in data:
-        return False
-    moved.append((record, fname, before))
-    if new:
-        record.__dict__[fname] = value  # new records own their dict: no snapshot shares it
-        return False
-    setattr(record, fname, value)
-    return True
-
-
-def _key_checker(
-    model: type[ActiveRecord], fk: str, source: type[ActiveRecord], pk: str, where: str
-) -> Any:
-    """A function checking that ``model.fk`` can hold keys of ``source.pk`` (once per key);
-    the identity when both fields are declared alike (the common case: nothing to check)."""
-    mine, theirs = model.__ar_info__.field_infos[fk], source.__ar_info__.field_infos[pk]
-    if mine.annotation == theirs.annotation and mine.metadata == theirs.metadata:
-        return lambda key: key
-    checked: dict[Any, Any] = {}
-
-    def check(key: Any) -> Any:
-        if key not in checked:
-            checked[key] = _checked_key(model, fk, key, where)
-        return checked[key]
-
-    return check
-
-
-def _write(node: _Node, moved: list[tuple[ActiveRecord, str, Any]], *,
-           batch_size: int | None, progress: Any = False) -> int:
+def _write(node: _Node, moved: Moved, *, batch_size: int | None, progress: Any = False) -> int:
     model = node.model
     for relation, child in node.children:
-        if relation.kind != "belongs_to":
-            continue
-        _write(child, moved, batch_size=batch_size)
-        fk, pk, name = relation.foreign_key, relation.primary_key, relation.name
-        check = _key_checker(model, fk, relation.target, pk, f"{model.__name__}.{name}")
-        relinked: list[ActiveRecord] = []
-        for record, new in zip(node.records, node.new):
-            parent = _related(record, name)
-            if parent is not None and _set_fk(
-                record, fk, check(parent.__dict__.get(pk)), new, moved
-            ):
-                relinked.append(record)
-        if relinked:  # saved records now pointing at another parent: one update by key
-            model.batch_update(relinked, [fk])
-    new_records = [r for r, new in zip(node.records, node.new) if new]
+        if relation.kind == "belongs_to":
+            _write(child, moved, batch_size=batch_size)
+            _link_parents(node, relation, moved)
+    records = node.records
+    new_records = records if all(node.new) else list(compress(records, node.new))
     inserted = model.batch_insert(new_records, validate=False, batch_size=batch_size,
                                   progress=progress) if new_records else 0
     for relation, child in node.children:
         if relation.kind == "belongs_to":
             continue
-        pk = relation.primary_key
         if relation.through is None:
-            fk = relation.foreign_key
-            check = _key_checker(child.model, fk, model, pk, f"{model.__name__}.{relation.name}")
-            keys = [check(r.__dict__.get(pk)) for r in node.records]
-            target_pk = child.model.__ar_info__.pk_fields[0]
-            relink: list[ActiveRecord] = []
-            for key, items in zip(keys, node.related[relation.name]):
-                for item in items:
-                    data = item.__dict__
-                    before = data.get(fk)
-                    if before == key:
-                        continue
-                    moved.append((item, fk, before))
-                    if data.get(target_pk) is None or item.is_new_record:
-                        data[fk] = key  # a new record owns its dict: no snapshot shares it
-                    else:
-                        setattr(item, fk, key)
-                        relink.append(item)
-            if relink:  # saved children now pointing here: one update by key
-                child.model.batch_update(relink, [fk])
+            _link_children(node, relation, child, moved)
             _write(child, moved, batch_size=batch_size)
-            continue
-        _write(child, moved, batch_size=batch_size)
-        join = relation.through
-        rows = []
-        for record in node.records:
-            key = record.__dict__.get(pk)
-            for item in _items(relation, _related(record, relation.name)):
-                rows.append(join.model_construct(**{
-                    relation.foreign_key: key,
-                    relation.target_key: item.__dict__.get(relation.target_pk),
-                }))
-        if rows:
-            join.batch_insert(rows, batch_size=batch_size)
+        else:
+            _write(child, moved, batch_size=batch_size)
+            _insert_join_rows(node, relation, child, batch_size)
     return inserted
+
+
+def _link_parents(node: _Node, relation: Relation, moved: Moved) -> None:
+    """Each record's ``belongs_to`` key set to its (now saved) parent's key."""
+    model, fk, pk = node.model, relation.foreign_key, relation.primary_key
+    check = key_checker(model, fk, relation.target, pk, f"{model.__name__}.{relation.name}")
+    have = [bool(items) for items in node.related[relation.name]]
+    records = list(compress(node.records, have))
+    parents = [items[0] for items in compress(node.related[relation.name], have)]
+    changed = link(moved, records, list(compress(node.new, have)), fk,
+                   _keys(parents, pk, check))
+    if changed:  # saved records now pointing at another parent: one update by key
+        model.batch_update(changed, [fk])
+
+
+def _link_children(node: _Node, relation: Relation, child: _Node, moved: Moved) -> None:
+    """Each child's key set to its owner's (now saved) key."""
+    fk, pk, target = relation.foreign_key, relation.primary_key, child.model
+    check = key_checker(target, fk, node.model, pk, f"{node.model.__name__}.{relation.name}")
+    lists = node.related[relation.name]
+    owner_keys = _keys(node.records, pk, check)
+    keys = list(itertools.chain.from_iterable(map(repeat, owner_keys, map(len, lists))))
+    if len(keys) == len(child.records) and all(child.new):
+        # Every child new and listed once (child.records is then the lists' concatenation).
+        set_new_keys(moved, child.records, fk, keys)
+        return
+    items = list(itertools.chain.from_iterable(lists))
+    new_of = dict(zip(map(id, child.records), child.new))
+    changed = link(moved, items, [new_of[id(item)] for item in items], fk, keys)
+    if changed:  # saved children now pointing here: one update by key
+        target.batch_update(changed, [fk])
+
+
+def _insert_join_rows(node: _Node, relation: Relation, child: _Node,
+                      batch_size: int | None) -> None:
+    """The join rows of a ``through`` relation: one per (record, target) pair, except
+    those already stored between two saved records."""
+    join = relation.through
+    assert join is not None
+    fk, tk = relation.foreign_key, relation.target_key
+    owner_keys = [record.__dict__.get(relation.primary_key) for record in node.records]
+    pairs: list[tuple[Any, Any]] = []
+    saved_owners: list[Any] = []
+    target_new = dict(zip(map(id, child.records), child.new))
+    for key, is_new, items in zip(owner_keys, node.new, node.related[relation.name]):
+        for item in items:
+            pairs.append((key, item.__dict__.get(relation.target_pk)))
+            if not is_new and not target_new[id(item)]:
+                saved_owners.append(key)
+    if saved_owners:
+        stored = _stored_links(relation, saved_owners)
+        pairs = [pair for pair in pairs if pair not in stored]
+    pairs = list(dict.fromkeys(pairs))  # a pair set twice is one row
+    if pairs:
+        join.batch_insert_from_dicts(
+            [{fk: key, tk: target_key} for key, target_key in pairs],
+            batch_size=batch_size, return_records=False,
+        )
+
+
+def _stored_links(relation: Relation, owner_keys: list[Any]) -> set[tuple[Any, Any]]:
+    """The (owner key, target key) pairs the join model already holds for these owners
+    (its default scope applies: a soft-deleted join row links nothing)."""
+    join = relation.through
+    assert join is not None
+    info = join.__ar_info__
+    owner_col, target_col = info.columns[relation.foreign_key], info.columns[relation.target_key]
+    keys = list(dict.fromkeys(owner_keys))
+    chunk = key_chunk(join)
+    stored: set[tuple[Any, Any]] = set()
+    try:
+        with read_connection(join.database()) as conn:
+            for start in range(0, len(keys), chunk):
+                stmt = sa.select(owner_col, target_col).where(
+                    owner_col.in_(keys[start : start + chunk]), *info.scope_criteria("default")
+                )
+                stored.update((row[0], row[1]) for row in conn.execute(stmt))
+    except sa.exc.DBAPIError as exc:
+        raise translate_error(
+            exc, context=f"reading the links of {relation.owner.__name__}.{relation.name}"
+        ) from exc
+    return stored

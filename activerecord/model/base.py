@@ -28,6 +28,7 @@ Example::
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
@@ -36,7 +37,8 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from ..aio.record import AsyncRecordMixin
-from ..associations.relation import note_defined
+from ..associations.keywords import validate_with_relations
+from ..associations.relation import note_defined, relations_of
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.transaction import retrying, write_connection
 from ..errors import RecordNotFound, SchemaError, ValidationError, error_context
@@ -95,6 +97,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
     __metadata__: ClassVar[sa.MetaData] = metadata
     __table__: ClassVar[sa.Table]
     __ar_info__: ClassVar[ModelInfo]
+    #: The model's relation names: keywords the constructor and ``model_validate`` take.
+    __ar_relation_names__: ClassVar[frozenset[str]] = frozenset()
     c: ClassVar[sa.ColumnCollection[str, sa.Column[Any]]]
 
     # The values as last read or written: the snapshot (see activerecord.model.state).
@@ -136,6 +140,65 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         super().__setstate__(state)
         set_snapshot(self, original)
 
+    def __init__(self, /, **data: Any) -> None:
+        """Validate the fields; relations given as keywords (``books=[...]``, records or
+        dicts) are set as assigning them after construction would
+        (:mod:`activerecord.associations.keywords`).
+
+        >>> from activerecord import ActiveRecord, belongs_to
+        >>> class Shop(ActiveRecord):
+        ...     __table_name__ = "doc_init_shops"
+        ...     id: int | None = None
+        >>> class Clerk(ActiveRecord):
+        ...     __table_name__ = "doc_init_clerks"
+        ...     id: int | None = None
+        ...     shop_id: int | None = None
+        ...     shop = belongs_to(Shop)
+        >>> Clerk(shop=Shop(id=4)).shop_id
+        4
+        """
+        __tracebackhide__ = True
+        names = self.__ar_relation_names__
+        if names and not names.isdisjoint(data):
+            validate_with_relations(type(self), data, names, self)
+        elif self.__pydantic_validator__.validate_python(data, self_instance=self) is not self:
+            warnings.warn(  # as pydantic's own __init__ warns
+                "A custom validator is returning a value other than `self`; returning anything "
+                "other than `self` from a top level model validator isn't supported when "
+                "validating via `__init__`.",
+                stacklevel=2,
+            )
+        # A new record: its snapshot slot set (to None), so reading it never raises (batches
+        # inside a Transaction read every record's).
+        set_snapshot(self, None)
+
+    # pydantic's core validator builds instances itself unless a model has its own
+    # ``__init__``; this one only adds to the constructor, so it keeps that fast path.
+    __init__.__pydantic_base_init__ = True  # type: ignore[attr-defined]
+
+    @classmethod
+    def model_validate(cls: type[T], obj: Any, **options: Any) -> T:
+        """pydantic's ``model_validate``; a dict may also hold relations, as the constructor
+        takes them.
+
+        >>> from activerecord import ActiveRecord, has_many
+        >>> class Bin(ActiveRecord):
+        ...     __table_name__ = "doc_validate_bins"
+        ...     id: int | None = None
+        ...     items = has_many("BinItem")
+        >>> class BinItem(ActiveRecord):
+        ...     __table_name__ = "doc_validate_bin_items"
+        ...     id: int | None = None
+        ...     bin_id: int | None = None
+        >>> [item.bin_id for item in Bin.model_validate({"id": 2, "items": [{}]}).items]
+        [2]
+        """
+        __tracebackhide__ = True
+        names = cls.__ar_relation_names__
+        if names and isinstance(obj, Mapping) and not names.isdisjoint(obj):
+            return validate_with_relations(cls, obj, names, **options)  # type: ignore[return-value]
+        return super().model_validate(obj, **options)
+
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Runs before pydantic collects the fields, so a colliding name is refused here
         # instead of becoming pydantic's "shadows an attribute" warning.
@@ -148,6 +211,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         if cls.__dict__.get("__abstract__", False):
             return
         info = ModelInfo.build(cls)
+        type.__setattr__(cls, "__ar_relation_names__", frozenset(relations_of(cls)))
         note_defined(cls)  # a relation naming a model means the newest of that name
         type.__setattr__(cls, "__ar_info__", info)
         type.__setattr__(cls, "__table__", info.table)

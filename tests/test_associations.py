@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated
 
+import pydantic
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
@@ -19,6 +20,7 @@ from activerecord import (
     SchemaError,
     SoftDeleteMixin,
     StaleRecordError,
+    Transaction,
     UniqueViolation,
     UnknownColumnError,
     ValidationError,
@@ -704,12 +706,117 @@ def test_graph_links_saved_children(db, fresh):
     fresh(*GRAPH)
     old = Writer.create(name="old")
     moved = Novel.create(title="moved", writer_id=old.id)
+    moved.title = "retitled"  # its own change: linked only, not written
     writer = Writer(name="new")
     writer.novels = [moved, Novel(title="fresh")]
     Writer.batch_insert([writer], include=["novels"])
     assert Novel.query().count() == 2
     assert {n.title for n in Writer.find(writer.id).novels} == {"moved", "fresh"}
     assert Writer.find(old.id).novels == []
+    assert moved.writer_id == writer.id and moved.changed_fields == {"title"}
+
+
+def test_graph_of_a_saved_parent_inserts_only_its_new_children(db, fresh):
+    fresh(*GRAPH)
+    saved = Writer.create(name="saved")
+    saved.name = "renamed"  # not written: a graph insert inserts, it does not save
+    saved.novels = [Novel(title="n1"), Novel(title="n2")]
+    saved.bio = Bio(text="b")
+    with counting(db) as seen:
+        assert Writer.batch_insert([saved], include=["novels", "bio"]) == 0
+    assert not [s for s in seen if "as_writers" in s and not s.lstrip().startswith("SELECT")]
+    assert Writer.find(saved.id).name == "saved" and saved.changed_fields == {"name"}
+    assert [(n.writer_id, n.is_new_record) for n in saved.novels] == [(saved.id, False)] * 2
+    loaded = Writer.query().preload("novels", "bio").find(saved.id)
+    assert sorted(n.title for n in loaded.novels) == ["n1", "n2"] and loaded.bio.text == "b"
+
+
+def test_graph_of_new_children_links_saved_parents_unchanged(db, fresh):
+    fresh(*GRAPH)
+    saved = Writer.create(name="saved")
+    saved.name = "renamed"
+    novels = [Novel(title="a", writer=saved), Novel(title="b", writer=Writer(name="new"))]
+    assert Novel.batch_insert(novels, include=["writer"]) == 2
+    assert Writer.query().count() == 2 and Writer.find(saved.id).name == "saved"
+    assert saved.changed_fields == {"name"}
+    assert [n.writer_id for n in novels] == [saved.id, novels[1].writer.id]
+
+
+def test_graph_through_a_saved_record_links_each_pair_once(db, fresh):
+    fresh(*GRAPH)
+    novel = Novel.create(title="saved")
+    old, other = Genre.create(label="old"), Genre.create(label="other")
+    NovelGenre.create(novel_id=novel.id, genre_id=old.id)
+    novel = Novel.query().preload("genres").find(novel.id)
+    novel.genres = [*novel.genres, other, Genre(label="new")]  # old is linked already
+    assert Novel.batch_insert([novel], include=["genres"]) == 0
+    assert sorted(g.label for g in Novel.find(novel.id).genres) == ["new", "old", "other"]
+    assert NovelGenre.query().count() == 3 and Genre.query().count() == 3
+    fresh_novel = Novel(title="new", genres=[old, old])  # a new record: its pairs are new
+    Novel.batch_insert([fresh_novel], include=["genres"])
+    assert [g.label for g in Novel.find(fresh_novel.id).genres] == ["old"]
+
+
+def test_graph_rollback_puts_saved_and_new_records_back(db, fresh):
+    fresh(*GRAPH)
+    old = Writer.create(name="old")
+    moved = Novel.create(title="moved", writer_id=old.id)
+    writer = Writer(name="new", novels=[moved, Novel(title="fresh")])
+    with pytest.raises(RuntimeError):
+        with Transaction():
+            Writer.batch_insert([writer], include=["novels"])
+            assert moved.writer_id == writer.id
+            raise RuntimeError("the caller's transaction fails after the graph")
+    assert (moved.writer_id, moved.changed_fields, moved.is_new_record) == (old.id, set(), False)
+    assert (writer.id, writer.is_new_record) == (None, True)
+    assert (writer.novels[1].id, writer.novels[1].writer_id) == (None, None)
+    assert Novel.find(moved.id).writer_id == old.id and Writer.query().count() == 1
+    Genre.create(label="taken")
+    writer.novels[1].genres = [Genre(label="taken")]
+    with pytest.raises(UniqueViolation):  # the graph itself fails, after relinking `moved`
+        Writer.batch_insert([writer], include=["novels", "novels.genres"])
+    assert (moved.writer_id, moved.changed_fields) == (old.id, set())
+    assert Novel.find(moved.id).writer_id == old.id and Writer.query().count() == 1
+
+
+# -- relations as constructor keywords ---------------------------------------------------
+def test_relations_as_constructor_and_model_validate_keywords(db, fresh):
+    fresh(*GRAPH)
+    writer = Writer(
+        name="w", novels=[Novel(title="a"), {"title": "b", "genres": [{"label": "g"}]}],
+        bio={"text": "hi"},
+    )
+    assert [type(n) for n in writer.novels] == [Novel, Novel]
+    assert writer.novels[1].genres[0].label == "g" and writer.bio.text == "hi"
+    assert writer.model_dump() == {"id": None, "name": "w"}
+    Writer.batch_insert([writer], include=["novels", "novels.genres", "bio"])
+    loaded = Writer.query().preload("novels.genres", "bio").find(writer.id)
+    assert sorted(n.title for n in loaded.novels) == ["a", "b"] and loaded.bio.text == "hi"
+    assert [g.label for n in loaded.novels for g in n.genres] == ["g"]
+    # as assignment after construction: keys set from the side that has one
+    novel = Novel(title="c", writer=loaded)
+    assert novel.writer is loaded and novel.writer_id == loaded.id
+    keyed = Writer(id=41, name="k", novels=[{"title": "e"}])
+    assert keyed.novels[0].writer_id == 41
+    built = Writer.model_validate({"name": "v", "novels": [{"title": "d"}], "bio": None})
+    assert [n.title for n in built.novels] == ["d"] and built.bio is None
+    assert Writer.model_validate({"name": "plain"}).name == "plain"
+
+
+def test_constructor_keywords_refuse_bad_values_in_one_error(db, fresh):
+    fresh(*GRAPH)
+    with pytest.raises(pydantic.ValidationError) as info:
+        Writer(name="x" * 50, novels=[{"title": 5}, Genre(label="no"), {"titel": "t"}], bio=[1])
+    assert {e["loc"] for e in info.value.errors()} == {
+        ("name",), ("novels", 0, "title"), ("novels", 1), ("novels", 2, "titel"), ("bio",)}
+    with pytest.raises(pydantic.ValidationError, match="novels"):
+        Writer(name="x", novels=None)
+    with pytest.raises(pydantic.ValidationError, match=r"novels\.0\.genres\.0\.label"):
+        Writer.model_validate({"name": "x", "novels": [{"title": "t", "genres": [{"label": 1}]}]})
+    # the batch paths still refuse a relation's key they were not told to include
+    with pytest.raises(UnknownColumnError, match="novels"):
+        Writer.batch_insert_from_dicts([{"name": "x", "novels": [{"title": "t"}]}])
+    assert Writer.query().count() == 0 and Novel.query().count() == 0
 
 
 def test_graph_from_nested_dicts(db, fresh):

@@ -58,9 +58,11 @@ class Moved:
 
 
 def set_new_keys(moved: Moved, records: Sequence[ActiveRecord], fname: str,
-                 keys: Sequence[Any]) -> None:
-    """Set ``fname`` of each new record to its key, in place."""
-    dicts = [record.__dict__ for record in records]
+                 keys: Sequence[Any], dicts: list[dict[str, Any]] | None = None) -> None:
+    """Set ``fname`` of each new record to its key, in place (``dicts``: the records'
+    ``__dict__``, when the caller holds them)."""
+    if dicts is None:
+        dicts = [record.__dict__ for record in records]
     moved.add(records, fname, values_of(dicts, fname))
     for data, key in zip(dicts, keys):
         data[fname] = key

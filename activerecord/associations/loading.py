@@ -46,7 +46,10 @@ if TYPE_CHECKING:
     from ..model import ActiveRecord
     from .relation import Relation
 
-__all__ = ["assign_related", "forget_related", "get_related", "load_into", "read_related"]
+__all__ = [
+    "assign_related", "forget_related", "get_related", "load_into", "read_related",
+    "related_caches",
+]
 
 #: Keys per IN list when the backend states no lower limit (MySQL counts bytes, not
 #: parameters: 30,000 integer keys are well under its smallest max_allowed_packet).
@@ -69,6 +72,16 @@ def get_related(instance: ActiveRecord) -> dict[str, Any] | None:
         return cache
     except AttributeError:
         return None
+
+
+def related_caches(model: type[ActiveRecord], records: Sequence[Any]) -> list[Any]:
+    """Each record's relation cache (None where never set): one C-level pass over the slot
+    when every record has one (a graph's owners: their relations were assigned)."""
+    getter = next(k.__dict__[_SLOT] for k in model.__mro__ if _SLOT in k.__dict__).__get__
+    try:
+        return list(map(getter, records))
+    except AttributeError:  # some record never had one
+        return [get_related(record) for record in records]
 
 
 def _cache(instance: ActiveRecord) -> dict[str, tuple[Any, Any, bool]]:

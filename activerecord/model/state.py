@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Sequence
-from itertools import repeat
+from itertools import chain, repeat
 from typing import TYPE_CHECKING, Any
 
 from . import snapshot as snap
@@ -210,8 +210,8 @@ class Undo:
                 restore = self._earlier.put_back
             self._earlier = None
         if self.ambient and self._pending:
-            records = [r for instances, _, _ in self._pending for r in instances]
-            states = [s for kept in self._snapshots for s in kept]
+            records = list(chain.from_iterable(instances for instances, _, _ in self._pending))
+            states = list(chain.from_iterable(self._snapshots))
             if self.light:
                 restore = put_back_filled(
                     records, [datas for _, datas, _ in self._pending], states, self._filled

@@ -10,6 +10,7 @@ import pydantic
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
+from pydantic_core import PydanticCustomError
 
 from activerecord import (
     ActiveRecord,
@@ -890,3 +891,28 @@ def test_readme_associations_block_runs(tmp_path):
         [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def test_constructor_keywords_keep_a_validators_own_error():
+    class Sack(Model):
+        __table_name__ = "as_sacks"
+        id: int | None = None
+        items = has_many("SackItem")
+
+    class SackItem(Model):
+        __table_name__ = "as_sack_items"
+        id: int | None = None
+        sack_id: int | None = None
+        n: int
+
+        @pydantic.field_validator("n")
+        @classmethod
+        def positive(cls, value: int) -> int:
+            if value < 0:
+                raise PydanticCustomError("negative", "n is {n}, {braces} kept", {"n": value})
+            return value
+
+    with pytest.raises(pydantic.ValidationError) as info:
+        Sack(items=[{"n": 1}, {"n": -1}])
+    assert [(e["type"], e["loc"], e["msg"]) for e in info.value.errors()] == [
+        ("negative", ("items", 1, "n"), "n is -1, {braces} kept")]

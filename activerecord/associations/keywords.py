@@ -140,9 +140,8 @@ def _details(exc: pydantic.ValidationError, prefix: Loc) -> list[InitErrorDetail
         try:  # a pydantic error type keeps its type; a custom one (a validator's) its message
             pydantic.ValidationError.from_exception_data("check", [detail])
         except (KeyError, TypeError, ValueError):
-            detail = {
-                "type": PydanticCustomError(error["type"], error["msg"].replace("{", "{{")
-                                            .replace("}", "}}")),
+            detail = {  # no context: the message is taken as it is, never formatted
+                "type": PydanticCustomError(error["type"], error["msg"]),
                 "loc": detail["loc"], "input": error["input"],
             }
         details.append(detail)

@@ -170,7 +170,7 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
             )
         # A new record: its snapshot slot set (to None), so reading it never raises (batches
         # inside a Transaction read every record's).
-        set_snapshot(self, None)
+        _set_snapshot_slot(self, None)
 
     # pydantic's core validator builds instances itself unless a model has its own
     # ``__init__``; this one only adds to the constructor, so it keeps that fast path.
@@ -749,6 +749,8 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
 
 
 state.bind_slot(ActiveRecord.__dict__[state.SLOT])
+#: The snapshot slot's setter, as the constructor calls it (no function in between).
+_set_snapshot_slot = ActiveRecord.__dict__[state.SLOT].__set__
 
 #: Class attributes every model gets when it is made (not visible on the base class).
 _MADE_ATTRIBUTES = frozenset({"c"})

@@ -802,6 +802,14 @@ def test_relations_as_constructor_and_model_validate_keywords(db, fresh):
     built = Writer.model_validate({"name": "v", "novels": [{"title": "d"}], "bio": None})
     assert [n.title for n in built.novels] == ["d"] and built.bio is None
     assert Writer.model_validate({"name": "plain"}).name == "plain"
+    parsed = Writer.model_validate_json(
+        '{"name": "j", "novels": [{"title": "t", "genres": [{"label": "g"}]}], "bio": null}')
+    assert parsed.novels[0].genres[0].label == "g" and parsed.bio is None
+    with pytest.raises(pydantic.ValidationError) as info:
+        Writer.model_validate_json(b'{"name": "j", "novels": [{"title": 5}]}')
+    assert [e["loc"] for e in info.value.errors()] == [("novels", 0, "title")]
+    with pytest.raises(pydantic.ValidationError, match="json_invalid"):
+        Writer.model_validate_json('{"name": "j", "novels": [')
 
 
 def test_constructor_keywords_refuse_bad_values_in_one_error(db, fresh):

@@ -1,5 +1,6 @@
 """Relations given when a record is built: ``Author(name="x", books=[Book(title="a")])``, or
-``Author.model_validate({"name": "x", "books": [{"title": "a"}]})``.
+``Author.model_validate({"name": "x", "books": [{"title": "a"}]})``, or the same as JSON to
+``model_validate_json`` (its fields, and nested records', validated in JSON mode).
 
 The fields are validated as pydantic validates them; then each relation is set as
 ``author.books = [...]`` after construction would set it (the foreign keys that follow from it
@@ -34,7 +35,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic_core import InitErrorDetails, PydanticCustomError, from_json, to_json
 
 from .loading import assign_related
 from .relation import Relation, relation_of
@@ -42,28 +43,33 @@ from .relation import Relation, relation_of
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["validate_with_relations"]
+__all__ = ["parsed_with_relations", "validate_with_relations"]
 
 Loc = tuple[int | str, ...]
 
 
 def validate_with_relations(
     model: type[ActiveRecord], data: Mapping[Any, Any], names: frozenset[str],
-    instance: ActiveRecord | None = None, **options: Any,
+    instance: ActiveRecord | None = None, *, json: bool = False, **options: Any,
 ) -> ActiveRecord:
     """Validate ``data``, whose keys in ``names`` are relations of ``model``, into
     ``instance`` (the constructor) or a new record (``model_validate``; ``options`` are its
-    keyword arguments). Raises one ``pydantic.ValidationError`` for everything wrong."""
+    keyword arguments; ``json``: ``data`` was parsed from JSON, validate it in JSON mode).
+    Raises one ``pydantic.ValidationError`` for everything wrong."""
     fields = {key: value for key, value in data.items() if key not in names}
     errors: list[InitErrorDetails] = []
     related: list[tuple[Relation, Any]] = []
+    options["json"] = json
     for name in (key for key in data if key in names):
         relation = relation_of(model, name)  # a broken declaration: SchemaError, as on use
         related.append((relation, _value(relation, data[name], (name,), errors, options)))
+    del options["json"]
     record = instance
     try:
         validator = model.__pydantic_validator__
-        if instance is None:
+        if json:
+            record = validator.validate_json(to_json(fields), **options)
+        elif instance is None:
             record = validator.validate_python(fields, **options)
         else:
             validator.validate_python(fields, self_instance=instance)
@@ -75,6 +81,20 @@ def validate_with_relations(
     for relation, value in related:
         assign_related(relation, record, value)
     return record
+
+
+def parsed_with_relations(json_data: str | bytes | bytearray,
+                          names: frozenset[str]) -> dict[str, Any] | None:
+    """``json_data`` parsed, when it is an object naming one of the relations ``names``;
+    else None (pydantic then validates the text itself, reporting invalid JSON its way)."""
+    text = json_data if isinstance(json_data, str) else bytes(json_data).decode("utf-8", "replace")
+    if not any(f'"{name}"' in text for name in names):
+        return None
+    try:
+        data = from_json(json_data)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and not names.isdisjoint(data) else None
 
 
 def _value(relation: Relation, value: Any, loc: Loc, errors: list[InitErrorDetails],
@@ -111,7 +131,10 @@ def _record(target: type[ActiveRecord], item: Any, loc: Loc, errors: list[InitEr
                 for key in unknown
             )
             return None
+    options = dict(options)
     try:
+        if options.pop("json"):  # back to JSON text: the target validates it in JSON mode
+            return target.model_validate_json(to_json(item), **options)
         return target.model_validate(item, **options)
     except pydantic.ValidationError as exc:
         errors.extend(_details(exc, loc))

@@ -37,7 +37,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict
 
 from ..aio.record import AsyncRecordMixin
-from ..associations.keywords import validate_with_relations
+from ..associations.keywords import parsed_with_relations, validate_with_relations
 from ..associations.relation import note_defined, relations_of
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.transaction import retrying, write_connection
@@ -198,6 +198,33 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
         if names and isinstance(obj, Mapping) and not names.isdisjoint(obj):
             return validate_with_relations(cls, obj, names, **options)  # type: ignore[return-value]
         return super().model_validate(obj, **options)
+
+    @classmethod
+    def model_validate_json(cls: type[T], json_data: str | bytes | bytearray,
+                            **options: Any) -> T:
+        """pydantic's ``model_validate_json``; the object may also hold relations, as the
+        constructor takes them (validated in JSON mode).
+
+        >>> from activerecord import ActiveRecord, has_many
+        >>> class Tray(ActiveRecord):
+        ...     __table_name__ = "doc_json_trays"
+        ...     id: int | None = None
+        ...     cups = has_many("TrayCup")
+        >>> class TrayCup(ActiveRecord):
+        ...     __table_name__ = "doc_json_tray_cups"
+        ...     id: int | None = None
+        ...     tray_id: int | None = None
+        >>> [cup.tray_id for cup in Tray.model_validate_json('{"id": 5, "cups": [{}]}').cups]
+        [5]
+        """
+        __tracebackhide__ = True
+        names = cls.__ar_relation_names__
+        data = parsed_with_relations(json_data, names) if names else None
+        if data is not None:
+            return validate_with_relations(  # type: ignore[return-value]
+                cls, data, names, json=True, **options
+            )
+        return super().model_validate_json(json_data, **options)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Runs before pydantic collects the fields, so a colliding name is refused here

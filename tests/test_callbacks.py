@@ -701,3 +701,57 @@ def test_loaders_run_no_hooks(users: type[CbUser], tmp_path: Any) -> None:
     assert CbUser.log == []
     stored = sorted((u.email, u.note) for u in CbUser.query().all())
     assert stored == [(" Csv@X.org ", "b"), (" Two@X.org ", "c")]
+
+
+# -- batch hooks per chunk --------------------------------------------------------------------
+class CbLedger(Model):
+    __table_name__ = "cb_ledgers"
+
+    id: int | None = None
+    qty: int = 0
+    by: str = ""
+
+    calls: ClassVar[list[tuple[str, int, Any]]] = []
+
+    @classmethod
+    def before_batch_update(cls, records: list[Any], fields: list[str] | None) -> None:
+        cls.calls.append(("before_update", len(records), fields))
+        for record in records:
+            record.by = "batch"
+
+    @classmethod
+    def after_batch_update(cls, records: list[Any], fields: list[str]) -> None:
+        assert not any("qty" in r.changed_fields for r in records)  # written
+        cls.calls.append(("after_update", len(records), sorted(fields)))
+
+    @classmethod
+    def before_batch_upsert(cls, records: list[Any]) -> None:
+        cls.calls.append(("before_upsert", len(records), None))
+
+    @classmethod
+    def before_batch_insert(cls, records: list[Any]) -> None:
+        cls.calls.append(("before_insert", len(records), None))
+
+
+@pytest.mark.parametrize("fields", [None, ["qty"]])
+def test_batch_update_hooks_get_each_chunk(fresh: Any, fields: list[str] | None) -> None:
+    fresh(CbLedger)
+    CbLedger.calls = []
+    items = [CbLedger(qty=i) for i in range(5)]
+    CbLedger.batch_insert(items, batch_size=2)
+    assert CbLedger.calls == [("before_insert", 2, None), ("before_insert", 2, None),
+                              ("before_insert", 1, None)]
+    CbLedger.calls = []
+    for item in items:
+        item.qty += 10
+    assert CbLedger.batch_update(items, fields, batch_size=2) == 5
+    written = ["by", "qty"] if fields is None else ["qty"]  # the hook's change is written too
+    assert CbLedger.calls == [
+        ("before_update", 2, fields), ("before_update", 2, fields), ("before_update", 1, fields),
+        ("after_update", 2, written), ("after_update", 2, written), ("after_update", 1, written),
+    ]
+    stored = sorted((r.qty, r.by) for r in CbLedger.query().all())
+    assert stored == [(10 + i, "batch" if fields is None else "") for i in range(5)]
+    CbLedger.calls = []
+    CbLedger.batch_upsert([CbLedger(id=item.id, qty=0) for item in items], batch_size=3)
+    assert CbLedger.calls == [("before_upsert", 3, None), ("before_upsert", 2, None)]

@@ -23,14 +23,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ..arguments import check_records, is_collection
+from ..arguments import check_records, check_size, is_collection
 from ..associations.graph import graph_from_dicts, insert_graph
+from ..backend import bridge
 from ..backend.transaction import Transaction, retrying
 from ..errors import ArgumentError
 from ..io.dataframes import insert_dataframe, is_dataframe
 from ..write.insert import batch_insert
 from ..write.slices import in_slices
-from ..write.update import batch_update
+from ..write.update import batch_update, fields_to_write
 from ..write.upsert import UpsertResult, batch_upsert
 from .batch_hooks import batch_hooks
 
@@ -139,23 +140,33 @@ def update(
             ),
             replayable=is_collection(records) and (fields is None or is_collection(fields)),
         )
-    # The hooks run over the whole list (which batch_update holds anyway), in one
-    # transaction with the write, so an error in an after hook undoes it.
+    # The hooks get the list chunk by chunk (as batch_insert's do): every chunk's before
+    # hook, then one write of the whole list (which batch_update holds anyway, and whose
+    # errors name records by their position in it), then every chunk's after hook, all in
+    # one transaction, so an error in an after hook undoes the write.
     check_records(records, model.__name__, what=f"{model.__name__} instances")
     items = list(records)
     if not all(map(isinstance, items, repeat(model))):  # refused by batch_update, unhooked
         return batch_update(model, items, fields, batch_size=batch_size, touch=touch)
     names = None if fields is None else [fields] if isinstance(fields, str) else list(fields)
+    check_size(batch_size)
+    size = batch_size or bridge.chunk_rows(
+        model.database().facts.chunk_rows(len(model.__ar_info__.fields))
+    )
+    parts = [items[start:start + size] for start in range(0, len(items), size)]
     hooked = hooks
 
     def run() -> int:
         try:
             with Transaction(model.database()):
-                hooked.before(items, names)
+                for part in parts:
+                    hooked.before(part, names)
+                written = fields_to_write(model, items, names)
                 count = batch_update(
                     model, items, names, batch_size=batch_size, touch=touch, validate=validate
                 )
-                hooked.after(items, names)
+                for part in parts:
+                    hooked.after(part, written)
         except BaseException:
             hooked.failed()
             raise

@@ -15,12 +15,12 @@ an error in any hook rolls the write back. Once the outermost transaction commit
 ``after_rollback`` runs, after the record has been put back.
 
 Batch writes call classmethods once per chunk with the chunk's list
-(:class:`~activerecord.model.batch_hooks.BatchHooks`):
-``before_batch_insert`` / ``after_batch_insert``, ``before_batch_upsert`` /
-``after_batch_upsert`` and, over the whole list, ``before_batch_update`` /
-``after_batch_update``; by default they run each record's instance hooks, and they are only
-called for a model that defines a hook. Dict writes (``batch_insert_from_dicts``, an upsert of
-dicts) call them with the records built from each chunk's dicts; ``on_conflict="ignore"``
+(:class:`~activerecord.model.batch_hooks.BatchHooks`): ``before_batch_insert`` /
+``after_batch_insert``, ``before_batch_upsert`` / ``after_batch_upsert`` and
+``before_batch_update`` / ``after_batch_update`` (every chunk's before hook, the write, every
+chunk's after hook); by default they run each record's instance hooks, and they are only
+called for a model that defines a hook. Dict writes (``batch_insert_from_dicts``, an upsert
+of dicts) call them with the records built from each chunk's dicts; ``on_conflict="ignore"``
 calls the insert hooks, the after ones with the rows inserted. The bulk path calls none
 (Rails' ``insert_all``): dicts with ``return_records=False``, and the loaders. Query writes
 ask ``before_query_update`` / ``before_query_delete``
@@ -201,15 +201,17 @@ class HookMethods:
 
     @classmethod
     def before_batch_update(cls, records: list[Any], fields: list[str] | None) -> None:
-        """Runs before ``batch_update`` validates and writes the records (``fields``: the
-        names the caller gave, or None for the changed ones); the default runs each record's
+        """Runs once per chunk of ``batch_update`` (``batch_size``, else the dialect's
+        chunk) before the records are validated and written (``fields``: the names the
+        caller gave, or None for the changed ones); the default runs each record's
         ``before_validate``, ``before_save`` and ``before_update`` hooks."""
         run_each(cls, records, UPDATE_BEFORE)
 
     @classmethod
     def after_batch_update(cls, records: list[Any], fields: list[str]) -> None:
-        """Runs after ``batch_update`` wrote ``fields`` of the records, inside its transaction;
-        the default runs each record's ``after_update`` and ``after_save`` hooks."""
+        """Runs once per chunk after ``batch_update`` wrote ``fields`` (the names written) of
+        every record, inside its transaction; the default runs each record's
+        ``after_update`` and ``after_save`` hooks."""
         run_each(cls, records, UPDATE_AFTER)
 
 

@@ -76,7 +76,7 @@ if TYPE_CHECKING:
     from ..model import ActiveRecord
     from ..model.info import ModelInfo
 
-__all__ = ["batch_update", "batch_update_statement"]
+__all__ = ["batch_update", "batch_update_statement", "fields_to_write"]
 
 
 class _StaleChunk(Exception):
@@ -145,6 +145,23 @@ def _processors(
         if proc is not None:
             found.append((j, proc))
     return found
+
+
+def fields_to_write(
+    model: type[ActiveRecord], records: list[ActiveRecord], fields: Iterable[str] | None
+) -> list[str]:
+    """The fields ``batch_update(records, fields)`` writes (before the stamps and the lock
+    version): those named, checked, or every field changed on any record.
+
+    >>> from activerecord import ActiveRecord
+    >>> class Crate(ActiveRecord):
+    ...     __table_name__ = "doc_crates"
+    ...     id: int | None = None
+    ...     size: int = 0
+    >>> fields_to_write(Crate, [], ["size"])
+    ['size']
+    """
+    return _resolve_fields(model, records, fields)
 
 
 def _resolve_fields(

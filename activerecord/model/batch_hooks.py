@@ -29,7 +29,9 @@ from typing import Any
 
 from ..arguments import is_collection
 from ..backend.transaction import after_commit, commit_tracked, on_rollback
-from .callbacks import HookMethods, hooks_of
+from . import callbacks as cb
+from .awaiting import awaiting, is_async
+from .callbacks import HookMethods, hooks_of, refuse_async
 
 __all__ = ["BATCH_HOOKS", "BatchHooks", "batch_hooks", "query_hook", "run_all"]
 
@@ -38,6 +40,13 @@ BATCH_HOOKS = {
     "insert": ("before_batch_insert", "after_batch_insert"),
     "update": ("before_batch_update", "after_batch_update"),
     "upsert": ("before_batch_upsert", "after_batch_upsert"),
+}
+
+#: The instance hooks the default batch hooks of each write run.
+_INSTANCE = {
+    "insert": (*cb.CREATE_BEFORE, *cb.CREATE_AFTER, *cb.ENDING),
+    "update": (*cb.UPDATE_BEFORE, *cb.UPDATE_AFTER, *cb.ENDING),
+    "upsert": (*cb.UPSERT_BEFORE, *cb.UPSERT_AFTER, *cb.ENDING),
 }
 
 _dict_of = operator.attrgetter("__dict__")
@@ -72,7 +81,9 @@ class BatchHooks:
 
     def __init__(self, model: type[Any], kind: str, *, whole_call: bool) -> None:
         self.model = model
-        self.before_hook, self.after_hook = (getattr(model, n) for n in BATCH_HOOKS[kind])
+        self.before_hook, self.after_hook = (
+            _callable(model, name) for name in BATCH_HOOKS[kind]
+        )
         hooks = hooks_of(model)
         self.committed = hooks.get("after_commit", ())
         self.rolled_back = hooks.get("after_rollback", ())
@@ -167,12 +178,14 @@ def batch_hooks(model: type[Any], kind: str, records: Any) -> BatchHooks | None:
     hooks (the writers then make no call at all)."""
     if not _has_batch_hooks(model, kind):
         return None
+    refuse_async(model, (*_INSTANCE[kind], *BATCH_HOOKS[kind]), f"batch_{kind}")
     return BatchHooks(model, kind, whole_call=is_collection(records))
 
 
 def query_hook(model: type[Any], name: str) -> Callable[..., Any] | None:
     """``model``'s ``before_query_update`` / ``before_query_delete`` when it overrides it,
-    else None (the query writers then call nothing)."""
+    else None (the query writers then call nothing). An ``async def`` one is awaited by
+    ``aupdate()`` / ``adelete()`` and refused by the sync writers."""
     cached: dict[str, bool] | None = model.__dict__.get(_BATCH_CACHE)
     if cached is None:
         cached = {}
@@ -181,4 +194,13 @@ def query_hook(model: type[Any], name: str) -> Callable[..., Any] | None:
     if found is None:
         found = getattr(model, name).__func__ is not HookMethods.__dict__[name].__func__
         cached[name] = found
-    return getattr(model, name) if found else None
+    if not found:
+        return None
+    refuse_async(model, (name,), "update" if name == "before_query_update" else "delete")
+    return _callable(model, name)
+
+
+def _callable(model: type[Any], name: str) -> Callable[..., Any]:
+    """The classmethod hook ``name`` of ``model``, an async one awaited (in the bridge)."""
+    method: Callable[..., Any] = getattr(model, name)
+    return awaiting(model.__name__, name, method) if is_async(method) else method

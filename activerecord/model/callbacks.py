@@ -45,7 +45,6 @@ Example::
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -55,7 +54,7 @@ from ..backend.transaction import (
     commit_tracked,
     on_rollback,
 )
-from ..errors import ConfigurationError
+from .awaiting import awaiting, is_async, refuse_outside_bridge
 
 if TYPE_CHECKING:
     from .base import ActiveRecord
@@ -75,6 +74,7 @@ __all__ = [
     "before_update",
     "before_validate",
     "hooks_of",
+    "refuse_async",
     "run_hooked",
 ]
 
@@ -100,8 +100,17 @@ UPSERT_AFTER = ("after_save",)
 RESTORE_BEFORE = ("before_update",)
 RESTORE_AFTER = ("after_update",)
 
+#: The hooks that are classmethods: batch writes' and query writes'.
+CLASS_HOOKS = (
+    "before_batch_insert", "after_batch_insert", "before_batch_update", "after_batch_update",
+    "before_batch_upsert", "after_batch_upsert", "before_query_update", "before_query_delete",
+)
+#: What every instance write may run besides its own hooks.
+ENDING = ("after_commit", "after_rollback")
+
 _MARK = "__ar_hook__"
 _CACHE = "__ar_hooks__"
+_ASYNC = "__ar_async_hooks__"
 
 Hooks = Mapping[str, tuple[Callable[[Any], Any], ...]]
 
@@ -263,16 +272,26 @@ def hooks_of(model: type[Any]) -> Hooks:
         mark = getattr(value, _MARK, None)
         if isinstance(mark, str) and callable(value) and value not in found.get(mark, ()):
             found.setdefault(mark, []).append(value)
+    found_async: dict[str, str] = {}
     for name, fns in found.items():
-        for fn in fns:
-            if inspect.iscoroutinefunction(fn):
-                raise ConfigurationError(
-                    f"{model.__name__}: {getattr(fn, '__name__', fn)!r} is an async {name} "
-                    "hook; the sync writers cannot await it"
-                )
+        for i, fn in enumerate(fns):
+            if is_async(fn):  # awaited by the a-methods; the sync ones refuse it up front
+                found_async.setdefault(name, getattr(fn, "__name__", repr(fn)))
+                fns[i] = awaiting(model.__name__, name, fn)
+    for name in CLASS_HOOKS:
+        if is_async(getattr(model, name, None)):
+            found_async.setdefault(name, name)
     hooks: Hooks = {name: tuple(fns) for name, fns in found.items()}
+    type.__setattr__(model, _ASYNC, found_async)
     type.__setattr__(model, _CACHE, hooks)
     return hooks
+
+
+def refuse_async(model: type[Any], names: tuple[str, ...], verb: str) -> None:
+    """Refuse the sync ``verb`` (``"save"``) before it writes anything when one of the hooks
+    ``names`` it runs is ``async def``: only its a-method (``asave``) can await it."""
+    hooks_of(model)
+    refuse_outside_bridge(model.__name__, model.__dict__[_ASYNC], names, verb)
 
 
 def _run(record: ActiveRecord, fns: tuple[Callable[[Any], Any], ...]) -> None:
@@ -286,13 +305,16 @@ def run_hooked(
     befores: tuple[str, ...],
     write: Callable[[], bool],
     afters: tuple[str, ...],
+    verb: str,
 ) -> bool:
     """Run ``befores``, ``write`` and ``afters`` in one transaction (a savepoint if one is
     open); register ``after_commit`` / ``after_rollback`` when ``write`` wrote (returned True).
 
     If anything raises, the write is rolled back and the record gets back every value it had
-    before the call (also those a ``before_*`` hook changed); the error propagates.
+    before the call (also those a ``before_*`` hook changed); the error propagates. An async
+    hook among them refuses the sync ``verb`` before anything runs (see :func:`refuse_async`).
     """
+    refuse_async(type(record), (*befores, *afters, *ENDING), verb)
     db = record.database()
     before = dict(record.__dict__)
     empty: tuple[Callable[[Any], Any], ...] = ()

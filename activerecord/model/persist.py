@@ -71,8 +71,12 @@ def save(record: ActiveRecord) -> bool:
     if not hooks:
         return _save_now(record)
     if record._ar_original is None:
-        return run_hooked(record, hooks, CREATE_BEFORE, lambda: _save_now(record), CREATE_AFTER)
-    return run_hooked(record, hooks, UPDATE_BEFORE, lambda: _save_now(record), UPDATE_AFTER)
+        return run_hooked(
+            record, hooks, CREATE_BEFORE, lambda: _save_now(record), CREATE_AFTER, "save"
+        )
+    return run_hooked(
+        record, hooks, UPDATE_BEFORE, lambda: _save_now(record), UPDATE_AFTER, "save"
+    )
 
 
 def _save_now(record: ActiveRecord) -> bool:
@@ -247,7 +251,8 @@ def delete(record: ActiveRecord, *, purge: bool) -> bool:
     if not hooks:
         return _delete_row(record, purge=purge)
     return run_hooked(
-        record, hooks, DELETE_BEFORE, lambda: _delete_row(record, purge=purge), DELETE_AFTER
+        record, hooks, DELETE_BEFORE, lambda: _delete_row(record, purge=purge), DELETE_AFTER,
+        "hard_delete" if purge else "delete",
     )
 
 

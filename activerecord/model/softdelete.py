@@ -150,7 +150,7 @@ class SoftDeleteMixin(AsyncSoftDeleteMixin, ActiveRecord):
         if not hooks or self._ar_original is None:
             return retrying(self.database(), lambda: self._mark_once(values, scope, verb))
         return retrying(self.database(), lambda: run_hooked(
-            self, hooks, befores, lambda: self._mark_once(values, scope, verb), afters
+            self, hooks, befores, lambda: self._mark_once(values, scope, verb), afters, verb
         ))
 
     def _mark_once(self, values: dict[str, Any], scope: str, verb: str) -> bool:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, ClassVar
 
+import pydantic
 import pytest
 import sqlalchemy as sa
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from activerecord import (
     ActiveRecord,
@@ -755,3 +756,93 @@ def test_batch_update_hooks_get_each_chunk(fresh: Any, fields: list[str] | None)
     CbLedger.calls = []
     CbLedger.batch_upsert([CbLedger(id=item.id, qty=0) for item in items], batch_size=3)
     assert CbLedger.calls == [("before_upsert", 3, None), ("before_upsert", 2, None)]
+
+
+# -- assignments in a batch's before hooks (model/deferred.py) ---------------------------------
+class CbScore(Model):
+    __table_name__ = "cb_scores"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=10)]
+    points: int = 0
+    checked: int = 0
+
+    seen: ClassVar[list[Any]] = []
+    give: ClassVar[dict[str, Any]] = {}  # by name: the value the hook assigns, else "7"
+
+    @field_validator("checked")
+    @classmethod
+    def even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError("must be even")
+        return value
+
+    def before_save(self) -> None:
+        super().before_save()
+        self.points = type(self).give.get(self.name, "7")
+        type(self).seen.append(self.points)
+
+
+def test_batch_hook_assignments_are_validated_with_the_chunk(fresh: Any) -> None:
+    from activerecord import BatchValidationError
+
+    fresh(CbScore)
+    CbScore.seen, CbScore.give = [], {}
+    scores = [CbScore(name=f"s{i}") for i in range(5)]
+    assert CbScore.batch_insert(scores, batch_size=2) == 5
+    # validated (and coerced) once the chunk's hook returned, not at each assignment
+    assert CbScore.seen == ["7"] * 5
+    assert [s.points for s in scores] == [7] * 5
+    assert {s.points for s in CbScore.query().all()} == {7}
+    # a value the field refuses: a typed error naming the record and field, nothing written
+    CbScore.give = {"t2": "many", "t3": "lots"}
+    again = [CbScore(name=f"t{i}", points=i) for i in range(5)]
+    with pytest.raises(BatchValidationError, match=r"record 2: points: Input should be a valid "
+                       r"integer") as info:
+        CbScore.batch_insert(again, batch_size=2)
+    assert sorted(info.value.failures) == [2, 3]  # the second chunk's, numbered in the input
+    assert [s.points for s in again] == list(range(5))  # put back
+    assert all(s.id is None for s in again) and CbScore.query().count() == 5
+    # save() still validates each assignment
+    CbScore.give = {"u": "many"}
+    with pytest.raises(pydantic.ValidationError):
+        CbScore(name="u").save()
+
+
+def test_a_field_validator_still_runs_on_each_assignment(fresh: Any) -> None:
+    fresh(CbScore)
+    CbScore.seen, CbScore.give = [], {}
+
+    class Checked(CbScore):
+        __table_name__ = "cb_scores"
+
+        def before_save(self) -> None:
+            self.checked = 3  # odd: the field validator refuses it at once
+
+    with pytest.raises(pydantic.ValidationError, match="must be even"):
+        Checked.batch_insert([Checked(name="v")])
+    assert CbScore.query().count() == 0
+
+
+def test_a_save_inside_a_batch_hook_writes_checked_values(fresh: Any) -> None:
+    fresh(CbScore)
+    CbScore.seen = []
+
+    class Sibling(CbScore):
+        __table_name__ = "cb_scores"
+        other: ClassVar[Any] = None
+
+        @classmethod
+        def before_batch_insert(cls, records: list[Any]) -> None:
+            for record in records:
+                record.points = "12"  # deferred
+            other = cls.other
+            other.points = "x"  # deferred too: the save below refuses it before writing
+            other.save()
+
+    Sibling.other = Sibling(name="o")
+    batch = [Sibling(name="w")]
+    with pytest.raises(pydantic.ValidationError, match="points"):  # as its assignment would
+        Sibling.batch_insert(batch)
+    assert CbScore.query().count() == 0
+    assert batch[0].points == 0 and Sibling.other.points == 0  # both put back

@@ -47,7 +47,7 @@ from ..io.files import load_csv, load_jsonl
 from ..query.query import Query
 from ..write.hooks import ChunkHooks
 from ..write.upsert import UpsertResult
-from . import batch, persist, state
+from . import batch, deferred, persist, state
 from .batch_hooks import batch_hooks
 from .build import records_from_columns, records_from_rows
 from .callbacks import HookMethods
@@ -113,6 +113,12 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
     @_ar_original.setter
     def _ar_original(self, values: dict[str, Any] | None) -> None:
         set_snapshot(self, values)
+
+    def _setattr_handler(self, name: str, value: Any) -> Any:
+        # pydantic memoizes one handler per field: a validated field's validates as pydantic's
+        # does, except in a batch's before hook, which validates the chunk's at once.
+        handler = super()._setattr_handler(name, value)  # type: ignore[misc]
+        return deferred.setattr_handler(type(self), name, handler)
 
     # pydantic copies and pickles its own slots only: carry the snapshot along.
     def __copy__(self: T) -> T:

@@ -32,6 +32,7 @@ from ..backend.transaction import after_commit, commit_tracked, on_rollback
 from . import callbacks as cb
 from .awaiting import awaiting, is_async
 from .callbacks import HookMethods, hooks_of, refuse_async
+from .deferred import Entry, deferred, put_back
 
 __all__ = ["BATCH_HOOKS", "BatchHooks", "batch_hooks", "query_hook", "run_all"]
 
@@ -94,6 +95,10 @@ class BatchHooks:
         self.copies = not model.model_config.get("validate_assignment")
         self.records: list[Any] = []
         self.dicts: list[dict[str, Any]] = []
+        #: The assignments the before hooks made in place (model/deferred.py), to put back.
+        self.assigned: list[Entry] = []
+        #: Records of the call seen so far: where the chunk starts in the input.
+        self.seen = 0
         self.wrote = False
         #: The after hook's arguments past the list, asked after each chunk (upsert: its result).
         self.extra: Callable[[], tuple[Any, ...]] | None = None
@@ -104,6 +109,7 @@ class BatchHooks:
         if not self.whole_call:  # an iterator's earlier chunks are not kept (bounded memory)
             self.records.clear()
             self.dicts.clear()
+            self.assigned.clear()
         if all(map(hasattr, chunk, repeat("__dict__"))):  # else the writer refuses the chunk
             self.records.extend(chunk)
             dicts = map(_dict_of, chunk)
@@ -118,7 +124,10 @@ class BatchHooks:
 
             # Registered before the write's put-back, so it runs after it (newest first).
             on_rollback(rollback, db)
-        self.before_hook(chunk, *args)
+        offset, self.seen = self.seen, self.seen + len(chunk)
+        self.assigned.extend(
+            deferred(self.model, chunk, offset, lambda: self.before_hook(chunk, *args))
+        )
 
     def given(self, rows: list[Any], records: list[Any]) -> list[Any]:
         """The keys each dict row gives, with the fields the before hook changed on its
@@ -127,9 +136,16 @@ class BatchHooks:
         befores = self.dicts[len(self.dicts) - len(records):]
         if len(befores) != len(records):  # nothing remembered: the rows as given
             return rows
+        # Assignments made in place (deferred, model/deferred.py): the value before each.
+        assigned: dict[int, dict[str, Any]] = {}
+        for record, name, value in self.assigned:
+            assigned.setdefault(id(record), {}).setdefault(name, value)
         out = []
         for row, record, before in zip(rows, records, befores):
             data = record.__dict__
+            own = assigned.get(id(record))
+            if own:
+                before = {**before, **own}
             changed = [k for k, v in data.items() if k not in row and before.get(k, v) != v]
             out.append(dict.fromkeys([*row, *changed]) if changed else row)
         return out
@@ -157,13 +173,16 @@ class BatchHooks:
                 data.update(values)
             else:
                 object.__setattr__(record, "__dict__", values)
+        put_back(self.assigned)  # into the dicts just given back
         self.succeeded()
         self.wrote = False
 
     def succeeded(self) -> None:
         self.wrote = True
+        self.seen = 0
         self.records.clear()
         self.dicts.clear()
+        self.assigned.clear()
 
 
 def run_all(records: list[Any], fns: tuple[Callable[[Any], Any], ...]) -> None:

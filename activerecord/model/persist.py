@@ -40,7 +40,7 @@ from ..errors import (
     StaleRecordError,
     ValidationError,
 )
-from . import state
+from . import deferred, state
 from .callbacks import (
     CREATE_AFTER,
     CREATE_BEFORE,
@@ -67,6 +67,7 @@ R = TypeVar("R", bound="ActiveRecord")
 # -- save ----------------------------------------------------------------------------------
 def save(record: ActiveRecord) -> bool:
     """``record.save()`` once (the caller retries): the hooks around the INSERT or UPDATE."""
+    deferred.flush()  # inside a batch's before hook: the values assigned so far are checked
     hooks = hooks_of(type(record))
     if not hooks:
         return _save_now(record)
@@ -247,6 +248,7 @@ def delete(record: ActiveRecord, *, purge: bool) -> bool:
     it when it has any; ``purge``: ``dependent=`` relations removed for real too."""
     if record._ar_original is None:
         return False
+    deferred.flush()
     hooks = hooks_of(type(record))
     if not hooks:
         return _delete_row(record, purge=purge)

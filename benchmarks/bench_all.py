@@ -26,7 +26,7 @@ import sys
 import time
 
 #: The benchmarks with issue targets, in the order they run.
-BENCHMARKS = ("insert", "upsert", "update", "read", "load", "memory")
+BENCHMARKS = ("insert", "upsert", "update", "read", "load", "memory", "callbacks")
 
 
 def target_tables(output: str) -> list[str]:

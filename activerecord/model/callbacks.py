@@ -24,7 +24,13 @@ of dicts) call them with the records built from each chunk's dicts; ``on_conflic
 calls the insert hooks, the after ones with the rows inserted. The bulk path calls none
 (Rails' ``insert_all``): dicts with ``return_records=False``, and the loaders. Query writes
 ask ``before_query_update`` / ``before_query_delete``
-(:func:`~activerecord.model.batch_hooks.query_hook`) for the query to run.
+(:func:`~activerecord.model.batch_hooks.query_hook`) for the query to run. In a batch's
+before hook, assignments to the model's records are validated once per chunk and field
+(:mod:`activerecord.model.deferred`).
+
+Any hook may be ``async def``: the a-methods (``asave``, ``abatch_insert``, ...) run this same
+code in the greenlet bridge and await it there; the sync ones refuse it before writing
+(:mod:`activerecord.model.awaiting`).
 
 Example::
 

@@ -46,7 +46,7 @@ from .shape import source_alias
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["MergePlan", "MergeSpec", "merge_statement"]
+__all__ = ["MergePlan", "MergeSpec", "merge_clauses", "merge_statement"]
 
 
 @dataclass(frozen=True)
@@ -125,9 +125,28 @@ def _merge_statement(
     info = model.__ar_info__
     columns = [info.columns[f] for f in (*info.pk_fields, *spec.incoming)]
     refs, made = source.refs(columns, nrows, source_alias(info.table))
-    ours = {bind.key: (bind, where) for bind, where in made}
+    ours: Made = {bind.key: (bind, where) for bind, where in made}
     nkeys = len(info.pk_fields)
-    ref_of = dict(zip(spec.incoming, refs[nkeys:]))
+    values, changed = merge_clauses(
+        model, spec, dict(zip(spec.incoming, refs[nkeys:])), ours, binary_text=binary_text
+    )
+    criteria = [info.columns[f] == refs[j] for j, f in enumerate(info.pk_fields)]
+    if spec.skip_deleted:
+        criteria += model._scope_criteria("default")
+    criteria.append(changed)
+    stmt = sa.update(info.table).where(*criteria).values(info.by_column(values))
+    return stmt, ours
+
+
+def merge_clauses(
+    model: type[ActiveRecord], spec: MergeSpec, ref_of: Mapping[str, Any], ours: Made, *,
+    binary_text: bool = False,
+) -> tuple[dict[str, Any], Any]:
+    """What a merge sets (by field) and the condition under which a stored row changes, for
+    incoming values referred to by ``ref_of`` (field -> the row source's column, or an
+    upsert's ``excluded`` column). Parameters made here are added to ``ours``: scalars
+    ``s0``, ``s1``... and user constants ``k0``..."""
+    info = model.__ar_info__
 
     def bind_names(element: Any) -> Any:
         if isinstance(element, Excluded):
@@ -157,12 +176,8 @@ def _merge_statement(
         changed.append(_comparable(column, column.type, binary_text).is_distinct_from(
             _comparable(new, column.type, binary_text)
         ))
-    criteria = [info.columns[f] == refs[j] for j, f in enumerate(info.pk_fields)]
-    if spec.skip_deleted:
-        criteria += model._scope_criteria("default")
     if spec.revive:
         changed += model._scope_criteria("only_deleted")
-    criteria.append(sa.or_(*changed) if len(changed) > 1 else changed[0])
     for j, fname in enumerate(spec.scalars):
         scalar = sa.bindparam(f"s{j}", type_=info.columns[fname].type)
         ours[scalar.key] = (scalar, (1, j))
@@ -170,8 +185,7 @@ def _merge_statement(
     lock = model._lock_field()
     if lock is not None and lock not in values:
         values[lock] = info.columns[lock] + sa.literal_column("1", sa.Integer)
-    stmt = sa.update(info.table).where(*criteria).values(info.by_column(values))
-    return stmt, ours
+    return values, sa.or_(*changed) if len(changed) > 1 else changed[0]
 
 
 class MergePlan:

@@ -246,7 +246,7 @@ class ByKeyPlan:
 
     @classmethod
     def compile(
-        cls, build: Callable[[int], tuple[sa.Update, Made]], source: RowSource, nrows: int,
+        cls, build: Callable[[int], tuple[Any, Made]], source: RowSource, nrows: int,
         width: int, dialect: sa.Dialect, *, what: str,
     ) -> ByKeyPlan:
         """The plan of ``build(nrows)``. Multi-row forms are compiled for 2, 3 and 4 rows and
@@ -265,7 +265,7 @@ class ByKeyPlan:
 
     @classmethod
     def compile_exact(
-        cls, build: Callable[[int], tuple[sa.Update, Made]], source: RowSource, nrows: int,
+        cls, build: Callable[[int], tuple[Any, Made]], source: RowSource, nrows: int,
         width: int, dialect: sa.Dialect, *, what: str,
     ) -> ByKeyPlan:
         """The plan of ``build(nrows)`` compiled as it is (no growing)."""

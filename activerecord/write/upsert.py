@@ -67,6 +67,7 @@ from .plan import Plan, ProgressCallback
 from .plan import run as run_plan
 from .strategies import InsertStrategy
 from .upsert_chunk import Raced, UpsertWriter
+from .upsert_direct import DirectUpsert
 from .upsert_spec import UpdateArg, Updates, UpsertResult
 
 if TYPE_CHECKING:
@@ -139,6 +140,8 @@ def _execute(
     called = _hooks(model, records, run, hooks and not (
         from_dicts and not return_records and run.updates is None
     ))
+    if from_dicts and not return_records and called is None:
+        run.direct = DirectUpsert.make(model, run.keys, run.updates)
     # Records already in memory: the collector stays paused over the whole call (preparing,
     # marking and copying them allocates per record too); a stream only over each chunk.
     pause = collector_paused() if is_collection(records) else nullcontext()

@@ -26,6 +26,7 @@ from ..insert.merge import MergePlan, MergeSpec
 from .by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
 from .rows import write_chunk
 from .strategies import InsertStrategy
+from .upsert_direct import DirectUpsert, NotDirect
 from .upsert_spec import Updates, UpsertResult
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class UpsertWriter:
         self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
         self._reported = UpsertResult()
+        #: The one-statement path (:mod:`.upsert_direct`), set where nobody gets records back.
+        self.direct: DirectUpsert | None = None
 
     def chunk_result(self) -> tuple[UpsertResult]:
         """The counts of the chunks written since the last call (an after hook's argument)."""
@@ -82,6 +85,8 @@ class UpsertWriter:
         """Write one validated chunk; return the positions of the rows inserted."""
         inserted: list[int] = []
         for positions in _generations(datas, self.keys):
+            if self.direct is not None and self._direct(conn, datas, given, positions):
+                continue  # (nobody asks which rows were inserted: no records, no hooks)
             for attempt in range(_TRIES):
                 try:
                     with Transaction(self.db):
@@ -95,6 +100,31 @@ class UpsertWriter:
                 self.counts += counts
                 break
         return inserted
+
+    def _direct(
+        self,
+        conn: sa.Connection,
+        datas: list[dict[str, Any]],
+        given: list[tuple[str, ...]] | None,
+        positions: list[int],
+    ) -> bool:
+        """One generation by the direct path, in a savepoint; False (nothing written) where
+        it does not apply or fails: the lookup path then writes it, and reports any error
+        located as it always has."""
+        assert self.direct is not None
+        try:
+            with Transaction(self.db):
+                counts = self.direct.write(conn, datas, given, positions)
+        except NotDirect:
+            return False
+        except Exception:  # noqa: BLE001 - rolled back; the lookup path names the cause
+            # A statement the server refuses (a raw fragment naming a column that ON
+            # CONFLICT makes ambiguous) would fail again: the rest of the call takes the
+            # lookup path.
+            self.direct = None
+            return False
+        self.counts += counts
+        return True
 
     def _generation(
         self,

@@ -26,7 +26,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -156,6 +156,12 @@ class DialectFacts:
     temporal_as_text: ClassVar[bool] = False
     #: Whether a timezone-aware ``DateTime`` column keeps the UTC offset (else: stored as UTC).
     keeps_utc_offset: ClassVar[bool] = False
+    #: How an upsert of dict rows (no records handed back) lets the server insert, update and
+    #: count in one statement per chunk (:mod:`activerecord.write.upsert_direct`): ``"rowid"``
+    #: (SQLite: ``ON CONFLICT DO UPDATE ... WHERE changed``, the row count, and the rows above
+    #: the max rowid read before: the inserted), ``"xmax"`` (PostgreSQL: the same over
+    #: ``unnest``, counted by ``RETURNING xmax = 0`` in a CTE), or None: keys looked up first.
+    upsert_direct: ClassVar[str | None] = None
     #: Whether ``0`` in an autoincrement key may mean "generate one" (see :meth:`session_keys`).
     zero_key_may_generate: ClassVar[bool] = False
     #: The isolation levels one transaction may ask for.
@@ -290,6 +296,28 @@ class DialectFacts:
         """
         factor = self.chunk_factor()
         return max(100, min(_CHUNK_ROWS * factor, _CHUNK_VALUES * factor // max(ncols, 1)))
+
+    def direct_upsert(self) -> str | None:
+        """The :attr:`upsert_direct` style this server runs (see SQLite's: a version floor).
+
+        >>> from sqlalchemy.dialects import postgresql
+        >>> DialectFacts.for_dialect(postgresql.psycopg.dialect()).direct_upsert()
+        'xmax'
+        """
+        return self.upsert_direct
+
+    def binary_arrays(
+        self, sql: str, arrays: Mapping[str, tuple[Any, Sequence[Any]]]
+    ) -> str:
+        """``sql`` with the array parameters (by name: the column type, the values) that the
+        driver may send in its binary format marked so (see PostgreSQL's); here unchanged.
+
+        >>> import sqlalchemy as sa
+        >>> facts = DialectFacts.probe(sa.create_engine("sqlite://"))
+        >>> facts.binary_arrays("SELECT ?", {"a0": (sa.Integer(), [1])})
+        'SELECT ?'
+        """
+        return sql
 
     def chunk_factor(self) -> int:
         """How many times the usual chunk the insert strategy takes (see PostgreSQL's)."""

@@ -10,6 +10,8 @@ Example::
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -41,6 +43,16 @@ def move_sequence_past(conn: sa.Connection, sequence: str, top: int) -> None:
     conn.execute(_BY_NAME, {"seq": sequence, "top": top})
 
 
+#: Column types whose values psycopg's binary dumpers send as the array's cast reads their
+#: text (the same stored value, never a different one), with the one Python type each value
+#: must have. A naive-time column takes only naive datetimes: an aware one is cast from
+#: ``timestamptz`` (converted to the session's time zone) in binary, its offset dropped in
+#: text.
+_BINARY_SAFE: tuple[tuple[type[Any], type[Any]], ...] = (
+    (sa.Boolean, bool), (sa.Integer, int), (sa.Float, float), (sa.DateTime, dt.datetime),
+    (sa.Date, dt.date), (sa.String, str),
+)
+
 _SQL_LEVELS = ("READ UNCOMMITTED", "READ COMMITTED", "REPEATABLE READ", "SERIALIZABLE")
 
 
@@ -53,6 +65,7 @@ class PostgreSQLFacts(DialectFacts):
     # 65,535-parameter limit.
     batch_update_style: str = "unnest"
     lookup_any_array: bool = True
+    upsert_direct: ClassVar[str | None] = "xmax"
 
     dialect_names: ClassVar[tuple[str, ...]] = ("postgresql",)
     # psycopg_async: the same driver's async connection, through the greenlet bridge.
@@ -99,6 +112,42 @@ class PostgreSQLFacts(DialectFacts):
         # takes the column name as it is.
         name = without_params(preparer.format_table(table, use_schema=True), conn.dialect)
         conn.execute(_BY_COLUMN, {"table": name, "column": column.name, "top": key})
+
+    def binary_arrays(
+        self, sql: str, arrays: Mapping[str, tuple[Any, Sequence[Any]]]
+    ) -> str:
+        """Array parameters of simple types go binary (``%(a0)b``): psycopg's text dumper
+        quotes each element through a regular expression, its binary one does not (10,000
+        rows of 5 columns: 18 ms vs 70 ms to send, here).
+
+        >>> import sqlalchemy as sa
+        >>> from sqlalchemy.dialects import postgresql
+        >>> facts = PostgreSQLFacts.for_dialect(postgresql.psycopg.dialect())
+        >>> facts.binary_arrays("SELECT %(a0)s, %(a1)s",
+        ...     {"a0": (sa.Integer(), [1, None]), "a1": (sa.Integer(), [1, True])})
+        'SELECT %(a0)b, %(a1)s'
+        """
+        for name, (type_, values) in arrays.items():
+            if self._binary_safe(type_, values):
+                sql = sql.replace(f"%({name})s", f"%({name})b")
+        return sql
+
+    @staticmethod
+    def _binary_safe(type_: Any, values: Sequence[Any]) -> bool:
+        if isinstance(type_, sa.TypeDecorator):  # values given are its processor's output
+            type_ = type_.impl_instance
+        if isinstance(type_, (sa.Enum, sa.Interval)):
+            return False
+        wanted = next((py for sa_type, py in _BINARY_SAFE if isinstance(type_, sa_type)), None)
+        if wanted is None:
+            return False
+        found = set(map(type, values))
+        found.discard(type(None))
+        if not found <= {wanted}:
+            return False
+        if wanted is dt.datetime and not type_.timezone:
+            return all(v.tzinfo is None for v in values if v is not None)
+        return True
 
     def chunk_factor(self) -> int:
         return self.copy_chunk_factor if self.insert_strategy == "pg_copy" else 1

@@ -60,6 +60,7 @@ class SQLiteFacts(DialectFacts):
     isolation_levels: ClassVar[tuple[str, ...]] = ("READ UNCOMMITTED", "SERIALIZABLE")
     #: The largest rowid; past it SQLite picks rowids at random (no range to prove).
     max_rowid: ClassVar[int] = 2**63 - 1
+    upsert_direct: ClassVar[str | None] = "rowid"
 
     @classmethod
     def _read_server(cls, conn: sa.Connection) -> dict[str, Any]:
@@ -69,6 +70,10 @@ class SQLiteFacts(DialectFacts):
             limit_id = getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)
             return {"max_params": int(getlimit(limit_id))}
         return {"max_params": 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999}
+
+    def direct_upsert(self) -> str | None:
+        """``ON CONFLICT ... DO UPDATE`` came with SQLite 3.24."""
+        return self.upsert_direct if self.server_version >= (3, 24) else None
 
     def generates_key(self, column: sa.Column[Any]) -> bool:
         """SQLite numbers only a rowid alias, a key whose declared type is exactly

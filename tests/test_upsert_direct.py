@@ -1,8 +1,9 @@
 """The direct upsert (activerecord/write/upsert_direct.py): dict rows nobody gets back are
-written by one ``INSERT ... ON CONFLICT DO UPDATE ... WHERE changed`` per chunk and counted
-by the server, where the dialect has a style for it (SQLite, PostgreSQL); on every backend
-the counts, stored values and errors are the lookup path's: repeated keys, unchanged rows,
-NULL keys, explicit and generated keys, a conflict on another unique key."""
+written by ``INSERT ... ON CONFLICT DO UPDATE ... WHERE changed`` statements and counted by
+the server, where the dialect has a style for it (SQLite); on every backend the counts,
+stored values and errors are the lookup path's: repeated keys, unchanged rows, NULL keys,
+explicit and generated keys, a conflict on another unique key. Also the values PostgreSQL's
+merge sends as binary arrays, and records getting their keys and stored values."""
 
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ class Stamped(TimestampMixin, OptimisticLockMixin, Model):
 
     id: int | None = None
     code: Annotated[str, Field(max_length=20), Col(unique=True)]
+    n: int = 0
+
+
+class Ranked(Model):
+    __table_name__ = "ud_ranked"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20), Col(unique=True)]
+    rank: Annotated[int | None, Col(server_default="7")] = None
     n: int = 0
 
 
@@ -236,7 +246,8 @@ SPECIAL_TEXT = ["NULL", "", "{a,b}", 'quote"s', "back\\slash", "comma,", "ünï 
 
 
 def test_values_of_every_simple_type_are_stored_exactly(db, fresh):
-    """Inserted and updated by the direct path (PostgreSQL: binary arrays for these)."""
+    """Inserted and updated by the direct path (SQLite) or the lookup path, whose merge
+    sends these as binary arrays on PostgreSQL."""
     fresh(Typed)
     zone = dt.timezone(dt.timedelta(hours=5, minutes=30))
 
@@ -263,3 +274,45 @@ def test_values_of_every_simple_type_are_stored_exactly(db, fresh):
     for values in (*stored.values(), *expected.values()):
         values["aware"] = values["aware"].astimezone(dt.timezone.utc)
     assert stored == expected
+
+
+def test_records_get_their_keys_and_the_stored_values(db, fresh):
+    """Instances: keys on every record, stored timestamps and versions read back."""
+    fresh(Stamped)
+    seeded = [Stamped(code="a", n=1), Stamped(code="b", n=1)]
+    Stamped.batch_insert(seeded)
+    records = [Stamped(code="a", n=1), Stamped(code="b", n=2), Stamped(code="c", n=3)]
+    result = Stamped.batch_upsert(records, conflict="code", update=["n"])
+    assert result == UpsertResult(inserted=1, updated=1, unchanged=1)
+    stored = {r.code: r for r in Stamped.query()}
+    for record in records:
+        row = stored[record.code]
+        assert (record.id, record.version, record.created_at, record.updated_at, record.n) == (
+            row.id, row.version, row.created_at, row.updated_at, row.n
+        )
+        assert not record.is_new_record and not record.changed_fields
+    assert [r.id for r in records[:2]] == [s.id for s in seeded]
+    assert stored["b"].version == stored["a"].version + 1  # only the changed row moved
+
+
+def test_records_inserted_get_server_defaults_and_existing_ones_their_stored_values(
+    db, fresh,
+):
+    fresh(Ranked)
+    Ranked.batch_insert_from_dicts([{"code": "a", "rank": 3}])
+    records = [Ranked(code="a", n=1), Ranked(code="b", n=1)]
+    result = Ranked.batch_upsert(records, conflict="code", update=["n"])
+    assert result == UpsertResult(inserted=1, updated=1)
+    assert [(r.code, r.rank, r.n) for r in records] == [("a", 3, 1), ("b", 7, 1)]
+    assert _stored(Ranked, "code", "rank", "n") == {"a": (3, 1), "b": (7, 1)}
+
+
+def test_records_of_a_failed_upsert_are_put_back(db, fresh):
+    fresh(Account)
+    Account.batch_insert_from_dicts([{"email": "a@x", "nick": "taken"}])
+    records = [Account(email="b@x", nick="free"), Account(email="c@x", nick="taken")]
+    with pytest.raises(UniqueViolation) as caught:
+        Account.batch_upsert(records, conflict="email", update=["visits"])
+    assert caught.value.record_index == 1
+    assert [(r.id, r.is_new_record) for r in records] == [(None, True), (None, True)]
+    assert raw_count(db, "ud_accounts") == 1

@@ -30,6 +30,7 @@ from .upsert_direct import DirectUpsert, NotDirect
 from .upsert_spec import Updates, UpsertResult
 
 if TYPE_CHECKING:
+    from ..backend.dialects import DialectFacts
     from ..model import ActiveRecord
     from ..model.info import ModelInfo
 
@@ -118,9 +119,8 @@ class UpsertWriter:
         except NotDirect:
             return False
         except Exception:  # noqa: BLE001 - rolled back; the lookup path names the cause
-            # A statement the server refuses (a raw fragment naming a column that ON
-            # CONFLICT makes ambiguous) would fail again: the rest of the call takes the
-            # lookup path.
+            # A statement the server refuses would fail again: the rest of the call takes
+            # the lookup path.
             self.direct = None
             return False
         self.counts += counts
@@ -228,9 +228,11 @@ class UpsertWriter:
                     raise self._refused(row_fields, procs, rows, members, offset) from exc
             scalars = self._scalars(spec)
             size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars))
+            types = [self.info.columns[f].type for f in row_fields]
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]
-                changed += self._plan(spec, source, len(part)).run(conn, part, scalars)
+                plan = self._plan(spec, source, len(part))
+                changed += _run_merge(conn, plan, self.facts, types, part, scalars)
         return changed
 
     def _refused(
@@ -317,6 +319,24 @@ class UpsertWriter:
 
 class Raced(Exception):
     """Internal: a new key was inserted by another transaction meanwhile; run the chunk again."""
+
+
+def _run_merge(
+    conn: sa.Connection, plan: ByKeyPlan, facts: DialectFacts, types: list[Any],
+    rows: list[tuple[Any, ...]], scalars: tuple[Any, ...],
+) -> int:
+    """Run a merge plan over processed rows (``types``: the row values' column types), its
+    array parameters sent in the driver's binary format where the dialect says they may be
+    (``unnest`` on PostgreSQL); the rows changed."""
+    params = plan.source.params(plan, rows, scalars)
+    sql = plan.sql
+    if plan.names is not None and not plan.source.multi_row:
+        arrays = {  # one array per row value: slot (0, j)
+            name: (types[j], params[name])
+            for name, (kind, j) in zip(plan.names, plan.slots) if kind == 0
+        }
+        sql = facts.binary_arrays(sql, arrays)
+    return int(conn.exec_driver_sql(sql, params).rowcount)
 
 
 def _process(row: tuple[Any, ...], procs: list[tuple[int, Any]]) -> tuple[Any, ...]:

@@ -159,8 +159,7 @@ class DialectFacts:
     #: How an upsert of dict rows (no records handed back) lets the server insert, update and
     #: count in one statement per chunk (:mod:`activerecord.write.upsert_direct`): ``"rowid"``
     #: (SQLite: ``ON CONFLICT DO UPDATE ... WHERE changed``, the row count, and the rows above
-    #: the max rowid read before: the inserted), ``"xmax"`` (PostgreSQL: the same over
-    #: ``unnest``, counted by ``RETURNING xmax = 0`` in a CTE), or None: keys looked up first.
+    #: the max rowid read before: the inserted), or None: keys looked up first.
     upsert_direct: ClassVar[str | None] = None
     #: Whether ``0`` in an autoincrement key may mean "generate one" (see :meth:`session_keys`).
     zero_key_may_generate: ClassVar[bool] = False
@@ -301,8 +300,8 @@ class DialectFacts:
         """The :attr:`upsert_direct` style this server runs (see SQLite's: a version floor).
 
         >>> from sqlalchemy.dialects import postgresql
-        >>> DialectFacts.for_dialect(postgresql.psycopg.dialect()).direct_upsert()
-        'xmax'
+        >>> DialectFacts.for_dialect(postgresql.psycopg.dialect()).direct_upsert() is None
+        True
         """
         return self.upsert_direct
 

@@ -65,7 +65,6 @@ class PostgreSQLFacts(DialectFacts):
     # 65,535-parameter limit.
     batch_update_style: str = "unnest"
     lookup_any_array: bool = True
-    upsert_direct: ClassVar[str | None] = "xmax"
 
     dialect_names: ClassVar[tuple[str, ...]] = ("postgresql",)
     # psycopg_async: the same driver's async connection, through the greenlet bridge.

@@ -316,3 +316,18 @@ def test_records_of_a_failed_upsert_are_put_back(db, fresh):
     assert caught.value.record_index == 1
     assert [(r.id, r.is_new_record) for r in records] == [(None, True), (None, True)]
     assert raw_count(db, "ud_accounts") == 1
+
+
+def test_keys_of_any_text_are_found(db, fresh):
+    """The lookup's key array (binary on PostgreSQL) and the direct path match keys that a
+    text array would have to quote: NULL as text, braces, quotes, backslashes, commas."""
+    fresh(Account)
+    Account.batch_insert_from_dicts([{"email": t, "visits": 1} for t in SPECIAL_TEXT[::2]])
+    rows = [{"email": t, "visits": 2} for t in SPECIAL_TEXT]
+    assert Account.batch_upsert(rows, conflict="email", update=["visits"]) == UpsertResult(4, 4)
+    records = [Account(email=t, visits=2) for t in SPECIAL_TEXT]
+    result = Account.batch_upsert(records, conflict="email", update=["visits"])
+    assert result == UpsertResult(unchanged=8)
+    stored = _stored(Account, "email", "id", "visits")
+    assert {r.email: (r.id, r.visits) for r in records} == stored
+    assert len(stored) == 8

@@ -100,7 +100,7 @@ def _stored(model: type[ActiveRecord], *fields: str) -> dict[Any, tuple[Any, ...
     return {r[fields[0]]: tuple(r[f] for f in fields[1:]) for r in rows}
 
 
-def test_dicts_are_written_by_one_statement_per_chunk_without_a_lookup(db, fresh):
+def test_dicts_are_written_by_on_conflict_statements_without_a_lookup(db, fresh):
     fresh(Account)
     Account.batch_insert_from_dicts([{"email": "a@x", "visits": 1}, {"email": "b@x", "visits": 2}])
     rows = [

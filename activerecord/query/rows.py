@@ -3,7 +3,10 @@
 Rows are read through a server-side cursor where the driver has one (psycopg's named cursor,
 PyMySQL's SSCursor; SQLite reads as it goes anyway), ``chunk_size`` rows at a time, and each
 column goes through its type's result processor in one loop (no ``Row`` per row). Values are
-what the columns' types return (no pydantic validation, which is what makes it fast).
+what the columns' types return (no pydantic validation, which is what makes it fast). Where
+the dialect reads a server-side cursor's rows faster than its driver does (PyMySQL parses
+each row in Python: ``read_streamed``), ``all()`` reads through one too, and the rows come
+column by column from the dialect.
 
 Example::
 
@@ -22,6 +25,7 @@ Example::
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -29,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
+from ..backend.dialects import facts_class
 from ..backend.errors import driver_errors
 from ..backend.transaction import read_connection
 from ..errors import ValidationError
@@ -67,15 +72,12 @@ def _processors(
 
 def _converted(
     query: QueryState[Any], names: Sequence[str], processors: Sequence[Any],
-    rows: Sequence[Sequence[Any]],
+    columns: list[Sequence[Any]],
 ) -> list[Sequence[Any]]:
-    """The chunk's values column by column, each through its column's result processor (a
+    """A chunk's columns of driver values, each through its column's result processor (a
     C loop over a column instead of one ``Row`` per row). A value the column type cannot read
     back (a stored string that is no member of the Enum, bad JSON) raises our
     ``ValidationError`` naming the row's key and the field."""
-    if not rows:
-        return [() for _ in names]
-    columns: list[Sequence[Any]] = list(zip(*rows))
     for i, processor in enumerate(processors):
         if processor is not None:
             try:
@@ -83,6 +85,38 @@ def _converted(
             except (ValueError, LookupError, TypeError) as exc:
                 raise _unreadable(query, names, processor, columns, i, exc) from exc
     return columns
+
+
+def _fetched(
+    result: sa.CursorResult[Any], names: Sequence[str], limit: int | None
+) -> tuple[list[Sequence[Any]], bool]:
+    """Up to ``limit`` (None: all) more rows of ``result`` as columns of driver values, and
+    whether the result has ended: read by the dialect's :meth:`read_streamed` where it has
+    a faster way (a server-side cursor's rows column by column), else through the result's
+    fetch strategy (its buffer, and driver errors wrapped as SQLAlchemy's), without a
+    ``Row`` for each."""
+    strategy, cursor = result.cursor_strategy, result.cursor
+    # SQLAlchemy reads one row ahead on a server-side cursor: those rows come first.
+    ahead: Any = getattr(strategy, "_rowbuffer", None)
+    if isinstance(ahead, deque) and (limit is None or len(ahead) <= limit):
+        try:
+            read = facts_class(result.dialect).read_streamed(
+                cursor, None if limit is None else limit - len(ahead)
+            )
+        except BaseException as exc:  # noqa: BLE001 - raised again, wrapped as SQLAlchemy's
+            strategy.handle_exception(result, cursor, exc)
+        if read is not None:
+            columns: list[Sequence[Any]] = list(read[0])
+            if ahead:
+                columns = [[*before, *after] for before, after in zip(zip(*ahead), columns)]
+                ahead.clear()
+            return (columns or [[] for _ in names]), read[1]
+    if limit is None:
+        rows = strategy.fetchall(result, cursor)
+    else:
+        rows = strategy.fetchmany(result, cursor, limit)
+    ended = limit is None or len(rows) < limit  # then the strategy has closed the cursor
+    return (list(zip(*rows)) if rows else [[] for _ in names]), ended
 
 
 def _unreadable(
@@ -117,15 +151,15 @@ def read_columns(
     names = selected_names(query, stmt)
     model = query.model
     with driver_errors(f"{model.__name__} query"), read_connection(model.database()) as conn:
+        if conn.dialect.driver in facts_class(conn.dialect).streamed_read_drivers:
+            stmt = stmt.execution_options(stream_results=True)
         result = conn.execute(stmt)
         try:
             processors = _processors(result, stmt, conn.dialect)
-            # The raw rows, through the result's fetch strategy (its buffer, and driver
-            # errors wrapped as SQLAlchemy's), without building a Row for each.
-            rows = result.cursor_strategy.fetchall(result, result.cursor)
+            columns, _ended = _fetched(result, names, None)
         finally:
             result.close()
-    return names, _converted(query, names, processors, rows)
+    return names, _converted(query, names, processors, columns)
 
 
 def iter_columns(
@@ -149,14 +183,11 @@ def _iter_columns(
         result = conn.execute(stmt.execution_options(stream_results=True))
         try:
             processors = _processors(result, stmt, conn.dialect)
-            # Raw rows through the fetch strategy, which holds the first row it read
-            # ahead on a server-side cursor (and wraps driver errors as SQLAlchemy's).
-            strategy, cursor = result.cursor_strategy, result.cursor
             while True:
-                rows = strategy.fetchmany(result, cursor, chunk_size)
-                if rows:
-                    yield names, _converted(query, names, processors, rows)
-                if len(rows) < chunk_size:  # the end: the strategy has closed the cursor
+                columns, ended = _fetched(result, names, chunk_size)
+                if columns and columns[0]:
+                    yield names, _converted(query, names, processors, columns)
+                if ended:
                     break
         finally:
             result.close()

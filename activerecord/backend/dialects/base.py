@@ -173,6 +173,9 @@ class DialectFacts:
     supported_scheme: ClassVar[str | None] = None
     #: Whether ``connect(hosts=...)`` (several servers of one database) is supported.
     several_hosts: ClassVar[bool] = False
+    #: Drivers whose whole results are read faster through a server-side cursor and
+    #: :meth:`read_streamed` than by their buffered fetch (PyMySQL's parsing per row).
+    streamed_read_drivers: ClassVar[frozenset[str]] = frozenset()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -465,6 +468,15 @@ class DialectFacts:
         """Listeners every engine of this backend needs, the caller's own ones too (once)."""
 
     # -- statements and types ---------------------------------------------------------------
+    @classmethod
+    def read_streamed(
+        cls, dbapi_cursor: Any, limit: int | None
+    ) -> tuple[list[list[Any]], bool] | None:
+        """Up to ``limit`` (None: all) more rows of a server-side cursor's result, one list
+        of the driver's values per column, and whether the result has ended; None where
+        this driver has no faster way than fetching rows (the caller fetches them)."""
+        return None
+
     @classmethod
     def readable_compiler(cls, dialect: sa.Dialect) -> type[Any]:
         """The statement compiler ``Query.to_sql`` renders with (see SQLite's)."""

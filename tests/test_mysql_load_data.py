@@ -11,6 +11,7 @@ import logging
 import uuid
 from typing import Annotated, Any
 
+import pymysql
 import pytest
 import sqlalchemy as sa
 from pydantic import Field
@@ -19,6 +20,7 @@ import activerecord
 from activerecord import ActiveRecord, Col
 from activerecord.errors import DataError, UniqueViolation
 from activerecord.write.strategies import MysqlLoadDataStrategy, strategy_for
+from activerecord.write.strategies.load_data_wire import FILE_NAME, send_load
 from tests.conftest import backend_url
 
 pytestmark = pytest.mark.backends("mysql")
@@ -261,3 +263,58 @@ def test_the_driver_sends_a_file_only_for_the_librarys_own_load(db, fresh, tmp_p
     with db.engine.connect() as conn:
         assert conn.connection.dbapi_connection._local_infile is False  # type: ignore[union-attr]
     assert Tiny.query().count() == N
+
+
+# -- the exchange itself (load_data_wire.py): the file's bytes from memory, in one write ------
+
+
+def _wire_table(db: Any) -> Any:
+    raw = db.engine.raw_connection()
+    cursor = raw.cursor()
+    cursor.execute("DROP TABLE IF EXISTS load_data_wire")
+    cursor.execute("CREATE TABLE load_data_wire (id INT AUTO_INCREMENT PRIMARY KEY, s TEXT)")
+    return raw
+
+
+_WIRE_SQL = f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE load_data_wire (s)"
+
+
+@pytest.mark.parametrize("rows", [0, 1, 90_000])  # 90,000: over 256 packets, the sequence wraps
+def test_the_exchange_sends_every_byte_in_order(db, load_data_path, rows):
+    raw = _wire_table(db)
+    try:
+        lines = [f"{k}:{'x' * (k % 97)}" for k in range(rows)]
+        payload = "".join(line + "\n" for line in lines).encode()
+        assert len(payload) > 256 * 16 * 1024 or rows < 2
+        assert send_load(raw.dbapi_connection, _WIRE_SQL, payload) == (rows, 0)
+        cursor = raw.cursor()
+        cursor.execute("SELECT s FROM load_data_wire ORDER BY id")
+        assert [s for (s,) in cursor.fetchall()] == lines
+        raw.rollback()
+    finally:
+        raw.close()
+
+
+def test_the_exchange_sends_no_file_the_statement_does_not_name(db, load_data_path):
+    raw = _wire_table(db)
+    try:
+        sql = "LOAD DATA LOCAL INFILE '/etc/passwd' INTO TABLE load_data_wire (s)"
+        with pytest.raises(pymysql.err.OperationalError, match="asked for '/etc/passwd'"):
+            send_load(raw.dbapi_connection, sql, b"secret\n")
+        cursor = raw.cursor()  # the connection goes on; nothing was loaded
+        cursor.execute("SELECT COUNT(*) FROM load_data_wire")
+        assert cursor.fetchone() == (0,)
+    finally:
+        raw.close()
+
+
+def test_a_server_error_is_the_drivers_and_the_connection_goes_on(db, load_data_path):
+    raw = _wire_table(db)
+    try:
+        sql = f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE load_data_missing (s)"
+        with pytest.raises(pymysql.err.ProgrammingError, match="load_data_missing"):
+            send_load(raw.dbapi_connection, sql, b"a\n")
+        assert send_load(raw.dbapi_connection, _WIRE_SQL, b"a\nb\n") == (2, 0)
+        raw.rollback()
+    finally:
+        raw.close()

@@ -285,8 +285,8 @@ def _session_setup(statements: tuple[str, ...]) -> Any:
 
 def _answer_no_file_requests(dbapi_connection: Any, _record: Any) -> None:
     # PyMySQL checks ``_local_infile`` when a server's file request arrives (the LOCAL_FILES
-    # capability sent at connect stays): no statement but the library's own LOAD DATA, which
-    # switches it on for its run (write/strategies/mysql_load.py), makes the driver send a file.
+    # capability sent at connect stays): no statement makes the driver send a file; the
+    # library's own LOAD DATA answers its request itself (write/strategies/load_data_wire.py).
     if hasattr(dbapi_connection, "_local_infile"):
         dbapi_connection._local_infile = False
 

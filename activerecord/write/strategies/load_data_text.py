@@ -79,7 +79,7 @@ def load_data_refusal(
     'a Galera node: lock mode 2, and a load may be replicated in pieces'
     """
     if not driver_allows:
-        return "the driver sends no LOAD DATA file here (only PyMySQL does)"
+        return "the driver sends no LOAD DATA file here (only PyMySQL 1.0 to 1.2 does)"
     if galera:
         return "a Galera node: lock mode 2, and a load may be replicated in pieces"
     if not server_allows:

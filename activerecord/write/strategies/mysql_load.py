@@ -1,10 +1,10 @@
-"""MySQL/MariaDB: a group of rows as one ``LOAD DATA LOCAL INFILE`` from an in-memory file.
+"""MySQL/MariaDB: a group of rows as one ``LOAD DATA LOCAL INFILE`` from memory.
 
-About twice the rows per second of multi-row ``INSERT`` here. The rows are written to a
-memory file (``memfd``; a temporary file where there is none) that PyMySQL opens by name when
-the server asks for it; the statement holds only the file's name and the table's and
-columns' identifiers, the values are in the file (:mod:`.load_data_text`). Exact as the
-``INSERT`` path is:
+About twice the rows per second of multi-row ``INSERT`` here. The rows' text is built in
+memory (:mod:`.load_data_text`) and sent as the file when the server asks for it, in one
+socket write (:mod:`.load_data_wire`: no file is opened, and a thread of the caller running
+Python meanwhile does not slow each 16 KB packet); the statement holds only the file's name
+and the table's and columns' identifiers. Exact as the ``INSERT`` path is:
 
 * keys: ``LAST_INSERT_ID()`` is the statement's first key and the others its steps of the
   session's ``auto_increment_increment``, proven where ``innodb_autoinc_lock_mode`` is 0 or
@@ -19,7 +19,8 @@ columns' identifiers, the values are in the file (:mod:`.load_data_text`). Exact
   while the caller validates its next chunk, settled (keys put in the rows' dicts) before
   anything else uses the connection. The workers touch only the driver's cursor;
 * fallback: a Galera node, a server or connection without ``local_infile``, lock mode 2 when
-  keys are asked, few rows, or a value the file has no exact form for: the rows go by
+  keys are asked, a PyMySQL without the internals the exchange uses, few rows, or a value
+  the file has no exact form for: the rows go by
   :class:`~.mysql.MysqlValuesStrategy`, said once per call at DEBUG.
 
 Longer than 400 lines because the load, its overlap with the next piece and its settling
@@ -33,13 +34,11 @@ Example::
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from ...backend.transaction import PendingStatement
 from ...insert.locate import WriteFailed
@@ -47,51 +46,12 @@ from ...insert.shape import InsertShape
 from ...log import logger
 from .base import Data, Locate
 from .load_data_text import Unloadable, column_kind, line_builder, load_data_refusal
+from .load_data_wire import FILE_NAME, send_load, wire_ready
 from .mysql import MysqlValuesStrategy
 
 __all__ = ["MysqlLoadDataStrategy"]
 
 _AT_ROW = re.compile(r"\bat row (\d+)")
-#: A file name that needs no escaping inside the statement's string literal.
-_SAFE_PATH = re.compile(r"[A-Za-z0-9_./-]+")
-
-
-class _MemoryFile:
-    """A file in memory the driver can open by name, rewritten for each load."""
-
-    def __init__(self) -> None:
-        self._fd: int | None = None
-        self._file: IO[bytes] | None = None
-        memfd = getattr(os, "memfd_create", None)
-        if memfd is not None and os.path.isdir("/proc/self/fd"):
-            self._fd = memfd("activerecord-load", getattr(os, "MFD_CLOEXEC", 0))
-            self.path = f"/proc/self/fd/{self._fd}"
-        else:  # no memfd (macOS): a temporary file, in RAM where the system has /dev/shm
-            where = "/dev/shm" if os.path.isdir("/dev/shm") else None
-            self._file = tempfile.NamedTemporaryFile(dir=where, prefix="activerecord-load-")
-            self.path = self._file.name
-
-    def write(self, data: bytes) -> None:
-        if self._file is not None:
-            self._file.seek(0)
-            self._file.truncate()
-            self._file.write(data)
-            self._file.flush()
-            return
-        assert self._fd is not None
-        os.ftruncate(self._fd, 0)
-        os.lseek(self._fd, 0, os.SEEK_SET)
-        view = memoryview(data)
-        while view:
-            view = view[os.write(self._fd, view) :]
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
 
 @dataclass
@@ -128,7 +88,6 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._file: _MemoryFile | None = None
         self._told: set[str] = set()
         self._pool: ThreadPoolExecutor | None = None
         self._streamer: ThreadPoolExecutor | None = None
@@ -152,6 +111,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
             client_allows=bool(getattr(raw, "client_flag", 0) & flag),
             consecutive=self.facts.autoinc_consecutive,
             need_keys=fetch_key,
+            driver_allows=wire_ready(raw),
         )
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
@@ -302,9 +262,6 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
-        if self._file is not None:
-            self._file.close()
-            self._file = None
 
     def _line_and_statement(
         self, shape: InsertShape
@@ -312,11 +269,6 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         cached = self._lines.get(id(shape))
         if cached is not None:
             return cached
-        if self._file is None:
-            self._file = _MemoryFile()
-        path = self._file.path
-        if not _SAFE_PATH.fullmatch(path):
-            raise Unloadable(f"a file name the statement cannot hold: {path!r}")
         kinds = [column_kind(c.type) for c in shape.columns]
         binary = [kind == "binary" for kind in kinds]
         prep = self.dialect.identifier_preparer
@@ -330,7 +282,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
             if is_bin
         ]
         sql = (
-            f"LOAD DATA LOCAL INFILE '{path}' INTO TABLE {prep.format_table(shape.table)} "
+            f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE {prep.format_table(shape.table)} "
             f"CHARACTER SET utf8mb4 ({', '.join(targets)})"
         )
         if sets:
@@ -348,23 +300,14 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         fetch_key: bool,
         step: int,
     ) -> list[Any] | None:
-        assert self._file is not None
-        self._file.write(payload)
         cursor = self.cursor
-        raw = cursor.connection
-        # The driver answers a server's file request only while this statement runs (our
-        # engines keep it off otherwise: backend/dialects/mysql.py); a user's setting is put back.
-        answered = getattr(raw, "_local_infile", False)
-        raw._local_infile = True
         try:
-            cursor.execute(sql)
+            taken, warnings = send_load(cursor.connection, sql, payload)
         except Exception as exc:
             raise self.failed(exc, shape, rows) from exc
-        finally:
-            raw._local_infile = answered
         # Warnings first: a later statement may clear them.
-        if cursor.warning_count or cursor.rowcount != len(rows):
-            raise self._warned(shape, rows, int(cursor.rowcount))
+        if warnings or taken != len(rows):
+            raise self._warned(shape, rows, taken)
         if not fetch_key:
             return None
         cursor.execute("SELECT LAST_INSERT_ID()")

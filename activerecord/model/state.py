@@ -194,7 +194,7 @@ class Undo:
         if fields is GONE:
             deque(map(snap.set_slot, instances, repeat(None)), maxlen=0)
         elif fields:
-            mark_written(instances, fields)
+            mark_written(instances, fields, datas)
         elif self.share:
             mark_persisted_batch(instances, datas)
         else:

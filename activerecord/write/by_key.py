@@ -1,14 +1,12 @@
-"""Rows found by primary key: the UPDATE-by-key forms, and :func:`select_by_keys`.
+"""Rows found by primary key: the UPDATE-by-key statements, and :func:`select_by_keys`.
 
 An UPDATE-by-key writes many rows, each with its own values, in one statement per chunk. How
-the rows reach the statement is one :class:`RowSource` per form, named by the dialect
-(:attr:`~activerecord.backend.dialects.DialectFacts.batch_update_style`):
-
-* ``UNNEST``: ``UPDATE ... FROM unnest(array per column)`` (PostgreSQL: a fixed number of
-  parameters, so psycopg never re-parses a statement with thousands of placeholders);
-* ``UNION``: a multi-table UPDATE joined to a ``UNION ALL`` derived table (MySQL, MariaDB);
-* ``VALUES``: ``UPDATE ... FROM (VALUES ...)`` (other databases);
-* ``EXECUTEMANY``: one row's statement run by the driver's executemany (SQLite).
+the rows reach the statement is one :class:`RowSource` per form (:mod:`.row_sources`, and
+:mod:`.copy_rows` for ``COPY``), named by the dialect
+(:attr:`~activerecord.backend.dialects.DialectFacts.batch_update_style`, and
+:meth:`~activerecord.backend.dialects.DialectFacts.update_style` for ``batch_update``):
+``unnest`` arrays or ``COPY`` into a temporary table on PostgreSQL, a ``UNION ALL`` derived
+table on MySQL/MariaDB, a ``VALUES`` list on SQLite, the driver's executemany elsewhere.
 
 ``batch_update`` writes the given fields (:func:`update_statement`); an upsert's UPDATE half
 writes only rows that change (:mod:`activerecord.insert.merge`). Both compile to a
@@ -32,14 +30,24 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from operator import itemgetter
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
 from ..errors import QueryError
 from ..insert.shape import positional, source_alias
+from .copy_rows import COPY
+from .row_sources import (
+    EXECUTEMANY,
+    UNION,
+    UNNEST,
+    VALUES,
+    VALUES_SELECT,
+    Made,
+    RowSource,
+    Slot,
+)
 
 if TYPE_CHECKING:
     from ..backend.dialects import DialectFacts
@@ -47,11 +55,14 @@ if TYPE_CHECKING:
     from ..model.info import ModelInfo
 
 __all__ = [
+    "COPY",
     "EXECUTEMANY",
     "UNION",
     "UNNEST",
     "VALUES",
+    "VALUES_SELECT",
     "ByKeyPlan",
+    "Made",
     "RowSource",
     "key_rows",
     "processors",
@@ -60,127 +71,9 @@ __all__ = [
     "update_statement",
 ]
 
-#: Where a placeholder's value comes from: ``(0, i)`` row value ``i`` (rows laid end to end),
-#: ``(1, j)`` scalar ``j`` (one value for every row: ``updated_at``), ``(2, value)`` a constant.
-Slot = tuple[int, Any]
-#: The parameters a statement builder made, by key: the object and its slot.
-Made = dict[str, tuple[sa.BindParameter[Any], Slot]]
-
-
-class RowSource:
-    """How the rows of an UPDATE-by-key reach the statement (one instance per form)."""
-
-    name: ClassVar[str]
-    #: One statement holds many rows (its text grows with them), else a fixed text.
-    multi_row: ClassVar[bool] = False
-
-    def __repr__(self) -> str:
-        return f"<row source {self.name}>"
-
-    def refs(
-        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
-    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        """References to the row values of ``columns`` for ``nrows`` rows (bound parameters,
-        or the columns of a row source named ``alias``), and each parameter made with its
-        slot."""
-        raise NotImplementedError
-
-    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
-        """The driver parameters of ``plan`` for processed row tuples."""
-        raise NotImplementedError
-
-
-def _row_binds(columns: Sequence[sa.Column[Any]], nrows: int) -> list[list[sa.BindParameter[Any]]]:
-    return [
-        [sa.bindparam(f"r{i}_{j}", type_=c.type) for j, c in enumerate(columns)]
-        for i in range(nrows)
-    ]
-
-
-def _made(rows: list[list[sa.BindParameter[Any]]]) -> list[tuple[sa.BindParameter[Any], Slot]]:
-    width = len(rows[0]) if rows else 0
-    return [(b, (0, i * width + j)) for i, row in enumerate(rows) for j, b in enumerate(row)]
-
-
-class _Executemany(RowSource):
-    name = "executemany"
-
-    def refs(
-        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
-    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        binds = _row_binds(columns, 1)
-        return list(binds[0]), _made(binds)
-
-    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
-        pick = plan.pick
-        if pick is None:
-            return [plan.layout(row, scalars) for row in rows]
-        if len(pick) == 1:
-            k = pick[0]
-            return [((row + scalars)[k],) for row in rows]
-        get = itemgetter(*pick)
-        if scalars:
-            return [get(row + scalars) for row in rows]
-        return list(map(get, rows))
-
-
-class _Unnest(RowSource):
-    name = "unnest"
-
-    def refs(
-        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
-    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
-        names = [f"c{j}" for j in range(len(columns))]
-        # Typed, so an expression over them means what it does over the columns ("+" on text).
-        typed = [sa.column(n, c.type) for n, c in zip(names, columns)]
-        source = sa.func.unnest(*arrays).table_valued(*typed).render_derived(name=alias)
-        return [source.c[n] for n in names], [(b, (0, j)) for j, b in enumerate(arrays)]
-
-    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
-        return plan.layout([list(column) for column in zip(*rows)], scalars)
-
-
-class _Values(RowSource):
-    name = "values"
-    multi_row = True
-
-    def refs(
-        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
-    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        rows = _row_binds(columns, nrows)
-        values = sa.values(
-            *[sa.column(f"c{j}", c.type) for j, c in enumerate(columns)], name=alias
-        ).data([tuple(row) for row in rows])
-        return [values.c[f"c{j}"] for j in range(len(columns))], _made(rows)
-
-    def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
-        flat = [value for row in rows for value in row]
-        pick = plan.pick
-        if pick is None:
-            return plan.layout(flat, scalars)
-        flat.extend(scalars)
-        return tuple(map(flat.__getitem__, pick))
-
-
-class _Union(_Values):
-    name = "union"
-
-    def refs(
-        self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
-    ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        rows = _row_binds(columns, nrows)
-        # Every row labelled alike, so one row's text repeats (see ByKeyPlan.compile).
-        selects = [sa.select(*[b.label(f"c{j}") for j, b in enumerate(row)]) for row in rows]
-        derived = (selects[0] if nrows == 1 else sa.union_all(*selects)).subquery(alias)
-        return [derived.c[f"c{j}"] for j in range(len(columns))], _made(rows)
-
-
-EXECUTEMANY: RowSource = _Executemany()
-UNNEST: RowSource = _Unnest()
-VALUES: RowSource = _Values()
-UNION: RowSource = _Union()
-_BY_NAME = {source.name: source for source in (EXECUTEMANY, UNNEST, VALUES, UNION)}
+_BY_NAME = {
+    source.name: source for source in (EXECUTEMANY, UNNEST, VALUES, VALUES_SELECT, UNION, COPY)
+}
 
 
 def row_source(style: str | RowSource) -> RowSource:
@@ -243,6 +136,11 @@ class ByKeyPlan:
     source: RowSource
     #: Row values per row.
     width: int
+    #: What the row source runs before the rows reach the statement (the ``COPY`` source's
+    #: temporary table, :mod:`.copy_rows`), compiled; None for the others.
+    setup: str | None = None
+    #: The columns a row's values are written to, by name (for errors naming one).
+    row_columns: tuple[str, ...] = ()
 
     @classmethod
     def compile(
@@ -292,7 +190,8 @@ class ByKeyPlan:
         slots = tuple(slot(n) for n in names)
         rows = nrows if source.multi_row else 1
         found = sorted({v for kind, v in slots if kind == 0})
-        if found != list(range(width * rows)):  # every row value placed, and only those
+        # Every row value placed, and only those (none where the rows are no parameters).
+        if found != list(range(width * rows if source.binds_rows else 0)):
             raise QueryError(f"internal: the plan of {what} lost row values")
         return cls(str(compiled), slots, None if positions is not None else tuple(names),
                    source, width)
@@ -342,12 +241,38 @@ class ByKeyPlan:
         ]
         return tuple(out) if self.names is None else dict(zip(self.names, out))
 
+    @cached_property
+    def rows_in_order(self) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+        """For a :attr:`pick` that is every row value in order with scalars only before or
+        after them: the scalars before and after (the parameters are then the rows laid
+        end to end, no per-value pick)."""
+        pick = self.pick
+        if pick is None:
+            return None
+        nvalues = 1 + max((v for kind, v in self.slots if kind == 0), default=-1)
+        head = next((i for i, p in enumerate(pick) if p < nvalues), len(pick))
+        if tuple(pick[head:head + nvalues]) != tuple(range(nvalues)):
+            return None
+        before, after = pick[:head], pick[head + nvalues:]
+        if any(p < nvalues for p in after):
+            return None
+        return tuple(p - nvalues for p in before), tuple(p - nvalues for p in after)
+
     def run(
         self, conn: sa.Connection, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...] = ()
     ) -> int:
         """Run the plan over processed row tuples; the database's row count."""
-        params = self.source.params(self, rows, scalars)
-        # The text is a compiled Core construct; only its parameters change.
+        return self.source.execute(conn, self, rows, scalars)
+
+    def run_many(
+        self, conn: sa.Connection, chunks: list[list[tuple[Any, ...]]],
+        scalars: tuple[Any, ...] = (),
+    ) -> int:
+        """Run the plan over several chunks (of its row count, for a multi-row form): one
+        executemany where the source sends chunks so, else one run each; the rows counted."""
+        if len(chunks) == 1 or not self.source.executemany_chunks:
+            return sum(self.run(conn, chunk, scalars) for chunk in chunks)
+        params = [self.source.params(self, chunk, scalars) for chunk in chunks]
         return int(conn.exec_driver_sql(self.sql, params).rowcount)
 
 

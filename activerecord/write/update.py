@@ -37,17 +37,18 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pydantic
 import sqlalchemy as sa
 
 from ..arguments import check_records, check_size
-from ..backend.errors import driver_errors
+from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import (
     on_rollback,
     read_connection,
@@ -57,10 +58,12 @@ from ..backend.transaction import (
 from ..errors import (
     ArgumentTypeError,
     BatchValidationError,
+    DatabaseError,
     DataError,
     QueryError,
     StaleRecordError,
 )
+from ..insert.locate import WriteFailed
 from ..model.state import ALL, Undo
 from ..validation import collector_paused, list_adapter, record_failures
 from .by_key import (
@@ -73,6 +76,7 @@ from .by_key import (
 )
 
 if TYPE_CHECKING:
+    from ..backend.database import Database
     from ..model import ActiveRecord
     from ..model.info import ModelInfo
 
@@ -125,11 +129,16 @@ def _plan(
     scalars: tuple[str, ...],
     nrows: int,
 ) -> ByKeyPlan:
-    width = len(model.__ar_info__.pk_fields) + len(fields) + (1 if model._lock_field() else 0)
-    return ByKeyPlan.compile(
+    info = model.__ar_info__
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
+    plan = ByKeyPlan.compile(
         lambda n: update_statement(model, fields, source, n, scalars=scalars),
-        source, nrows if source.multi_row else 1, width, dialect,
-        what=f"the batch update of {model.__name__}",
+        source, nrows, len(row_fields), dialect, what=f"the batch update of {model.__name__}",
+    )
+    columns = [info.columns[f] for f in row_fields]
+    return dataclasses.replace(
+        plan, setup=source.setup(columns, dialect), row_columns=tuple(c.name for c in columns)
     )
 
 
@@ -206,44 +215,37 @@ def _rows(
     records: list[ActiveRecord],
     row_fields: Sequence[str],
     lock: str | None,
-) -> list[tuple[Any, ...]]:
-    """One tuple per record: primary key as read, the fields to write, the version as read.
+) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], bool]:
+    """One tuple per record (primary key as read, the fields to write, the version as read),
+    the records' ``__dict__``, and whether every record was read or saved (its key then is
+    the key as read).
 
     Checks missing, changed and repeated keys. This runs once per record, so it stays lean:
     ``itemgetter``/``attrgetter`` mapped over the records (C loops), and a per-record loop
-    only where a record was never read or saved.
+    only where a record was never read or saved or its key changed.
     """
     info = model.__ar_info__
     pk_fields = info.pk_fields
     nkeys = len(pk_fields)
-    get_row = operator.itemgetter(*row_fields)  # >= 2 fields: a key and a value
     get_key = operator.itemgetter(*pk_fields)
     datas = list(map(_dict_of, records))
-    rows = list(map(get_row, datas))
-    try:
-        originals: list[dict[str, Any] | None] = list(map(_persisted_of, records))
-    except AttributeError:  # some record never saved nor loaded (its slot unset)
+    rows = list(map(operator.itemgetter(*row_fields), datas))  # >= 2 fields: a key and a value
+    keys = list(map(_first, rows)) if nkeys == 1 else [row[:nkeys] for row in rows]
+    try:  # the usual: every record was read or saved, its key as read (one C-level pass)
+        known = list(map(get_key, map(_persisted_of, records))) == keys
+    except (AttributeError, TypeError):  # some record never saved nor loaded (no snapshot)
+        known = False
+    originals: list[dict[str, Any] | None] = []
+    if not known or lock is not None:
         originals = [record._ar_original for record in records]
-    if None not in originals:  # the usual: every record was read or saved
-        known = cast("list[dict[str, Any]]", originals)
-        # One C-level pass each: the keys as read against the keys now.
-        if list(map(get_key, known)) != list(map(get_key, datas)):
-            index = next(i for i, (o, d) in enumerate(zip(known, datas))
-                         if get_key(o) != get_key(d))
-            _refuse_changed_key(model, index, known[index], datas[index])
-        if lock is not None:  # check the version the record was read with
-            rows = [(*row[:-1], original[lock]) for row, original in zip(rows, known)]
-    else:
+    if not known:
         for index, (original, data) in enumerate(zip(originals, datas)):
-            if original is None:
-                continue
-            if get_key(original) != get_key(data):
+            if original is not None and get_key(original) != get_key(data):
                 _refuse_changed_key(model, index, original, data)
-            if lock is not None:
-                rows[index] = (*rows[index][:-1], original[lock])
-    keys = [row[0] for row in rows] if nkeys == 1 else [row[:nkeys] for row in rows]
-    missing = (k is None for k in keys) if nkeys == 1 else (None in k for k in keys)
-    if any(missing):
+    if lock is not None:  # check the version the record was read with
+        rows = [(*row[:-1], (original or data)[lock])
+                for row, original, data in zip(rows, originals, datas)]
+    if (None in keys) if nkeys == 1 else any(None in k for k in keys):
         index = next(i for i, r in enumerate(rows) if None in r[:nkeys])
         raise QueryError(
             f"record {index}: {model.__name__} has no primary key value; batch_update "
@@ -258,10 +260,11 @@ def _rows(
                     f"records {first} and {index}: {model.__name__} {key!r} appears twice in "
                     "one batch_update"
                 )
-    return rows
+    return rows, datas, known
 
 
 _dict_of = operator.attrgetter("__dict__")
+_first = operator.itemgetter(0)
 _persisted_of = operator.attrgetter("_ar_persisted")
 
 
@@ -329,60 +332,150 @@ def _write(
     """Write the checked records' ``names`` and mark them written; return the rows matched."""
     info = model.__ar_info__
     lock = model._lock_field()
-    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
-    rows = _rows(model, items, row_fields, lock)
     defaults = model._update_defaults() if touch else {}
     scalars = tuple(f for f in defaults if f not in names and f != lock)
+    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
+    written = (*info.pk_fields, *names, *scalars, *([lock] if lock else []))
+    rows, datas, known = _rows(model, items, row_fields, lock)
     db = model.database()
-    facts = db.facts
-    dialect = db.engine.dialect
-    source = row_source(facts.batch_update_style)
-    size = batch_size or facts.update_rows_per_statement(len(row_fields) + len(scalars))
-    procs = _processors(info, row_fields, dialect)
-    scalar_values = [defaults[f] for f in scalars]
-    for j, proc in _processors(info, scalars, dialect):
-        scalar_values[j] = proc(scalar_values[j])
-
     # Records change only once every row is written; inside an ambient transaction, a
     # rollback of it puts them back.
     undo = Undo(active=False, whole_call=True, copies=False, ambient=tracks_rollback(db),
                 rollback_only=True)
-    count = 0
-    context = f"batch update of {model.__name__}"
+    stamps = {f: defaults[f] for f in scalars}
     try:
-        with driver_errors(context, operation="batch_update", model=model.__name__), \
-                write_connection(db, statements=2) as conn:
-            for start in range(0, len(items), size):
-                chunk = rows[start:start + size]
-                if procs:
-                    try:
-                        chunk = [_process(row, procs) for row in chunk]
-                    except Exception as exc:
-                        raise _refused(model, row_fields, procs, chunk, start, dialect) from exc
-                plan = _plan(model, dialect, source, tuple(names), scalars, len(chunk))
-                matched = plan.run(conn, chunk, tuple(scalar_values))
-                if lock and matched != len(chunk):
-                    raise _StaleChunk(start, start + len(chunk))
-                count += matched
+        count = _send(model, db, rows, names, scalars, [stamps[f] for f in scalars],
+                      batch_size=batch_size)
     except _StaleChunk as stale:
         raise _stale_error(model, items, stale.start) from None
-    stamps = {f: defaults[f] for f in scalars}
-    datas = list(map(_dict_of, items))
     undo.keep(items, datas)
     if stamps or lock:
-        for record, row in zip(items, rows):
+        for data, row in zip(datas, rows):
             if stamps:
-                record.__dict__.update(stamps)
+                data.update(stamps)
             if lock:
-                record.__dict__[lock] = row[-1] + 1
+                data[lock] = row[-1] + 1
     # The fields a named list left out keep their pending changes (save() writes them later).
-    written = (*info.pk_fields, *names, *scalars, *([lock] if lock else []))
     partly = fields is not None and len(written) < len(info.fields)
+    if partly and known:  # each snapshot holds the key already (checked): mark the rest
+        written = written[len(info.pk_fields):]
     undo.written(items, datas, written if partly else ALL)
     restore = undo.succeeded()
     if restore is not None:
         on_rollback(restore, db)
     return count
+
+
+def _send(
+    model: type[ActiveRecord],
+    db: Database,
+    rows: list[tuple[Any, ...]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: list[Any],
+    *,
+    batch_size: int | None,
+) -> int:
+    """Write the rows in the dialect's form for their chunk size; the rows matched. Raises
+    ``_StaleChunk`` where a versioned chunk matched fewer rows than it has."""
+    info = model.__ar_info__
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
+    facts = db.facts
+    dialect = db.engine.dialect
+    style = facts.update_style(min(len(rows), batch_size or len(rows)))
+    source = row_source(style)
+    size = batch_size or _balanced(
+        len(rows), facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
+    )
+    procs = _processors(info, row_fields, dialect)
+    for j, proc in _processors(info, scalars, dialect):
+        stamps[j] = proc(stamps[j])
+    chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+    context = f"batch update of {model.__name__}"
+    with driver_errors(context, operation="batch_update", model=model.__name__):
+        # Every chunk's values processed before the first statement: a refused one writes
+        # nothing.
+        if procs:
+            chunks = [_processed(model, row_fields, procs, chunk, n * size, dialect)
+                      for n, chunk in enumerate(chunks)]
+        return _run(model, db, source, chunks, names, scalars, tuple(stamps), context)
+
+
+def _run(
+    model: type[ActiveRecord],
+    db: Database,
+    source: RowSource,
+    chunks: list[list[tuple[Any, ...]]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: tuple[Any, ...],
+    context: str,
+) -> int:
+    """The chunks' statements in one transaction (or savepoint); the rows matched."""
+    dialect = db.engine.dialect
+    lock = model._lock_field()
+    count = 0
+    with write_connection(db, statements=2) as conn:
+        start = 0
+        for group in _groups(chunks, source):
+            plan = _plan(model, dialect, source, tuple(names), scalars,
+                         len(group[0]) if source.multi_row else 1)
+            try:
+                matched = plan.run_many(conn, group, stamps)
+            except WriteFailed as failed:  # a value the COPY form's table refused
+                raise _located(failed, start, context) from failed.orig
+            sent = sum(map(len, group))
+            if lock and matched != sent:
+                raise _StaleChunk(start, start + sent)
+            count += matched
+            start += sent
+    return count
+
+
+def _groups(
+    chunks: list[list[tuple[Any, ...]]], source: RowSource
+) -> Iterator[list[list[tuple[Any, ...]]]]:
+    """The chunks one call runs: consecutive chunks of one size together where the source
+    sends them in one executemany, else one by one."""
+    if not source.executemany_chunks:
+        yield from ([chunk] for chunk in chunks)
+        return
+    for _, group in itertools.groupby(chunks, key=len):
+        yield list(group)
+
+
+def _processed(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    procs: list[tuple[int, Callable[[Any], Any]]],
+    chunk: list[tuple[Any, ...]],
+    start: int,
+    dialect: sa.Dialect,
+) -> list[tuple[Any, ...]]:
+    """The chunk's rows with the columns' bind processors applied; a refused value raises
+    the DataError naming its record and column."""
+    try:
+        return [_process(row, procs) for row in chunk]
+    except Exception as exc:
+        raise _refused(model, fields, procs, chunk, start, dialect) from exc
+
+
+def _balanced(nrows: int, most: int) -> int:
+    """Rows per statement for ``nrows`` rows, at most ``most``: chunks of one size (the
+    plan of a multi-row form is compiled once per size, and cached).
+
+    >>> _balanced(20_000, 16_383), _balanced(500, 2_000)
+    (10000, 500)
+    """
+    chunks = -(-nrows // most)
+    return max(1, -(-nrows // chunks))
+
+
+def _located(failed: WriteFailed, start: int, context: str) -> DatabaseError:
+    """The error of a value the database refused, naming its record (and column)."""
+    row = None if failed.row is None else start + failed.row
+    return translate_error(failed.orig, context=context, record_index=row)
 
 
 def _refused(

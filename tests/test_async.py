@@ -292,6 +292,26 @@ def test_batch_insert_failure_puts_the_records_back(tables: Database) -> None:
     assert names() == ["taken"]
 
 
+def test_batch_update_of_many_records_runs_the_bulk_form_through_the_bridge(
+    tables: Database,
+) -> None:
+    """PostgreSQL's COPY into a temporary table (the async driver's COPY, through the
+    bridge), SQLite's executemany of VALUES chunks, MySQL's UNION ALL: as the sync API."""
+    from activerecord.backend.dialects import PostgreSQLFacts
+
+    n = PostgreSQLFacts.copy_update_rows + 3
+
+    async def main() -> int:
+        pets = [AsPet(name=f"p{i}") for i in range(n)]
+        await AsPet.abatch_insert(pets)
+        for i, pet in enumerate(pets):
+            pet.age = i % 7
+        return await AsPet.abatch_update(pets, ["age"])
+
+    assert run(main()) == n
+    assert sorted(p.age for p in AsPet.find_all()) == sorted(i % 7 for i in range(n))
+
+
 def test_batch_insert_from_dicts_upsert_and_update(tables: Database) -> None:
     async def main() -> tuple[list[int | None], UpsertResult, int]:
         made = await AsPet.abatch_insert_from_dicts([{"name": "a"}, {"name": "b"}])

@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from itertools import chain
 from operator import itemgetter
@@ -141,7 +142,8 @@ class _Unnest(RowSource):
     def refs(
         self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
     ) -> tuple[list[Any], list[tuple[sa.BindParameter[Any], Slot]]]:
-        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(c.type)) for j, c in enumerate(columns)]
+        arrays = [sa.bindparam(f"a{j}", type_=sa.ARRAY(_unsized(c.type)))
+                  for j, c in enumerate(columns)]
         names = [f"c{j}" for j in range(len(columns))]
         # Typed, so an expression over them means what it does over the columns ("+" on text).
         typed = [sa.column(n, c.type) for n, c in zip(names, columns)]
@@ -150,6 +152,23 @@ class _Unnest(RowSource):
 
     def params(self, plan: ByKeyPlan, rows: list[tuple[Any, ...]], scalars: tuple[Any, ...]) -> Any:
         return plan.layout([list(column) for column in zip(*rows)], scalars)
+
+
+def _unsized(type_: Any) -> Any:
+    """The array element type of a column: a ``VARCHAR(n)`` without its length, as an
+    explicit cast to ``VARCHAR(n)`` cuts a longer text short where the UPDATE's assignment
+    to the column refuses it (exact or refused). Other types as they are (``CHAR`` without a
+    length is ``CHAR(1)``).
+
+    >>> _unsized(sa.String(5)).length is None, _unsized(sa.CHAR(5)).length
+    (True, 5)
+    """
+    if isinstance(type_, sa.String) and type_.length is not None \
+            and not isinstance(type_, (sa.Enum, sa.CHAR, sa.NCHAR)):
+        unsized = copy.copy(type_)
+        unsized.length = None
+        return unsized
+    return type_
 
 
 class _Values(RowSource):

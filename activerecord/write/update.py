@@ -415,6 +415,7 @@ def _run(
     """The chunks' statements in one transaction (or savepoint); the rows matched."""
     dialect = db.engine.dialect
     lock = model._lock_field()
+    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
     count = 0
     with write_connection(db, statements=2) as conn:
         start = 0
@@ -425,6 +426,11 @@ def _run(
                 matched = plan.run_many(conn, group, stamps)
             except WriteFailed as failed:  # a value the COPY form's table refused
                 raise _located(failed, start, context) from failed.orig
+            except sa.exc.DataError as exc:  # the statement refused a value: say whose
+                located = _too_long(model, row_fields, group, start, exc, context)
+                if located is None:
+                    raise
+                raise located from exc
             sent = sum(map(len, group))
             if lock and matched != sent:
                 raise _StaleChunk(start, start + sent)
@@ -476,6 +482,33 @@ def _located(failed: WriteFailed, start: int, context: str) -> DatabaseError:
     """The error of a value the database refused, naming its record (and column)."""
     row = None if failed.row is None else start + failed.row
     return translate_error(failed.orig, context=context, record_index=row)
+
+
+def _too_long(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    group: list[list[tuple[Any, ...]]],
+    start: int,
+    exc: sa.exc.DataError,
+    context: str,
+) -> DatabaseError | None:
+    """The error of a text longer than its column allows, naming the first such record and
+    its column (the database names neither in a multi-row UPDATE); None for another error
+    (the caller raises the database's as it is)."""
+    if "too long" not in str(exc.orig).lower():
+        return None
+    info = model.__ar_info__
+    columns = [info.columns[f] for f in fields]
+    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
+             if isinstance(c.type, sa.String) and c.type.length]
+    rows = (row for chunk in group for row in chunk)
+    for n, row in enumerate(rows):
+        for j, name, length in sized:
+            if isinstance(row[j], str) and len(row[j]) > length:
+                error = translate_error(exc, context=context, record_index=start + n)
+                error.column = name
+                return error
+    return None
 
 
 def _refused(

@@ -1,19 +1,16 @@
 """Update many records, each with its own values, by primary key, in as few statements as the
 database allows.
 
-The statement form is the dialect's row source (:mod:`activerecord.write.by_key`):
-``UPDATE ... FROM unnest(array per column)`` on PostgreSQL, a multi-table UPDATE joined to a
-``UNION ALL`` derived table on MySQL/MariaDB, the driver's executemany on SQLite
-(``UPDATE ... FROM (VALUES ...)`` is there for other databases). Each form is built as a
-SQLAlchemy Core construct and compiled once per chunk shape (multi-row forms grown from a few
-rows' text); the chunks then run as that compiled SQL with bound parameters.
+The records are checked here (fields to write, keys as read, versions as read, one pass per
+check in C), written by :mod:`.update_chunks` in the dialect's UPDATE-by-key form for their
+chunk size (:mod:`activerecord.write.by_key`: ``COPY`` into a temporary table or ``unnest``
+arrays on PostgreSQL, a ``UNION ALL`` derived table on MySQL/MariaDB, ``VALUES`` lists on
+SQLite), and marked written once every row is. Each form is built as a SQLAlchemy Core
+construct and compiled once per chunk shape; the chunks then run as that compiled SQL with
+bound parameters.
 
 The whole call is atomic (one transaction, or a savepoint inside an ambient ``Transaction``).
 The count is of rows matched, including rows whose values did not change, on every backend.
-
-Longer than 400 lines because the checks that run once per record
-(changed keys, versions as read) and the errors naming the records they refuse belong with
-the write they guard.
 
 Example::
 
@@ -37,59 +34,35 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import itertools
 import operator
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pydantic
 import sqlalchemy as sa
 
 from ..arguments import check_records, check_size
-from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import (
     on_rollback,
     read_connection,
     tracks_rollback,
-    write_connection,
 )
 from ..errors import (
     ArgumentTypeError,
     BatchValidationError,
-    DatabaseError,
-    DataError,
     QueryError,
     StaleRecordError,
 )
-from ..insert.locate import WriteFailed
 from ..model.state import ALL, Undo
 from ..validation import collector_paused, list_adapter, record_failures
-from .by_key import (
-    ByKeyPlan,
-    RowSource,
-    key_rows,
-    row_source,
-    select_by_keys,
-    update_statement,
-)
+from .by_key import RowSource, key_rows, row_source, select_by_keys, update_statement
+from .update_chunks import StaleChunk, send_rows
 
 if TYPE_CHECKING:
-    from ..backend.database import Database
     from ..model import ActiveRecord
-    from ..model.info import ModelInfo
 
 __all__ = ["batch_update", "batch_update_statement", "fields_to_write"]
-
-
-class _StaleChunk(Exception):
-    """Internal: a chunk matched fewer rows than it had records (optimistic lock failed)."""
-
-    def __init__(self, start: int, end: int) -> None:
-        super().__init__(start, end)
-        self.start = start
-        self.end = end
 
 
 def batch_update_statement(
@@ -118,42 +91,6 @@ def batch_update_statement(
     (%(r1_0)s::BIGINT, %(r1_1)s::BIGINT)) AS v (c0, c1) WHERE doc_gauges.id = v.c0
     """
     return update_statement(model, fields, row_source(style), nrows, scalars=scalars)[0]
-
-
-@functools.lru_cache(maxsize=64)
-def _plan(
-    model: type[ActiveRecord],
-    dialect: sa.Dialect,
-    source: RowSource,
-    fields: tuple[str, ...],
-    scalars: tuple[str, ...],
-    nrows: int,
-) -> ByKeyPlan:
-    info = model.__ar_info__
-    lock = model._lock_field()
-    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
-    plan = ByKeyPlan.compile(
-        lambda n: update_statement(model, fields, source, n, scalars=scalars),
-        source, nrows, len(row_fields), dialect, what=f"the batch update of {model.__name__}",
-    )
-    columns = [info.columns[f] for f in row_fields]
-    return dataclasses.replace(
-        plan, setup=source.setup(columns, dialect), row_columns=tuple(c.name for c in columns)
-    )
-
-
-def _processors(
-    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
-) -> list[tuple[int, Callable[[Any], Any]]]:
-    """(position, SQLAlchemy's own bind processor) of the fields that need one: exactly the
-    conversions ``save()`` applies (not the upsert's guarded ones, which refuse more)."""
-    found: list[tuple[int, Callable[[Any], Any]]] = []
-    for j, fname in enumerate(fields):
-        type_ = info.columns[fname].type
-        proc = type_.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None:
-            found.append((j, proc))
-    return found
 
 
 def fields_to_write(
@@ -344,9 +281,9 @@ def _write(
                 rollback_only=True)
     stamps = {f: defaults[f] for f in scalars}
     try:
-        count = _send(model, db, rows, names, scalars, [stamps[f] for f in scalars],
+        count = send_rows(model, db, rows, names, scalars, [stamps[f] for f in scalars],
                       batch_size=batch_size)
-    except _StaleChunk as stale:
+    except StaleChunk as stale:
         raise _stale_error(model, items, stale.start) from None
     undo.keep(items, datas)
     if stamps or lock:
@@ -364,183 +301,6 @@ def _write(
     if restore is not None:
         on_rollback(restore, db)
     return count
-
-
-def _send(
-    model: type[ActiveRecord],
-    db: Database,
-    rows: list[tuple[Any, ...]],
-    names: list[str],
-    scalars: tuple[str, ...],
-    stamps: list[Any],
-    *,
-    batch_size: int | None,
-) -> int:
-    """Write the rows in the dialect's form for their chunk size; the rows matched. Raises
-    ``_StaleChunk`` where a versioned chunk matched fewer rows than it has."""
-    info = model.__ar_info__
-    lock = model._lock_field()
-    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
-    facts = db.facts
-    dialect = db.engine.dialect
-    style = facts.update_style(min(len(rows), batch_size or len(rows)))
-    source = row_source(style)
-    size = batch_size or _balanced(
-        len(rows), facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
-    )
-    procs = _processors(info, row_fields, dialect)
-    for j, proc in _processors(info, scalars, dialect):
-        stamps[j] = proc(stamps[j])
-    chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
-    context = f"batch update of {model.__name__}"
-    with driver_errors(context, operation="batch_update", model=model.__name__):
-        # Every chunk's values processed before the first statement: a refused one writes
-        # nothing.
-        if procs:
-            chunks = [_processed(model, row_fields, procs, chunk, n * size, dialect)
-                      for n, chunk in enumerate(chunks)]
-        return _run(model, db, source, chunks, names, scalars, tuple(stamps), context)
-
-
-def _run(
-    model: type[ActiveRecord],
-    db: Database,
-    source: RowSource,
-    chunks: list[list[tuple[Any, ...]]],
-    names: list[str],
-    scalars: tuple[str, ...],
-    stamps: tuple[Any, ...],
-    context: str,
-) -> int:
-    """The chunks' statements in one transaction (or savepoint); the rows matched."""
-    dialect = db.engine.dialect
-    lock = model._lock_field()
-    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
-    count = 0
-    with write_connection(db, statements=2) as conn:
-        start = 0
-        for group in _groups(chunks, source):
-            plan = _plan(model, dialect, source, tuple(names), scalars,
-                         len(group[0]) if source.multi_row else 1)
-            try:
-                matched = plan.run_many(conn, group, stamps)
-            except WriteFailed as failed:  # a value the COPY form's table refused
-                raise _located(failed, start, context) from failed.orig
-            except sa.exc.DataError as exc:  # the statement refused a value: say whose
-                located = _too_long(model, row_fields, group, start, exc, context)
-                if located is None:
-                    raise
-                raise located from exc
-            sent = sum(map(len, group))
-            if lock and matched != sent:
-                raise _StaleChunk(start, start + sent)
-            count += matched
-            start += sent
-    return count
-
-
-def _groups(
-    chunks: list[list[tuple[Any, ...]]], source: RowSource
-) -> Iterator[list[list[tuple[Any, ...]]]]:
-    """The chunks one call runs: consecutive chunks of one size together where the source
-    sends them in one executemany, else one by one."""
-    if not source.executemany_chunks:
-        yield from ([chunk] for chunk in chunks)
-        return
-    for _, group in itertools.groupby(chunks, key=len):
-        yield list(group)
-
-
-def _processed(
-    model: type[ActiveRecord],
-    fields: Sequence[str],
-    procs: list[tuple[int, Callable[[Any], Any]]],
-    chunk: list[tuple[Any, ...]],
-    start: int,
-    dialect: sa.Dialect,
-) -> list[tuple[Any, ...]]:
-    """The chunk's rows with the columns' bind processors applied; a refused value raises
-    the DataError naming its record and column."""
-    try:
-        return [_process(row, procs) for row in chunk]
-    except Exception as exc:
-        raise _refused(model, fields, procs, chunk, start, dialect) from exc
-
-
-def _balanced(nrows: int, most: int) -> int:
-    """Rows per statement for ``nrows`` rows, at most ``most``: chunks of one size (the
-    plan of a multi-row form is compiled once per size, and cached).
-
-    >>> _balanced(20_000, 16_383), _balanced(500, 2_000)
-    (10000, 500)
-    """
-    chunks = -(-nrows // most)
-    return max(1, -(-nrows // chunks))
-
-
-def _located(failed: WriteFailed, start: int, context: str) -> DatabaseError:
-    """The error of a value the database refused, naming its record (and column)."""
-    row = None if failed.row is None else start + failed.row
-    return translate_error(failed.orig, context=context, record_index=row)
-
-
-def _too_long(
-    model: type[ActiveRecord],
-    fields: Sequence[str],
-    group: list[list[tuple[Any, ...]]],
-    start: int,
-    exc: sa.exc.DataError,
-    context: str,
-) -> DatabaseError | None:
-    """The error of a text longer than its column allows, naming the first such record and
-    its column (the database names neither in a multi-row UPDATE); None for another error
-    (the caller raises the database's as it is)."""
-    if "too long" not in str(exc.orig).lower():
-        return None
-    info = model.__ar_info__
-    columns = [info.columns[f] for f in fields]
-    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
-             if isinstance(c.type, sa.String) and c.type.length]
-    rows = (row for chunk in group for row in chunk)
-    for n, row in enumerate(rows):
-        for j, name, length in sized:
-            if isinstance(row[j], str) and len(row[j]) > length:
-                error = translate_error(exc, context=context, record_index=start + n)
-                error.column = name
-                return error
-    return None
-
-
-def _refused(
-    model: type[ActiveRecord],
-    fields: Sequence[str],
-    procs: list[tuple[int, Callable[[Any], Any]]],
-    chunk: Sequence[tuple[Any, ...]],
-    start: int,
-    dialect: sa.Dialect,
-) -> DataError:
-    """The DataError naming the record and column whose value a bind processor refused."""
-    info = model.__ar_info__
-    for n, row in enumerate(chunk):
-        for j, proc in procs:
-            try:
-                proc(row[j])
-            except Exception as err:  # noqa: BLE001 - the value refused
-                column = info.columns[fields[j]].name
-                error = DataError(str(err), orig=err)  # str() names the rest
-                error.context = f"batch update of {model.__name__}"
-                error.record, error.column = start + n, column
-                return error
-    return DataError(f"batch update of {model.__name__}: a value was refused")
-
-
-def _process(
-    row: tuple[Any, ...], procs: list[tuple[int, Callable[[Any], Any]]]
-) -> tuple[Any, ...]:
-    values = list(row)
-    for j, proc in procs:
-        values[j] = proc(values[j])
-    return tuple(values)
 
 
 def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:

@@ -1,0 +1,262 @@
+"""The statements of a ``batch_update``: its rows in chunks, in the dialect's UPDATE-by-key
+form for their size (:meth:`~activerecord.backend.dialects.DialectFacts.update_style`), each
+chunk's values processed as SQLAlchemy would before the first statement runs, and the
+errors naming the record and column of a refused value.
+
+Chunks of one size share one compiled plan (cached per model, fields and size); where the
+form allows (SQLite), they go to the driver in one executemany.
+
+Example::
+
+    >>> _balanced(20_000, 1_000), _balanced(2_500, 1_000)
+    (1000, 834)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import itertools
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from ..backend.errors import driver_errors, translate_error
+from ..backend.transaction import write_connection
+from ..errors import DatabaseError, DataError
+from ..insert.locate import WriteFailed
+from .by_key import ByKeyPlan, RowSource, row_source, update_statement
+
+if TYPE_CHECKING:
+    from ..backend.database import Database
+    from ..model import ActiveRecord
+    from ..model.info import ModelInfo
+
+__all__ = ["StaleChunk", "send_rows"]
+
+
+class StaleChunk(Exception):
+    """Internal: a chunk matched fewer rows than it had records (optimistic lock failed)."""
+
+    def __init__(self, start: int, end: int) -> None:
+        super().__init__(start, end)
+        self.start = start
+        self.end = end
+
+
+
+@functools.lru_cache(maxsize=64)
+def _plan(
+    model: type[ActiveRecord],
+    dialect: sa.Dialect,
+    source: RowSource,
+    fields: tuple[str, ...],
+    scalars: tuple[str, ...],
+    nrows: int,
+) -> ByKeyPlan:
+    info = model.__ar_info__
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *fields, *([lock] if lock else [])]
+    plan = ByKeyPlan.compile(
+        lambda n: update_statement(model, fields, source, n, scalars=scalars),
+        source, nrows, len(row_fields), dialect, what=f"the batch update of {model.__name__}",
+    )
+    columns = [info.columns[f] for f in row_fields]
+    return dataclasses.replace(
+        plan, setup=source.setup(columns, dialect), row_columns=tuple(c.name for c in columns)
+    )
+
+
+def _processors(
+    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
+) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, SQLAlchemy's own bind processor) of the fields that need one: exactly the
+    conversions ``save()`` applies (not the upsert's guarded ones, which refuse more)."""
+    found: list[tuple[int, Callable[[Any], Any]]] = []
+    for j, fname in enumerate(fields):
+        type_ = info.columns[fname].type
+        proc = type_.dialect_impl(dialect).bind_processor(dialect)
+        if proc is not None:
+            found.append((j, proc))
+    return found
+
+
+
+def send_rows(
+    model: type[ActiveRecord],
+    db: Database,
+    rows: list[tuple[Any, ...]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: list[Any],
+    *,
+    batch_size: int | None,
+) -> int:
+    """Write the rows (primary key, ``names``, lock version as read: one tuple per record) in
+    the dialect's form for their chunk size, ``stamps`` the values of ``scalars`` for every
+    row; the rows matched. Raises :class:`StaleChunk` where a versioned chunk matched fewer
+    rows than it has."""
+    info = model.__ar_info__
+    lock = model._lock_field()
+    row_fields = [*info.pk_fields, *names, *([lock] if lock else [])]
+    facts = db.facts
+    dialect = db.engine.dialect
+    style = facts.update_style(min(len(rows), batch_size or len(rows)))
+    source = row_source(style)
+    size = batch_size or _balanced(
+        len(rows), facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
+    )
+    procs = _processors(info, row_fields, dialect)
+    for j, proc in _processors(info, scalars, dialect):
+        stamps[j] = proc(stamps[j])
+    chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
+    context = f"batch update of {model.__name__}"
+    with driver_errors(context, operation="batch_update", model=model.__name__):
+        # Every chunk's values processed before the first statement: a refused one writes
+        # nothing.
+        if procs:
+            chunks = [_processed(model, row_fields, procs, chunk, n * size, dialect)
+                      for n, chunk in enumerate(chunks)]
+        return _run(model, db, source, chunks, names, scalars, tuple(stamps), context)
+
+
+def _run(
+    model: type[ActiveRecord],
+    db: Database,
+    source: RowSource,
+    chunks: list[list[tuple[Any, ...]]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: tuple[Any, ...],
+    context: str,
+) -> int:
+    """The chunks' statements in one transaction (or savepoint); the rows matched."""
+    dialect = db.engine.dialect
+    lock = model._lock_field()
+    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
+    count = 0
+    with write_connection(db, statements=2) as conn:
+        start = 0
+        for group in _groups(chunks, source):
+            plan = _plan(model, dialect, source, tuple(names), scalars,
+                         len(group[0]) if source.multi_row else 1)
+            try:
+                matched = plan.run_many(conn, group, stamps)
+            except WriteFailed as failed:  # a value the COPY form's table refused
+                raise _located(failed, start, context) from failed.orig
+            except sa.exc.DataError as exc:  # the statement refused a value: say whose
+                located = _too_long(model, row_fields, group, start, exc, context)
+                if located is None:
+                    raise
+                raise located from exc
+            sent = sum(map(len, group))
+            if lock and matched != sent:
+                raise StaleChunk(start, start + sent)
+            count += matched
+            start += sent
+    return count
+
+
+def _groups(
+    chunks: list[list[tuple[Any, ...]]], source: RowSource
+) -> Iterator[list[list[tuple[Any, ...]]]]:
+    """The chunks one call runs: consecutive chunks of one size together where the source
+    sends them in one executemany, else one by one."""
+    if not source.executemany_chunks:
+        yield from ([chunk] for chunk in chunks)
+        return
+    for _, group in itertools.groupby(chunks, key=len):
+        yield list(group)
+
+
+def _processed(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    procs: list[tuple[int, Callable[[Any], Any]]],
+    chunk: list[tuple[Any, ...]],
+    start: int,
+    dialect: sa.Dialect,
+) -> list[tuple[Any, ...]]:
+    """The chunk's rows with the columns' bind processors applied; a refused value raises
+    the DataError naming its record and column."""
+    try:
+        return [_process(row, procs) for row in chunk]
+    except Exception as exc:
+        raise _refused(model, fields, procs, chunk, start, dialect) from exc
+
+
+def _balanced(nrows: int, most: int) -> int:
+    """Rows per statement for ``nrows`` rows, at most ``most``: chunks of one size (the
+    plan of a multi-row form is compiled once per size, and cached).
+
+    >>> _balanced(20_000, 16_383), _balanced(500, 2_000)
+    (10000, 500)
+    """
+    chunks = -(-nrows // most)
+    return max(1, -(-nrows // chunks))
+
+
+def _located(failed: WriteFailed, start: int, context: str) -> DatabaseError:
+    """The error of a value the database refused, naming its record (and column)."""
+    row = None if failed.row is None else start + failed.row
+    return translate_error(failed.orig, context=context, record_index=row)
+
+
+def _too_long(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    group: list[list[tuple[Any, ...]]],
+    start: int,
+    exc: sa.exc.DataError,
+    context: str,
+) -> DatabaseError | None:
+    """The error of a text longer than its column allows, naming the first such record and
+    its column (the database names neither in a multi-row UPDATE); None for another error
+    (the caller raises the database's as it is)."""
+    if "too long" not in str(exc.orig).lower():
+        return None
+    info = model.__ar_info__
+    columns = [info.columns[f] for f in fields]
+    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
+             if isinstance(c.type, sa.String) and c.type.length]
+    rows = (row for chunk in group for row in chunk)
+    for n, row in enumerate(rows):
+        for j, name, length in sized:
+            if isinstance(row[j], str) and len(row[j]) > length:
+                error = translate_error(exc, context=context, record_index=start + n)
+                error.column = name
+                return error
+    return None
+
+
+def _refused(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    procs: list[tuple[int, Callable[[Any], Any]]],
+    chunk: Sequence[tuple[Any, ...]],
+    start: int,
+    dialect: sa.Dialect,
+) -> DataError:
+    """The DataError naming the record and column whose value a bind processor refused."""
+    info = model.__ar_info__
+    for n, row in enumerate(chunk):
+        for j, proc in procs:
+            try:
+                proc(row[j])
+            except Exception as err:  # noqa: BLE001 - the value refused
+                column = info.columns[fields[j]].name
+                error = DataError(str(err), orig=err)  # str() names the rest
+                error.context = f"batch update of {model.__name__}"
+                error.record, error.column = start + n, column
+                return error
+    return DataError(f"batch update of {model.__name__}: a value was refused")
+
+
+def _process(
+    row: tuple[Any, ...], procs: list[tuple[int, Callable[[Any], Any]]]
+) -> tuple[Any, ...]:
+    values = list(row)
+    for j, proc in procs:
+        values[j] = proc(values[j])
+    return tuple(values)

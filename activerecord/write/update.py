@@ -182,13 +182,14 @@ def _rows(
     if lock is not None:  # check the version the record was read with
         rows = [(*row[:-1], (original or data)[lock])
                 for row, original, data in zip(rows, originals, datas)]
-    if (None in keys) if nkeys == 1 else any(None in k for k in keys):
+    distinct = set(keys)
+    if (None in distinct) if nkeys == 1 else any(None in k for k in keys):
         index = next(i for i, r in enumerate(rows) if None in r[:nkeys])
         raise QueryError(
             f"record {index}: {model.__name__} has no primary key value; batch_update "
             "writes existing rows (use batch_insert for new ones)"
         )
-    if len(set(keys)) != len(keys):
+    if len(distinct) != len(keys):
         seen: dict[Any, int] = {}
         for index, key in enumerate(keys):
             first = seen.setdefault(key, index)

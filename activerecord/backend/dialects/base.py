@@ -44,10 +44,10 @@ _MAX_ROWS_PER_STATEMENT = 2_000
 #: :attr:`DialectFacts.batch_update_style`.
 _BATCH_UPDATE_ROWS = {
     "unnest": 10_000, "values": 500, "union": 2_000, "executemany": 10_000,
-    # SQLite: 20,000 rows of two columns took 13-14 ms CPU in statements of 500 or 1,000
-    # rows, 16-17 ms in statements of 4,000 to 20,000 (the VALUES table SQLite builds stays
-    # in the CPU's cache), 23-24 ms by executemany.
-    "values_select": 1_000,
+    # SQLite: 20,000 rows of two columns took 13-14 ms CPU in statements of 500 rows,
+    # 14-15 ms of 1,000, 16-17 ms of 4,000 to 20,000 (the VALUES table SQLite builds stays
+    # in the CPU's cache), 23-24 ms by executemany (two runs each).
+    "values_select": 500,
     # COPY into a temporary table, one UPDATE joined to it: only memory bounds a chunk.
     "copy": 100_000,
 }
@@ -358,7 +358,7 @@ class DialectFacts:
         >>> facts.update_rows_per_statement(3)
         10000
         >>> facts.update_rows_per_statement(2, "values_select")
-        1000
+        500
         """
         style = style or self.batch_update_style
         cap = _BATCH_UPDATE_ROWS.get(style, _MAX_ROWS_PER_STATEMENT)

@@ -283,7 +283,7 @@ def _write(
     stamps = {f: defaults[f] for f in scalars}
     try:
         count = send_rows(model, db, rows, names, scalars, [stamps[f] for f in scalars],
-                      batch_size=batch_size)
+                          batch_size=batch_size)
     except StaleChunk as stale:
         raise _stale_error(model, items, stale.start) from None
     undo.keep(items, datas)

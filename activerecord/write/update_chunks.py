@@ -45,7 +45,6 @@ class StaleChunk(Exception):
         self.end = end
 
 
-
 @functools.lru_cache(maxsize=64)
 def _plan(
     model: type[ActiveRecord],
@@ -80,7 +79,6 @@ def _processors(
         if proc is not None:
             found.append((j, proc))
     return found
-
 
 
 def send_rows(

@@ -41,6 +41,17 @@ def test_no_dialect_name_comparison_outside_the_dialect_objects():
     assert [str(p) for p in problems] == []
 
 
+def test_the_error_functions_live_in_backend_errors_only():
+    """Driver errors -> ours is backend/errors.py's idea: the dialects package does not hand
+    those functions on, so no module reaches them through it."""
+    import activerecord.backend.dialects as dialects
+
+    for name in ("translate_error", "driver_errors", "is_conflict", "is_node_refusal",
+                 "overflow_error", "refused_value_error"):
+        assert not hasattr(dialects, name), name
+        assert name not in dialects.__all__
+
+
 @pytest.mark.parametrize(
     ("dialect", "cls", "name"),
     [

@@ -16,7 +16,7 @@ from activerecord import (
     TransactionConflictError,
     UniqueViolation,
 )
-from activerecord.backend.dialects import is_conflict, translate_error
+from activerecord.backend.errors import is_conflict, translate_error
 
 
 def _pymysql(kind: str, code: int, message: str) -> BaseException:

@@ -22,16 +22,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-# Re-exported for code that still imports the error functions from here (their home is
-# backend/errors.py).
-from ..errors import (
-    driver_errors,
-    is_conflict,
-    is_node_refusal,
-    overflow_error,
-    refused_value_error,
-    translate_error,
-)
 from .base import DialectFacts, facts_class
 from .binding import bind_processor, float_guard, without_params
 from .mysql import AddLiveUniqueKeys, MySQLFacts, node_unready_reason
@@ -52,21 +42,15 @@ __all__ = [
     "database_unique_keys",
     "decimal_as_real",
     "dialect_for",
-    "driver_errors",
     "driver_hint",
     "facts_class",
     "float_guard",
     "in_list_as_array",
-    "is_conflict",
-    "is_node_refusal",
     "limit_in_subquery",
     "node_unready_reason",
     "normalize_isolation_level",
-    "overflow_error",
     "partial_index_supported",
     "readable_compiler",
-    "refused_value_error",
-    "translate_error",
     "update_reads_assigned",
     "without_params",
 ]

@@ -354,6 +354,16 @@ def test_mysql_statements_stay_within_the_packet(fresh, db, backend):
     Member.batch_insert(members)
     stored = _emails_by_id(db)
     assert [stored[m.id] for m in members] == [m.email for m in members]
+    # A duplicate sent by a later statement is blamed on its record, not on its place in
+    # that statement.
+    again = [
+        Member(username=f"q{i}", email=f"q{i}@example.com", tags=["x" * 900]) for i in range(60)
+    ]
+    again[55].email = members[3].email
+    with pytest.raises(UniqueViolation) as caught:
+        Member.batch_insert(again)
+    assert caught.value.record_index == 55
+    assert raw_count(db, "bi_members") == 60
 
 
 # -- concurrency -----------------------------------------------------------------------------

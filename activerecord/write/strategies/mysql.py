@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 from ...backend.bridge import driver_of, statement_bytes
 from ...backend.dialects import without_params
-from ...insert.locate import ValueRefused, WriteFailed
+from ...insert.locate import ValueRefused, WriteFailed, rows_located
 from ...insert.shape import InsertShape
 from .base import Data, InsertStrategy
 
@@ -67,8 +67,9 @@ class MysqlValuesStrategy(InsertStrategy):
             try:
                 self.cursor.execute(sql)
             except Exception as exc:
-                failed = self.failed(exc, shape, rows[start : start + count])
-                raise WriteFailed(exc, None if failed.row is None else start + failed.row) from exc
+                blamed = self.failed(exc, shape, rows[start : start + count]).row
+                with rows_located(start.__add__):  # a statement's row -> its place in rows
+                    raise WriteFailed(exc, blamed) from exc
             if fetch_key:
                 if self._keys_by == "range":
                     first = int(self.cursor.lastrowid)

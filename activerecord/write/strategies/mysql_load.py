@@ -41,7 +41,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...backend.transaction import PendingStatement
-from ...insert.locate import WriteFailed
+from ...insert.locate import WriteFailed, rows_located
 from ...insert.shape import InsertShape
 from ...log import logger
 from .base import Data, Locate
@@ -224,10 +224,10 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
                 after = starts[n + 1]
                 pending = self._workers().submit(_file_text, line, rows[after : after + size])
             try:
-                got = self._load(shape, piece, payload, sql, fetch_key, step)
-            except WriteFailed as exc:
+                with rows_located(start.__add__):  # a piece's row -> its place in rows
+                    got = self._load(shape, piece, payload, sql, fetch_key, step)
+            except WriteFailed:
                 pending.cancel()
-                _shift(exc, start)
                 raise
             if got is not None:
                 keys.extend(got)
@@ -236,11 +236,8 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
     def _insert_rest(
         self, shape: InsertShape, data: Data, start: int, fetch_key: bool, keys: list[Any]
     ) -> list[Any] | None:
-        try:
+        with rows_located(start.__add__):  # data[start:]: a row's place in data
             rest = super().write(shape, data[start:], fetch_key)
-        except WriteFailed as exc:
-            _shift(exc, start)
-            raise
         return [*keys, *(rest or ())] if fetch_key else None
 
     def _say(self, shape: InsertShape, reason: str) -> None:
@@ -347,9 +344,3 @@ def _file_text(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any
         raise
     except Exception as exc:  # noqa: BLE001 - the INSERT path names the value exactly
         raise Unloadable(f"{type(exc).__name__}: {exc}") from exc
-
-
-def _shift(exc: WriteFailed, start: int) -> None:
-    """A piece's error located in the whole group (the caller then locates the group)."""
-    if not exc.located and exc.row is not None:
-        exc.row += start

@@ -30,7 +30,7 @@ from ...backend.bridge import copy_context
 from ...backend.dialects import without_params
 from ...backend.dialects.postgresql import move_sequence_past
 from ...backend.transaction import PendingStatement
-from ...insert.locate import ValueRefused, WriteFailed
+from ...insert.locate import ValueRefused, WriteFailed, rows_located
 from ...insert.shape import InsertShape
 from .base import Data, InsertStrategy, Locate
 from .copy_stream import CopyStream, forget_keys, position
@@ -228,11 +228,8 @@ class PostgresCopyStrategy(InsertStrategy):
         try:
             self.copy_rows(shape, data[:1], [first])
             if n > 1:
-                try:
+                with rows_located((1).__add__):  # data[1:]: a row's place in data
                     self.copy_rows(keyless, data[1:], range(first + 1, first + n))
-                except WriteFailed as exc:
-                    exc.row = None if exc.row is None else exc.row + 1
-                    raise
                 last = self.conn.execute(sa.select(sa.func.currval(self.sequence))).scalar_one()
                 if last != first + n - 1:
                     forget_keys(data, pk)

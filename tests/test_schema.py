@@ -69,7 +69,8 @@ def ddl(dialect: str) -> str:
 
 def test_ordered_mapping_types():
     c = Shapes.__table__.c
-    assert isinstance(c.flag.type, sa.Boolean)  # bool before int
+    assert isinstance(c.flag.type, sa.TypeDecorator) and isinstance(c.flag.type.impl, sa.Boolean)
+    assert type(c.flag.type).__name__ == "ExactBoolean"  # bool before int
     assert isinstance(c.count.type, sa.BigInteger)
     assert isinstance(c.ratio.type, sa.TypeDecorator) and isinstance(c.ratio.type.impl, sa.Double)
     assert (c.price.type.precision, c.price.type.scale) == (10, 2)

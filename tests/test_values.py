@@ -17,7 +17,7 @@ from pydantic import AwareDatetime, Field
 
 from activerecord import ActiveRecord, Col
 from activerecord.__main__ import main
-from activerecord.errors import DataError, SchemaError, UniqueViolation
+from activerecord.errors import DataError, SchemaError, UniqueViolation, ValidationError
 from activerecord.io.reflect import model_for_table
 from tests.conftest import backend_url, dialect_name
 
@@ -357,3 +357,49 @@ def test_update_and_upsert_paths_refuse_the_same_floats(db, fresh):
     with pytest.raises(DataError):
         Keyed.query().where({"f": nan}).count()
     assert [(r.k, r.f) for r in Keyed.query().order_by("id").all()] == [("a", 1.0), ("b", 2.0)]
+
+
+# -- a boolean column holding what is no boolean -------------------------------------------
+
+
+class Flag(Model):
+    __table_name__ = "values_flags"
+    id: int | None = None
+    k: int = 0
+    flag: bool | None = None
+
+
+#: Values another writer can store in a boolean column: SQLite's BOOLEAN has NUMERIC
+#: affinity (it keeps text and fractions), MySQL's is TINYINT(1) (integers only);
+#: PostgreSQL's boolean holds nothing else.
+@pytest.mark.backends("sqlite", "mysql")
+@pytest.mark.parametrize("value", ["yes", "true", 2, -1, 0.5], ids=repr)
+def test_boolean_column_holding_another_value_is_refused_on_read(db, fresh, backend, value):
+    if backend == "mysql" and not isinstance(value, int):
+        pytest.skip("a TINYINT(1) column holds integers only")
+    fresh(Flag)
+    Flag.batch_insert([Flag(id=1, k=1, flag=True), Flag(id=2, k=2, flag=False),
+                       Flag(id=3, k=3, flag=None)])
+    assert [f.flag for f in Flag.query().order_by("id").all()] == [True, False, None]
+    with db.engine.begin() as conn:
+        conn.execute(sa.text("INSERT INTO values_flags (id, k, flag) VALUES (4, 4, :v)"),
+                     {"v": value})
+    reads = [
+        lambda: Flag.query().all(),
+        lambda: Flag.query().to_dicts(),
+        lambda: Flag.find(4),
+        lambda: Flag.query().select("flag").all(),
+        lambda: list(Flag.query().each(2)),
+        lambda: Flag.batch_upsert([Flag(id=4, k=40)], update=["k"]),  # reads the row back
+    ]
+    for read in reads:
+        with pytest.raises(ValidationError) as caught:
+            read()
+        assert "flag: cannot read" in str(caught.value) and "not a boolean" in str(caught.value)
+        assert caught.value.errors[0]["loc"] == ("flag",)
+    assert "Flag row 4 " in str(caught.value)
+    assert Flag.query().where({"id": [1, 2, 3]}).select("k").order_by("id").all() == [
+        {"k": 1}, {"k": 2}, {"k": 3}
+    ]
+    with db.engine.connect() as conn:  # the upsert wrote nothing
+        assert conn.exec_driver_sql("SELECT k FROM values_flags WHERE id = 4").scalar() == 4

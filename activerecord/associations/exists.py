@@ -19,7 +19,7 @@ Example::
     >>> q = Forum.query().where_not_exists("threads", {"locked": True})
     >>> print(q.to_sql("sqlite").sql)  # doctest: +NORMALIZE_WHITESPACE
     SELECT doc_forums.id FROM doc_forums WHERE NOT (EXISTS (SELECT 1 FROM doc_forum_threads
-    WHERE doc_forum_threads.forum_id = doc_forums.id AND doc_forum_threads.locked = 1))
+    WHERE doc_forum_threads.forum_id = doc_forums.id AND doc_forum_threads.locked = ?))
 """
 
 from __future__ import annotations

@@ -36,6 +36,7 @@ import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
 from ..errors import QueryError
+from .read_back import Unreadable, processed
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -63,6 +64,18 @@ def find_existing(
     Elsewhere the ``IN`` list is compiled once per size (a power of two, the list padded by
     repeating its last value, which matches nothing more) and run as that SQL.
     """
+    nkey = len(key.fields)
+    try:
+        return _found(conn, model, key, values, piece, any_array, extra)
+    except Unreadable as exc:
+        names = (*key.fields, *model.__ar_info__.pk_fields, *extra)
+        raise exc.named(model, names, nkey) from exc.__cause__
+
+
+def _found(
+    conn: sa.Connection, model: type[ActiveRecord], key: ConflictKey, values: Sequence[Any],
+    piece: int, any_array: bool, extra: Sequence[str],
+) -> dict[Any, tuple[Any, ...]]:
     nkey = len(key.fields)
     found: dict[Any, tuple[Any, ...]] = {}
     if any_array and nkey == 1:
@@ -140,10 +153,7 @@ class _LookupPlan:
         procs = self.row_procs
         if not any(procs):
             return [tuple(row) for row in rows]
-        return [
-            tuple(v if p is None or v is None else p(v) for v, p in zip(row, procs))
-            for row in rows
-        ]
+        return processed(rows, procs)
 
 
 @functools.lru_cache(maxsize=128)

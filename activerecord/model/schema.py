@@ -29,7 +29,7 @@ from pydantic.fields import FieldInfo
 from sqlalchemy.dialects import mysql
 
 from ..errors import SchemaError
-from .types import ExactFloat, ExactNumeric, NaiveDateTime, NaiveTime, UTCDateTime
+from .types import ExactBoolean, ExactFloat, ExactNumeric, NaiveDateTime, NaiveTime, UTCDateTime
 
 __all__ = ["Col", "column_for_field", "column_type", "unwrap_optional"]
 
@@ -162,7 +162,7 @@ def column_type(
     ``keyed`` marks a column used in a key or index (MySQL cannot index unbounded TEXT).
 
     >>> column_type(bool)
-    Boolean()
+    ExactBoolean()
     """
     if isinstance(annotation, sa.types.TypeEngine):
         return annotation
@@ -177,7 +177,7 @@ def column_type(
     if issubclass(tp, enum.Enum):
         return _enum_type(tp)
     if issubclass(tp, bool):
-        return sa.Boolean()
+        return ExactBoolean()
     if issubclass(tp, int):
         return sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     if issubclass(tp, float):

@@ -1,7 +1,8 @@
 """Column types that store a value exactly or refuse it: each is a ``TypeDecorator`` whose
 bind step raises ``ValueError`` (a ``DataError`` once it reaches the caller) for a value its
 backend would not read back as given: :class:`ExactFloat`, :class:`ExactNumeric`,
-:class:`NaiveDateTime`, :class:`UTCDateTime`, :class:`NaiveTime`.
+:class:`NaiveDateTime`, :class:`UTCDateTime`, :class:`NaiveTime`; :class:`ExactBoolean` reads
+only what a boolean column holds.
 
 Example::
 
@@ -25,7 +26,9 @@ import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor, decimal_as_real, facts_class, float_guard
 
-__all__ = ["ExactFloat", "ExactNumeric", "NaiveDateTime", "NaiveTime", "UTCDateTime"]
+__all__ = [
+    "ExactBoolean", "ExactFloat", "ExactNumeric", "NaiveDateTime", "NaiveTime", "UTCDateTime",
+]
 
 
 class UTCDateTime(sa.TypeDecorator[dt.datetime]):
@@ -112,6 +115,44 @@ class NaiveTime(sa.TypeDecorator[dt.time]):
                 f"time {value!r} has a tzinfo, which no backend stores; give a naive time"
             )
         return value
+
+
+class _BooleanReads(dict[Any, "bool | None"]):
+    """The stored values a boolean column reads as: 0, 1 and NULL (a C lookup per value);
+    any other raises a ``ValueError`` (the read path names the row and field)."""
+
+    def __missing__(self, value: Any) -> bool | None:
+        raise ValueError(f"{value!r} is not a boolean (a boolean column holds 0 or 1)")
+
+
+_BOOLEAN_READS = _BooleanReads({None: None, 0: False, 1: True})
+
+
+class ExactBoolean(sa.TypeDecorator[bool]):
+    """``BOOLEAN``, read exactly: where the column is an integer underneath (SQLite's
+    ``BOOLEAN``, MySQL's ``TINYINT(1)``) and another writer stored something else in it
+    (``'yes'``, ``2``, ``'0'`` as text), reading it raises a ``ValueError`` rather than
+    SQLAlchemy's ``bool(value)``, which reads every one of them as ``True``. PostgreSQL's
+    ``boolean`` holds nothing else: its values pass unchanged.
+
+    >>> read = ExactBoolean().result_processor(sa.create_engine("sqlite://").dialect, None)
+    >>> read(1), read(0), read(None)
+    (True, False, None)
+    >>> read("yes")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'yes' is not a boolean (a boolean column holds 0 or 1)
+    """
+
+    impl = sa.Boolean
+    cache_ok = True
+
+    def result_processor(
+        self, dialect: sa.Dialect, coltype: Any
+    ) -> Callable[[Any], bool | None] | None:
+        if dialect.supports_native_boolean:  # a boolean type of the database's own
+            return self.impl_instance.result_processor(dialect, coltype)
+        return _BOOLEAN_READS.__getitem__
 
 
 class ExactFloat(sa.TypeDecorator[float]):

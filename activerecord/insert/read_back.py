@@ -1,0 +1,83 @@
+"""A stored value the column's type cannot read, met while rows are read back for a write
+(an upsert's lookup of the rows holding its keys): which row and field, to be named.
+
+The query read path names such a value the same way (``query/rows.py``); this one serves
+the write engine, below the query layer.
+
+Example::
+
+    >>> def read(value):
+    ...     raise ValueError(f"{value!r} is not a boolean")
+    >>> try:
+    ...     processed([("a", 7, 2)], [None, None, read])
+    ... except Unreadable as found:
+    ...     print(found.row, found.index, found.reason)
+    ('a', 7, 2) 2 2 is not a boolean
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from ..model import ActiveRecord
+
+__all__ = ["Unreadable", "processed"]
+
+
+def processed(
+    rows: Sequence[Sequence[Any]], procs: Sequence[Callable[[Any], Any] | None]
+) -> list[tuple[Any, ...]]:
+    """Each row's values through their column's result processor (None: as read); a value
+    one cannot read raises :class:`Unreadable` naming its row and position."""
+    try:
+        return [
+            tuple(v if p is None or v is None else p(v) for v, p in zip(row, procs))
+            for row in rows
+        ]
+    except (ValueError, LookupError, TypeError) as exc:
+        raise Unreadable.find(rows, procs) from exc
+
+
+class Unreadable(Exception):
+    """A stored value a selected column's type cannot read (a stored string that is no
+    member of the Enum, ``'yes'`` in a boolean column): which row and column, to be named."""
+
+    def __init__(self, row: Sequence[Any], index: int, reason: str) -> None:
+        super().__init__(reason)
+        self.row, self.index, self.reason = row, index, reason
+
+    @classmethod
+    def find(
+        cls, rows: Sequence[Sequence[Any]], procs: Sequence[Callable[[Any], Any] | None]
+    ) -> Unreadable:
+        for row in rows:
+            for index, (value, proc) in enumerate(zip(row, procs)):
+                if proc is not None and value is not None:
+                    try:
+                        proc(value)
+                    except (ValueError, LookupError, TypeError) as exc:
+                        return cls(row, index, str(exc))
+        return cls((), 0, "a stored value could not be read")
+
+    def named(
+        self, model: type[ActiveRecord], names: Sequence[str], nkey: int
+    ) -> ValidationError:
+        """Our error naming the stored row (by its primary key) and the field; ``names``
+        are the selected fields, the key's ``nkey`` first, then the primary key's."""
+        npk = len(model.__ar_info__.pk_fields)
+        model_name = model.__name__
+        if not self.row:
+            return ValidationError(f"{model_name}: {self.reason}", model=model_name)
+        pk = self.row[nkey : nkey + npk]
+        key: Any = pk[0] if len(pk) == 1 else tuple(pk)
+        field, value = names[self.index], self.row[self.index]
+        return ValidationError(
+            f"{model_name} row {key!r} read from the database does not validate: "
+            f"{field}: cannot read {value!r}: {self.reason}",
+            model=model_name,
+            errors=[{"type": "value_error", "loc": (field,), "msg": self.reason, "input": value}],
+        )

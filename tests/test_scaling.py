@@ -167,6 +167,75 @@ def test_retries_rerun_a_save_that_waited_too_long(fresh, db, backend, retries):
     assert Item.find(item.id).qty == (2 if retries else 1)
 
 
+class _Undo(Exception):
+    """Raised by the lock holder to roll its transaction back."""
+
+
+#: What connect(retries=N) re-runs (each in its own transaction, its input a list) and what
+#: it must not (a generator read once; work inside the caller's Transaction).
+RETRIED = {
+    "batch_insert": lambda m: m.batch_insert([m(code="b", qty=2)]),
+    "batch_upsert": lambda m: m.batch_upsert([m(code="a", qty=2)], conflict="code"),
+    "query_delete": lambda m: m.query().where({"code": "a"}).delete(),
+}
+NOT_RETRIED = {
+    "generator": lambda m: m.batch_upsert(iter([m(code="a", qty=2)]), conflict="code"),
+    "in_transaction": lambda m: _in_transaction(m),
+}
+
+
+def _in_transaction(model: type[Item]) -> object:
+    with Transaction(model):
+        return model.batch_upsert([model(code="a", qty=2)], conflict="code")
+
+
+@pytest.mark.parametrize("op", [*RETRIED, *NOT_RETRIED])
+def test_retries_rerun_batch_writes_of_lists_and_query_deletes(fresh, db, backend, op):
+    """Another transaction holds row 'a' and an uncommitted row 'b' longer than the lock wait
+    allows, then rolls back: with ``connect(retries=N)`` a batch insert/upsert of a list and
+    a query delete run again and land; a generator's batch (it cannot be read twice) and
+    work inside the caller's ``Transaction`` raise the conflict, nothing written."""
+    fresh(Item)
+    Item(code="a").save()
+    activerecord.connect(backend_url(backend), name="short", retries=10,
+                         **SHORT_LOCK_WAIT[backend])
+
+    class Mine(Item):
+        __table__ = Item.__table__
+        __database__ = "short"
+
+    locked = threading.Event()
+
+    def holder() -> None:
+        try:
+            with Transaction():
+                Item.query().where({"code": "a"}).update({"qty": 1})
+                Item(code="b", qty=1).save()
+                locked.set()
+                threading.Event().wait(1.8)
+                raise _Undo
+        except _Undo:
+            pass
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    try:
+        assert locked.wait(10)
+        if op in RETRIED:
+            RETRIED[op](Mine)
+        else:
+            with pytest.raises(TransactionConflictError):
+                NOT_RETRIED[op](Mine)
+    finally:
+        thread.join(30)
+        activerecord.disconnect("short")
+    stored = {i.code: i.qty for i in Item.query().all()}
+    expected = {
+        "batch_insert": {"a": 0, "b": 2}, "batch_upsert": {"a": 2}, "query_delete": {},
+    }.get(op, {"a": 0})
+    assert stored == expected
+
+
 def test_retries_must_not_be_negative(db):
     with pytest.raises(ConfigurationError, match="retries"):
         activerecord.connect("sqlite://", name="bad", retries=-1)

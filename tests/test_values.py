@@ -272,6 +272,9 @@ def test_reflected_double_reads_float(db, backend, tmp_path, capsys):
         ("doc", {"a": object()}),
         ("text", "lone \ud800 surrogate"),
         ("n", 2**70),
+        ("n", 2.5),  # SQLite kept it in the INTEGER column (every read then failed)
+        ("n", "5abc"),  # SQLite kept the text; MySQL refused with a raw driver message
+        ("n", decimal.Decimal("1.5")),  # MySQL and PostgreSQL's casts rounded it
         ("text", {"not": "text"}),
     ],
 )
@@ -282,6 +285,26 @@ def test_unvalidated_values_refused_naming_record_and_column(db, fresh, field, v
     _refused(db, column, 1, lambda: Val.batch_insert_from_dicts(rows, validate=False))
     records = [Val.model_construct(n=1), Val.model_construct(**{field: value})]
     _refused(db, column, 1, lambda: Val.batch_insert(records, validate=False))
+
+
+def test_unvalidated_integers_stored_as_the_integer_they_stand_for(db, fresh):
+    """Without validation, a whole float, an integral Decimal and integer text are stored as
+    that integer on every backend (as validation would make them), on every write path."""
+    fresh(Val)
+    rows = [{"n": 3.0}, {"n": "7"}, {"n": decimal.Decimal("40")}, {"n": True}]
+    Val.batch_insert_from_dicts(rows, validate=False)
+    records = Val.query().order_by("id").all()
+    assert [(r.n, type(r.n)) for r in records] == [(3, int), (7, int), (40, int), (1, int)]
+    for record in records:
+        record.__dict__["n"] = 2.5  # as model_construct would hold it (no validation)
+    with pytest.raises(DataError) as caught:
+        Val.batch_update(records, ["n"], validate=False)
+    assert (caught.value.record_index, caught.value.column) == (0, "n")
+    upsert = [Val.model_construct(id=records[1].id, n="8"), Val.model_construct(n=1.5)]
+    with pytest.raises(DataError) as caught:
+        Val.batch_upsert(upsert, validate=False)
+    assert (caught.value.record_index, caught.value.column) == (1, "n")
+    assert [r.n for r in Val.query().order_by("id").all()] == [3, 7, 40, 1]
 
 
 def test_lone_surrogate_refused_with_validation(db, fresh):

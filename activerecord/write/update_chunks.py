@@ -26,12 +26,11 @@ from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import write_connection
 from ..errors import DatabaseError, DataError
 from ..insert.locate import WriteFailed
-from .by_key import ByKeyPlan, RowSource, row_source, update_statement
+from .by_key import ByKeyPlan, RowSource, processors, row_source, update_statement
 
 if TYPE_CHECKING:
     from ..backend.database import Database
     from ..model import ActiveRecord
-    from ..model.info import ModelInfo
 
 __all__ = ["StaleChunk", "send_rows"]
 
@@ -67,20 +66,6 @@ def _plan(
     )
 
 
-def _processors(
-    info: ModelInfo, fields: Sequence[str], dialect: sa.Dialect
-) -> list[tuple[int, Callable[[Any], Any]]]:
-    """(position, SQLAlchemy's own bind processor) of the fields that need one: exactly the
-    conversions ``save()`` applies (not the upsert's guarded ones, which refuse more)."""
-    found: list[tuple[int, Callable[[Any], Any]]] = []
-    for j, fname in enumerate(fields):
-        type_ = info.columns[fname].type
-        proc = type_.dialect_impl(dialect).bind_processor(dialect)
-        if proc is not None:
-            found.append((j, proc))
-    return found
-
-
 def send_rows(
     model: type[ActiveRecord],
     db: Database,
@@ -105,8 +90,8 @@ def send_rows(
     size = batch_size or _balanced(
         len(rows), facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
     )
-    procs = _processors(info, row_fields, dialect)
-    for j, proc in _processors(info, scalars, dialect):
+    procs = processors(info, row_fields, dialect)
+    for j, proc in processors(info, scalars, dialect):
         stamps[j] = proc(stamps[j])
     chunks = [rows[start:start + size] for start in range(0, len(rows), size)]
     context = f"batch update of {model.__name__}"

@@ -323,6 +323,9 @@ def test_dataframe_int_column_with_nan_one_behaviour(db, fresh):
     with pytest.raises(DataError) as caught:
         Val.insert_dataframe(pd.DataFrame({"n": [1, 2.5]}), validate=False)
     assert caught.value.record_index == 1 and caught.value.column == "n"
+    message = str(caught.value)  # each piece once, the call first
+    assert message.startswith("batch insert of Val: record 1 (row 1 of DataFrame): "), message
+    assert message.count("record 1") == 1 and message.count("'n'") == 1, message
     assert Val.query().count() == 6
 
 

@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
-from ..errors import ArgumentTypeError, DataError
+from ..errors import ArgumentTypeError
 from .loader import load_rows
 from .names import check_required, map_names
 from .progress import Progress
@@ -130,27 +130,12 @@ def _polars_column(series: Any) -> list[Any]:
     return values
 
 
-def _integers(
-    model: type[ActiveRecord], fname: str, values: list[Any], start: int, strict: bool
-) -> list[Any]:
+def _integers(values: list[Any]) -> list[Any]:
     """A float column (pandas makes an int column with NaN one) loaded into an integer field:
-    whole numbers become ints, on every backend. Without validation (``strict``), any other
-    number is refused here, naming its record and column, as pydantic would refuse it."""
-    out = []
-    for n, v in enumerate(values):
-        if type(v) is float:
-            if v.is_integer():
-                v = int(v)
-            elif strict:
-                column = model.__ar_info__.columns[fname].name
-                error = DataError(
-                    f"insert of {model.__name__}: record {start + n}: column {column!r}: "
-                    f"{v!r} is not a whole number for an integer column"
-                )
-                error.record_index, error.column = start + n, column
-                raise error
-        out.append(v)
-    return out
+    whole numbers become ints, on every backend. Any other number is left as it is, for
+    validation or (without it) the integer column's bind check to refuse, naming its record
+    and column."""
+    return [int(v) if type(v) is float and v.is_integer() else v for v in values]
 
 
 def dataframe_rows(
@@ -160,7 +145,6 @@ def dataframe_rows(
     columns: Mapping[str, str | None] | None = None,
     slice_rows: int = SLICE_ROWS,
     required: bool = True,
-    validate: bool = True,
 ) -> Iterator[dict[str, Any]]:
     """Yield the frame's rows as dicts keyed by field name (converted a slice at a time).
 
@@ -191,7 +175,7 @@ def dataframe_rows(
             floats = [s.dtype.is_float() for s in series]
         for n, fname in enumerate(fields):
             if floats[n] and fname in integer:
-                cols[n] = _integers(model, fname, cols[n], start, not validate)
+                cols[n] = _integers(cols[n])
         for values in zip(*cols):
             yield dict(zip(fields, values))
         if not cols:  # a frame with no loaded columns still has rows
@@ -227,7 +211,7 @@ def insert_dataframe(
 
     return load_rows(
         model,
-        dataframe_rows(model, df, columns=columns, required=validate, validate=validate),
+        dataframe_rows(model, df, columns=columns, required=validate),
         locate=locate,
         unit="row",
         source="DataFrame",

@@ -307,6 +307,28 @@ def test_unvalidated_integers_stored_as_the_integer_they_stand_for(db, fresh):
     assert [r.n for r in Val.query().order_by("id").all()] == [3, 7, 40, 1]
 
 
+def test_an_int_beyond_64_bits_is_refused_naming_the_column_on_every_write(db, fresh):
+    """2**70 is a valid int and no integer column holds it: each write path refuses it with
+    a DataError naming the column (and, in a batch, the record), never SQLite's bare
+    OverflowError nor a server's "bigint out of range" that names nothing; nothing written."""
+    fresh(Val)
+    Val.batch_insert_from_dicts([{"n": i} for i in range(3)])
+    records = Val.query().order_by("id").all()
+    keys = [r.id for r in records]
+    big = 2**70
+    _ways(db, "n", big)  # save() and the batch inserts
+    records[2].n = big
+    refused = _refused(db, "n", 2, lambda: Val.batch_update(records, ["n"]))
+    assert refused.context == "batch update of Val"
+    rows = [{"id": keys[0], "n": 5}, {"id": keys[1], "n": big}]  # existing rows
+    _refused(db, "n", 1, lambda: Val.batch_upsert(rows))
+    records[2].n = big
+    _refused(db, "n", None, lambda: records[2].save())
+    query = Val.query().where({"id": keys[0]})
+    assert "update of Val" in str(_refused(db, "n", None, lambda: query.update({"n": big})))
+    assert [r.n for r in Val.query().order_by("id").all()] == [0, 1, 2]
+
+
 def test_lone_surrogate_refused_with_validation(db, fresh):
     fresh(Val)
     _ways(db, "text", "a\udc80b")

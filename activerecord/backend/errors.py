@@ -254,10 +254,17 @@ def is_node_refusal(orig: BaseException | None) -> bool:
     )
 
 
-def overflow_error(err: OverflowError, *, context: str = "") -> DataError:
-    """The stdlib sqlite3 driver raises a bare ``OverflowError`` for an int beyond 64 bits."""
-    prefix = f"{context}: " if context else ""
-    return DataError(f"{prefix}value out of range for an integer column ({err})", orig=err)
+def overflow_error(
+    err: OverflowError, *, context: str = "", column: str | None = None
+) -> DataError:
+    """The stdlib sqlite3 driver raises a bare ``OverflowError`` for an int beyond 64 bits.
+
+    >>> str(overflow_error(OverflowError("too large"), context="save of T", column="n"))
+    "save of T: column 'n': value out of range for an integer column (too large)"
+    """
+    error = DataError(f"value out of range for an integer column ({err})", orig=err)
+    error.context, error.column = context or None, column  # str() puts them in front
+    return error
 
 
 @contextmanager

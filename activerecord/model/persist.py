@@ -94,7 +94,11 @@ def _save_now(record: ActiveRecord) -> bool:
         _update(record, db, info, changed)
         return True
     except sa.exc.DBAPIError as exc:
-        raise translate_error(exc, context=f"save of {name}") from exc
+        translated = translate_error(exc, context=f"save of {name}")
+        if isinstance(translated, DataError) and translated.column is None:
+            # The server's "bigint out of range" names no column: the value's check does.
+            translated.column = _refused_column(info, record.__dict__, db.engine.dialect)
+        raise translated from exc
     except sa.exc.StatementError as exc:
         column = _refused_column(info, record.__dict__, db.engine.dialect)
         error = refused_value_error(exc, context=f"save of {name}", column=column)
@@ -102,7 +106,8 @@ def _save_now(record: ActiveRecord) -> bool:
             raise
         raise error from exc
     except OverflowError as exc:
-        raise overflow_error(exc, context=f"save of {name}") from exc
+        column = _refused_column(info, record.__dict__, db.engine.dialect)
+        raise overflow_error(exc, context=f"save of {name}", column=column) from exc
     except UnicodeEncodeError as exc:  # the driver's: text no database encoding holds
         column = _refused_column(info, record.__dict__, db.engine.dialect)
         where = f"column {column!r}: " if column else ""

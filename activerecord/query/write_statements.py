@@ -25,8 +25,13 @@ import pydantic
 import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
-from ..backend.dialects import limit_in_subquery, update_reads_assigned
-from ..errors import ArgumentTypeError, QueryError, UnsafeWriteError, ValidationError
+from ..backend.dialects import (
+    integer_guard,
+    limit_in_subquery,
+    unsigned_integer_guard,
+    update_reads_assigned,
+)
+from ..errors import ArgumentTypeError, DataError, QueryError, UnsafeWriteError, ValidationError
 from ..insert.shape import source_alias
 from .conditions import resolve
 from .expression import Expression
@@ -110,6 +115,7 @@ class WriteStatements(QueryState[T]):
                         model=info.model_name,
                         errors=exc.errors(),
                     ) from exc
+                _check_integer(info.model_name, info.columns[fname], out[fname])
         if touch:
             for fname, value in self._model.__ar_info__.update_defaults().items():
                 out.setdefault(fname, value)
@@ -304,3 +310,15 @@ def _replaced(value: Any, replace: Mapping[sa.Column[Any], Any]) -> Any:
     return visitors.replacement_traverse(value, {}, swap)  # type: ignore[call-overload]
 
 
+def _check_integer(model: str, column: sa.Column[Any], value: Any) -> None:
+    """An int no integer column holds (beyond 64 bits) is refused before any SQL, naming the
+    column: the server's "bigint out of range" (SQLite's bare ``OverflowError``) names none."""
+    type_ = column.type
+    if type(value) is int and isinstance(type_, sa.Integer):
+        guard = unsigned_integer_guard if getattr(type_, "unsigned", False) else integer_guard
+        try:
+            guard(value)
+        except ValueError as exc:
+            error = DataError(str(exc))
+            error.context, error.column = f"update of {model}", column.name
+            raise error from None

@@ -23,7 +23,13 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from .base import DialectFacts, facts_class
-from .binding import bind_processor, float_guard, without_params
+from .binding import (
+    bind_processor,
+    float_guard,
+    integer_guard,
+    unsigned_integer_guard,
+    without_params,
+)
 from .mysql import AddLiveUniqueKeys, MySQLFacts, node_unready_reason
 from .postgresql import PostgreSQLFacts
 from .session import SessionKeys, TransactionSetup, normalize_isolation_level
@@ -46,11 +52,13 @@ __all__ = [
     "facts_class",
     "float_guard",
     "in_list_as_array",
+    "integer_guard",
     "limit_in_subquery",
     "node_unready_reason",
     "normalize_isolation_level",
     "partial_index_supported",
     "readable_compiler",
+    "unsigned_integer_guard",
     "update_reads_assigned",
     "without_params",
 ]

@@ -20,7 +20,9 @@ import sqlalchemy as sa
 
 from .base import facts_class
 
-__all__ = ["bind_processor", "float_guard", "integer_guard", "without_params"]
+__all__ = [
+    "bind_processor", "float_guard", "integer_guard", "unsigned_integer_guard", "without_params",
+]
 
 _INF = float("inf")
 #: Every special float value; a backend keeping all of them needs no guard.
@@ -45,7 +47,7 @@ def bind_processor(
     if isinstance(impl, sa.Float) and not isinstance(impl, sa.types.TypeDecorator):
         return float_guard(dialect, proc)  # a reflected float column: refuse the same values
     if proc is None and isinstance(impl, sa.Integer):
-        return integer_guard
+        return unsigned_integer_guard if getattr(impl, "unsigned", False) else integer_guard
     family = facts_class(dialect)
     if (
         proc is None
@@ -103,43 +105,61 @@ def float_guard(
     return guard
 
 
-def integer_guard(value: Any) -> Any:
-    """A value for an integer column as the integer it stands for, or a ``ValueError``:
-    without validation a driver sends what it is given, and SQLite keeps ``2.5`` or
-    ``'abc'`` in an INTEGER column as they are (every later read of the table then fails),
-    MySQL rounds ``2.5`` and PostgreSQL's casts round it too. Whole floats, integral
-    decimals and integer text become that integer (as validation would make them).
+def _integer_guard(low: int, high: int) -> Callable[[Any], Any]:
+    """The bind check of an integer column holding ``low``..``high`` (see
+    :data:`integer_guard`)."""
 
-    >>> integer_guard(7), integer_guard(3.0), integer_guard(" 12 ")
-    (7, 3, 12)
-    >>> integer_guard(2.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: 2.5 is not a whole number for an integer column
-    """
-    if value is None or isinstance(value, int):  # bool and IntEnum are ints
+    def guard(value: Any) -> Any:
+        if value is None:
+            return None
+        number: int | None = None
+        if isinstance(value, int):  # bool and IntEnum are ints: sent as they are
+            number = value
+        elif isinstance(value, float):
+            if value.is_integer():
+                number = value = int(value)
+        elif isinstance(value, Decimal):
+            if value.is_finite() and value == value.to_integral_value():
+                number = value = int(value)
+        elif isinstance(value, str):
+            try:
+                number = value = int(value)
+            except ValueError:
+                pass
+        else:
+            return value  # another type: the driver sends it or refuses it
+        if number is None:
+            raise ValueError(f"{value!r} is not a whole number for an integer column")
+        if not low <= number <= high:
+            raise ValueError(f"{value!r} is out of range for a 64-bit integer column")
         return value
-    if isinstance(value, float):
-        if value.is_integer():
-            return int(value)
-    elif isinstance(value, Decimal):
-        if value.is_finite() and value == value.to_integral_value():
-            return int(value)
-    elif isinstance(value, str):
-        try:
-            return int(value)
-        except ValueError:
-            pass
-    else:
-        return value  # another type: the driver sends it or refuses it
-    raise ValueError(f"{value!r} is not a whole number for an integer column")
+
+    # An int in range or NULL (the usual) needs nothing; anything else takes the call.
+    guard.inline = (  # type: ignore[attr-defined]
+        "{v} if type({v}) is int and " + f"{low} <= " + "{v}" + f" <= {high}"
+        + " or {v} is None else {p}({v})",
+        {},
+    )
+    return guard
 
 
-# An int or NULL (the usual) needs nothing; anything else takes the call.
-integer_guard.inline = (  # type: ignore[attr-defined]
-    "{v} if type({v}) is int or {v} is None else {p}({v})",
-    {},
-)
+#: A value for an integer column as the integer it stands for, or a ``ValueError``: without
+#: validation a driver sends what it is given, and SQLite keeps ``2.5`` or ``'abc'`` in an
+#: INTEGER column as they are (every later read of the table then fails), MySQL rounds
+#: ``2.5`` and PostgreSQL's casts round it too. Whole floats, integral decimals and integer
+#: text become that integer (as validation would make them). An integer beyond 64 bits
+#: (which no backend's integer column holds, and which SQLite's driver refuses with a bare
+#: ``OverflowError``) is refused too.
+#:
+#: >>> integer_guard(7), integer_guard(3.0), integer_guard(" 12 ")
+#: (7, 3, 12)
+#: >>> integer_guard(2.5)
+#: Traceback (most recent call last):
+#: ...
+#: ValueError: 2.5 is not a whole number for an integer column
+integer_guard = _integer_guard(-(2**63), 2**63 - 1)
+#: The same for MySQL's ``BIGINT UNSIGNED`` (and narrower unsigned) columns.
+unsigned_integer_guard = _integer_guard(0, 2**64 - 1)
 
 
 def _temporal_guard(kind: type) -> Callable[[Any], Any]:

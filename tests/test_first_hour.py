@@ -142,3 +142,28 @@ def test_to_sql_without_offset_still_reads_the_same_rows(db, fresh):
     assert "OFFSET" not in query.to_sql().sql
     assert [d.name for d in query.all()] == ["n0", "n1"]
     assert [d.name for d in query.offset(1).all()] == ["n1", "n2"]
+
+
+def test_the_test_run_names_its_backends_first_and_last(tmp_path):
+    """The header line names the backends and URLs a run uses, the summary line which ones
+    the tests really ran on (issue 16: a run says where it ran)."""
+    import os
+    import pathlib
+    import subprocess
+    import sys
+
+    root = pathlib.Path(__file__).parent.parent
+    env = dict(os.environ, AR_TEST_BACKENDS="sqlite",
+               AR_TEST_SQLITE_URL=f"sqlite:///{tmp_path / 'header.db'}")
+    env.pop("CI", None)
+    env.pop("AR_REQUIRE_BACKENDS", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider",  # the header needs no -q
+         "tests/test_first_hour.py::test_to_sql_without_offset_still_reads_the_same_rows"],
+        cwd=root, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    header = f"activerecord backends: sqlite (sqlite:///{tmp_path / 'header.db'}); "
+    assert any(line == header + "skipped when unreachable" for line in lines), proc.stdout
+    assert "activerecord backends: sqlite ran" in lines, proc.stdout

@@ -84,6 +84,20 @@ def test_odd_names_in_every_batch_write(fresh, db, backend, model):
     assert [row[0] for row in stored[:3]] == [r.id for r in records]
 
 
+@pytest.mark.parametrize("model", [Percent, V], ids=["percent", "v"])
+def test_odd_names_in_a_large_batch_update(fresh, db, model):
+    # 3,000 rows: the bulk form each backend takes for large chunks (PostgreSQL: COPY into a
+    # temporary table, its statements sent without parameters) with '%' in the names.
+    fresh(model)
+    records = [model(name=f"n{i}") for i in range(3_000)]
+    model.batch_insert(records)
+    for n, record in enumerate(records):
+        record.rate = n + 1
+    assert model.batch_update(records) == 3_000
+    stored = _stored(db, model)
+    assert [row[1] for row in stored] == list(range(1, 3_001))
+
+
 # -- item 3: condition values are checked and converted by the field's type ------------------
 class Job(Model):
     __table_name__ = "ex_jobs"

@@ -40,6 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from ...backend.dialects import without_params
 from ...backend.transaction import PendingStatement
 from ...insert.locate import WriteFailed, rows_located
 from ...insert.shape import InsertShape
@@ -287,6 +288,8 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         )
         if sets:
             sql += " SET " + ", ".join(sets)
+        # Sent with no parameters: the identifiers' '%' must not stay doubled.
+        sql = without_params(sql, self.dialect)
         built = (line_builder(kinds, self.dialect.loaded_dbapi.converters.encoders), sql)
         self._lines[id(shape)] = built
         return built

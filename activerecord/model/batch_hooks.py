@@ -32,7 +32,7 @@ from ..backend.transaction import after_commit, commit_tracked, on_rollback
 from . import callbacks as cb
 from .awaiting import awaiting, is_async
 from .callbacks import HookMethods, hooks_of, refuse_async
-from .deferred import Entry, deferred, put_back
+from .deferred import Assignments, deferred, put_back
 
 __all__ = ["BATCH_HOOKS", "BatchHooks", "batch_hooks", "query_hook", "run_all"]
 
@@ -96,7 +96,7 @@ class BatchHooks:
         self.records: list[Any] = []
         self.dicts: list[dict[str, Any]] = []
         #: The assignments the before hooks made in place (model/deferred.py), to put back.
-        self.assigned: list[Entry] = []
+        self.assigned = Assignments()
         #: Records of the call seen so far: where the chunk starts in the input.
         self.seen = 0
         self.wrote = False

@@ -861,6 +861,66 @@ def test_graph_validation_names_the_path_before_anything_is_written(db, fresh):
     assert Writer.query().count() == 0 and all(w.id is None for w in writers)
 
 
+def test_graph_refused_at_a_deep_level_names_every_path_and_keeps_the_outer_work(db, fresh):
+    """Without hooks each level validates its chunks as it writes them: an invalid genre
+    below writers and novels already sent rolls back the graph's rows only (an outer
+    transaction's own work stays), puts every record back and names every invalid record of
+    the graph by its path."""
+    fresh(*GRAPH)
+    writers = [Writer(name=f"w{i}") for i in range(3)]
+    for i, writer in enumerate(writers):
+        writer.novels = [Novel(title=f"n{i}{j}") for j in range(2)]
+    writers[0].novels[0].genres = [Genre.model_construct(label="h" * 41), Genre(label="ok")]
+    writers[2].novels[1].genres = [Genre.model_construct(label="g" * 41)]
+    writers[1].novels[0].title = "fine"
+    with Transaction():
+        Writer.create(name="kept")
+        with pytest.raises(ValidationError) as refused:
+            Writer.batch_insert(writers, include=["novels", "novels.genres"])
+    message = str(refused.value)
+    assert "record 0 -> novels[0] -> genres[0]: label: " in message
+    assert "record 2 -> novels[1] -> genres[0]: label: " in message
+    assert "nothing was written" in message and "genres[1]" not in message
+    assert [w.name for w in Writer.query().all()] == ["kept"]
+    assert Novel.query().count() == 0 and Genre.query().count() == 0
+    assert all(w.id is None and w.is_new_record for w in writers)
+    assert all(n.id is None and n.writer_id is None and n.is_new_record
+               for w in writers for n in w.novels)
+    writers[0].novels[0].genres[0].label = "h"
+    writers[2].novels[1].genres[0].label = "g"
+    assert Writer.batch_insert(writers, include=["novels", "novels.genres"]) == 3
+    assert sorted(g.label for g in Genre.query().all()) == ["g", "h", "ok"]
+
+
+class HookedWriter(Model):
+    __table_name__ = "as_hooked_writers"
+
+    id: int | None = None
+    name: Name
+    novels = has_many("Novel", foreign_key="writer_id")
+
+    def before_save(self) -> None:
+        HOOKS_RAN.append(self.name)
+
+
+HOOKS_RAN: list[str] = []
+
+
+def test_graph_with_hooks_is_validated_before_any_hook_runs(db, fresh):
+    """A graph whose models have hooks is validated whole before anything is written: a
+    refused graph runs no hook."""
+    fresh(HookedWriter, *GRAPH)
+    HOOKS_RAN.clear()
+    writer = HookedWriter(name="w")
+    writer.novels = [Novel(title="a"), Novel.model_construct(title="x" * 50)]
+    with pytest.raises(ValidationError, match=r"record 0 -> novels\[1\]: title: "):
+        HookedWriter.batch_insert([writer], include=["novels"])
+    assert HOOKS_RAN == [] and HookedWriter.query().count() == 0 and writer.id is None
+    writer.novels[1].title = "b"
+    HookedWriter.batch_insert([writer], include=["novels"])
+    assert HOOKS_RAN == ["w"] and [n.writer_id for n in writer.novels] == [writer.id] * 2
+
+
 def test_graph_failure_rolls_everything_back_and_puts_records_back(db, fresh):
     fresh(*GRAPH)
     Genre.create(label="taken")

@@ -329,6 +329,28 @@ def test_an_int_beyond_64_bits_is_refused_naming_the_column_on_every_write(db, f
     assert [r.n for r in Val.query().order_by("id").all()] == [0, 1, 2]
 
 
+def test_an_int_beyond_64_bits_in_a_large_batch_is_refused_naming_its_record(db, fresh):
+    """From 300 rows a by-key write checks its values with one function compiled for the
+    rows (the checks inlined); a refused value still names its record and column, and
+    nothing is written."""
+    fresh(Val)
+    Val.batch_insert_from_dicts([{"n": i, "f": 0.5} for i in range(400)])
+    records = Val.query().order_by("id").all()
+    for record in records:
+        record.n = record.n + 1000
+        record.f = 1.5
+    records[350].n = 2**70
+    _refused(db, "n", 350, lambda: Val.batch_update(records, ["n", "f"]))
+    rows = [{"id": r.id, "n": 5, "f": 2.5} for r in records]
+    rows[351]["n"] = -(2**70)
+    _refused(db, "n", 351, lambda: Val.batch_upsert(rows))
+    assert [r.n for r in Val.query().order_by("id").all()] == list(range(400))
+    records[350].n = 7
+    assert Val.batch_update(records, ["n", "f"]) == 400
+    stored = Val.query().order_by("id").all()
+    assert [r.n for r in stored[349:352]] == [1349, 7, 1351] and {r.f for r in stored} == {1.5}
+
+
 def test_lone_surrogate_refused_with_validation(db, fresh):
     fresh(Val)
     _ways(db, "text", "a\udc80b")

@@ -26,7 +26,14 @@ from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import write_connection
 from ..errors import DatabaseError, DataError
 from ..insert.locate import WriteFailed
-from .by_key import ByKeyPlan, RowSource, processors, row_source, update_statement
+from .by_key import (
+    ByKeyPlan,
+    RowSource,
+    process_rows,
+    processors,
+    row_source,
+    update_statement,
+)
 
 if TYPE_CHECKING:
     from ..backend.database import Database
@@ -164,7 +171,7 @@ def _processed(
     """The chunk's rows with the columns' bind processors applied; a refused value raises
     the DataError naming its record and column."""
     try:
-        return [_process(row, procs) for row in chunk]
+        return process_rows(chunk, procs)
     except Exception as exc:
         raise _refused(model, fields, procs, chunk, start, dialect) from exc
 
@@ -235,11 +242,3 @@ def _refused(
                 return error
     return DataError(f"batch update of {model.__name__}: a value was refused")
 
-
-def _process(
-    row: tuple[Any, ...], procs: list[tuple[int, Callable[[Any], Any]]]
-) -> tuple[Any, ...]:
-    values = list(row)
-    for j, proc in procs:
-        values[j] = proc(values[j])
-    return tuple(values)

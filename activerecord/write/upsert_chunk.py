@@ -23,7 +23,15 @@ from ..errors import UniqueViolation
 from ..insert.conflict import ConflictKey, find_existing, key_getter
 from ..insert.locate import ValueRefused, WriteFailed, rows_located
 from ..insert.merge import MergePlan, MergeSpec
-from .by_key import ByKeyPlan, RowSource, key_rows, processors, row_source, select_by_keys
+from .by_key import (
+    ByKeyPlan,
+    RowSource,
+    key_rows,
+    process_rows,
+    processors,
+    row_source,
+    select_by_keys,
+)
 from .rows import write_chunk
 from .strategies import InsertStrategy
 from .upsert_direct import DirectUpsert, NotDirect
@@ -223,7 +231,7 @@ class UpsertWriter:
             procs = processors(self.info, row_fields, self.dialect)
             if procs:
                 try:
-                    rows = [_process(r, procs) for r in rows]
+                    rows = process_rows(rows, procs)
                 except Exception as exc:
                     raise self._refused(row_fields, procs, rows, members, offset) from exc
             scalars = self._scalars(spec)
@@ -337,13 +345,6 @@ def _run_merge(
         }
         sql = facts.binary_arrays(sql, arrays)
     return int(conn.exec_driver_sql(sql, params).rowcount)
-
-
-def _process(row: tuple[Any, ...], procs: list[tuple[int, Any]]) -> tuple[Any, ...]:
-    values = list(row)
-    for j, proc in procs:
-        values[j] = proc(values[j])
-    return tuple(values)
 
 
 def _generations(datas: list[dict[str, Any]], keys: list[ConflictKey]) -> list[list[int]]:

@@ -25,7 +25,6 @@ Example::
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterator, Sequence
 from itertools import repeat
 from typing import TYPE_CHECKING, Any
@@ -33,8 +32,8 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..arguments import check_size
-from ..backend.dialects import facts_class
 from ..backend.errors import driver_errors
+from ..backend.fetch import fetch_columns, stream_results
 from ..backend.transaction import read_connection
 from ..errors import ValidationError
 from ..validation import collector_paused
@@ -87,38 +86,6 @@ def _converted(
     return columns
 
 
-def _fetched(
-    result: sa.CursorResult[Any], names: Sequence[str], limit: int | None
-) -> tuple[list[Sequence[Any]], bool]:
-    """Up to ``limit`` (None: all) more rows of ``result`` as columns of driver values, and
-    whether the result has ended: read by the dialect's :meth:`read_streamed` where it has
-    a faster way (a server-side cursor's rows column by column), else through the result's
-    fetch strategy (its buffer, and driver errors wrapped as SQLAlchemy's), without a
-    ``Row`` for each."""
-    strategy, cursor = result.cursor_strategy, result.cursor
-    # SQLAlchemy reads one row ahead on a server-side cursor: those rows come first.
-    ahead: Any = getattr(strategy, "_rowbuffer", None)
-    if isinstance(ahead, deque) and (limit is None or len(ahead) <= limit):
-        try:
-            read = facts_class(result.dialect).read_streamed(
-                cursor, None if limit is None else limit - len(ahead)
-            )
-        except BaseException as exc:  # noqa: BLE001 - raised again, wrapped as SQLAlchemy's
-            strategy.handle_exception(result, cursor, exc)
-        if read is not None:
-            columns: list[Sequence[Any]] = list(read[0])
-            if ahead:
-                columns = [[*before, *after] for before, after in zip(zip(*ahead), columns)]
-                ahead.clear()
-            return (columns or [[] for _ in names]), read[1]
-    if limit is None:
-        rows = strategy.fetchall(result, cursor)
-    else:
-        rows = strategy.fetchmany(result, cursor, limit)
-    ended = limit is None or len(rows) < limit  # then the strategy has closed the cursor
-    return (list(zip(*rows)) if rows else [[] for _ in names]), ended
-
-
 def _unreadable(
     query: QueryState[Any], names: Sequence[str], processor: Any, columns: list[Sequence[Any]],
     index: int, exc: Exception,
@@ -151,12 +118,12 @@ def read_columns(
     names = selected_names(query, stmt)
     model = query.model
     with driver_errors(f"{model.__name__} query"), read_connection(model.database()) as conn:
-        if conn.dialect.driver in facts_class(conn.dialect).streamed_read_drivers:
+        if stream_results(conn):
             stmt = stmt.execution_options(stream_results=True)
         result = conn.execute(stmt)
         try:
             processors = _processors(result, stmt, conn.dialect)
-            columns, _ended = _fetched(result, names, None)
+            columns, _ended = fetch_columns(result, len(names), None)
         finally:
             result.close()
     return names, _converted(query, names, processors, columns)
@@ -184,7 +151,7 @@ def _iter_columns(
         try:
             processors = _processors(result, stmt, conn.dialect)
             while True:
-                columns, ended = _fetched(result, names, chunk_size)
+                columns, ended = fetch_columns(result, len(names), chunk_size)
                 if columns and columns[0]:
                     yield names, _converted(query, names, processors, columns)
                 if ended:

@@ -812,6 +812,26 @@ def test_relations_as_constructor_and_model_validate_keywords(db, fresh):
         Writer.model_validate_json('{"name": "j", "novels": [')
 
 
+def test_model_construct_sets_relations_given_as_keywords(db, fresh):
+    """model_construct validates nothing, yet a relation given to it is set (as assigning it
+    would: the keys that follow set), not silently dropped; a value of the wrong kind is
+    refused as an assignment refuses it."""
+    fresh(*GRAPH)
+    writer = Writer.model_construct(name="m", novels=[Novel(title="a"), Novel(title="b")],
+                                    bio=Bio(text="hi"))
+    assert [n.title for n in writer.novels] == ["a", "b"] and writer.bio.text == "hi"
+    assert writer.model_dump() == {"id": None, "name": "m"}
+    Writer.batch_insert([writer], include=["novels", "bio"])
+    loaded = Writer.query().preload("novels", "bio").find(writer.id)
+    assert sorted(n.title for n in loaded.novels) == ["a", "b"] and loaded.bio.text == "hi"
+    keyed = Writer.model_construct(id=7, name="k", novels=[Novel(title="c")])
+    assert keyed.novels[0].writer_id == 7
+    assert Novel.model_construct(title="d", writer=keyed).writer_id == 7
+    with pytest.raises(ValidationError, match=r"Writer\.novels\[0\]: expected Novel"):
+        Writer.model_construct(name="x", novels=[{"title": "e"}])
+    assert Writer.model_construct(name="plain").name == "plain"
+
+
 def test_constructor_keywords_refuse_bad_values_in_one_error(db, fresh):
     fresh(*GRAPH)
     with pytest.raises(pydantic.ValidationError) as info:

@@ -38,7 +38,8 @@ from pydantic import BaseModel, ConfigDict
 
 from ..aio.record import AsyncRecordMixin
 from ..associations.keywords import parsed_with_relations, validate_with_relations
-from ..associations.relation import note_defined, relations_of
+from ..associations.loading import assign_related
+from ..associations.relation import note_defined, relation_of, relations_of
 from ..backend.database import DEFAULT, Database, get_database
 from ..backend.transaction import retrying, write_connection
 from ..errors import RecordNotFound, SchemaError, ValidationError, error_context
@@ -231,6 +232,36 @@ class ActiveRecord(HookMethods, AsyncRecordMixin, BaseModel):
                 cls, data, names, json=True, **options
             )
         return super().model_validate_json(json_data, **options)
+
+    # pydantic's mypy plugin declares a model_construct of the fields' own signature.
+    @classmethod  # type: ignore[no-redef]
+    def model_construct(  # type: ignore[override]
+        cls: type[T], _fields_set: set[str] | None = None, **values: Any
+    ) -> T:
+        """pydantic's ``model_construct`` (nothing validated); relations given as keywords
+        are set as assigning them would (records of the relation's target; the foreign keys
+        that follow from them set), not dropped.
+
+        >>> from activerecord import ActiveRecord, has_many
+        >>> class Crate(ActiveRecord):
+        ...     __table_name__ = "doc_construct_crates"
+        ...     id: int | None = None
+        ...     jars = has_many("CrateJar")
+        >>> class CrateJar(ActiveRecord):
+        ...     __table_name__ = "doc_construct_crate_jars"
+        ...     id: int | None = None
+        ...     crate_id: int | None = None
+        >>> [jar.crate_id for jar in Crate.model_construct(id=6, jars=[CrateJar()]).jars]
+        [6]
+        """
+        names = cls.__ar_relation_names__
+        if not names or names.isdisjoint(values):
+            return super().model_construct(_fields_set, **values)
+        related = [(name, values.pop(name)) for name in [k for k in values if k in names]]
+        record = super().model_construct(_fields_set, **values)
+        for name, value in related:
+            assign_related(relation_of(cls, name), record, value)
+        return record
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         # Runs before pydantic collects the fields, so a colliding name is refused here

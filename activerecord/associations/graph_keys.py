@@ -27,7 +27,10 @@ Example::
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -64,8 +67,7 @@ def set_new_keys(moved: Moved, records: Sequence[ActiveRecord], fname: str,
     if dicts is None:
         dicts = [record.__dict__ for record in records]
     moved.add(records, fname, values_of(dicts, fname))
-    for data, key in zip(dicts, keys):
-        data[fname] = key
+    deque(map(operator.setitem, dicts, repeat(fname), keys), maxlen=0)  # a C loop
 
 
 def link(moved: Moved, records: Sequence[ActiveRecord], new: Sequence[bool], fname: str,

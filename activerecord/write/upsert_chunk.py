@@ -11,10 +11,14 @@ inserted meanwhile runs the generation again.
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from collections.abc import Sequence
+from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
+import pydantic
 import sqlalchemy as sa
 
 from ..backend.errors import translate_error
@@ -185,13 +189,9 @@ class UpsertWriter:
                 if isinstance(translate_error(exc), UniqueViolation):
                     raise Raced from exc
                 raise
-        names = [*info.pk_fields, *stored]
-        adapters = [None] * len(info.pk_fields) + [info.adapter(f) for f in stored]
-        for p, hit in found.items():
-            datas[p].update(
-                (f, v if a is None else a.validate_python(v))
-                for f, a, v in zip(names, adapters, hit)
-            )
+        if found:
+            _give_stored(info, datas, list(found), [*info.pk_fields, *stored],
+                         list(found.values()), len(info.pk_fields))
         existing_positions = [p for p in positions if p in found]
         updated = (
             self._merge(conn, datas, given, existing_positions, offset)
@@ -319,10 +319,34 @@ class UpsertWriter:
         for p in positions:  # insert-or-ignore: two records may have met one row
             by_key.setdefault(get_key(datas[p]), []).append(p)
         rows = key_rows(self.facts, len(info.pk_fields))
-        for key, stored in select_by_keys(conn, info, list(by_key), fields, rows=rows):
+        read = list(select_by_keys(conn, info, list(by_key), fields, rows=rows))
+        if all(len(by_key[key]) == 1 for key, _ in read):
+            _give_stored(info, datas, [by_key[key][0] for key, _ in read], fields,
+                         [stored for _, stored in read], 0)
+            return
+        for key, stored in read:
             values = [a.validate_python(v) for a, v in zip(adapters, stored)]
             for p in by_key[key]:
                 datas[p].update(zip(fields, values))
+
+
+def _give_stored(
+    info: ModelInfo, datas: list[dict[str, Any]], positions: list[int], names: Sequence[str],
+    rows: list[Sequence[Any]], unchecked: int,
+) -> None:
+    """Give ``datas[p]`` (for each of ``positions``) the stored values of ``names`` in the
+    row read for it, each validated as its field validates (the first ``unchecked``, the
+    primary key, as read): one call per column, not one per value."""
+    targets = [datas[p] for p in positions]
+    for j, (fname, column) in enumerate(zip(names, zip(*rows))):
+        values: Sequence[Any] = column
+        if j >= unchecked:
+            try:
+                values = info.column_adapter(fname).validate_python(list(column))
+            except pydantic.ValidationError:  # refused as one value is: its field's error
+                adapter = info.adapter(fname)
+                values = [adapter.validate_python(v) for v in column]
+        deque(map(operator.setitem, targets, repeat(fname), values), maxlen=0)
 
 
 class Raced(Exception):

@@ -32,12 +32,20 @@ def processed(
     rows: Sequence[Sequence[Any]], procs: Sequence[Callable[[Any], Any] | None]
 ) -> list[tuple[Any, ...]]:
     """Each row's values through their column's result processor (None: as read); a value
-    one cannot read raises :class:`Unreadable` naming its row and position."""
+    one cannot read raises :class:`Unreadable` naming its row and position. Column by
+    column: only the columns with a processor are walked value by value.
+
+    >>> processed([(1, "2"), (3, None)], [None, int])
+    [(1, 2), (3, None)]
+    """
+    if not rows:
+        return []
     try:
-        return [
-            tuple(v if p is None or v is None else p(v) for v, p in zip(row, procs))
-            for row in rows
-        ]
+        columns: list[Sequence[Any]] = list(zip(*rows))
+        for j, proc in enumerate(procs[:len(columns)]):
+            if proc is not None:
+                columns[j] = [v if v is None else proc(v) for v in columns[j]]
+        return list(zip(*columns))
     except (ValueError, LookupError, TypeError) as exc:
         raise Unreadable.find(rows, procs) from exc
 

@@ -36,7 +36,7 @@ from ..backend.dialects import bind_processor
 from ..errors import SchemaError
 from .locate import ValueRefused, WriteFailed
 
-__all__ = ["InsertShape", "positional", "source_alias", "split_values"]
+__all__ = ["InsertShape", "compile_row", "positional", "source_alias", "split_values"]
 
 Processor = Callable[[Any], Any]
 
@@ -181,23 +181,8 @@ class InsertShape:
                 only = self.fields[0]
                 return lambda data: (data[only],)
             return itemgetter(*self.fields)
-        namespace: dict[str, Any] = {}
-        lines, items = [], []
-        for i, (name, proc) in enumerate(zip(self.fields, self.processors)):
-            inline = getattr(proc, "inline", None)
-            if proc is None:
-                items.append(f"d[{name!r}]")
-            elif inline is None:
-                items.append(f"p{i}(d[{name!r}])")
-            else:
-                lines.append(f"    v{i} = d[{name!r}]\n")
-                items.append("(" + inline[0].format(v=f"v{i}", p=f"p{i}") + ")")
-                namespace.update(inline[1])
-            if proc is not None:
-                namespace[f"p{i}"] = proc
-        source = f"def row(d):\n{''.join(lines)}    return ({', '.join(items)},)\n"
-        exec(compile(source, f"<insert row {self.table.name}>", "exec"), namespace)
-        return namespace["row"]  # type: ignore[no-any-return]
+        reads = [f"d[{name!r}]" for name in self.fields]
+        return compile_row(f"<insert row {self.table.name}>", "d", reads, self.processors)
 
     def rows(self, dicts: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         """Parameter tuples, in statement order, with bind processors applied. A value a
@@ -226,3 +211,34 @@ class InsertShape:
             except Exception as err:  # noqa: BLE001 - this is the value refused
                 return ValueRefused(column.name, err, data[fname])
         return None
+
+
+def compile_row(
+    filename: str, arg: str, reads: Sequence[str],
+    processors: Sequence[Callable[[Any], Any] | None],
+) -> Callable[[Any], tuple[Any, ...]]:
+    """A function of one argument ``arg`` returning the tuple of ``reads`` (source reading
+    each value from ``arg``), each through its processor; a processor that gives its own
+    source (``proc.inline``: a template of ``{v}``, the value, and ``{p}``, the processor,
+    and the names it uses) is inlined: no call per value in the usual case.
+
+    >>> compile_row("<doc>", "r", ["r[1]", "r[0]"], [None, str.upper])(("a", "b"))
+    ('b', 'A')
+    """
+    namespace: dict[str, Any] = {}
+    lines, items = [], []
+    for i, (read, proc) in enumerate(zip(reads, processors)):
+        inline = getattr(proc, "inline", None)
+        if proc is None:
+            items.append(read)
+        elif inline is None:
+            items.append(f"p{i}({read})")
+        else:
+            lines.append(f"    v{i} = {read}\n")
+            items.append("(" + inline[0].format(v=f"v{i}", p=f"p{i}") + ")")
+            namespace.update(inline[1])
+        if proc is not None:
+            namespace[f"p{i}"] = proc
+    source = f"def row({arg}):\n{''.join(lines)}    return ({', '.join(items)},)\n"
+    exec(compile(source, filename, "exec"), namespace)  # noqa: S102 - our own source
+    return namespace["row"]  # type: ignore[no-any-return]

@@ -36,7 +36,7 @@ import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
 from ..errors import QueryError
-from ..insert.shape import positional, source_alias
+from ..insert.shape import compile_row, positional, source_alias
 from .copy_rows import COPY
 from .row_sources import (
     EXECUTEMANY,
@@ -326,25 +326,9 @@ def _row_processor(
     procs: list[tuple[int, Callable[[Any], Any]]], width: int
 ) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
     """One function processing a whole row tuple (positions only enter as literals)."""
-    namespace: dict[str, Any] = {}
     by_position = dict(procs)
-    lines, items = [], []
-    for j in range(width):
-        proc = by_position.get(j)
-        if proc is None:
-            items.append(f"r[{j}]")
-            continue
-        namespace[f"p{j}"] = proc
-        inline = getattr(proc, "inline", None)
-        if inline is None:
-            items.append(f"p{j}(r[{j}])")
-        else:
-            lines.append(f"    v{j} = r[{j}]\n")
-            items.append("(" + inline[0].format(v=f"v{j}", p=f"p{j}") + ")")
-            namespace.update(inline[1])
-    source = f"def process(r):\n{''.join(lines)}    return ({', '.join(items)},)\n"
-    exec(compile(source, "<processed row>", "exec"), namespace)  # noqa: S102 - our own source
-    return namespace["process"]  # type: ignore[no-any-return]
+    return compile_row("<processed row>", "r", [f"r[{j}]" for j in range(width)],
+                       [by_position.get(j) for j in range(width)])
 
 
 #: The parameters of one ``IN`` list where the database sets no limit (MySQL): PostgreSQL's,

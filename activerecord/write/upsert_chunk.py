@@ -11,6 +11,7 @@ inserted meanwhile runs the generation again.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections import deque
 from collections.abc import Sequence
@@ -71,7 +72,7 @@ class UpsertWriter:
         self.db = model.database()
         self.facts = self.db.facts
         self.dialect = self.db.engine.dialect
-        self._plans: dict[tuple[MergeSpec, int], ByKeyPlan] = {}
+        self._plans: dict[tuple[MergeSpec, str, int], ByKeyPlan] = {}
         self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
         self._reported = UpsertResult()
@@ -218,7 +219,6 @@ class UpsertWriter:
             for p in positions:
                 groups.setdefault(given[p], []).append(p)
         changed = 0
-        source = row_source(self.facts.batch_update_style)
         for fields, members in groups.items():
             spec = self.updates.spec(fields)
             if spec is None:
@@ -235,13 +235,43 @@ class UpsertWriter:
                 except Exception as exc:
                     raise self._refused(row_fields, procs, rows, members, offset) from exc
             scalars = self._scalars(spec)
-            size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars))
+            # The batch update's form for this many rows (COPY into a temporary table on
+            # PostgreSQL from copy_update_rows: the rows formatted in C, not as arrays).
+            style = self.facts.update_style(len(rows))
+            source = row_source(style)
+            size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
             types = [self.info.columns[f].type for f in row_fields]
             for start in range(0, len(rows), size):
                 part = rows[start : start + size]
-                plan = self._plan(spec, source, len(part))
-                changed += _run_merge(conn, plan, self.facts, types, part, scalars)
+                plan = self._plan(spec, source, len(part), row_fields)
+                # A refused value is named by its record (its place in the input) and column.
+                where = [offset + p for p in members[start : start + size]]
+                with rows_located(where.__getitem__, always=True):
+                    try:
+                        changed += _run_merge(conn, plan, self.facts, types, part, scalars)
+                    except sa.exc.DataError as exc:
+                        too_long = self._too_long(row_fields, part, exc)
+                        if too_long is None:
+                            raise
+                        raise too_long from exc
         return changed
+
+    def _too_long(
+        self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DataError
+    ) -> WriteFailed | None:
+        """The row (in ``part``) and column of the first text longer than its column allows,
+        where the server refused one without naming the row (a multi-row UPDATE); None for
+        another refusal."""
+        if "too long" not in str(exc.orig).lower():
+            return None
+        columns = [self.info.columns[f] for f in fields]
+        sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
+                 if isinstance(c.type, sa.String) and c.type.length]
+        for n, row in enumerate(part):
+            for j, name, length in sized:
+                if isinstance(row[j], str) and len(row[j]) > length:
+                    return WriteFailed(ValueRefused(name, exc.orig or exc, row[j]), n)
+        return None
 
     def _refused(
         self,
@@ -268,15 +298,22 @@ class UpsertWriter:
             values[j] = proc(values[j])
         return tuple(values)
 
-    def _plan(self, spec: MergeSpec, source: RowSource, nrows: int) -> ByKeyPlan:
+    def _plan(self, spec: MergeSpec, source: RowSource, nrows: int,
+              row_fields: Sequence[str]) -> ByKeyPlan:
         rows = nrows if source.multi_row else 1
-        plan = self._plans.get((spec, rows))
+        plan = self._plans.get((spec, source.name, rows))
         if plan is None:
             plan = MergePlan.compile(
                 self.model, spec, source, rows, self.dialect,
                 binary_text=self.facts.text_compare_binary,
             )
-            self._plans[(spec, rows)] = plan
+            columns = [self.info.columns[f] for f in row_fields]
+            setup = source.setup(columns, self.dialect)
+            if setup is not None:  # the COPY form's temporary table
+                plan = dataclasses.replace(
+                    plan, setup=setup, row_columns=tuple(c.name for c in columns)
+                )
+            self._plans[(spec, source.name, rows)] = plan
         return plan
 
     def read_fields(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -360,6 +397,8 @@ def _run_merge(
     """Run a merge plan over processed rows (``types``: the row values' column types), its
     array parameters sent in the driver's binary format where the dialect says they may be
     (``unnest`` on PostgreSQL); the rows changed."""
+    if plan.setup is not None:  # COPY into its temporary table, then the UPDATE
+        return plan.run(conn, rows, scalars)
     params = plan.source.params(plan, rows, scalars)
     sql = plan.sql
     if plan.names is not None and not plan.source.multi_row:

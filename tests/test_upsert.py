@@ -606,13 +606,15 @@ def test_mariadb_key_lookups_stay_below_the_in_list_conversion(db, fresh):
 
 
 @pytest.mark.parametrize("existing", [100, 4_000])
-def test_upsert_refusing_a_text_too_long_names_its_record_and_column(db, fresh, backend,
-                                                                     existing):
+@pytest.mark.parametrize("field, value, error", [
+    ("status", "x" * 11, DataError), ("username", None, NotNullViolation)])
+def test_upsert_refusing_an_update_names_its_record_and_column(db, fresh, backend, existing,
+                                                               field, value, error):
     """Existing rows are updated in the batch update's form for their number (from 3,000 on
-    PostgreSQL: COPY into a temporary table). A text the column refuses (validation off)
-    names its record, counted in the input where new rows come between the existing ones,
-    and its column; nothing is written."""
-    if backend == "sqlite":
+    PostgreSQL: COPY into a temporary table). A value the column refuses (validation off: a
+    text too long, a NULL in a NOT NULL column) names its record, counted in the input where
+    new rows come between the existing ones, and its column; nothing is written."""
+    if backend == "sqlite" and error is DataError:
         pytest.skip("SQLite keeps a text of any length (exactly): nothing to refuse")
     fresh(Member)
     Member.batch_insert_from_dicts(
@@ -621,15 +623,15 @@ def test_upsert_refusing_a_text_too_long_names_its_record_and_column(db, fresh, 
     rows = [{"email": f"m{i}@x", "username": f"v{i}", "status": "ok"}
             for i in range(2 * existing)]
     bad = 2 * existing - 10  # an existing row, after as many new ones
-    rows[bad]["status"] = "x" * 11
-    with pytest.raises(DataError) as refused:
+    rows[bad][field] = value
+    with pytest.raises(error) as refused:
         Member.batch_upsert(rows, conflict="email", update=["username", "status"],
                             validate=False)
-    assert (refused.value.record_index, refused.value.column) == (bad, "status")
-    assert f"record {bad}: column 'status'" in str(refused.value)
+    assert (refused.value.record_index, refused.value.column) == (bad, field)
+    assert f"record {bad}: column '{field}'" in str(refused.value)
     assert Member.query().count() == existing
     assert Member.query().where({"status": "ok"}).count() == 0
-    rows[bad]["status"] = "x" * 10
+    rows[bad] = {"email": f"m{bad}@x", "username": "fine", "status": "x" * 10}
     assert Member.batch_upsert(rows, conflict="email", update=["username", "status"]) == \
         UpsertResult(inserted=existing, updated=existing)
-    assert Member.query().where({"username": f"v{bad}"}).one().status == "x" * 10
+    assert Member.query().where({"username": "fine"}).one().status == "x" * 10

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from ..backend.errors import translate_error
 from ..backend.transaction import Transaction
-from ..errors import UniqueViolation
+from ..errors import NotNullViolation, UniqueViolation
 from ..insert.conflict import ConflictKey, find_existing, key_getter
 from ..insert.locate import ValueRefused, WriteFailed, rows_located
 from ..insert.merge import MergePlan, MergeSpec
@@ -249,28 +249,36 @@ class UpsertWriter:
                 with rows_located(where.__getitem__, always=True):
                     try:
                         changed += _run_merge(conn, plan, self.facts, types, part, scalars)
-                    except sa.exc.DataError as exc:
-                        too_long = self._too_long(row_fields, part, exc)
-                        if too_long is None:
+                    except sa.exc.DBAPIError as exc:
+                        located = self._located(row_fields, part, exc)
+                        if located is None:
                             raise
-                        raise too_long from exc
+                        raise located from exc
         return changed
 
-    def _too_long(
-        self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DataError
+    def _located(
+        self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DBAPIError
     ) -> WriteFailed | None:
-        """The row (in ``part``) and column of the first text longer than its column allows,
-        where the server refused one without naming the row (a multi-row UPDATE); None for
-        another refusal."""
-        if "too long" not in str(exc.orig).lower():
-            return None
+        """The row (in ``part``) and column of the value the server refused without naming
+        its row (a multi-row UPDATE): the first text longer than its column allows, or the
+        first NULL of a NOT NULL column; None for another refusal."""
+        orig = exc.orig or exc
         columns = [self.info.columns[f] for f in fields]
+        if isinstance(translate_error(exc), NotNullViolation):
+            required = [(j, c.name) for j, c in enumerate(columns) if not c.nullable]
+            for n, row in enumerate(part):
+                for j, name in required:
+                    if row[j] is None:
+                        return WriteFailed(ValueRefused(name, orig, None, sqlstate="23502"), n)
+            return None
+        if "too long" not in str(orig).lower():
+            return None
         sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
                  if isinstance(c.type, sa.String) and c.type.length]
         for n, row in enumerate(part):
             for j, name, length in sized:
                 if isinstance(row[j], str) and len(row[j]) > length:
-                    return WriteFailed(ValueRefused(name, exc.orig or exc, row[j]), n)
+                    return WriteFailed(ValueRefused(name, orig, row[j]), n)
         return None
 
     def _refused(

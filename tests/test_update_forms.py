@@ -20,6 +20,7 @@ from activerecord import (
     ActiveRecord,
     Col,
     DataError,
+    NotNullViolation,
     OptimisticLockMixin,
     QueryError,
     StaleRecordError,
@@ -169,6 +170,25 @@ def test_a_text_too_long_for_its_column_is_refused_in_every_form(fresh, backend)
         assert caught.value.operation == "batch_update"
         assert {s.code for s in Short.query()} == {"a"}  # never cut short, nothing written
         assert shorts[1].changed_fields == {"code"}
+
+
+def test_a_null_for_a_not_null_column_names_its_record_in_every_form(fresh, backend):
+    """A NULL the field would refuse (set past validation, as ``model_construct`` may) is
+    refused by the column's NOT NULL: the error names the record and the column, in the
+    small form and the bulk one, on every backend; nothing written."""
+    fresh(Short)
+    for n in (3, MANY):
+        Short.query().delete(all_rows=True)
+        Short.batch_insert([Short(code="a") for _ in range(n)])
+        shorts = Short.query().order_by("id").all()
+        for s in shorts:
+            s.code = "b"
+        shorts[n - 2].__dict__["code"] = None
+        with pytest.raises(NotNullViolation) as caught:
+            Short.batch_update(shorts, ["code"])
+        assert (caught.value.record_index, caught.value.column) == (n - 2, "code")
+        assert f"record {n - 2}" in str(caught.value)
+        assert {s.code for s in Short.query()} == {"a"}
 
 
 def test_a_refused_bulk_call_rolls_back_inside_a_transaction(fresh, backend):

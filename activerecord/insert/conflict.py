@@ -52,6 +52,7 @@ __all__ = [
     "all_unique_keys",
     "database_keys",
     "find_existing",
+    "generations",
     "key_getter",
     "resolve_target",
     "unique_keys",
@@ -215,3 +216,30 @@ def key_getter(key: ConflictKey) -> Callable[[dict[str, Any]], Any]:
         return None if None in found else found
 
     return value
+
+
+def generations(datas: list[dict[str, Any]], keys: list[ConflictKey]) -> list[list[int]]:
+    """Positions split so no key repeats within one part (an upsert's generations); parts
+    apply in order.
+
+    >>> key = ConflictKey(("email",), None)
+    >>> generations([{"email": "a"}, {"email": "b"}, {"email": "a"}], [key])
+    [[0, 1], [2]]
+    """
+    out: list[list[int]] = [[]]
+    getters = [key_getter(k) for k in keys]
+    if len(keys) == 1:
+        get = getters[0]
+        values = [get(data) for data in datas]
+        if len(set(values)) == len(values):  # the usual: no key repeats
+            return [list(range(len(datas)))]
+    seen: dict[tuple[int, Any], int] = {}
+    for p, data in enumerate(datas):
+        found = [(n, v) for n, v in enumerate(g(data) for g in getters) if v is not None]
+        gen = max((seen.get(f, 0) for f in found), default=0)
+        for f in found:
+            seen[f] = gen + 1
+        while len(out) <= gen:
+            out.append([])
+        out[gen].append(p)
+    return [part for part in out if part]

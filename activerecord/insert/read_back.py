@@ -17,15 +17,21 @@ Example::
 
 from __future__ import annotations
 
+import operator
+from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import repeat
 from typing import TYPE_CHECKING, Any
+
+import pydantic
 
 from ..errors import ValidationError
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
+    from ..model.info import ModelInfo
 
-__all__ = ["Unreadable", "processed"]
+__all__ = ["Unreadable", "give_stored", "processed"]
 
 
 def processed(
@@ -89,3 +95,22 @@ class Unreadable(Exception):
             model=model_name,
             errors=[{"type": "value_error", "loc": (field,), "msg": self.reason, "input": value}],
         )
+
+
+def give_stored(
+    info: ModelInfo, datas: list[dict[str, Any]], positions: list[int], names: Sequence[str],
+    rows: list[Sequence[Any]], unchecked: int,
+) -> None:
+    """Give ``datas[p]`` (for each of ``positions``) the stored values of ``names`` in the
+    row read for it, each validated as its field validates (the first ``unchecked``, the
+    primary key, as read): one call per column, not one per value."""
+    targets = [datas[p] for p in positions]
+    for j, (fname, column) in enumerate(zip(names, zip(*rows))):
+        values: Sequence[Any] = column
+        if j >= unchecked:
+            try:
+                values = info.column_adapter(fname).validate_python(list(column))
+            except pydantic.ValidationError:  # refused as one value is: its field's error
+                adapter = info.adapter(fname)
+                values = [adapter.validate_python(v) for v in column]
+        deque(map(operator.setitem, targets, repeat(fname), values), maxlen=0)

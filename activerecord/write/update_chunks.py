@@ -31,6 +31,7 @@ from .by_key import (
     RowSource,
     process_rows,
     processors,
+    refused_in_rows,
     row_source,
     update_statement,
 )
@@ -135,7 +136,7 @@ def _run(
                 matched = plan.run_many(conn, group, stamps)
             except WriteFailed as failed:  # a value the COPY form's table refused
                 raise _located(failed, start, context) from failed.orig
-            except sa.exc.DataError as exc:  # the statement refused a value: say whose
+            except sa.exc.DBAPIError as exc:  # the statement refused a value: say whose
                 located = _too_long(model, row_fields, group, start, exc, context)
                 if located is None:
                     raise
@@ -198,26 +199,19 @@ def _too_long(
     fields: Sequence[str],
     group: list[list[tuple[Any, ...]]],
     start: int,
-    exc: sa.exc.DataError,
+    exc: sa.exc.DBAPIError,
     context: str,
 ) -> DatabaseError | None:
-    """The error of a text longer than its column allows, naming the first such record and
-    its column (the database names neither in a multi-row UPDATE); None for another error
-    (the caller raises the database's as it is)."""
-    if "too long" not in str(exc.orig).lower():
-        return None
-    info = model.__ar_info__
-    columns = [info.columns[f] for f in fields]
-    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
-             if isinstance(c.type, sa.String) and c.type.length]
+    """The error of a value the server refused without naming its row (a text too long for
+    its column, a NULL in a NOT NULL column: :func:`~.by_key.refused_in_rows`), naming the
+    record and column; None for another error (the caller raises the database's as it is)."""
     rows = (row for chunk in group for row in chunk)
-    for n, row in enumerate(rows):
-        for j, name, length in sized:
-            if isinstance(row[j], str) and len(row[j]) > length:
-                error = translate_error(exc, context=context, record_index=start + n)
-                error.column = name
-                return error
-    return None
+    found = refused_in_rows(model.__ar_info__, fields, rows, exc)
+    if found is None:
+        return None
+    error = translate_error(exc, context=context, record_index=start + found[0])
+    error.column = found[1]
+    return error
 
 
 def _refused(

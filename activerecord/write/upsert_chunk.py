@@ -12,28 +12,26 @@ inserted meanwhile runs the generation again.
 from __future__ import annotations
 
 import dataclasses
-import operator
-from collections import deque
 from collections.abc import Sequence
-from itertools import repeat
 from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
-import pydantic
 import sqlalchemy as sa
 
 from ..backend.errors import translate_error
 from ..backend.transaction import Transaction
-from ..errors import NotNullViolation, UniqueViolation
-from ..insert.conflict import ConflictKey, find_existing, key_getter
+from ..errors import UniqueViolation
+from ..insert.conflict import ConflictKey, find_existing, generations, key_getter
 from ..insert.locate import ValueRefused, WriteFailed, rows_located
 from ..insert.merge import MergePlan, MergeSpec
+from ..insert.read_back import give_stored
 from .by_key import (
     ByKeyPlan,
     RowSource,
     key_rows,
     process_rows,
     processors,
+    refused_in_rows,
     row_source,
     select_by_keys,
 )
@@ -98,7 +96,7 @@ class UpsertWriter:
     ) -> list[int]:
         """Write one validated chunk; return the positions of the rows inserted."""
         inserted: list[int] = []
-        for positions in _generations(datas, self.keys):
+        for positions in generations(datas, self.keys):
             if self.direct is not None and self._direct(conn, datas, given, positions):
                 continue  # (nobody asks which rows were inserted: no records, no hooks)
             for attempt in range(_TRIES):
@@ -191,7 +189,7 @@ class UpsertWriter:
                     raise Raced from exc
                 raise
         if found:
-            _give_stored(info, datas, list(found), [*info.pk_fields, *stored],
+            give_stored(info, datas, list(found), [*info.pk_fields, *stored],
                          list(found.values()), len(info.pk_fields))
         existing_positions = [p for p in positions if p in found]
         updated = (
@@ -260,26 +258,12 @@ class UpsertWriter:
         self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DBAPIError
     ) -> WriteFailed | None:
         """The row (in ``part``) and column of the value the server refused without naming
-        its row (a multi-row UPDATE): the first text longer than its column allows, or the
-        first NULL of a NOT NULL column; None for another refusal."""
-        orig = exc.orig or exc
-        columns = [self.info.columns[f] for f in fields]
-        if isinstance(translate_error(exc), NotNullViolation):
-            required = [(j, c.name) for j, c in enumerate(columns) if not c.nullable]
-            for n, row in enumerate(part):
-                for j, name in required:
-                    if row[j] is None:
-                        return WriteFailed(ValueRefused(name, orig, None, sqlstate="23502"), n)
+        its row (:func:`~.by_key.refused_in_rows`); None where none explains it."""
+        found = refused_in_rows(self.info, fields, part, exc)
+        if found is None:
             return None
-        if "too long" not in str(orig).lower():
-            return None
-        sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
-                 if isinstance(c.type, sa.String) and c.type.length]
-        for n, row in enumerate(part):
-            for j, name, length in sized:
-                if isinstance(row[j], str) and len(row[j]) > length:
-                    return WriteFailed(ValueRefused(name, orig, row[j]), n)
-        return None
+        n, column, value, sqlstate = found
+        return WriteFailed(ValueRefused(column, exc.orig or exc, value, sqlstate=sqlstate), n)
 
     def _refused(
         self,
@@ -366,32 +350,13 @@ class UpsertWriter:
         rows = key_rows(self.facts, len(info.pk_fields))
         read = list(select_by_keys(conn, info, list(by_key), fields, rows=rows))
         if all(len(by_key[key]) == 1 for key, _ in read):
-            _give_stored(info, datas, [by_key[key][0] for key, _ in read], fields,
+            give_stored(info, datas, [by_key[key][0] for key, _ in read], fields,
                          [stored for _, stored in read], 0)
             return
         for key, stored in read:
             values = [a.validate_python(v) for a, v in zip(adapters, stored)]
             for p in by_key[key]:
                 datas[p].update(zip(fields, values))
-
-
-def _give_stored(
-    info: ModelInfo, datas: list[dict[str, Any]], positions: list[int], names: Sequence[str],
-    rows: list[Sequence[Any]], unchecked: int,
-) -> None:
-    """Give ``datas[p]`` (for each of ``positions``) the stored values of ``names`` in the
-    row read for it, each validated as its field validates (the first ``unchecked``, the
-    primary key, as read): one call per column, not one per value."""
-    targets = [datas[p] for p in positions]
-    for j, (fname, column) in enumerate(zip(names, zip(*rows))):
-        values: Sequence[Any] = column
-        if j >= unchecked:
-            try:
-                values = info.column_adapter(fname).validate_python(list(column))
-            except pydantic.ValidationError:  # refused as one value is: its field's error
-                adapter = info.adapter(fname)
-                values = [adapter.validate_python(v) for v in column]
-        deque(map(operator.setitem, targets, repeat(fname), values), maxlen=0)
 
 
 class Raced(Exception):
@@ -416,24 +381,3 @@ def _run_merge(
         }
         sql = facts.binary_arrays(sql, arrays)
     return int(conn.exec_driver_sql(sql, params).rowcount)
-
-
-def _generations(datas: list[dict[str, Any]], keys: list[ConflictKey]) -> list[list[int]]:
-    """Positions split so no key repeats within one part; parts apply in order."""
-    out: list[list[int]] = [[]]
-    getters = [key_getter(k) for k in keys]
-    if len(keys) == 1:
-        get = getters[0]
-        values = [get(data) for data in datas]
-        if len(set(values)) == len(values):  # the usual: no key repeats
-            return [list(range(len(datas)))]
-    seen: dict[tuple[int, Any], int] = {}
-    for p, data in enumerate(datas):
-        found = [(n, v) for n, v in enumerate(g(data) for g in getters) if v is not None]
-        gen = max((seen.get(f, 0) for f in found), default=0)
-        for f in found:
-            seen[f] = gen + 1
-        while len(out) <= gen:
-            out.append([])
-        out[gen].append(p)
-    return [part for part in out if part]

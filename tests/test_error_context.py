@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from pydantic import AwareDatetime, Field
 
-from activerecord import ActiveRecord, Col, DataError, UniqueViolation
+from activerecord import ActiveRecord, Col, DataError, NotNullViolation, UniqueViolation
 
 from .conftest import raw_count
 
@@ -48,6 +48,23 @@ def test_failed_batch_insert_names_operation_record_and_column(db, fresh):
     assert str(err).count("record 2") == 1
     assert "'n'" in str(err)
     assert err.__cause__ is err.orig
+    assert raw_count(db, "ctx_person") == 0
+
+
+@pytest.mark.parametrize("call", ["insert", "upsert"])
+def test_a_null_a_not_null_column_refuses_names_the_column(db, fresh, call):
+    """The server's NOT NULL refusal (validation off, or a value set past it) names its
+    column in the error (``column``, from PostgreSQL's diagnostics or the message) beside
+    the record; nothing written."""
+    fresh(CtxPerson)
+    rows = [{"email": "a"}, {"email": None}]
+    with pytest.raises(NotNullViolation) as caught:
+        if call == "insert":
+            CtxPerson.batch_insert_from_dicts(rows, validate=False)
+        else:
+            CtxPerson.batch_upsert(rows, conflict="email", validate=False)
+    err = caught.value
+    assert (err.column, err.record_index) == ("email", 1), str(err)
     assert raw_count(db, "ctx_person") == 0
 
 

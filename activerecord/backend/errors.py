@@ -77,6 +77,12 @@ _STREAMABLE = {"wsrep_max_ws_size"}
 #: MySQL names the column (MariaDB as `db`.`table`.`column`) of a value it refused.
 _MYSQL_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']+)[`'] at row")
 _COPY_CONTEXT = re.compile(r"\n?CONTEXT:\s+COPY [^\n]*")
+#: The column a NOT NULL refusal names: MySQL's "Column 'c' cannot be null", SQLite's
+#: "NOT NULL constraint failed: t.c" (PostgreSQL's is in the error's diagnostics).
+_NOT_NULL_COLUMN = re.compile(
+    r"Column '(?P<mysql>[^']+)' cannot be null"
+    r"|NOT NULL constraint failed: (?:\S+\.)?(?P<sqlite>\S+)"
+)
 
 
 def _is_integrity(err: BaseException) -> bool:
@@ -138,8 +144,27 @@ def translate_error(
     if column is None and code in _MYSQL_DATA:  # "... for column 'n' at row 2"
         found = _MYSQL_COLUMN.search(str(orig))
         column = found.group(1) if found else None
+    if column is None and kind is NotNullViolation:
+        column = _not_null_column(orig)
     error.column = column if isinstance(column, str) else None
     return error
+
+
+def _not_null_column(orig: BaseException) -> str | None:
+    """The column a NOT NULL refusal names (psycopg's diagnostics, else the message).
+
+    >>> import sqlite3
+    >>> _not_null_column(sqlite3.IntegrityError("NOT NULL constraint failed: t.name"))
+    'name'
+    """
+    diag = getattr(orig, "diag", None)
+    name = getattr(diag, "column_name", None) if diag is not None else None
+    if isinstance(name, str) and name:
+        return name
+    found = _NOT_NULL_COLUMN.search(str(orig))
+    if found is None:
+        return None
+    return found.group("mysql") or found.group("sqlite")
 
 
 def _mysql_kind(code: int, integrity: bool) -> type[DatabaseError]:

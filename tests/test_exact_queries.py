@@ -14,11 +14,13 @@ from pydantic import Field
 from activerecord import (
     ActiveRecord,
     Col,
+    DataError,
     OptimisticLockMixin,
     QueryError,
     SoftDeleteMixin,
     ValidationError,
     col,
+    excluded,
 )
 
 from .models import Enrollment
@@ -278,12 +280,38 @@ def test_limited_update_with_order_and_offset(fresh, backend):
     rows = [(c.n, c.score) for c in Counter.query().order_by("id").all()]
     assert rows == [(0, 0.0), (1, 0.0), (102, 2.0), (103, 2.0), (4, 1.0), (5, 1.0)]
     # Swapping through a limit: MySQL joins the limited keys and reads their old values.
+    # (A float into an integer column asks for the rounding with a cast; see
+    # test_an_expression_an_integer_column_cannot_hold_exactly_is_refused.)
     assert Counter.query().order_by("id").limit(2).update(
-        {"n": col("score"), "score": col("n")}
+        {"n": sa.cast(col("score"), sa.Integer), "score": col("n")}
     ) == 2
     assert [(c.n, c.score) for c in Counter.query().order_by("id").limit(2).all()] == [
         (0, 0.0), (0, 1.0)
     ]
+
+
+def test_an_expression_an_integer_column_cannot_hold_exactly_is_refused(fresh, backend):
+    """An expression of a non-whole type for an integer column (a float added, a true
+    division, a float column) is refused before any SQL, naming the column: the database
+    would round it silently. A result beyond 64 bits is refused by every backend (SQLite,
+    whose arithmetic turns it into a REAL, included). A cast asks for the rounding."""
+    fresh(Counter)
+    Counter.batch_insert([Counter(name="a", n=2**62, score=1.5)])
+    query = Counter.query().where({"name": "a"})
+    for value, why in ((col("n") + 0.5, "the value 0.5"), (col("n") / 2, "a true division"),
+                       (col("score"), "a DOUBLE value")):
+        with pytest.raises(DataError) as caught:
+            query.update({"n": value})
+        assert caught.value.column == "n" and why in str(caught.value), str(caught.value)
+    with pytest.raises(DataError):
+        query.update({"n": col("n") * 4})
+    with pytest.raises(DataError):
+        Counter.batch_upsert([{"id": query.one().id, "name": "a", "n": 1}], conflict="id",
+                             update={"n": col("n") + excluded("score")})
+    assert query.one().n == 2**62
+    assert query.update({"n": col("n") // 2}) == 1 and query.one().n == 2**61
+    assert query.update({"n": sa.cast(col("score"), sa.Integer)}) == 1
+    assert query.one().n in (1, 2)  # the database's own rounding (or cut), asked for
 
 
 def test_limited_soft_delete_restore_and_hard_delete(fresh, backend):

@@ -49,7 +49,9 @@ _PG_CONFLICT = {"40001", "40P01", "55P03"}
 #: 9007: TiDB's optimistic write conflict, found at COMMIT like a Galera certification failure.
 _MYSQL_CONFLICT = {1213, 1205, 9007}
 #: Out of range, data too long, incorrect value / integer / datetime value.
-_MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025}
+#: 1690: a value out of its type's range computed by the statement ("BIGINT value is out of
+#: range in ..."), SQLSTATE 22003 as PostgreSQL's "bigint out of range".
+_MYSQL_DATA = {1264, 1406, 1292, 1366, 1265, 1367, 4025, 1690}
 _MYSQL_DRIVERS = ("pymysql", "MySQLdb", "mysql.connector")
 _SQLITE_CONFLICT = ("database is locked", "database table is locked")
 #: 1047: a Galera node outside the primary component ("WSREP has not yet prepared node for
@@ -212,6 +214,8 @@ def _message_kind(text: str, integrity: bool) -> type[DatabaseError]:
         return ForeignKeyViolation
     if "not null constraint" in text:
         return NotNullViolation
+    if text == "integer overflow":  # arithmetic beyond 64 bits (expression.whole)
+        return DataError
     if any(marker in text for marker in _SQLITE_CONFLICT):
         return TransactionConflictError
     return IntegrityError if integrity else DatabaseError

@@ -39,7 +39,7 @@ from sqlalchemy.sql import visitors
 
 from ..errors import QueryError
 from ..query.conditions import rebind
-from ..query.expression import Excluded
+from ..query.expression import Excluded, is_integer_type, refuse_inexact, whole
 from ..write.by_key import ByKeyPlan, Made, RowSource, row_source
 from .shape import source_alias
 
@@ -172,6 +172,10 @@ def merge_clauses(
     for fname, value in spec.values:
         column = info.columns[fname]
         new = ref_of[fname] if value is None else rebind(value, bind_names)
+        if value is not None:
+            refuse_inexact(column, new, f"batch upsert of {info.model_name}")
+            if is_integer_type(column.type) and isinstance(new, sa.ColumnElement):
+                new = whole(new)
         values[fname] = new
         changed.append(_comparable(column, column.type, binary_text).is_distinct_from(
             _comparable(new, column.type, binary_text)

@@ -34,7 +34,7 @@ from ..backend.dialects import (
 from ..errors import ArgumentTypeError, DataError, QueryError, UnsafeWriteError, ValidationError
 from ..insert.shape import source_alias
 from .conditions import resolve
-from .expression import Expression
+from .expression import Expression, is_integer_type, refuse_inexact, whole
 from .state import QueryState, T
 
 __all__ = ["WriteStatements"]
@@ -104,7 +104,8 @@ class WriteStatements(QueryState[T]):
             if isinstance(value, Expression):
                 out[fname] = value.to_clause(group=True)
             elif isinstance(value, sa.ClauseElement):
-                out[fname] = resolve(info, value)
+                out[fname] = _kept_whole(info.columns[fname], resolve(info, value),
+                                         f"update of {info.model_name}")
             else:
                 try:
                     out[fname] = info.adapter(fname).validate_python(value)
@@ -308,6 +309,15 @@ def _replaced(value: Any, replace: Mapping[sa.Column[Any], Any]) -> Any:
         return replace.get(element) if isinstance(element, sa.Column) else None
 
     return visitors.replacement_traverse(value, {}, swap)  # type: ignore[call-overload]
+
+
+def _kept_whole(column: sa.Column[Any], value: Any, context: str) -> Any:
+    """An expression for ``column``: refused if its type is not whole for an integer
+    column, else kept whole (:class:`~.expression.whole`)."""
+    refuse_inexact(column, value, context)
+    if is_integer_type(column.type) and isinstance(value, sa.ColumnElement):
+        return whole(value)
+    return value
 
 
 def _check_integer(model: str, column: sa.Column[Any], value: Any) -> None:

@@ -356,6 +356,27 @@ def test_lone_surrogate_refused_with_validation(db, fresh):
     _ways(db, "text", "a\udc80b")
 
 
+def test_a_nul_character_is_stored_exactly_or_refused_naming_the_column(db, fresh):
+    """SQLite and MySQL keep a text holding NUL exactly; PostgreSQL's text types cannot
+    hold one: every write path refuses it there as a DataError naming the column (and, in a
+    batch, the record), before anything is written."""
+    fresh(Val)
+    value = "a" + chr(0) + "b"
+    if dialect_name(db) != "postgresql":
+        assert _back("text", value) == value
+        return
+    _ways(db, "text", value)
+    Val.batch_insert_from_dicts([{"n": 1, "text": "x"}, {"n": 2, "text": "y"}])
+    records = Val.query().order_by("id").all()
+    records[1].text = value
+    _refused(db, "text", 1, lambda: Val.batch_update(records, ["text"]))
+    rows = [{"id": records[0].id, "text": "z"}, {"id": records[1].id, "text": value}]
+    _refused(db, "text", 1, lambda: Val.batch_upsert(rows))
+    with pytest.raises(DataError):
+        Val.query().where({"id": records[0].id}).update({"text": value})
+    assert [r.text for r in Val.query().order_by("id").all()] == ["x", "y"]
+
+
 def test_dataframe_int_column_with_nan_one_behaviour(db, fresh):
     pd = pytest.importorskip("pandas")
     fresh(Val)

@@ -87,6 +87,14 @@ _NOT_NULL_COLUMN = re.compile(
 )
 
 
+def _is_data_error(orig: BaseException, wrapped: BaseException | None) -> bool:
+    """Whether the driver raised its DB-API ``DataError`` (by class name: every driver
+    names it so), or SQLAlchemy wrapped one as its own."""
+    if isinstance(wrapped, sa_exc.DataError):
+        return True
+    return any(cls.__name__ == "DataError" for cls in type(orig).__mro__)
+
+
 def _is_integrity(err: BaseException) -> bool:
     if isinstance(err, sa_exc.IntegrityError):
         return True
@@ -136,6 +144,8 @@ def translate_error(
         kind = _message_kind(text, integrity)
     if kind is DatabaseError and integrity:
         kind = IntegrityError
+    if kind is DatabaseError and _is_data_error(orig, wrapped):
+        kind = DataError  # a value the driver refused itself (no code, no SQLSTATE)
     if record_index is not None:
         # The record is named: PostgreSQL's "COPY t, line N" (N counted its own way) is not.
         message = _COPY_CONTEXT.sub("", message)

@@ -166,6 +166,10 @@ class DialectFacts:
     #: Whether the driver sends any value as text, which the server then parses as a date or
     #: time: a batch refuses what is not a date/time object there.
     temporal_as_text: ClassVar[bool] = False
+    #: Whether a text value cannot hold NUL (``\x00``): PostgreSQL's text types refuse it
+    #: (psycopg before sending, COPY on the server), naming no column. A batch refuses it,
+    #: naming the record and the column, before anything is written.
+    text_refuses_nul: ClassVar[bool] = False
     #: Whether a timezone-aware ``DateTime`` column keeps the UTC offset (else: stored as UTC).
     keeps_utc_offset: ClassVar[bool] = False
     #: How an upsert of dict rows (no records handed back) lets the server insert, update and

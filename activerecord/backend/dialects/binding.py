@@ -55,9 +55,33 @@ def bind_processor(
         and isinstance(impl, (sa.Date, sa.DateTime, sa.Time))
     ):
         return _temporal_guard(impl.python_type)
+    if proc is None and family.text_refuses_nul and isinstance(impl, sa.String) \
+            and not isinstance(impl, sa.Enum):
+        return _nul_guard
     if proc is not None:
         return family.fast_bind(impl, proc) or proc
     return proc
+
+
+def _nul_guard(value: Any) -> Any:
+    """Refuse a text holding NUL where the backend's text types cannot (PostgreSQL).
+
+    >>> _nul_guard("a" + chr(0))
+    Traceback (most recent call last):
+    ...
+    ValueError: a text with a NUL character (\\x00) cannot be stored here (PostgreSQL text)
+    """
+    if type(value) is str and "\x00" in value:
+        raise ValueError("a text with a NUL character (\\x00) cannot be stored here "
+                         "(PostgreSQL text)")
+    return value
+
+
+# A text without NUL (the usual) or anything else needs nothing; a NUL takes the call.
+_nul_guard.inline = (  # type: ignore[attr-defined]
+    "{v} if type({v}) is not str or '\\x00' not in {v} else {p}({v})", {},
+)
+_nul_guard.unchanged = True  # type: ignore[attr-defined]  # values it passes, as given
 
 
 def float_guard(

@@ -64,6 +64,7 @@ class PostgreSQLFacts(DialectFacts):
     # of placeholders (it does not cache long ones) and the row count is free of the
     # 65,535-parameter limit.
     batch_update_style: str = "unnest"
+    text_refuses_nul: ClassVar[bool] = True
     lookup_any_array: bool = True
     #: The user may create temporary tables (the ``TEMPORARY`` privilege on the database,
     #: read once): ``batch_update``'s ``COPY`` form needs one.

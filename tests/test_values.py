@@ -377,6 +377,24 @@ def test_a_nul_character_is_stored_exactly_or_refused_naming_the_column(db, fres
     assert [r.text for r in Val.query().order_by("id").all()] == ["x", "y"]
 
 
+@pytest.mark.parametrize("rows", [3, 2_000])  # 2,000: MySQL's LOAD DATA, PostgreSQL's COPY
+def test_json_with_nan_is_stored_exactly_or_refused_naming_record_and_column(db, fresh, rows):
+    """A dict holding NaN or Infinity is no JSON a server takes: PostgreSQL and MySQL refuse
+    it, the error naming the record and the column; SQLite keeps the text and reads the
+    floats back (NaN as NaN)."""
+    fresh(Val)
+    data = [{"n": i, "doc": {"i": i}} for i in range(rows)]
+    data[rows - 2]["doc"] = {"x": math.nan, "y": math.inf}
+    if dialect_name(db) == "sqlite":
+        Val.batch_insert_from_dicts(data)
+        back = Val.query().where({"n": rows - 2}).one().doc
+        assert math.isnan(back["x"]) and back["y"] == math.inf
+        return
+    for validate in (True, False):
+        _refused(db, "doc", rows - 2,
+                 lambda v=validate: Val.batch_insert_from_dicts(data, validate=v))
+
+
 def test_dataframe_int_column_with_nan_one_behaviour(db, fresh):
     pd = pytest.importorskip("pandas")
     fresh(Val)

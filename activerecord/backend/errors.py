@@ -79,6 +79,10 @@ _STREAMABLE = {"wsrep_max_ws_size"}
 #: MySQL names the column (MariaDB as `db`.`table`.`column`) of a value it refused.
 _MYSQL_COLUMN = re.compile(r"for column (?:`[^`]*`\.)*[`']([^`']+)[`'] at row")
 _COPY_CONTEXT = re.compile(r"\n?CONTEXT:\s+COPY [^\n]*")
+#: PostgreSQL's COPY context of a refused value: ``COPY t, line 3, column c: "..."``.
+_COPY_COLUMN = re.compile(r"\bCOPY [^,]+, line \d+, column (.+?)(?::\s|$)", re.M)
+#: MariaDB names the check of a JSON column (valid JSON) after the table and the column.
+_MARIADB_COLUMN_CHECK = re.compile(r"CONSTRAINT `[^`.]+\.([^`]+)` failed")
 #: The column a NOT NULL refusal names: MySQL's "Column 'c' cannot be null", SQLite's
 #: "NOT NULL constraint failed: t.c" (PostgreSQL's is in the error's diagnostics).
 _NOT_NULL_COLUMN = re.compile(
@@ -158,6 +162,12 @@ def translate_error(
         column = found.group(1) if found else None
     if column is None and kind is NotNullViolation:
         column = _not_null_column(orig)
+    if column is None and isinstance(sqlstate, str):  # COPY's context names the column
+        found = _COPY_COLUMN.search(getattr(getattr(orig, "diag", None), "context", "") or "")
+        column = found.group(1) if found else None
+    if column is None and code == 4025:  # MariaDB: "CONSTRAINT `t.c` failed": c's JSON check
+        found = _MARIADB_COLUMN_CHECK.search(str(orig))
+        column = found.group(1) if found else None
     error.column = column if isinstance(column, str) else None
     return error
 

@@ -5,6 +5,9 @@
   value (``Duplicate entry 'x' for key 'email'``): the row holding it in a unique column
   (the second holder when two rows of the statement share it).
 * ``Column 'x' cannot be null``: the first row with NULL in that column.
+* MariaDB's ``CONSTRAINT `t.x` failed`` (a JSON column's check): the first row whose JSON
+  in that column is not strict (``NaN``, ``Infinity``); its ``Syntax error in JSON text``
+  (LOAD DATA): the first row holding such JSON.
 
 Example::
 
@@ -16,17 +19,22 @@ Example::
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["ValueRefused", "WriteFailed", "blamed_row"]
+__all__ = ["ValueRefused", "WriteFailed", "blamed_row", "json_column"]
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 _AT_ROW = re.compile(r"\bat row (\d+)\b")
 _DUPLICATE = re.compile(r"Duplicate entry '(.*)' for key '([^']*)'", re.S)
 _NULL_COLUMN = re.compile(r"Column '([^']*)' cannot be null")
+#: MariaDB's check that a JSON column holds valid JSON, named after the table and column.
+_JSON_CHECK = re.compile(r"CONSTRAINT `[^`.]+\.([^`]+)` failed")
+#: The same check run by LOAD DATA.
+_JSON_SYNTAX = "Syntax error in JSON text"
 
 
 _NONE: Any = object()
@@ -154,7 +162,65 @@ def blamed_row(
         for n, row in enumerate(rows):
             if any(row[i] is None for i in positions):
                 return n
+    found = _JSON_CHECK.search(text)
+    if found:
+        name = found.group(1)
+        positions = [i for i, (col, _u) in enumerate(columns) if col == name]
+        for n, row in enumerate(rows):
+            if any(isinstance(row[i], (str, bytes)) and not _strict_json(row[i])
+                   for i in positions):
+                return n
+    if _JSON_SYNTAX in text:  # LOAD DATA: the check names neither row nor column
+        for n, row in enumerate(rows):
+            if any(isinstance(v, (str, bytes)) and _nan_json(v) for v in row):
+                return n
     return None
+
+
+def json_column(
+    err: BaseException, row: Sequence[Any], columns: Sequence[tuple[str, bool]]
+) -> str | None:
+    """The column of ``row`` holding the JSON that MariaDB's LOAD DATA check refused
+    (its error names none), or None for another error.
+
+    >>> class Err(Exception):
+    ...     pass
+    >>> json_column(Err(4038, "Syntax error in JSON text in argument 1"),
+    ...             ["a", '{"x": NaN}'], [("name", False), ("doc", False)])
+    'doc'
+    """
+    if _JSON_SYNTAX not in _message(err):
+        return None
+    return next((name for value, (name, _u) in zip(row, columns)
+                 if isinstance(value, (str, bytes)) and _nan_json(value)), None)
+
+
+def _nan_json(text: str | bytes) -> bool:
+    """Whether ``text`` is JSON only with ``NaN`` or ``Infinity`` (a float the JSON of a
+    Python value may hold, which no server takes)."""
+    if _strict_json(text):
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _strict_json(text: str | bytes) -> bool:
+    """Whether ``text`` is JSON as a server checks it (no ``NaN`` or ``Infinity``).
+
+    >>> _strict_json('{"x": 1.5}'), _strict_json('{"x": NaN}')
+    (True, False)
+    """
+    def refuse(constant: str) -> Any:
+        raise ValueError(constant)
+
+    try:
+        json.loads(text, parse_constant=refuse)
+    except ValueError:
+        return False
+    return True
 
 
 def _key_named(name: str, keys: Sequence[UniqueKey]) -> tuple[int, ...] | None:

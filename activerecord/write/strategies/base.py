@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ...backend.transaction import PendingStatement
-from ...insert.locate import UniqueKey, ValueRefused, WriteFailed, blamed_row
+from ...insert.locate import UniqueKey, ValueRefused, WriteFailed, blamed_row, json_column
 from ...insert.shape import InsertShape
 
 if TYPE_CHECKING:
@@ -197,8 +197,14 @@ class InsertStrategy:
 
     def failed(self, err: BaseException, shape: InsertShape, rows: Sequence[Any]) -> WriteFailed:
         """``err`` of a statement that sent ``rows``, blamed on the row the database names."""
-        row = blamed_row(err, rows, self._unique_flags(shape), self._unique_keys(shape))
-        return WriteFailed(self._driver_error(err), row)
+        flags = self._unique_flags(shape)
+        row = blamed_row(err, rows, flags, self._unique_keys(shape))
+        orig = self._driver_error(err)
+        sent = row is not None and row < len(rows)  # (a stream passes no rows)
+        column = json_column(err, rows[row], flags) if sent else None  # type: ignore[index]
+        if column is not None and orig is err:
+            orig = ValueRefused(column, err)  # the check named no column: this row's JSON
+        return WriteFailed(orig, row)
 
     def _driver_error(self, err: BaseException) -> BaseException:
         """A driver error raised on the raw cursor, wrapped as SQLAlchemy would wrap it when it

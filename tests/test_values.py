@@ -377,11 +377,12 @@ def test_a_nul_character_is_stored_exactly_or_refused_naming_the_column(db, fres
     assert [r.text for r in Val.query().order_by("id").all()] == ["x", "y"]
 
 
-@pytest.mark.parametrize("rows", [3, 2_000])  # 2,000: MySQL's LOAD DATA, PostgreSQL's COPY
+@pytest.mark.parametrize("rows", [3, 4_000])  # 4,000: LOAD DATA, COPY, COPY-d updates
 def test_json_with_nan_is_stored_exactly_or_refused_naming_record_and_column(db, fresh, rows):
     """A dict holding NaN or Infinity is no JSON a server takes: PostgreSQL and MySQL refuse
-    it, the error naming the record and the column; SQLite keeps the text and reads the
-    floats back (NaN as NaN)."""
+    it in a batch insert, update or upsert, the error naming the record and the column
+    (in the small forms and the bulk ones); SQLite keeps the text and reads the floats back
+    (NaN as NaN)."""
     fresh(Val)
     data = [{"n": i, "doc": {"i": i}} for i in range(rows)]
     data[rows - 2]["doc"] = {"x": math.nan, "y": math.inf}
@@ -393,6 +394,16 @@ def test_json_with_nan_is_stored_exactly_or_refused_naming_record_and_column(db,
     for validate in (True, False):
         _refused(db, "doc", rows - 2,
                  lambda v=validate: Val.batch_insert_from_dicts(data, validate=v))
+    Val.batch_insert_from_dicts([{"n": i, "doc": {"i": i}} for i in range(rows)])
+    records = Val.query().order_by("id").all()
+    for record in records:
+        record.doc = {"j": 1}
+    records[rows - 2].doc = {"x": math.nan}
+    _refused(db, "doc", rows - 2, lambda: Val.batch_update(records, ["doc"]))
+    upsert = [{"id": r.id, "doc": {"k": 1}} for r in records]
+    upsert[rows - 2]["doc"] = {"x": math.inf}
+    _refused(db, "doc", rows - 2, lambda: Val.batch_upsert(upsert))
+    assert {str(r.doc) for r in Val.query()} == {str({"i": i}) for i in range(rows)}
 
 
 def test_dataframe_int_column_with_nan_one_behaviour(db, fresh):

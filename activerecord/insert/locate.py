@@ -21,11 +21,22 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["ValueRefused", "WriteFailed", "blamed_row", "json_column"]
+import sqlalchemy as sa
+
+from ..backend.errors import translate_error
+from ..errors import NotNullViolation
+
+if TYPE_CHECKING:
+    from ..model.info import ModelInfo
+
+__all__ = [
+    "ValueRefused", "WriteFailed", "blamed_row", "json_column", "not_strict_json",
+    "refused_in_rows",
+]
 
 _COPY_LINE = re.compile(r"\bCOPY [^,]+, line (\d+)")
 _AT_ROW = re.compile(r"\bat row (\d+)\b")
@@ -195,6 +206,28 @@ def json_column(
                  if isinstance(value, (str, bytes)) and _nan_json(value)), None)
 
 
+def not_strict_json(value: Any) -> bool:
+    """Whether ``value`` (JSON text, or the Python value a JSON column sends) holds NaN or
+    Infinity, which no server's JSON takes.
+
+    >>> not_strict_json({"x": float("nan")}), not_strict_json('{"x": 1}'), not_strict_json(None)
+    (True, False, False)
+    """
+    if type(value).__name__ in ("Json", "Jsonb"):  # psycopg's wrapper of the value
+        value = getattr(value, "obj", value)
+    if isinstance(value, (str, bytes)):
+        return _nan_json(value)
+    if value is None:
+        return False
+    try:
+        json.dumps(value, allow_nan=False)
+    except ValueError:
+        return True
+    except TypeError:  # a value only the column's own serializer writes: not ours to judge
+        return False
+    return False
+
+
 def _nan_json(text: str | bytes) -> bool:
     """Whether ``text`` is JSON only with ``NaN`` or ``Infinity`` (a float the JSON of a
     Python value may hold, which no server takes)."""
@@ -237,3 +270,39 @@ def _render(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return str(value)
+
+
+def refused_in_rows(
+    info: ModelInfo, fields: Sequence[str], rows: Iterable[Sequence[Any]],
+    exc: sa.exc.DBAPIError,
+) -> tuple[int, str, Any, str | None] | None:
+    """Where a statement over ``rows`` (values of ``fields``) was refused without the server
+    naming the row (a multi-row UPDATE): (row, column name, value, SQLSTATE to report) of the
+    first NULL of a NOT NULL column for a not-null violation, of the first text longer than
+    its column for "too long", of the first JSON holding NaN or Infinity for a JSON refusal;
+    None for another refusal, or where no row explains it."""
+    columns = [info.columns[f] for f in fields]
+    if isinstance(translate_error(exc), NotNullViolation):
+        wanted = [(j, c.name) for j, c in enumerate(columns) if not c.nullable]
+        for n, row in enumerate(rows):
+            for j, name in wanted:
+                if row[j] is None:
+                    return n, name, None, "23502"
+        return None
+    text = str(exc.orig or exc).lower()
+    if "json" in text or "constraint `" in text:  # JSON no server takes (NaN, Infinity)
+        documents = [(j, c.name) for j, c in enumerate(columns) if isinstance(c.type, sa.JSON)]
+        for n, row in enumerate(rows):
+            for j, name in documents:
+                if not_strict_json(row[j]):
+                    return n, name, row[j], None
+        return None
+    if "too long" not in text:
+        return None
+    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
+             if isinstance(c.type, sa.String) and c.type.length]
+    for n, row in enumerate(rows):
+        for j, name, length in sized:
+            if isinstance(row[j], str) and len(row[j]) > length:
+                return n, name, row[j], None
+    return None

@@ -27,7 +27,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -35,8 +35,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..backend.dialects import bind_processor
-from ..backend.errors import translate_error
-from ..errors import NotNullViolation, QueryError
+from ..errors import QueryError
 from ..insert.shape import compile_row, positional, source_alias
 from .copy_rows import COPY
 from .row_sources import (
@@ -68,7 +67,6 @@ __all__ = [
     "key_rows",
     "process_rows",
     "processors",
-    "refused_in_rows",
     "row_source",
     "select_by_keys",
     "update_statement",
@@ -331,33 +329,6 @@ def _row_processor(
     by_position = dict(procs)
     return compile_row("<processed row>", "r", [f"r[{j}]" for j in range(width)],
                        [by_position.get(j) for j in range(width)])
-
-
-def refused_in_rows(
-    info: ModelInfo, fields: Sequence[str], rows: Iterable[Sequence[Any]],
-    exc: sa.exc.DBAPIError,
-) -> tuple[int, str, Any, str | None] | None:
-    """Where a statement over ``rows`` (values of ``fields``) was refused without the server
-    naming the row (a multi-row UPDATE): (row, column name, value, SQLSTATE to report) of the
-    first NULL of a NOT NULL column for a not-null violation, of the first text longer than
-    its column for "too long"; None for another refusal, or where no row explains it."""
-    columns = [info.columns[f] for f in fields]
-    if isinstance(translate_error(exc), NotNullViolation):
-        wanted = [(j, c.name) for j, c in enumerate(columns) if not c.nullable]
-        for n, row in enumerate(rows):
-            for j, name in wanted:
-                if row[j] is None:
-                    return n, name, None, "23502"
-        return None
-    if "too long" not in str(exc.orig or exc).lower():
-        return None
-    sized = [(j, c.name, c.type.length) for j, c in enumerate(columns)
-             if isinstance(c.type, sa.String) and c.type.length]
-    for n, row in enumerate(rows):
-        for j, name, length in sized:
-            if isinstance(row[j], str) and len(row[j]) > length:
-                return n, name, row[j], None
-    return None
 
 
 #: The parameters of one ``IN`` list where the database sets no limit (MySQL): PostgreSQL's,

@@ -25,13 +25,12 @@ import sqlalchemy as sa
 from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import write_connection
 from ..errors import DatabaseError, DataError
-from ..insert.locate import WriteFailed
+from ..insert.locate import WriteFailed, refused_in_rows
 from .by_key import (
     ByKeyPlan,
     RowSource,
     process_rows,
     processors,
-    refused_in_rows,
     row_source,
     update_statement,
 )
@@ -203,7 +202,7 @@ def _too_long(
     context: str,
 ) -> DatabaseError | None:
     """The error of a value the server refused without naming its row (a text too long for
-    its column, a NULL in a NOT NULL column: :func:`~.by_key.refused_in_rows`), naming the
+    its column, a NULL in a NOT NULL column: :func:`refused_in_rows`), naming the
     record and column; None for another error (the caller raises the database's as it is)."""
     rows = (row for chunk in group for row in chunk)
     found = refused_in_rows(model.__ar_info__, fields, rows, exc)

@@ -22,7 +22,7 @@ from ..backend.errors import translate_error
 from ..backend.transaction import Transaction
 from ..errors import UniqueViolation
 from ..insert.conflict import ConflictKey, find_existing, generations, key_getter
-from ..insert.locate import ValueRefused, WriteFailed, rows_located
+from ..insert.locate import ValueRefused, WriteFailed, refused_in_rows, rows_located
 from ..insert.merge import MergePlan, MergeSpec
 from ..insert.read_back import give_stored
 from .by_key import (
@@ -31,7 +31,6 @@ from .by_key import (
     key_rows,
     process_rows,
     processors,
-    refused_in_rows,
     row_source,
     select_by_keys,
 )
@@ -258,7 +257,7 @@ class UpsertWriter:
         self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DBAPIError
     ) -> WriteFailed | None:
         """The row (in ``part``) and column of the value the server refused without naming
-        its row (:func:`~.by_key.refused_in_rows`); None where none explains it."""
+        its row (:func:`refused_in_rows`); None where none explains it."""
         found = refused_in_rows(self.info, fields, part, exc)
         if found is None:
             return None

@@ -38,7 +38,9 @@ import re
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
 
 from ...backend.dialects import without_params
 from ...backend.transaction import PendingStatement
@@ -50,7 +52,10 @@ from .load_data_text import Unloadable, column_kind, line_builder, load_data_ref
 from .load_data_wire import FILE_NAME, send_load, wire_ready
 from .mysql import MysqlValuesStrategy
 
-__all__ = ["MysqlLoadDataStrategy"]
+if TYPE_CHECKING:
+    from ...backend.dialects import DialectFacts
+
+__all__ = ["MysqlLoadDataStrategy", "connection_refusal", "file_text"]
 
 _AT_ROW = re.compile(r"\bat row (\d+)")
 
@@ -101,22 +106,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
 
     def refusal(self, fetch_key: bool) -> str | None:
         """Why this connection may not load (None: it may); see ``load_data_refusal``."""
-        drivers: frozenset[str] = getattr(type(self.facts), "load_data_drivers", frozenset())
-        if self.dialect.driver not in drivers:
-            return load_data_refusal(
-                galera=False, server_allows=False, client_allows=False, consecutive=False,
-                need_keys=fetch_key, driver_allows=False,
-            )
-        raw = self.conn.connection.dbapi_connection
-        flag = self.dialect.loaded_dbapi.constants.CLIENT.LOCAL_FILES
-        return load_data_refusal(
-            galera=self.facts.is_galera,
-            server_allows=bool(getattr(self.facts, "local_infile", False)),
-            client_allows=bool(getattr(raw, "client_flag", 0) & flag),
-            consecutive=self.facts.autoinc_consecutive,
-            need_keys=fetch_key,
-            driver_allows=wire_ready(raw),
-        )
+        return connection_refusal(self.facts, self.conn, need_keys=fetch_key)
 
     def write(self, shape: InsertShape, data: Data, fetch_key: bool) -> Sequence[Any] | None:
         self.settle()
@@ -213,7 +203,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         size = self.piece_rows
         starts = list(range(0, len(rows), size))
         keys: list[Any] = []
-        pending = self._workers().submit(_file_text, line, rows[:size])
+        pending = self._workers().submit(file_text, line, rows[:size])
         for n, start in enumerate(starts):
             piece = rows[start : start + size]
             try:
@@ -223,7 +213,7 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
                 return keys, start
             if n + 1 < len(starts):
                 after = starts[n + 1]
-                pending = self._workers().submit(_file_text, line, rows[after : after + size])
+                pending = self._workers().submit(file_text, line, rows[after : after + size])
             try:
                 with rows_located(start.__add__):  # a piece's row -> its place in rows
                     got = self._load(shape, piece, payload, sql, fetch_key, step)
@@ -338,7 +328,30 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         return self.failed(exc, shape, rows)
 
 
-def _file_text(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any]]) -> bytes:
+def connection_refusal(facts: DialectFacts, conn: sa.Connection, *, need_keys: bool) -> str | None:
+    """Why ``conn`` may not run our ``LOAD DATA LOCAL INFILE`` exchange (None: it may): the
+    facts' server and driver, the connection's own flag and PyMySQL internals (see
+    ``load_data_refusal``). Also asked by the staged upsert (``write/upsert_staged.py``)."""
+    dialect = conn.dialect
+    drivers: frozenset[str] = getattr(type(facts), "load_data_drivers", frozenset())
+    if dialect.driver not in drivers:
+        return load_data_refusal(
+            galera=False, server_allows=False, client_allows=False, consecutive=False,
+            need_keys=need_keys, driver_allows=False,
+        )
+    raw = conn.connection.dbapi_connection
+    flag = dialect.loaded_dbapi.constants.CLIENT.LOCAL_FILES
+    return load_data_refusal(
+        galera=facts.is_galera,
+        server_allows=bool(getattr(facts, "local_infile", False)),
+        client_allows=bool(getattr(raw, "client_flag", 0) & flag),
+        consecutive=facts.autoinc_consecutive,
+        need_keys=need_keys,
+        driver_allows=wire_ready(raw),
+    )
+
+
+def file_text(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any]]) -> bytes:
     """The file's bytes for ``rows``; :class:`Unloadable` for any value it cannot hold (a
     lone surrogate, a NaN ``Decimal`` the driver refuses, a type without a form)."""
     try:

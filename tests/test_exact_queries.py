@@ -18,6 +18,7 @@ from activerecord import (
     OptimisticLockMixin,
     QueryError,
     SoftDeleteMixin,
+    UpsertResult,
     ValidationError,
     col,
     excluded,
@@ -98,6 +99,19 @@ def test_odd_names_in_a_large_batch_update(fresh, db, model):
     assert model.batch_update(records) == 3_000
     stored = _stored(db, model)
     assert [row[1] for row in stored] == list(range(1, 3_001))
+
+
+@pytest.mark.parametrize("model", [Percent, V], ids=["percent", "v"])
+def test_odd_names_in_a_dict_upsert(fresh, db, model):
+    # The direct path (SQLite's ON CONFLICT; MySQL/MariaDB's temporary table, LOAD DATA,
+    # UPDATE ... JOIN and INSERT ... SELECT) with '%' in the names, or a table called v.
+    fresh(model)
+    model.batch_insert_from_dicts([{"name": f"n{i}"} for i in range(20)])
+    rows = [{"name": f"n{i}", "rate": i % 2} for i in range(40)]
+    result = model.batch_upsert(rows, conflict=["name"], update=["rate"])
+    assert result == UpsertResult(inserted=20, updated=10, unchanged=10)
+    stored = _stored(db, model)
+    assert sorted(row[1:] for row in stored) == sorted((i % 2, f"n{i}") for i in range(40))
 
 
 # -- item 3: condition values are checked and converted by the field's type ------------------

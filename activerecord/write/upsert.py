@@ -11,8 +11,9 @@ Every backend runs the same plan, chunk by chunk, inside the batch's transaction
 So ``inserted``, ``updated`` and ``unchanged`` are exact on every backend (MySQL's "2 rows
 affected per update" never enters), primary keys are set on every instance, new or existing,
 and ``updated_at`` moves only on rows that changed. Dict rows nobody gets back (no hooks) go
-where the dialect allows through ``INSERT ... ON CONFLICT DO UPDATE ... WHERE changed``
-statements instead, counted by the server (:mod:`.upsert_direct`: SQLite).
+where the dialect allows through statements the server counts instead (:mod:`.upsert_direct`:
+SQLite's ``INSERT ... ON CONFLICT DO UPDATE ... WHERE changed``; MySQL/MariaDB's temporary
+table loaded by ``LOAD DATA``, then ``UPDATE ... JOIN`` and ``INSERT ... SELECT``).
 
 Rules, the same on every backend:
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from ..backend.errors import translate_error
-from ..backend.transaction import Transaction
+from ..backend.transaction import Transaction, is_retryable
 from ..errors import UniqueViolation
 from ..insert.conflict import ConflictKey, find_existing, generations, key_getter
 from ..insert.locate import ValueRefused, WriteFailed, refused_in_rows, rows_located
@@ -73,7 +73,7 @@ class UpsertWriter:
         self._read_fields: tuple[tuple[str, ...], tuple[str, ...]] | None = None
         self.counts = UpsertResult()
         self._reported = UpsertResult()
-        #: The one-statement path (:mod:`.upsert_direct`), set where nobody gets records back.
+        #: The direct path (:mod:`.upsert_direct`), set where nobody gets records back.
         self.direct: DirectUpsert | None = None
 
     def chunk_result(self) -> tuple[UpsertResult]:
@@ -128,7 +128,11 @@ class UpsertWriter:
                 counts = self.direct.write(conn, datas, given, positions)
         except NotDirect:
             return False
-        except Exception:  # noqa: BLE001 - rolled back; the lookup path names the cause
+        except Exception as exc:  # noqa: BLE001 - rolled back; the lookup path names the cause
+            if is_retryable(exc):
+                # A deadlock or lock timeout: MySQL may have rolled the whole transaction
+                # back, so the caller's retry decides, not the lookup path.
+                raise
             # A statement the server refuses would fail again: the rest of the call takes
             # the lookup path.
             self.direct = None

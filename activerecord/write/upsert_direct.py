@@ -12,11 +12,16 @@ changed) or left alone, and the counts are exact:
   the rows above the table's max rowid read before them (while the transaction holds the
   database, a generated rowid is always above every rowid before it; no triggers, no
   ``WITHOUT ROWID``, the rows leave any rowid key to the database: checked, else the lookup
-  path writes the chunk).
+  path writes the chunk);
+* ``"staged"`` (MySQL/MariaDB on PyMySQL, where ``LOAD DATA LOCAL INFILE`` may run): the
+  rows loaded into a temporary table, then ``UPDATE ... JOIN`` it where a value changes and
+  ``INSERT ... SELECT`` the rows whose key is not stored, each counted by its row count
+  (:mod:`.upsert_staged`; rows giving the autoincrement key take the lookup path).
 
 PostgreSQL has no style: there ``ON CONFLICT`` over ``unnest`` measured slower than the
 lookup, ``COPY`` and ``UPDATE ... FROM unnest`` it replaces (10,000 rows, half existing:
-0.18-0.22 s vs 0.12-0.18 s, counted by ``RETURNING xmax = 0``).
+0.18-0.22 s vs 0.12-0.18 s, counted by ``RETURNING xmax = 0``), and ``COPY`` into a
+temporary table (the staged form) was not faster either: its UPDATE is the server's time.
 
 Any error (a conflict on another unique key, a value a processor refuses) rolls the chunk's
 savepoint back and the caller runs it again on the lookup path, which locates and reports it
@@ -54,7 +59,8 @@ from ..insert.conflict import ConflictKey
 from ..insert.merge import MergeSpec, merge_clauses
 from ..insert.shape import InsertShape
 from .by_key import VALUES, ByKeyPlan, Made, processors
-from .upsert_spec import Updates, UpsertResult
+from .upsert_spec import NotDirect, Updates, UpsertResult, direct_counts
+from .upsert_staged import StagedUpsert
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -66,10 +72,6 @@ __all__ = ["DirectUpsert", "NotDirect"]
 _SQLITE_ROWS = 500
 #: SQLite's rowid aliases: a column of one of these names hides the rowid.
 _ROWID_NAMES = frozenset({"rowid", "_rowid_", "oid"})
-
-
-class NotDirect(Exception):
-    """Internal: this generation cannot be proven exact here; the lookup path writes it."""
 
 
 class DirectUpsert:
@@ -91,9 +93,16 @@ class DirectUpsert:
         self._plans: dict[tuple[Any, ...], ByKeyPlan] = {}
         self._provable: bool | None = None
         pk = info.pk_fields
-        # A rowid key the rows give may lie below the max rowid: such rows take the lookup.
-        self._rowid_key = (
-            pk[0] if len(pk) == 1 and isinstance(info.columns[pk[0]].type, sa.Integer) else None
+        # A rowid key the rows give may lie below the max rowid; an autoincrement key given
+        # moves the table's counter: such rows take the lookup.
+        self._given_key = (
+            info.autoincrement_pk if style == "staged"
+            else pk[0] if len(pk) == 1 and isinstance(info.columns[pk[0]].type, sa.Integer)
+            else None
+        )
+        self._staged = (
+            StagedUpsert(model, key, updates, self.facts, self.dialect)
+            if style == "staged" else None
         )
         self._generated = [
             *([info.autoincrement_pk] if info.autoincrement_pk else []), *info.server_generated
@@ -109,7 +118,7 @@ class DirectUpsert:
         style = model.database().facts.direct_upsert()
         if style is None or updates is None or len(keys) != 1 or updates.soft:
             return None
-        if keys[0].live_only or style != "rowid":
+        if keys[0].live_only or style not in ("rowid", "staged"):
             return None
         return cls(model, keys[0], updates, style)
 
@@ -127,6 +136,8 @@ class DirectUpsert:
         spec = self.updates.spec(self._given(given, positions))
         shape = self._shape(fields)
         rows = shape.rows(group)
+        if self._staged is not None:
+            return self._staged.write(conn, shape, spec, rows)
         scalars = self._scalars(spec)
         return self._rowid(conn, shape, spec, rows, scalars)
 
@@ -148,8 +159,8 @@ class DirectUpsert:
                 missing.add(fname)
             elif nones:
                 raise NotDirect(f"some rows leave {fname} to the database, some do not")
-        if self._rowid_key is not None and self._rowid_key not in missing:
-            raise NotDirect("the rows give the rowid key")
+        if self._given_key is not None and self._given_key not in missing:
+            raise NotDirect(f"the rows give the generated key {self._given_key}")
         return tuple(f for f in self.info.fields if f not in missing)
 
     def _shape(self, fields: tuple[str, ...]) -> InsertShape:
@@ -232,7 +243,7 @@ class DirectUpsert:
         inserted = int(conn.exec_driver_sql(
             f"SELECT count(*) FROM {name} WHERE rowid > ?", (above,)  # noqa: S608
         ).scalar_one())
-        return _counts(len(rows), inserted, written)
+        return direct_counts(len(rows), inserted, written)
 
     def _rowid_provable(self, conn: sa.Connection) -> bool:
         """No trigger writes the table behind the statement's back, the table has rowids, and
@@ -255,9 +266,3 @@ class DirectUpsert:
             self._provable = found[0] == 0 and not found[1]
         return self._provable
 
-
-def _counts(nrows: int, inserted: int, written: int) -> UpsertResult:
-    """Counts from the rows sent, those inserted and those written (inserted + updated)."""
-    if not 0 <= inserted <= written <= nrows:  # cannot happen: then the lookup path decides
-        raise NotDirect(f"counts {inserted} inserted, {written} written of {nrows} rows")
-    return UpsertResult(inserted, written - inserted, nrows - written)

@@ -25,7 +25,23 @@ from ..query.expression import Excluded, Expression
 if TYPE_CHECKING:
     from ..model import ActiveRecord
 
-__all__ = ["UpdateArg", "Updates", "UpsertResult"]
+__all__ = ["NotDirect", "UpdateArg", "Updates", "UpsertResult", "direct_counts"]
+
+
+class NotDirect(Exception):
+    """Internal: this generation cannot be proven exact by the direct path
+    (``upsert_direct.py``); the lookup path writes it."""
+
+
+def direct_counts(nrows: int, inserted: int, written: int) -> UpsertResult:
+    """Counts from the rows sent, those inserted and those written (inserted + updated).
+
+    >>> direct_counts(5, 2, 3)
+    UpsertResult(inserted=2, updated=1, unchanged=2)
+    """
+    if not 0 <= inserted <= written <= nrows:  # cannot happen: then the lookup path decides
+        raise NotDirect(f"counts {inserted} inserted, {written} written of {nrows} rows")
+    return UpsertResult(inserted, written - inserted, nrows - written)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@ keys asked, local_infile off on either side: never), and the file text of hostil
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import itertools
@@ -54,6 +55,21 @@ def test_galera_facts_refuse_load_data():
         galera=True, server_allows=True, client_allows=True, consecutive=False, need_keys=False
     )
     assert reason is not None
+
+
+@pytest.mark.parametrize(
+    ("driver", "galera", "local_infile"), list(itertools.product(["pymysql", "aiomysql"],
+                                                                 [False, True], [False, True])),
+)
+def test_the_staged_upsert_only_where_load_data_may_run(driver, galera, local_infile):
+    """MySQL/MariaDB's direct upsert loads its rows: PyMySQL, local_infile on, no Galera
+    node (the connection's own flag is checked per write, write/upsert_staged.py)."""
+    dialect = getattr(mysql, driver).dialect()
+    facts = dataclasses.replace(
+        MySQLFacts.for_dialect(dialect), is_galera=galera, local_infile=local_infile
+    )
+    expected = "staged" if driver == "pymysql" and local_infile and not galera else None
+    assert facts.direct_upsert() == expected
 
 
 def _unescape(field: str) -> str | None:

@@ -175,7 +175,9 @@ class DialectFacts:
     #: How an upsert of dict rows (no records handed back) lets the server insert, update and
     #: count in one statement per chunk (:mod:`activerecord.write.upsert_direct`): ``"rowid"``
     #: (SQLite: ``ON CONFLICT DO UPDATE ... WHERE changed``, the row count, and the rows above
-    #: the max rowid read before: the inserted), or None: keys looked up first.
+    #: the max rowid read before: the inserted), ``"staged"`` (MySQL/MariaDB: the rows loaded
+    #: into a temporary table, then ``UPDATE ... JOIN`` it where changed and ``INSERT ...
+    #: SELECT`` the rest, each counted by its row count), or None: keys looked up first.
     upsert_direct: ClassVar[str | None] = None
     #: Whether ``0`` in an autoincrement key may mean "generate one" (see :meth:`session_keys`).
     zero_key_may_generate: ClassVar[bool] = False

@@ -86,6 +86,8 @@ class MySQLFacts(DialectFacts):
     # PyMySQL parses each row in Python: its unbuffered result read column by column is
     # several times faster (backend/pymysql_rows.py); aiomysql's rows come through the bridge.
     streamed_read_drivers: ClassVar[frozenset[str]] = frozenset({"pymysql"})
+    # Dict rows upserted through a temporary table loaded by LOAD DATA (write/upsert_staged.py).
+    upsert_direct: ClassVar[str | None] = "staged"
 
     @classmethod
     def read_streamed(
@@ -116,6 +118,19 @@ class MySQLFacts(DialectFacts):
             "is_galera": wsrep is not None and str(wsrep[1]).upper() == "ON",
             "local_infile": bool(int(row[2] or 0)),
         }
+
+    def direct_upsert(self) -> str | None:
+        """``"staged"`` where the rows may go by ``LOAD DATA LOCAL INFILE``: a driver that
+        sends the file (PyMySQL), a server with ``local_infile`` on, no Galera node (the
+        connection's own flag is checked per write); else None (keys looked up first).
+
+        >>> from sqlalchemy.dialects import mysql
+        >>> MySQLFacts.for_dialect(mysql.pymysql.dialect()).direct_upsert() is None
+        True
+        """
+        if self.driver not in self.load_data_drivers or self.is_galera or not self.local_infile:
+            return None
+        return self.upsert_direct
 
     def session_keys(self, conn: sa.Connection) -> SessionKeys:
         """``auto_increment_increment``, ``auto_increment_offset`` and whether ``0`` asks for

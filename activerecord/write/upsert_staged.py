@@ -150,11 +150,24 @@ class StagedUpsert:
             payload = file_text(made.line, rows)
         except Unloadable as exc:
             raise NotDirect(str(exc)) from exc
-        conn.exec_driver_sql(_DROP)  # one a failed generation left (a rollback keeps it)
+        conn.exec_driver_sql(_DROP)  # one a failed statement left (a rollback keeps it)
         conn.exec_driver_sql(made.create)
+        try:
+            counts = self._run(conn, made, spec, payload, len(rows))
+        except NotDirect:
+            conn.exec_driver_sql(_DROP)
+            raise
+        conn.exec_driver_sql(_DROP)
+        return counts
+
+    def _run(
+        self, conn: sa.Connection, made: _Statements, spec: MergeSpec | None, payload: bytes,
+        nrows: int,
+    ) -> UpsertResult:
+        """Load, lock and count, update, insert (see the module docs); the counts."""
         taken, warnings = send_load(conn.connection.dbapi_connection, made.load, payload)
-        if warnings or taken != len(rows):  # a value cut or refused, a key twice
-            raise NotDirect(f"the load took {taken} of {len(rows)} rows, {warnings} warnings")
+        if warnings or taken != nrows:  # a value cut or refused, a key twice
+            raise NotDirect(f"the load took {taken} of {nrows} rows, {warnings} warnings")
         met = int(conn.execute(made.lock).scalar_one())
         updated = 0
         if made.update is not None:
@@ -162,10 +175,9 @@ class StagedUpsert:
             scalars = {f"s{j}": self.updates.scalar_values[f] for j, f in enumerate(spec.scalars)}
             updated = int(conn.execute(made.update, scalars).rowcount)
         inserted = int(conn.execute(made.insert).rowcount)
-        conn.exec_driver_sql(_DROP)
-        if met + inserted != len(rows) or updated > met:  # a key committed meanwhile
-            raise NotDirect(f"{met} rows met, {inserted} inserted of {len(rows)}")
-        return direct_counts(len(rows), inserted, inserted + updated)
+        if met + inserted != nrows or updated > met:  # a key committed meanwhile
+            raise NotDirect(f"{met} rows met, {inserted} inserted of {nrows}")
+        return direct_counts(nrows, inserted, inserted + updated)
 
     def _statements(self, shape: InsertShape, spec: MergeSpec | None) -> _Statements:
         made = self._made.get((shape.fields, spec))

@@ -326,7 +326,8 @@ def test_an_insert_trigger_alters_only_the_rows_inserted(db, fresh):
     with statements(db) as seen:
         result = Member.batch_upsert(rows, conflict="email", update=["note"])
     assert result == UpsertResult(inserted=10, updated=10)
-    assert _ran_staged(db, seen)
+    if _staged(db):
+        assert _ran_staged(db, seen)
     assert {k: v["note"] for k, v in _stored(Member).items()} == {
         f"n{i}": "row" if i < 10 else "trig" for i in range(20)
     }
@@ -352,6 +353,8 @@ def test_a_key_committed_by_another_transaction_meanwhile_is_updated(db, fresh):
     """At READ COMMITTED the staged lock holds no gaps: a key another transaction commits
     after it is skipped by the INSERT. The rows met and inserted then fall one short of the
     rows sent, and the lookup path writes the generation (finding that row)."""
+    if not _staged(db):
+        pytest.skip("the staged path does not run on this server (a Galera node)")
     fresh(Member)
     Member.batch_insert_from_dicts([{"email": f"m{i}@x", "nick": f"n{i}"} for i in range(10)])
     rows = [{"email": f"m{i}@x", "nick": f"n{i}", "visits": 1} for i in range(20)]

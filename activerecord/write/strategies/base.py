@@ -200,7 +200,7 @@ class InsertStrategy:
         flags = self._unique_flags(shape)
         row = blamed_row(err, rows, flags, self._unique_keys(shape))
         orig = self._driver_error(err)
-        sent = row is not None and row < len(rows)  # (a stream passes no rows)
+        sent = row is not None and 0 <= row < len(rows)  # (a stream passes no rows)
         column = json_column(err, rows[row], flags) if sent else None  # type: ignore[index]
         if column is not None and orig is err:
             orig = ValueRefused(column, err)  # the check named no column: this row's JSON

@@ -7,7 +7,10 @@ serves both APIs, so a result is checked with the sync API where that reads best
 from __future__ import annotations
 
 import asyncio
+import gc
 import io
+import sqlite3
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -682,3 +685,75 @@ def test_a_relation_not_preloaded_is_refused_in_async_code(tables: Database) -> 
 
     assert run(main()) == ["a", "b"]
     assert [t.title for t in AsOwner.find(owner.id).toys] == ["a", "b"]
+
+
+# -- SQLite: a refused statement and the garbage collector -----------------------------------
+class GcPet(Model):
+    __table_name__ = "async_gc_pets"
+    __database__ = "gc_file"
+
+    id: int | None = None
+    name: Annotated[str, Field(max_length=40), activerecord.Col(unique=True)]
+
+
+@pytest.mark.parametrize("whose", ["library", "application"])
+def test_a_refused_statement_leaves_the_collector_no_open_sqlite_cursor(
+    tmp_path: Any, whose: str
+) -> None:
+    """SQLAlchemy's aiosqlite adapter leaves the driver cursor of a failed statement open, in
+    a reference cycle with the error. Collected later, while its connection runs another
+    task's statement that waits for a lock in the connection's thread, its finalizer (a
+    statement reset, which takes the connection's mutex) stopped the event loop, GIL held,
+    for the whole busy timeout (30 s: examples/async_app.py hung so). The library closes the
+    cursor as the statement fails, the application's own statements on its engine included:
+    a collection now finishes while the lock is still held."""
+    path = tmp_path / "gc.db"
+    activerecord.connect(f"sqlite+aiosqlite:///{path}", name="gc_file", pool_size=1,
+                         max_overflow=0)
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    released = threading.Event()
+
+    async def refused() -> None:
+        if whose == "library":
+            await GcPet.acreate(name="a")
+            return
+        async with AsyncSession(activerecord.get_database("gc_file").async_engine) as session:
+            try:
+                await session.execute(sa.insert(GcPet.__table__).values(name="a"))
+            finally:
+                await session.rollback()
+
+    def release() -> None:
+        if not released.is_set():
+            released.set()
+            blocker.execute("ROLLBACK")
+
+    async def main() -> None:
+        await GcPet.acreate_table()
+        await GcPet.acreate(name="a")
+        gc.collect()
+        gc.disable()  # the refused statement's garbage waits for the collection below
+        try:
+            expected = UniqueViolation if whose == "library" else sa.exc.IntegrityError
+            with pytest.raises(expected):
+                await refused()  # on the pool's only connection
+            blocker.execute("BEGIN IMMEDIATE")  # the write lock, held by another connection
+            waiting = asyncio.ensure_future(GcPet.acreate(name="b"))  # the same connection,
+            await asyncio.sleep(0.2)  # now waiting for the lock in its thread
+            timer = threading.Timer(10, release)  # (what ends the wait if the loop is stuck)
+            timer.start()
+            gc.collect()
+            collected_while_locked = not released.is_set()
+            timer.cancel()
+            release()
+            await waiting
+        finally:
+            gc.enable()
+        assert collected_while_locked, "the collection waited for the lock"
+        assert sorted(p.name for p in await GcPet.query().aall()) == ["a", "b"]
+
+    try:
+        run(main())
+    finally:
+        blocker.close()
+        activerecord.disconnect("gc_file")

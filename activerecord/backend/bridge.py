@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
 from sqlalchemy import util as sa_util
+from sqlalchemy.util import concurrency as sa_concurrency
 
 from ..errors import ConfigurationError
 
 __all__ = [
-    "await_", "bridged", "chunk_rows", "driver_of", "sleep", "spawn", "statement_bytes"
+    "await_", "bridged", "chunk_rows", "close_failed_cursors", "driver_of", "sleep", "spawn",
+    "statement_bytes",
 ]
 
 T = TypeVar("T")
@@ -44,6 +47,8 @@ _bridged: ContextVar[bool] = ContextVar("activerecord_bridged", default=False)
 
 #: ``await_only`` is named ``await_`` from SQLAlchemy 2.1 on.
 _await: Callable[[Awaitable[Any]], Any] = getattr(sa_util, "await_", None) or sa_util.await_only
+#: Whether the running code is in a greenlet that can await (SQLAlchemy's or ours).
+_in_greenlet: Callable[[], bool] = sa_concurrency.in_greenlet
 
 #: Rows a COPY formats between two turns of the event loop (see :class:`SyncCopy`).
 _COPY_ROWS_PER_TURN = 2000
@@ -100,6 +105,47 @@ def sleep(seconds: float) -> None:
         await_(asyncio.sleep(seconds))
     else:
         time.sleep(seconds)
+
+
+def close_failed_cursors(error: BaseException) -> None:
+    """Close the aiosqlite cursors a failed statement left open (the frames of ``error``'s
+    traceback hold them).
+
+    SQLAlchemy's aiosqlite adapter opens a driver cursor per statement and closes it only
+    when the statement succeeds. Left open, it sits in a reference cycle with the error, and
+    the garbage collector finalizes it later, in whatever thread collects: finalizing resets
+    its statement, which takes the SQLite connection's mutex. If the pool has meanwhile lent
+    that connection to another task whose statement waits for a lock in the connection's
+    thread (for up to the busy timeout, 30 s), the collecting thread, the event loop's,
+    stops that long holding the GIL: every task of the process stops with it. Closed here,
+    in the connection's own thread while the connection is still the failing caller's,
+    nothing is left for the collector.
+
+    Anything else (another driver, no aiosqlite loaded, sync code) is left as it is.
+
+    >>> close_failed_cursors(ValueError("not a driver's"))
+    """
+    aiosqlite = sys.modules.get("aiosqlite")
+    if aiosqlite is None or not _in_greenlet():
+        return
+    seen: set[int] = set()
+    errors: list[BaseException | None] = [error]
+    while errors:
+        current = errors.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        errors += [current.__cause__, getattr(current, "orig", None)]
+        tb = current.__traceback__
+        while tb is not None:
+            for value in tb.tb_frame.f_locals.values():
+                if isinstance(value, aiosqlite.Cursor) and id(value) not in seen:
+                    seen.add(id(value))
+                    try:
+                        _await(value.close())
+                    except Exception:  # noqa: BLE001 - closed or gone: nothing to release
+                        pass
+            tb = tb.tb_next
 
 
 def driver_of(dbapi_connection: Any) -> Any:

@@ -35,6 +35,7 @@ from ..errors import (
     UniqueViolation,
     error_context,
 )
+from .bridge import close_failed_cursors
 
 __all__ = [
     "driver_errors",
@@ -121,6 +122,7 @@ def translate_error(
     >>> type(e).__name__, e.record_index
     ('UniqueViolation', 3)
     """
+    close_failed_cursors(err)  # before the error is kept: see there
     wrapped = err if isinstance(err, sa_exc.DBAPIError) else None
     orig: BaseException = err if wrapped is None or wrapped.orig is None else wrapped.orig
     # The bare message: str() puts the context and the record in front (errors.render).

@@ -21,6 +21,7 @@ from sqlalchemy import event
 from sqlalchemy.dialects.sqlite import base as sqlite_types
 from sqlalchemy.pool import StaticPool
 
+from ..bridge import close_failed_cursors
 from ..errors import translate_error
 from .base import DialectFacts, new_engine
 from .session import TransactionSetup
@@ -167,6 +168,8 @@ class SQLiteFacts(DialectFacts):
         event.listen(engine, "connect", _on_connect)
         event.listen(engine, "begin", _on_begin)
         event.listen(engine, "checkout", _on_checkout)
+        # Any failed statement on the engine, the application's own included.
+        event.listen(engine, "handle_error", _on_error)
         # Connections the pool already holds were opened before these listeners: the checkout
         # listener prepares each on its next checkout. Disposing of the pool instead would
         # close a user's connections (and lose an in-memory database with them).
@@ -263,6 +266,10 @@ def _on_connect(dbapi_connection: Any, record: Any) -> None:
         cursor.close()
     if record is not None:
         record.info[_PREPARED] = True
+
+
+def _on_error(context: sa.engine.ExceptionContext) -> None:
+    close_failed_cursors(context.original_exception)
 
 
 def _on_begin(conn: sa.Connection) -> None:

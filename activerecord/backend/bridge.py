@@ -47,8 +47,9 @@ _bridged: ContextVar[bool] = ContextVar("activerecord_bridged", default=False)
 
 #: ``await_only`` is named ``await_`` from SQLAlchemy 2.1 on.
 _await: Callable[[Awaitable[Any]], Any] = getattr(sa_util, "await_", None) or sa_util.await_only
-#: Whether the running code is in a greenlet that can await (SQLAlchemy's or ours).
-_in_greenlet: Callable[[], bool] = sa_concurrency.in_greenlet
+#: Whether the running code is in a greenlet that can await (SQLAlchemy's or ours); where a
+#: SQLAlchemy release lacks the helper, only the library's own bridge is known to await.
+_in_greenlet: Callable[[], bool] = getattr(sa_concurrency, "in_greenlet", None) or _bridged.get
 
 #: Rows a COPY formats between two turns of the event loop (see :class:`SyncCopy`).
 _COPY_ROWS_PER_TURN = 2000

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -308,9 +309,24 @@ def process_rows(
     """
     if not rows or not procs:
         return rows
+    if len(rows) >= _CHECK_COLUMNS_ROWS:
+        procs = [(j, proc) for j, proc in procs if not _column_fits(proc, rows, j)]
+        if not procs:
+            return rows
     if len(rows) < _COMPILE_ROWS:
         return [_process(row, procs) for row in rows]
     return list(map(_row_processor(procs, len(rows[0])), rows))
+
+
+#: Rows from which a processor that can check a whole column at once (``proc.fits``, the
+#: integer guard) checks it first: where every value passes, the rows are not rebuilt (a
+#: batch_update by key of ints on SQLite spent a quarter of its time rebuilding rows).
+_CHECK_COLUMNS_ROWS = 32
+
+
+def _column_fits(proc: Callable[[Any], Any], rows: list[tuple[Any, ...]], j: int) -> bool:
+    fits = getattr(proc, "fits", None)
+    return fits is not None and bool(fits(list(map(itemgetter(j), rows))))
 
 
 def _process(

@@ -89,3 +89,23 @@ def test_a_plan_that_loses_a_row_value_is_refused():
     with pytest.raises(QueryError, match="internal: the plan of t lost row values"):
         by_key.ByKeyPlan.compile_exact(build, by_key.EXECUTEMANY, 1, 3, sqlite.dialect(),
                                        what="t")
+
+
+def test_a_column_of_ints_in_range_passes_unrebuilt_and_anything_else_is_processed():
+    from activerecord.backend.dialects import integer_guard
+
+    procs = [(0, integer_guard), (1, integer_guard)]
+    rows = [(i, i * 7 if i % 5 else None) for i in range(100)]
+    assert by_key.process_rows(rows, procs) is rows  # checked by column: nothing rebuilt
+    edge = [(-(2**63), 2**63 - 1)] * 40
+    assert by_key.process_rows(edge, procs) is edge
+    # A whole float, an integral text or a bool in one row: that column is processed.
+    mixed = [*rows[:50], (50, 3.0), (51, " 12 "), (52, True), *rows[53:]]
+    out = by_key.process_rows(mixed, procs)
+    assert out[50] == (50, 3) and type(out[50][1]) is int and out[51] == (51, 12)
+    assert out[52] == (52, True) and out[:50] == rows[:50] and out[53:] == rows[53:]
+    for bad in (2**63, -(2**63) - 1):
+        with pytest.raises(ValueError, match="out of range"):
+            by_key.process_rows([*rows, (100, bad)], procs)
+    with pytest.raises(ValueError, match="not a whole number"):
+        by_key.process_rows([*rows, (100, 2.5)], procs)

@@ -164,7 +164,24 @@ def _integer_guard(low: int, high: int) -> Callable[[Any], Any]:
         + " or {v} is None else {p}({v})",
         {},
     )
+
+    def fits(values: list[Any]) -> bool:
+        """Whether the guard leaves every one of ``values`` as it is (ints in range and
+        NULLs): C loops over a whole column, so a batch of such values takes no call and no
+        new row tuple at all."""
+        kinds = set(map(type, values))
+        if not kinds <= _INT_OR_NONE:
+            return False
+        if _NONE_TYPE in kinds:
+            values = [v for v in values if v is not None]
+        return not values or (low <= min(values) and max(values) <= high)
+
+    guard.fits = fits  # type: ignore[attr-defined]
     return guard
+
+
+_NONE_TYPE = type(None)
+_INT_OR_NONE = frozenset({int, _NONE_TYPE})
 
 
 #: A value for an integer column as the integer it stands for, or a ``ValueError``: without

@@ -372,8 +372,9 @@ def test_a_nul_character_is_stored_exactly_or_refused_naming_the_column(db, fres
     _refused(db, "text", 1, lambda: Val.batch_update(records, ["text"]))
     rows = [{"id": records[0].id, "text": "z"}, {"id": records[1].id, "text": value}]
     _refused(db, "text", 1, lambda: Val.batch_upsert(rows))
-    with pytest.raises(DataError):
-        Val.query().where({"id": records[0].id}).update({"text": value})
+    query = Val.query().where({"id": records[0].id})
+    refused = _refused(db, "text", None, lambda: query.update({"text": value}))
+    assert refused.context == "update of Val" and "update of Val" in str(refused)
     assert [r.text for r in Val.query().order_by("id").all()] == ["x", "y"]
 
 

@@ -26,12 +26,20 @@ import sqlalchemy as sa
 from sqlalchemy.sql import visitors
 
 from ..backend.dialects import (
+    bind_processor,
     integer_guard,
     limit_in_subquery,
     unsigned_integer_guard,
     update_reads_assigned,
 )
-from ..errors import ArgumentTypeError, DataError, QueryError, UnsafeWriteError, ValidationError
+from ..errors import (
+    ActiveRecordError,
+    ArgumentTypeError,
+    DataError,
+    QueryError,
+    UnsafeWriteError,
+    ValidationError,
+)
 from ..insert.shape import source_alias
 from .conditions import resolve
 from .expression import Expression, is_integer_type, refuse_inexact, whole
@@ -117,6 +125,7 @@ class WriteStatements(QueryState[T]):
                         errors=exc.errors(),
                     ) from exc
                 _check_integer(info.model_name, info.columns[fname], out[fname])
+                _check_text(self._model, info.columns[fname], out[fname])
         if touch:
             for fname, value in self._model.__ar_info__.update_defaults().items():
                 out.setdefault(fname, value)
@@ -318,6 +327,27 @@ def _kept_whole(column: sa.Column[Any], value: Any, context: str) -> Any:
     if is_integer_type(column.type) and isinstance(value, sa.ColumnElement):
         return whole(value)
     return value
+
+
+def _check_text(model: Any, column: sa.Column[Any], value: Any) -> None:
+    """A text holding NUL where the backend's text types cannot hold it (PostgreSQL) is
+    refused before any SQL, naming the column: psycopg's own refusal names none. Asked only
+    of such a text, so building a statement needs no database otherwise."""
+    if type(value) is not str or "\x00" not in value:
+        return
+    try:
+        dialect = model.database().engine.dialect
+    except ActiveRecordError:  # no database connected: the statement is only built
+        return
+    guard = bind_processor(column.type, dialect)
+    if guard is None:
+        return
+    try:
+        guard(value)
+    except ValueError as exc:
+        error = DataError(str(exc))
+        error.context, error.column = f"update of {model.__name__}", column.name
+        raise error from None
 
 
 def _check_integer(model: str, column: sa.Column[Any], value: Any) -> None:

@@ -340,14 +340,8 @@ def _check_text(model: Any, column: sa.Column[Any], value: Any) -> None:
     except ActiveRecordError:  # no database connected: the statement is only built
         return
     guard = bind_processor(column.type, dialect)
-    if guard is None:
-        return
-    try:
-        guard(value)
-    except ValueError as exc:
-        error = DataError(str(exc))
-        error.context, error.column = f"update of {model.__name__}", column.name
-        raise error from None
+    if guard is not None:
+        _guarded(model.__name__, column, guard, value)
 
 
 def _check_integer(model: str, column: sa.Column[Any], value: Any) -> None:
@@ -356,9 +350,14 @@ def _check_integer(model: str, column: sa.Column[Any], value: Any) -> None:
     type_ = column.type
     if type(value) is int and isinstance(type_, sa.Integer):
         guard = unsigned_integer_guard if getattr(type_, "unsigned", False) else integer_guard
-        try:
-            guard(value)
-        except ValueError as exc:
-            error = DataError(str(exc))
-            error.context, error.column = f"update of {model}", column.name
-            raise error from None
+        _guarded(model, column, guard, value)
+
+
+def _guarded(model: str, column: sa.Column[Any], guard: Any, value: Any) -> None:
+    """``guard(value)``; its ``ValueError`` as a DataError naming the column and the update."""
+    try:
+        guard(value)
+    except ValueError as exc:
+        error = DataError(str(exc))
+        error.context, error.column = f"update of {model}", column.name
+        raise error from None

@@ -809,6 +809,55 @@ def test_batch_hook_assignments_are_validated_with_the_chunk(fresh: Any) -> None
         CbScore(name="u").save()
 
 
+def test_after_a_hooked_batch_assignments_outside_one_validate_as_pydantic_does(
+    fresh: Any,
+) -> None:
+    """A model that ran a batch's before hook defers its assignments there through a
+    ``__setattr__`` of the library's (model/deferred.py); everywhere else an assignment is
+    pydantic's: validated at once, a frozen field refused, a non-field refused, and a model
+    with a ``__setattr__`` of its own keeps it."""
+    from activerecord.model import deferred
+
+    fresh(CbScore)
+    CbScore.seen, CbScore.give = [], {}
+
+    class Guarded(CbScore):
+        __table_name__ = "cb_guarded"
+        stamp: Annotated[int, Field(frozen=True)] = 0
+
+        def before_save(self) -> None:
+            super().before_save()
+            if self.name == "frozen":
+                self.stamp = 1
+
+    class Own(CbScore):
+        __table_name__ = "cb_scores"
+        calls: ClassVar[int] = 0
+
+        def __setattr__(self, name: str, value: Any) -> None:
+            type(self).calls += 1
+            super().__setattr__(name, value)
+
+    fresh(Guarded)
+    assert Guarded.batch_insert([Guarded(name="a"), Guarded(name="b")]) == 2
+    assert Guarded.__setattr__ is deferred._batch_setattr  # installed by the hooked batch
+    record = Guarded(name="c")
+    with pytest.raises(pydantic.ValidationError):
+        record.points = "many"  # outside a batch: checked at once
+    record.points = "8"
+    assert record.points == 8 and "points" in record.model_fields_set
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        record.stamp = 2
+    with pytest.raises(ValueError, match="no attribute"):
+        record.nothing = 1
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        Guarded.batch_insert([Guarded(name="frozen")])  # a frozen field in a hook: refused
+    assert [s.points for s in Guarded.query().order_by("id")] == [7, 7]
+    assert Own.batch_insert([Own(name="o")]) == 1
+    assert Own.__dict__["__setattr__"] is not deferred._batch_setattr and Own.calls >= 1
+    assert [s.points for s in CbScore.query().order_by("id")] == [7]
+
+
 def test_a_field_validator_still_runs_on_each_assignment(fresh: Any) -> None:
     fresh(CbScore)
     CbScore.seen, CbScore.give = [], {}

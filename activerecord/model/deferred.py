@@ -138,9 +138,9 @@ _pydantic_setattr = pydantic.BaseModel.__setattr__
 def _batch_setattr(record: Any, name: str, value: Any) -> None:
     """A model's ``__setattr__`` once it has run a batch's before hook (:func:`_install`):
     what pydantic's own does, with :func:`_assign`'s logging inlined where pydantic would call
-    it (the field's memoized handler is ours). A hook assigns to every record of the batch,
-    and the two frames pydantic's ``__setattr__`` and ``_assign`` took were a tenth of a
-    hooked batch insert's time on PostgreSQL."""
+    it (the field's memoized handler is ours). A hook assigns to every record of the batch:
+    one Python frame a record instead of two (pydantic's ``__setattr__``, then ``_assign``)
+    measured about 5 ms less per 100,000 records, 2% of a hooked batch insert on PostgreSQL."""
     log = _open.get()
     if (
         log is not None

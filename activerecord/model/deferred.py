@@ -147,6 +147,7 @@ def _batch_setattr(record: Any, name: str, value: Any) -> None:
         and type(record) is log.model
         and record.__pydantic_setattr_handlers__.get(name) is _assign
     ):
+        # _assign's lines, inlined on purpose: a shared helper would cost the frame saved.
         data = record.__dict__
         entries = log.entries
         entries.records.append(record)

@@ -261,3 +261,28 @@ def test_a_dataframe_passed_as_records_says_to_use_insert_dataframe(db, fresh, l
             call(frame)
     assert FrameTarget.query().count() == 0
     assert FrameTarget.batch_insert_from_dicts(frame, return_records=False) == 2
+
+
+def test_the_sync_api_runs_without_sqlalchemy_asyncio(db, backend):
+    # From SQLAlchemy 2.1 on, greenlet is no dependency of SQLAlchemy's and importing its
+    # asyncio extension without greenlet raises ImportError: a plain `pip install activerecord`
+    # must still import and run the sync API, and an async engine names the extra.
+    done = _run("sqlalchemy.ext.asyncio,greenlet", """
+        import sqlalchemy as sa
+        OptNote.batch_insert([OptNote(body="a"), OptNote(body="b")])
+        with activerecord.Transaction():
+            OptNote.query().where({"body": "a"}).update({"body": "c"})
+        print(sorted(n.body for n in OptNote.query()))
+        refused(lambda: activerecord.connect("sqlite+aiosqlite://", name="aio"))
+        try:
+            activerecord.connect(sa.create_engine("sqlite://"), name="plain")
+        except Exception as exc:
+            print("error:", type(exc).__name__)
+        else:
+            print("engine connected")
+    """, backend_url(backend))
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "['b', 'c']"
+    assert lines[1].startswith("ConfigurationError: ") and "activerecord[async]" in lines[1]
+    assert lines[2] == "engine connected"

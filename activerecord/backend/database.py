@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext import asyncio as sa_asyncio
 
 from ..errors import (
     ConfigurationError,
@@ -41,6 +40,7 @@ from .engines import (
     twin_driver,
 )
 from .errors import translate_error
+from .sa_asyncio import is_async_engine
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -293,15 +293,15 @@ def connect(
     """
     if retries < 0:
         raise ConfigurationError(f"retries must be >= 0, got {retries}")
-    if isinstance(url_or_engine, (sa.Engine, sa_asyncio.AsyncEngine)):
+    if isinstance(url_or_engine, sa.Engine) or is_async_engine(url_or_engine):
         if engine_options or causal_reads or hosts is not None:
             raise ConfigurationError(
                 "engine options, hosts and causal_reads apply only when connect() creates the "
                 "engine from a URL"
             )
         db = _from_engine(name, url_or_engine, retries)
-    else:
-        db = _from_url(name, url_or_engine, retries, engine_options, hosts, causal_reads)
+    else:  # anything but a URL is refused there, typed
+        db = _from_url(name, url_or_engine, retries, engine_options, hosts, causal_reads)  # type: ignore[arg-type]
     listen(db.engine)
     with _registry_lock:
         old = _registry.get(name)
@@ -313,7 +313,7 @@ def connect(
 
 def _from_engine(name: str, engine: sa.Engine | AsyncEngine, retries: int) -> Database:
     """A user's own engine serves its own flavour only: the other says what to pass."""
-    if isinstance(engine, sa_asyncio.AsyncEngine):
+    if is_async_engine(engine):
         return Database(
             name, engine.sync_engine, owns_engine=False, retries=retries, serves_sync=False,
             async_engine=engine,
@@ -321,6 +321,7 @@ def _from_engine(name: str, engine: sa.Engine | AsyncEngine, retries: int) -> Da
             "API only: call the async methods (await Model.afind(...), async with "
             "Transaction()), or connect() the URL, which serves both",
         )
+    assert isinstance(engine, sa.Engine)
     return Database(
         name, engine, owns_engine=False, retries=retries,
         no_async=f"database {name!r} is connected to a sync Engine, which serves the sync API "

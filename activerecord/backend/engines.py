@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.ext import asyncio as sa_asyncio
 
 from ..errors import ConfigurationError
 from ..log import before_cursor_execute
+from . import sa_asyncio
 from .dialects import driver_hint, facts_class
 
 if TYPE_CHECKING:
@@ -91,7 +91,10 @@ def make_engine(
     family = facts_class(parsed.get_backend_name())
     engine = family.create_engine(parsed, options, host_list, causal_reads=causal_reads)
     listen(engine)
-    return sa_asyncio.AsyncEngine(engine) if engine.dialect.is_async else engine
+    if engine.dialect.is_async:
+        async_engine: AsyncEngine = sa_asyncio.extension().AsyncEngine(engine)
+        return async_engine
+    return engine
 
 
 def is_async(url: sa.URL) -> bool:
@@ -152,5 +155,5 @@ def one_api_only(name: str, url: sa.URL, url_is_async: bool, twin: str | None) -
 
 def as_async(engine: sa.Engine | AsyncEngine) -> AsyncEngine:
     """``engine``, typed as the AsyncEngine it is."""
-    assert isinstance(engine, sa_asyncio.AsyncEngine)
+    assert sa_asyncio.is_async_engine(engine)
     return engine

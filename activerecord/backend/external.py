@@ -19,17 +19,19 @@ Example::
 from __future__ import annotations
 
 from contextvars import Token
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from ..errors import ConfigurationError
-from . import bridge
+from . import bridge, sa_asyncio
 from .database import Database
 from .errors import translate_error
 from .transaction.frames import Frame, frame_of, frames_var, resolve_database
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 __all__ = ["using"]
 
@@ -108,11 +110,12 @@ class _Using:
     async def __aenter__(self) -> AsyncConnection:
         db = resolve_database(self._target)
         unit_of_work = self._unit
-        if isinstance(unit_of_work, AsyncSession):
+        conn: AsyncConnection
+        if sa_asyncio.is_instance(unit_of_work, "AsyncSession"):
             await unit_of_work.flush()
             bind = {"bind": db.async_engine.sync_engine}
             conn = await unit_of_work.connection(bind_arguments=bind)
-        elif isinstance(unit_of_work, AsyncConnection):
+        elif sa_asyncio.is_instance(unit_of_work, "AsyncConnection"):
             conn = unit_of_work
         else:
             raise ConfigurationError(

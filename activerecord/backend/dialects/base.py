@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from ...errors import ConfigurationError
 from .session import SessionKeys, TransactionSetup, normalize_isolation_level
@@ -70,7 +69,11 @@ def new_engine(url: sa.URL, **options: Any) -> sa.Engine:
     """``sa.create_engine``; for an async driver's URL the ``AsyncEngine``'s ``sync_engine``,
     so the listeners go where SQLAlchemy runs them (``connect()`` wraps it back)."""
     if getattr(url.get_dialect(), "is_async", False):
-        return create_async_engine(url, **options).sync_engine
+        # Imported here: the sync API runs without SQLAlchemy's asyncio extension.
+        from .. import sa_asyncio
+
+        engine: sa.Engine = sa_asyncio.extension().create_async_engine(url, **options).sync_engine
+        return engine
     return sa.create_engine(url, **options)
 
 

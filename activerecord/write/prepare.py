@@ -3,10 +3,12 @@ and with their defaults filled, before anything of the chunk is written.
 
 Instances are checked to be of the model and give their ``__dict__`` (written in place, so
 keys and defaults land on the records; :class:`~activerecord.model.state.Undo` hears of every
-field filled). Dicts are checked against the model's fields, then validated as a whole by a
-cached ``TypeAdapter(list[Model])`` (a failure is collected per record, the rest still
-checked), or built into records without validation, or sent as they are (with every field's
-default) when no record is wanted back.
+field filled), validated without building records
+(:func:`~activerecord.validation.validate_rows`). Dicts are checked against the model's
+fields, then validated as a whole (a failure is collected per record, the rest still
+checked): into records by a cached ``TypeAdapter(list[Model])`` when records are wanted
+back, else into their fields only; or built into records without validation, or sent as
+they are (with every field's default) when no record is wanted back.
 
 Example::
 
@@ -33,7 +35,7 @@ import pydantic
 from pydantic_core import PydanticUndefined
 
 from ..errors import ArgumentTypeError, UnknownColumnError
-from ..validation import list_adapter, record_failures
+from ..validation import list_adapter, record_failures, validate_rows
 
 if TYPE_CHECKING:
     from ..model import ActiveRecord
@@ -87,14 +89,18 @@ class Preparer:
             datas = self._instances(chunk, offset, defaults, undo)
         instances: list[ActiveRecord] | None = chunk if not self.from_dicts else None
         if self.adapter is not None:
-            try:
-                validated = self.adapter.validate_python(datas)  # the caller pauses the GC
+            try:  # the caller pauses the GC
+                if self.from_dicts and self.need_instances:
+                    instances = self.adapter.validate_python(datas)
+                    datas = list(map(_dict_of, instances))
+                else:
+                    # Instances are checked, dicts become rows: no records built.
+                    rows = validate_rows(self.model, datas)
+                    if self.from_dicts:
+                        datas = rows
             except pydantic.ValidationError as exc:
                 record_failures(exc, failures, offset)
                 return [], None
-            if self.from_dicts:
-                instances = validated
-                datas = list(map(_dict_of, validated))
         elif self.from_dicts and self.need_instances:
             construct = self.model.model_construct
             instances = [construct(**data) for data in datas]

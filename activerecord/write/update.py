@@ -55,7 +55,7 @@ from ..errors import (
     StaleRecordError,
 )
 from ..model.state import ALL, Undo
-from ..validation import collector_paused, list_adapter, record_failures
+from ..validation import collector_paused, record_failures, validate_rows
 from .by_key import RowSource, key_rows, row_source, select_by_keys, update_statement
 from .update_chunks import StaleChunk, send_rows
 
@@ -312,7 +312,7 @@ def _validate(model: type[ActiveRecord], items: list[ActiveRecord]) -> None:
     """Validate every record's fields as ``save()`` does; one error naming each bad record."""
     try:
         with collector_paused():
-            list_adapter(model).validate_python([r.__dict__ for r in items])
+            validate_rows(model, [r.__dict__ for r in items])
     except pydantic.ValidationError as exc:
         raise BatchValidationError(model.__name__, record_failures(exc, {})) from None
 

@@ -25,6 +25,7 @@ from activerecord import (
     TimestampMixin,
     UniqueViolation,
     UpsertResult,
+    ValidationError,
     col,
     excluded,
 )
@@ -344,3 +345,28 @@ def test_keys_of_any_text_are_found(db, fresh):
     stored = _stored(Account, "email", "id", "visits")
     assert {r.email: (r.id, r.visits) for r in records} == stored
     assert len(stored) == 8
+
+
+# -- a stored value the record's field refuses ------------------------------------------------
+
+
+class Bounded(Model):
+    __table_name__ = "ud_bounded"
+
+    id: int | None = None
+    code: Annotated[str, Field(max_length=20), Col(unique=True)]
+    score: Annotated[int, Field(ge=0)] = 0
+    n: int = 0
+
+
+def test_a_stored_value_the_field_refuses_is_named_and_nothing_is_written(db, fresh):
+    fresh(Bounded)
+    with db.engine.begin() as conn:  # stored behind the model's back: below its bound
+        conn.execute(Bounded.__table__.insert(), [{"code": "a", "score": -1, "n": 1}])
+    records = [Bounded(code="b", n=1), Bounded(code="a", n=2)]
+    with pytest.raises(ValidationError) as caught:  # ours, not pydantic's
+        Bounded.batch_upsert(records, conflict="code", update=["n"])
+    message = str(caught.value)
+    assert "Bounded row 1" in message and "score" in message and "greater than" in message
+    assert [(r.id, r.is_new_record, r.score) for r in records] == [(None, True, 0)] * 2
+    assert _stored(Bounded, "code", "score", "n") == {"a": (-1, 1)}

@@ -111,6 +111,32 @@ def give_stored(
             try:
                 values = info.column_adapter(fname).validate_python(list(column))
             except pydantic.ValidationError:  # refused as one value is: its field's error
-                adapter = info.adapter(fname)
-                values = [adapter.validate_python(v) for v in column]
+                values = _one_by_one(info, names, rows, fname, column)
         deque(map(operator.setitem, targets, repeat(fname), values), maxlen=0)
+
+
+def _one_by_one(
+    info: ModelInfo, names: Sequence[str], rows: list[Sequence[Any]], fname: str,
+    column: Sequence[Any],
+) -> list[Any]:
+    """The column's values validated one by one; the first its field refuses raises our
+    :class:`ValidationError` naming the stored row (by its primary key) and the field."""
+    adapter = info.adapter(fname)
+    values = []
+    for row, value in zip(rows, column):
+        try:
+            values.append(adapter.validate_python(value))
+        except pydantic.ValidationError as exc:
+            npk = len(info.pk_fields)
+            named = tuple(names[:npk]) == tuple(info.pk_fields)
+            pk = row[0] if npk == 1 else tuple(row[:npk])
+            which = f" row {pk!r}" if named else ""
+            reason = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+            raise ValidationError(
+                f"{info.model_name}{which} read from the database does not validate: "
+                f"{fname}: {reason}",
+                model=info.model_name,
+                errors=[{"type": "value_error", "loc": (fname,), "msg": reason,
+                         "input": value}],
+            ) from None
+    return values

@@ -35,8 +35,8 @@ from sqlalchemy.util import concurrency as sa_concurrency
 from ..errors import ConfigurationError
 
 __all__ = [
-    "await_", "bridged", "chunk_rows", "close_failed_cursors", "driver_of", "sleep", "spawn",
-    "statement_bytes",
+    "await_", "bridged", "chunk_rows", "close_failed_cursors", "copy_cursor", "driver_of",
+    "sleep", "spawn", "statement_bytes",
 ]
 
 T = TypeVar("T")
@@ -159,6 +159,34 @@ def driver_of(dbapi_connection: Any) -> Any:
 def is_adapted(dbapi_connection: Any) -> bool:
     """Whether this DB-API connection is SQLAlchemy's adapter of an async driver."""
     return driver_of(dbapi_connection) is not dbapi_connection
+
+
+def copy_cursor(dbapi_connection: Any) -> Any:
+    """A psycopg cursor with ``copy()`` (and the ``adapters`` a ``Transformer`` reads) on a
+    pooled connection: the connection's own cursor, or, behind SQLAlchemy's async adapter,
+    the driver's ``AsyncCursor`` (:class:`DriverCursor`). SQLAlchemy 2.0's adapted cursor
+    passed ``copy`` through to the driver's; 2.1's no longer does."""
+    driver = driver_of(dbapi_connection)
+    if driver is dbapi_connection:
+        return dbapi_connection.cursor()
+    return DriverCursor(driver.cursor())
+
+
+class DriverCursor:
+    """An async driver's cursor used from synchronous code: ``copy()`` as the driver gives
+    it (:class:`copy_context` enters it), ``close()`` awaited; the rest read through."""
+
+    def __init__(self, cursor: Any) -> None:
+        self._cursor = cursor
+
+    def copy(self, sql: str) -> Any:
+        return self._cursor.copy(sql)
+
+    def close(self) -> None:
+        await_(self._cursor.close())
+
+    def __getattr__(self, name: str) -> Any:  # adapters, connection (a Transformer's)
+        return getattr(self._cursor, name)
 
 
 class SyncCopy:

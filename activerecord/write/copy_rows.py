@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ..backend.bridge import copy_context
+from ..backend.bridge import copy_context, copy_cursor
 from ..errors import QueryError
 from ..insert.locate import ValueRefused, WriteFailed
 from .row_sources import RowSource, Slot
@@ -120,7 +120,7 @@ class _Copy(RowSource):
 
 
 def _copy(conn: sa.Connection, rows: list[tuple[Any, ...]], names: Sequence[str]) -> None:
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    cursor = copy_cursor(conn.connection.dbapi_connection)
     row: tuple[Any, ...] | None = None
     try:
         with copy_context(cursor.copy(_COPY_SQL)) as copy:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from ...backend.bridge import copy_context
+from ...backend.bridge import copy_context, copy_cursor
 from ...backend.dialects import without_params
 from ...backend.dialects.postgresql import move_sequence_past
 from ...backend.transaction import PendingStatement
@@ -67,6 +67,13 @@ class PostgresCopyStrategy(InsertStrategy):
         #: The largest key rows gave themselves since the sequence was last moved past them.
         self._top_given: int | None = None
         self.watches_keys = self.watches_keys or sequence is not None
+
+    @property
+    def cursor(self) -> Any:
+        """The driver's cursor, for its ``copy()`` (behind SQLAlchemy's async adapter too)."""
+        if self._cursor is None:
+            self._cursor = copy_cursor(self.conn.connection.dbapi_connection)
+        return self._cursor
 
     def explicit_keys(self, keys: Sequence[Any]) -> None:
         """PostgreSQL's sequence knows nothing of keys rows give themselves: remember the

@@ -183,8 +183,8 @@ class whole(sa.sql.expression.ColumnElement[Any]):  # noqa: N801 - a SQL constru
 
     >>> from sqlalchemy.dialects import postgresql, sqlite
     >>> t = sa.table("t", sa.column("n", sa.Integer))
-    >>> print(whole(t.c.n * 4).compile(dialect=postgresql.dialect()))
-    t.n * %(n_1)s
+    >>> print(whole(t.c.n * t.c.n).compile(dialect=postgresql.dialect()))
+    t.n * t.n
     """
 
     inherit_cache = True
@@ -281,12 +281,17 @@ def _inexact(element: Any) -> str | None:
     return None
 
 
+#: The numeric types: SQLAlchemy 2.1 made ``Float`` a sibling of ``Numeric`` (both
+#: ``NumericCommon``); in 2.0 it is a subclass.
+_NUMERIC: tuple[type, ...] = (sa.Numeric, sa.Float)
+
+
 def _numeric(type_: Any) -> str | None:
     """``"a FLOAT value"`` (its type's name) for a non-integer numeric type, else None."""
     if type_ is None or is_integer_type(type_):
         return None
     affinity = type_._type_affinity or type(type_)
-    if not issubclass(affinity, sa.Numeric):
+    if not issubclass(affinity, _NUMERIC):
         return None
     name = getattr(type_, "impl_instance", type_).__visit_name__
     return f"a {str(name).upper()} value"

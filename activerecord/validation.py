@@ -102,13 +102,9 @@ def _rows_validator(model: type[ActiveRecord]) -> SchemaValidator | None:
         return _row_validators[model]
     validator = None
     if model.__pydantic_complete__:
-        schema: Mapping[str, Any] = model.__pydantic_core_schema__
-        inner = schema.get("schema", {})
-        if (
-            schema.get("type") == "model" and not schema.get("custom_init")
-            and not schema.get("post_init") and not schema.get("root_model")
-            and model.__pydantic_post_init__ is None and inner.get("type") == "model-fields"
-        ):
+        found = _fields_schema(model)
+        if found is not None:
+            schema, inner = found
             items = _as_typed_dict(inner, schema.get("config")) or inner
             validator = SchemaValidator(
                 {"type": "list", "items_schema": items},
@@ -116,6 +112,28 @@ def _rows_validator(model: type[ActiveRecord]) -> SchemaValidator | None:
             )
         _row_validators[model] = validator
     return validator
+
+
+_FIELDS_SCHEMA_KEYS = frozenset({"type", "fields", "model_name", "computed_fields"})
+
+
+def _fields_schema(
+    model: type[ActiveRecord],
+) -> tuple[Mapping[str, Any], Mapping[str, Any]] | None:
+    """(the model's core schema, its ``model-fields`` schema) where validating the model is
+    validating its fields and nothing more, else None: anything around the model schema (a
+    model validator, definitions), a custom ``__init__`` pydantic calls, ``model_post_init``,
+    a root model, or a fields schema with settings of its own runs code or rules a check of
+    the fields alone would skip."""
+    schema: Mapping[str, Any] = model.__pydantic_core_schema__
+    inner: Mapping[str, Any] = schema.get("schema", {})
+    if (
+        schema.get("type") != "model" or schema.get("custom_init") or schema.get("post_init")
+        or schema.get("root_model") or model.__pydantic_post_init__ is not None
+        or inner.get("type") != "model-fields" or set(inner) - _FIELDS_SCHEMA_KEYS
+    ):
+        return None
+    return schema, inner
 
 
 #: The keys of a ``model-field`` schema a ``typed-dict-field`` takes as they are (``frozen``
@@ -307,19 +325,13 @@ class RecordBuilder:
 
     @staticmethod
     def _plan(model: type[ActiveRecord]) -> dict[str, _Check] | None:
-        schema: Mapping[str, Any] = model.__pydantic_core_schema__
-        # Anything around the model schema (a model validator, definitions) or a custom
-        # __init__ / model_post_init runs code pydantic would run: validate.
-        if schema.get("type") != "model" or schema.get("custom_init") or schema.get(
-            "post_init"
-        ) or model.__pydantic_post_init__ is not None:
+        found = _fields_schema(model)  # else pydantic runs more than the fields: validate
+        if found is None:
             return None
+        schema, inner = found
         if set(schema.get("config", {})) - _HARMLESS_CONFIG or schema.get("extra_behavior"):
             return None
-        inner = schema.get("schema", {})
-        if inner.get("type") != "model-fields" or inner.get("computed_fields") or set(
-            inner
-        ) - {"type", "fields", "model_name", "computed_fields"}:
+        if inner.get("computed_fields"):
             return None
         checks: dict[str, _Check] = {}
         for name, field in inner["fields"].items():

@@ -136,6 +136,33 @@ def test_nul_bytes(fresh, db, backend):
     assert _canary_alive(db)
 
 
+def test_a_nul_condition_value_on_postgresql_names_its_column(fresh, db, backend):
+    """PostgreSQL text cannot hold NUL: a where() value holding one is refused by the driver
+    before it is sent; the error says which column the value was compared with (none where
+    an expression stands there), and nothing is written."""
+    if backend != "postgresql":
+        pytest.skip("only PostgreSQL text refuses NUL")
+    _setup(fresh)
+    Item.create(name="keep")
+    nul = "a\x00b"
+    for run in (
+        lambda: Item.query().where({"name": nul}).all(),
+        lambda: Item.query().where({"name": ["keep", nul]}).count(),
+        lambda: Item.query().where({"name": nul}).update({"name": "x"}),
+        lambda: Item.query().where(Item.c.name == nul).delete(),
+        lambda: Item.query().where("name = ?", nul).all(),
+    ):
+        with pytest.raises(activerecord.DataError) as caught:
+            run()
+        assert caught.value.column == "name"
+        assert "column 'name'" in str(caught.value)
+    with pytest.raises(activerecord.DataError) as caught:
+        Item.query().where("lower(name) = ?", nul).all()
+    assert caught.value.column is None
+    assert [r.name for r in Item.query().all()] == ["keep"]
+    assert _canary_alive(db)
+
+
 @pytest.mark.parametrize("payload", [p for p in PAYLOADS if len(p) < 100])
 def test_names_are_rejected_before_sql(fresh, db, backend, payload):
     _setup(fresh)

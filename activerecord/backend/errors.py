@@ -36,6 +36,7 @@ from ..errors import (
     error_context,
 )
 from .bridge import close_failed_cursors
+from .nul_parameters import nul_parameter_column
 
 __all__ = [
     "driver_errors",
@@ -170,6 +171,8 @@ def translate_error(
     if column is None and code == 4025:  # MariaDB: "CONSTRAINT `t.c` failed": c's JSON check
         found = _MARIADB_COLUMN_CHECK.search(str(orig))
         column = found.group(1) if found else None
+    if column is None and kind is DataError and wrapped is not None:
+        column = nul_parameter_column(wrapped)
     error.column = column if isinstance(column, str) else None
     return error
 

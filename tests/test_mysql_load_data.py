@@ -318,3 +318,24 @@ def test_a_server_error_is_the_drivers_and_the_connection_goes_on(db, load_data_
         raw.rollback()
     finally:
         raw.close()
+
+
+@pytest.mark.parametrize("earlier_fails", [False, True])
+def test_a_refused_value_while_an_earlier_chunk_loads_is_reported_in_order(
+    db, fresh, load_data_path, earlier_fails
+):
+    """A batch streams its chunks: a chunk's rows are built while the chunk before still
+    loads. A value the rows refuse there is named by its record; where the earlier load
+    failed too, that earlier failure is the one reported. Nothing stays either way."""
+    fresh(Tiny)
+    Tiny.batch_insert([Tiny(name="taken")])
+    made = [Tiny(name=f"c{k}", n=k) for k in range(6000)]
+    made[5900].n = 2**70  # beyond 64 bits: the integer guard refuses it as the row is built
+    if earlier_fails:
+        made[10].name = "taken"
+    expected = UniqueViolation if earlier_fails else DataError
+    with pytest.raises(expected) as caught:
+        Tiny.batch_insert(made, validate=False)
+    assert caught.value.record_index == (10 if earlier_fails else 5900)
+    assert Tiny.query().count() == 1
+    assert all(m.id is None for m in made)

@@ -125,20 +125,28 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
     ) -> bool:
         """The load runs on a worker thread (the driver waits on its socket there) while the
         caller prepares its next rows; :meth:`settle` waits for it and puts each row's key
-        in its dict. Nothing else uses the connection meanwhile (``pending``)."""
-        self.settle()
-        if not self.may_stream:
-            return False
-        loading = self._loading(shape, data, fetch_key)
+        in its dict. Nothing else uses the connection meanwhile (``pending``). These rows,
+        and the file text of their first load, are built while the last load still runs
+        (they touch no connection): built after it, the server waited for them at every
+        chunk (50,000 rows in ramped chunks here: 0.30 s, against 0.25 s in one chunk)."""
+        loading = self._loading(shape, data, fetch_key) if self.may_stream else None
         if loading is None:
+            self.settle()
             return False
         line, sql = loading
+        try:
+            with rows_located(locate):  # a refused value: its record in the whole call
+                rows = shape.rows(data)
+            first = _text_of(line, rows[: self.piece_rows])
+        except BaseException:
+            self.settle()  # an earlier load's failure is the one to report
+            raise
+        self.settle()
         step = self._step(fetch_key)
-        rows = shape.rows(data)
         if self._streamer is None:
             self._streamer = ThreadPoolExecutor(1, thread_name_prefix="activerecord-load-stream")
         future = self._streamer.submit(
-            self._load_rows, shape, rows, line, sql, fetch_key, step
+            self._load_rows, shape, rows, line, sql, fetch_key, step, first
         )
         self._open = _OpenLoad(future, shape, data, locate, fetch_key)
         return True
@@ -194,16 +202,18 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         sql: str,
         fetch_key: bool,
         step: int,
+        first: Future[bytes] | None = None,
     ) -> tuple[list[Any], int | None]:
         """The rows in loads of :attr:`piece_rows`: the next piece's file text is built on a
         worker thread while the server loads this one (the driver waits on its socket without
         the GIL), so the two overlap. Returns the keys and None; or, where a value has no
         exact form in the file (or the driver refuses it), the keys so far and the position
-        from which the rows are still to be sent (by INSERT, which names such a value)."""
+        from which the rows are still to be sent (by INSERT, which names such a value).
+        ``first``: the first piece's text, where the caller built it already."""
         size = self.piece_rows
         starts = list(range(0, len(rows), size))
         keys: list[Any] = []
-        pending = self._workers().submit(file_text, line, rows[:size])
+        pending = first or self._workers().submit(file_text, line, rows[:size])
         for n, start in enumerate(starts):
             piece = rows[start : start + size]
             try:
@@ -349,6 +359,17 @@ def connection_refusal(facts: DialectFacts, conn: sa.Connection, *, need_keys: b
         need_keys=need_keys,
         driver_allows=wire_ready(raw),
     )
+
+
+def _text_of(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any]]) -> Future[bytes]:
+    """:func:`file_text` built here, as the future a worker's would be (its result, or the
+    :class:`Unloadable` it raised)."""
+    done: Future[bytes] = Future()
+    try:
+        done.set_result(file_text(line, rows))
+    except Unloadable as exc:
+        done.set_exception(exc)
+    return done
 
 
 def file_text(line: Callable[[Sequence[Any]], str], rows: Sequence[Sequence[Any]]) -> bytes:

@@ -16,8 +16,9 @@ and the table's and columns' identifiers. Exact as the ``INSERT`` path is:
 * overlap: a group goes in loads of :attr:`MysqlLoadDataStrategy.piece_rows`, the next
   piece's text built on a worker thread while the server loads this one; where the batch
   allows a stream (``may_stream``), the whole group's loads run on a second worker thread
-  while the caller validates its next chunk, settled (keys put in the rows' dicts) before
-  anything else uses the connection. The workers touch only the driver's cursor;
+  while the caller validates its next chunk and builds its rows and its first load's text,
+  settled (keys put in the rows' dicts) before anything else uses the connection. The
+  workers touch only the driver's cursor;
 * fallback: a Galera node, a server or connection without ``local_infile``, lock mode 2 when
   keys are asked, a PyMySQL without the internals the exchange uses, few rows, or a value
   the file has no exact form for: the rows go by

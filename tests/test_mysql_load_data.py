@@ -4,6 +4,7 @@ fallback where the connection does not allow it."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import decimal
@@ -17,7 +18,8 @@ import sqlalchemy as sa
 from pydantic import Field
 
 import activerecord
-from activerecord import ActiveRecord, Col
+from activerecord import ActiveRecord, Col, UpsertResult
+from activerecord.backend.dialects.mysql import MySQLFacts
 from activerecord.errors import DataError, UniqueViolation
 from activerecord.write.strategies import MysqlLoadDataStrategy, strategy_for
 from activerecord.write.strategies.load_data_wire import FILE_NAME, send_load
@@ -339,3 +341,61 @@ def test_a_refused_value_while_an_earlier_chunk_loads_is_reported_in_order(
     assert caught.value.record_index == (10 if earlier_fails else 5900)
     assert Tiny.query().count() == 1
     assert all(m.id is None for m in made)
+
+
+def _updates_seen(db: activerecord.Database) -> tuple[list[str], Any]:
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.lstrip().upper().startswith("UPDATE"):
+            seen.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", record)
+    return seen, record
+
+
+def test_an_upsert_updates_many_stored_rows_through_a_loaded_table(db, fresh, load_data_path):
+    fresh(Tiny)
+    n = MySQLFacts.load_update_rows + 5
+    Tiny.batch_insert_from_dicts([{"name": f"u{k}", "n": k} for k in range(n)],
+                                 return_records=False)
+    made = [Tiny(name=f"u{k}", n=k * 2) for k in range(n)] + [Tiny(name="new", n=1)]
+    seen, listener = _updates_seen(db)
+    try:
+        result = Tiny.batch_upsert(made, conflict="name", update=["n"], validate=False)
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", listener)
+    assert result == UpsertResult(inserted=1, updated=n - 1, unchanged=1)  # u0: 0 * 2 == 0
+    assert any("ar_update_rows" in s for s in seen), "the UPDATE joins the loaded table"
+    stored = {t.name: (t.id, t.n) for t in Tiny.query()}
+    assert len(stored) == n + 1
+    assert all(stored[m.name] == (m.id, m.n) for m in made)
+
+
+@pytest.mark.parametrize("why", ["no local_infile", "no file form"])
+def test_an_update_by_key_the_file_cannot_take_goes_as_union_all(db, fresh, caplog, why):
+    """Rows LOAD DATA cannot take (a connection that sends no files; a value the file has no
+    form for) are updated as UNION ALL statements, which name a refused value as before."""
+    fresh(Tiny)
+    n = MySQLFacts.load_update_rows + 5
+    Tiny.batch_insert_from_dicts([{"name": f"v{k}", "n": k} for k in range(n)],
+                                 return_records=False)
+    engine = sa.create_engine(backend_url("mysql"))  # PyMySQL's default: no LOCAL files
+    try:
+        with caplog.at_level(logging.DEBUG, logger="activerecord"), engine.begin() as conn, \
+                activerecord.using(conn) if why == "no local_infile" else contextlib.nullcontext():
+            records = Tiny.query().order_by("id").all()
+            for r in records:
+                r.n += 1
+            if why == "no file form":
+                records[n - 2].__dict__["name"] = "x\udc80"  # a lone surrogate: no UTF-8
+                with pytest.raises(activerecord.ActiveRecordError) as caught:
+                    Tiny.batch_update(records, ["n", "name"], validate=False)
+                assert caught.value.record_index == n - 2
+                assert "name" in str(caught.value)
+            else:
+                assert Tiny.batch_update(records, ["n"]) == n
+    finally:
+        engine.dispose()
+    assert any("instead of LOAD DATA" in r.getMessage() for r in caplog.records)
+    assert sorted(t.n for t in Tiny.query()) == [k + (why == "no local_infile") for k in range(n)]

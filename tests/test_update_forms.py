@@ -82,6 +82,8 @@ def _form(statements: list[str]) -> str:
     text = " ".join(updates)
     if "pg_temp.ar_update_rows" in text:
         return "copy"
+    if "ar_update_rows" in text:  # MySQL's temporary table, filled by LOAD DATA
+        return "load"
     if "FROM (VALUES" in text:
         return "values_select"
     if "UNION ALL" in text:
@@ -170,6 +172,23 @@ def test_a_text_too_long_for_its_column_is_refused_in_every_form(fresh, backend)
         assert caught.value.operation == "batch_update"
         assert {s.code for s in Short.query()} == {"a"}  # never cut short, nothing written
         assert shorts[1].changed_fields == {"code"}
+
+
+@pytest.mark.parametrize("n", [10, MANY])
+def test_a_text_with_no_utf8_names_its_record_in_every_form(fresh, backend, n):
+    """A lone surrogate (no UTF-8 form; only ``validate=False`` lets one through) is refused
+    by the driver as it encodes the statement: the error names its record and column, and
+    nothing is written."""
+    fresh(Tally)
+    tallies = _tallies(n)
+    for t in tallies:
+        t.n += 1
+    tallies[n - 3].__dict__["note"] = "x\udc80"
+    with pytest.raises(DataError) as caught:
+        Tally.batch_update(tallies, ["n", "note"], validate=False)
+    assert caught.value.record_index == n - 3
+    assert caught.value.column == "note"
+    assert sorted(t.n for t in Tally.query()) == list(range(n))
 
 
 def test_a_null_for_a_not_null_column_names_its_record_in_every_form(fresh, backend):

@@ -2,11 +2,12 @@
 
 An UPDATE-by-key writes many rows, each with its own values, in one statement per chunk. How
 the rows reach the statement is one :class:`RowSource` per form (:mod:`.row_sources`, and
-:mod:`.copy_rows` for ``COPY``), named by the dialect
+:mod:`.copy_rows` for ``COPY``, :mod:`.load_rows` for ``LOAD DATA``), named by the dialect
 (:attr:`~activerecord.backend.dialects.DialectFacts.batch_update_style`, and
-:meth:`~activerecord.backend.dialects.DialectFacts.update_style` for ``batch_update``):
+:meth:`~activerecord.backend.dialects.DialectFacts.update_style` by chunk size):
 ``unnest`` arrays or ``COPY`` into a temporary table on PostgreSQL, a ``UNION ALL`` derived
-table on MySQL/MariaDB, a ``VALUES`` list on SQLite, the driver's executemany elsewhere.
+table or ``LOAD DATA`` into a temporary table on MySQL/MariaDB, a ``VALUES`` list on
+SQLite, the driver's executemany elsewhere.
 
 ``batch_update`` writes the given fields (:func:`update_statement`); an upsert's UPDATE half
 writes only rows that change (:mod:`activerecord.insert.merge`). Both compile to a
@@ -39,6 +40,7 @@ from ..backend.dialects import bind_processor
 from ..errors import QueryError
 from ..insert.shape import compile_row, positional, source_alias
 from .copy_rows import COPY
+from .load_rows import LOAD
 from .row_sources import (
     EXECUTEMANY,
     UNION,
@@ -57,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COPY",
+    "LOAD",
     "EXECUTEMANY",
     "UNION",
     "UNNEST",
@@ -74,7 +77,8 @@ __all__ = [
 ]
 
 _BY_NAME = {
-    source.name: source for source in (EXECUTEMANY, UNNEST, VALUES, VALUES_SELECT, UNION, COPY)
+    source.name: source
+    for source in (EXECUTEMANY, UNNEST, VALUES, VALUES_SELECT, UNION, COPY, LOAD)
 }
 
 

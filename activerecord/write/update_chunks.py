@@ -26,6 +26,7 @@ from ..backend.errors import driver_errors, translate_error
 from ..backend.transaction import write_connection
 from ..errors import DatabaseError, DataError
 from ..insert.locate import WriteFailed, refused_in_rows
+from ..log import logger
 from .by_key import (
     ByKeyPlan,
     RowSource,
@@ -34,6 +35,7 @@ from .by_key import (
     row_source,
     update_statement,
 )
+from .load_rows import NotLoaded
 
 if TYPE_CHECKING:
     from ..backend.database import Database
@@ -124,28 +126,115 @@ def _run(
     """The chunks' statements in one transaction (or savepoint); the rows matched."""
     dialect = db.engine.dialect
     lock = model._lock_field()
-    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
     count = 0
     with write_connection(db, statements=2) as conn:
         start = 0
         for group in _groups(chunks, source):
-            plan = _plan(model, dialect, source, tuple(names), scalars,
-                         len(group[0]) if source.multi_row else 1)
             try:
-                matched = plan.run_many(conn, group, stamps)
-            except WriteFailed as failed:  # a value the COPY form's table refused
-                raise _located(failed, start, context) from failed.orig
-            except sa.exc.DBAPIError as exc:  # the statement refused a value: say whose
-                located = _too_long(model, row_fields, group, start, exc, context)
-                if located is None:
-                    raise
-                raise located from exc
+                matched = _run_group(conn, model, dialect, source, group, names, scalars,
+                                     stamps, start, context)
+            except NotLoaded as why:  # nothing of the group written: the other form
+                matched = _not_loaded(conn, model, db, group, names, scalars, stamps, start,
+                                      context, why)
             sent = sum(map(len, group))
             if lock and matched != sent:
                 raise StaleChunk(start, start + sent)
             count += matched
             start += sent
     return count
+
+
+def _run_group(
+    conn: sa.Connection,
+    model: type[ActiveRecord],
+    dialect: sa.Dialect,
+    source: RowSource,
+    group: list[list[tuple[Any, ...]]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: tuple[Any, ...],
+    start: int,
+    context: str,
+) -> int:
+    """One group's statements (``start``: its first row's place in the call); rows matched."""
+    lock = model._lock_field()
+    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
+    plan = _plan(model, dialect, source, tuple(names), scalars,
+                 len(group[0]) if source.multi_row else 1)
+    try:
+        return plan.run_many(conn, group, stamps)
+    except WriteFailed as failed:  # a value the COPY form's table refused
+        raise _located(failed, start, context) from failed.orig
+    except sa.exc.DBAPIError as exc:  # the statement refused a value: say whose
+        located = _too_long(model, row_fields, group, start, exc, context)
+        if located is None:
+            raise
+        raise located from exc
+    except (sa.exc.StatementError, UnicodeError) as exc:  # a text the driver cannot encode
+        unsent = _unencodable(model, row_fields, group, start, exc, context)
+        if unsent is None:
+            raise
+        raise unsent from exc
+
+
+def _unencodable(
+    model: type[ActiveRecord],
+    fields: Sequence[str],
+    group: list[list[tuple[Any, ...]]],
+    start: int,
+    exc: BaseException,
+    context: str,
+) -> DataError | None:
+    """The error of a text the driver could not encode (a lone surrogate has no UTF-8),
+    naming its record and column; None for another error."""
+    orig = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
+    if not isinstance(orig, UnicodeError):
+        return None
+    for n, row in enumerate(row for chunk in group for row in chunk):
+        for fname, value in zip(fields, row):
+            if isinstance(value, str) and not _encodes(value):
+                error = DataError(f"cannot send {value!r}: {getattr(orig, 'reason', orig)}",
+                                  orig=orig)
+                error.context, error.record_index = context, start + n
+                error.column = model.__ar_info__.columns[fname].name
+                return error
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def _not_loaded(
+    conn: sa.Connection,
+    model: type[ActiveRecord],
+    db: Database,
+    group: list[list[tuple[Any, ...]]],
+    names: list[str],
+    scalars: tuple[str, ...],
+    stamps: tuple[Any, ...],
+    start: int,
+    context: str,
+    why: NotLoaded,
+) -> int:
+    """A group ``LOAD DATA`` could not take, in the dialect's ``batch_update_style`` (which
+    names a refused value's record and column); the rows matched."""
+    style = db.facts.batch_update_style
+    logger.debug("%s: %s instead of LOAD DATA: %s", model.__name__, style, why)
+    source = row_source(style)
+    rows = [row for chunk in group for row in chunk]
+    size = _balanced(len(rows), db.facts.update_rows_per_statement(len(rows[0]) + len(scalars),
+                                                                   style))
+    matched = 0
+    for part in _groups([rows[at:at + size] for at in range(0, len(rows), size)], source):
+        matched += _run_group(conn, model, db.engine.dialect, source, part, names, scalars,
+                              stamps, start, context)
+        start += sum(map(len, part))
+    return matched
 
 
 def _groups(

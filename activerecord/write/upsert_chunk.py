@@ -25,6 +25,7 @@ from ..insert.conflict import ConflictKey, find_existing, generations, key_gette
 from ..insert.locate import ValueRefused, WriteFailed, refused_in_rows, rows_located
 from ..insert.merge import MergePlan, MergeSpec
 from ..insert.read_back import give_stored
+from ..log import logger
 from .by_key import (
     ByKeyPlan,
     RowSource,
@@ -34,6 +35,7 @@ from .by_key import (
     row_source,
     select_by_keys,
 )
+from .load_rows import NotLoaded
 from .rows import write_chunk
 from .strategies import InsertStrategy
 from .upsert_direct import DirectUpsert, NotDirect
@@ -235,19 +237,27 @@ class UpsertWriter:
                     rows = process_rows(rows, procs)
                 except Exception as exc:
                     raise self._refused(row_fields, procs, rows, members, offset) from exc
-            scalars = self._scalars(spec)
             # The batch update's form for this many rows (COPY into a temporary table on
-            # PostgreSQL from copy_update_rows: the rows formatted in C, not as arrays).
-            style = self.facts.update_style(len(rows))
-            source = row_source(style)
-            size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
-            types = [self.info.columns[f].type for f in row_fields]
-            for start in range(0, len(rows), size):
-                part = rows[start : start + size]
-                plan = self._plan(spec, source, len(part), row_fields)
-                # A refused value is named by its record (its place in the input) and column.
-                where = [offset + p for p in members[start : start + size]]
-                with rows_located(where.__getitem__, always=True):
+            # PostgreSQL, LOAD DATA into one on MySQL, from their dialects' row counts).
+            changed += self._merge_rows(conn, spec, self.facts.update_style(len(rows)),
+                                        row_fields, rows, [offset + p for p in members])
+        return changed
+
+    def _merge_rows(self, conn: sa.Connection, spec: MergeSpec, style: str, row_fields: list[str],
+                    rows: list[tuple[Any, ...]], where: list[int]) -> int:
+        """The processed rows' UPDATE in ``style`` (``where``: each row's place in the input),
+        a part LOAD DATA cannot take in ``batch_update_style``; the rows changed."""
+        scalars = self._scalars(spec)
+        source = row_source(style)
+        size = self.facts.update_rows_per_statement(len(row_fields) + len(scalars), style)
+        types = [self.info.columns[f].type for f in row_fields]
+        changed = 0
+        for start in range(0, len(rows), size):
+            part = rows[start : start + size]
+            plan = self._plan(spec, source, len(part), row_fields)
+            records = where[start : start + size]  # a refused value names its record
+            try:
+                with rows_located(records.__getitem__, always=True):
                     try:
                         changed += _run_merge(conn, plan, self.facts, types, part, scalars)
                     except sa.exc.DBAPIError as exc:
@@ -255,6 +265,10 @@ class UpsertWriter:
                         if located is None:
                             raise
                         raise located from exc
+            except NotLoaded as why:  # nothing of the part written: the other form
+                other = self.facts.batch_update_style
+                logger.debug("%s: %s instead of LOAD DATA: %s", self.model.__name__, other, why)
+                changed += self._merge_rows(conn, spec, other, row_fields, part, records)
         return changed
 
     def _located(
@@ -370,10 +384,9 @@ def _run_merge(
     conn: sa.Connection, plan: ByKeyPlan, facts: DialectFacts, types: list[Any],
     rows: list[tuple[Any, ...]], scalars: tuple[Any, ...],
 ) -> int:
-    """Run a merge plan over processed rows (``types``: the row values' column types), its
-    array parameters sent in the driver's binary format where the dialect says they may be
-    (``unnest`` on PostgreSQL); the rows changed."""
-    if plan.setup is not None:  # COPY into its temporary table, then the UPDATE
+    """Run a merge plan over processed rows (``types``: their column types), its arrays sent
+    in the driver's binary format where the dialect allows (``unnest``); the rows changed."""
+    if plan.setup is not None:  # COPY or LOAD DATA into its temporary table, then the UPDATE
         return plan.run(conn, rows, scalars)
     params = plan.source.params(plan, rows, scalars)
     sql = plan.sql

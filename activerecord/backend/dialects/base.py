@@ -47,11 +47,12 @@ _BATCH_UPDATE_ROWS = {
     # 14-15 ms of 1,000, 16-17 ms of 4,000 to 20,000 (the VALUES table SQLite builds stays
     # in the CPU's cache), 23-24 ms by executemany (two runs each).
     "values_select": 500,
-    # COPY into a temporary table, one UPDATE joined to it: only memory bounds a chunk.
-    "copy": 100_000,
+    # COPY (LOAD DATA on MySQL) into a temporary table, one UPDATE joined to it: only memory
+    # bounds a chunk.
+    "copy": 100_000, "load": 100_000,
 }
 #: Styles whose statement has a fixed number of parameters, whatever its rows.
-_FIXED_PARAMS = frozenset({"executemany", "unnest", "copy"})
+_FIXED_PARAMS = frozenset({"executemany", "unnest", "copy", "load"})
 #: Headroom left in a packet-limited server's packet for the header and statement text.
 _PACKET_HEADROOM = 64 * 1024
 #: Largest multi-row INSERT built where the limit is a packet, even when it allows more.

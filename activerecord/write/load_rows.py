@@ -62,14 +62,15 @@ class NotLoaded(Exception):
     was written, and the caller writes it in the dialect's ``batch_update_style``."""
 
 
-def load_statement(columns: Sequence[sa.Column[Any]]) -> str:
-    """The ``LOAD DATA`` of rows of ``columns`` into the temporary table (binary values go as
-    hexadecimal into a user variable, as the insert path's load sends them)."""
+def load_statement(columns: Sequence[sa.Column[Any]], table: str = TABLE) -> str:
+    """The ``LOAD DATA`` of rows of ``columns`` into the temporary ``table`` of columns ``c0,
+    c1, ...`` (binary values go as hexadecimal into a user variable, as the insert path's
+    load sends them); also the staged upsert's (``write/upsert_staged.py``)."""
     binary = [column_kind(c.type) == "binary" for c in columns]
     targets = [f"@v{j}" if b else f"c{j}" for j, b in enumerate(binary)]
     sets = [f"c{j} = UNHEX(@v{j})" for j, b in enumerate(binary) if b]
     sql = (
-        f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE {TABLE} "
+        f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE {table} "
         f"CHARACTER SET utf8mb4 ({', '.join(targets)})"
     )
     return sql + (" SET " + ", ".join(sets) if sets else "")

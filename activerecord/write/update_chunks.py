@@ -113,6 +113,18 @@ def send_rows(
         return _run(model, db, source, chunks, names, scalars, tuple(stamps), context)
 
 
+@dataclasses.dataclass(frozen=True)
+class _Call:
+    """What every statement of one ``batch_update`` call shares."""
+
+    model: type[ActiveRecord]
+    db: Database
+    names: tuple[str, ...]
+    scalars: tuple[str, ...]
+    stamps: tuple[Any, ...]
+    context: str
+
+
 def _run(
     model: type[ActiveRecord],
     db: Database,
@@ -124,18 +136,16 @@ def _run(
     context: str,
 ) -> int:
     """The chunks' statements in one transaction (or savepoint); the rows matched."""
-    dialect = db.engine.dialect
+    call = _Call(model, db, tuple(names), scalars, stamps, context)
     lock = model._lock_field()
     count = 0
     with write_connection(db, statements=2) as conn:
         start = 0
         for group in _groups(chunks, source):
             try:
-                matched = _run_group(conn, model, dialect, source, group, names, scalars,
-                                     stamps, start, context)
+                matched = _run_group(conn, call, source, group, start)
             except NotLoaded as why:  # nothing of the group written: the other form
-                matched = _not_loaded(conn, model, db, group, names, scalars, stamps, start,
-                                      context, why)
+                matched = _not_loaded(conn, call, group, start, why)
             sent = sum(map(len, group))
             if lock and matched != sent:
                 raise StaleChunk(start, start + sent)
@@ -145,24 +155,17 @@ def _run(
 
 
 def _run_group(
-    conn: sa.Connection,
-    model: type[ActiveRecord],
-    dialect: sa.Dialect,
-    source: RowSource,
-    group: list[list[tuple[Any, ...]]],
-    names: list[str],
-    scalars: tuple[str, ...],
-    stamps: tuple[Any, ...],
+    conn: sa.Connection, call: _Call, source: RowSource, group: list[list[tuple[Any, ...]]],
     start: int,
-    context: str,
 ) -> int:
     """One group's statements (``start``: its first row's place in the call); rows matched."""
+    model, context = call.model, call.context
     lock = model._lock_field()
-    row_fields = [*model.__ar_info__.pk_fields, *names, *([lock] if lock else [])]
-    plan = _plan(model, dialect, source, tuple(names), scalars,
+    row_fields = [*model.__ar_info__.pk_fields, *call.names, *([lock] if lock else [])]
+    plan = _plan(model, call.db.engine.dialect, source, call.names, call.scalars,
                  len(group[0]) if source.multi_row else 1)
     try:
-        return plan.run_many(conn, group, stamps)
+        return plan.run_many(conn, group, call.stamps)
     except WriteFailed as failed:  # a value the COPY form's table refused
         raise _located(failed, start, context) from failed.orig
     except sa.exc.DBAPIError as exc:  # the statement refused a value: say whose
@@ -175,6 +178,26 @@ def _run_group(
         if unsent is None:
             raise
         raise unsent from exc
+
+
+def _not_loaded(
+    conn: sa.Connection, call: _Call, group: list[list[tuple[Any, ...]]], start: int,
+    why: NotLoaded,
+) -> int:
+    """A group ``LOAD DATA`` could not take, in the dialect's ``batch_update_style`` (which
+    names a refused value's record and column); the rows matched."""
+    facts = call.db.facts
+    style = facts.batch_update_style
+    logger.debug("%s: %s instead of LOAD DATA: %s", call.model.__name__, style, why)
+    source = row_source(style)
+    rows = [row for chunk in group for row in chunk]
+    width = len(rows[0]) + len(call.scalars)
+    size = _balanced(len(rows), facts.update_rows_per_statement(width, style))
+    matched = 0
+    for part in _groups([rows[at:at + size] for at in range(0, len(rows), size)], source):
+        matched += _run_group(conn, call, source, part, start)
+        start += sum(map(len, part))
+    return matched
 
 
 def _unencodable(
@@ -207,34 +230,6 @@ def _encodes(text: str) -> bool:
     except UnicodeError:
         return False
     return True
-
-
-def _not_loaded(
-    conn: sa.Connection,
-    model: type[ActiveRecord],
-    db: Database,
-    group: list[list[tuple[Any, ...]]],
-    names: list[str],
-    scalars: tuple[str, ...],
-    stamps: tuple[Any, ...],
-    start: int,
-    context: str,
-    why: NotLoaded,
-) -> int:
-    """A group ``LOAD DATA`` could not take, in the dialect's ``batch_update_style`` (which
-    names a refused value's record and column); the rows matched."""
-    style = db.facts.batch_update_style
-    logger.debug("%s: %s instead of LOAD DATA: %s", model.__name__, style, why)
-    source = row_source(style)
-    rows = [row for chunk in group for row in chunk]
-    size = _balanced(len(rows), db.facts.update_rows_per_statement(len(rows[0]) + len(scalars),
-                                                                   style))
-    matched = 0
-    for part in _groups([rows[at:at + size] for at in range(0, len(rows), size)], source):
-        matched += _run_group(conn, model, db.engine.dialect, source, part, names, scalars,
-                              stamps, start, context)
-        start += sum(map(len, part))
-    return matched
 
 
 def _groups(

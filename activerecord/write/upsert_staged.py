@@ -73,8 +73,9 @@ from ..insert.conflict import ConflictKey
 from ..insert.merge import MergeSpec, merge_clauses
 from ..insert.shape import InsertShape, source_alias
 from .by_key import Made
+from .load_rows import load_statement
 from .strategies.load_data_text import Unloadable, column_kind, line_builder
-from .strategies.load_data_wire import FILE_NAME, send_load
+from .strategies.load_data_wire import send_load
 from .strategies.mysql_load import connection_refusal, file_text
 from .upsert_spec import NotDirect, Updates, UpsertResult, direct_counts
 
@@ -220,7 +221,7 @@ class StagedUpsert:
             columns, sa.select(*(v.c[n] for n in names)).where(~found), include_defaults=False
         )
         return _Statements(
-            create_statement(columns, key_at, self.dialect), self._load_statement(columns),
+            create_statement(columns, key_at, self.dialect), load_statement(columns, TABLE),
             line_builder(
                 [column_kind(c.type) for c in columns],
                 self.dialect.loaded_dbapi.converters.encoders,
@@ -239,14 +240,3 @@ class StagedUpsert:
             if self.facts.text_compare_binary and isinstance(column.type, sa.String):
                 out.append(sa.cast(column, sa.LargeBinary) == sa.cast(staged, sa.LargeBinary))
         return out
-
-    def _load_statement(self, columns: Sequence[sa.Column[Any]]) -> str:
-        # Binary values go as hexadecimal into a user variable (as the insert path's load).
-        binary = [column_kind(c.type) == "binary" for c in columns]
-        targets = [f"@v{j}" if b else f"c{j}" for j, b in enumerate(binary)]
-        sets = [f"c{j} = UNHEX(@v{j})" for j, b in enumerate(binary) if b]
-        sql = (
-            f"LOAD DATA LOCAL INFILE '{FILE_NAME}' INTO TABLE {TABLE} "
-            f"CHARACTER SET utf8mb4 ({', '.join(targets)})"
-        )
-        return sql + (" SET " + ", ".join(sets) if sets else "")

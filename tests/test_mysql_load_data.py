@@ -397,5 +397,6 @@ def test_an_update_by_key_the_file_cannot_take_goes_as_union_all(db, fresh, capl
                 assert Tiny.batch_update(records, ["n"]) == n
     finally:
         engine.dispose()
-    assert any("instead of LOAD DATA" in r.getMessage() for r in caplog.records)
+    if not db.facts.is_galera:  # a Galera node never loads: UNION ALL from the start
+        assert any("instead of LOAD DATA" in r.getMessage() for r in caplog.records)
     assert sorted(t.n for t in Tiny.query()) == [k + (why == "no local_infile") for k in range(n)]

@@ -175,17 +175,21 @@ def test_a_text_too_long_for_its_column_is_refused_in_every_form(fresh, backend)
 
 
 @pytest.mark.parametrize("n", [10, MANY])
-def test_a_text_with_no_utf8_names_its_record_in_every_form(fresh, backend, n):
+@pytest.mark.parametrize("write", ["batch_update", "batch_upsert"])
+def test_a_text_with_no_utf8_names_its_record_in_every_form(fresh, backend, n, write):
     """A lone surrogate (no UTF-8 form; only ``validate=False`` lets one through) is refused
-    by the driver as it encodes the statement: the error names its record and column, and
-    nothing is written."""
+    by the driver as it encodes the statement (a batch update's, an upsert's UPDATE half):
+    the error names its record and column, and nothing is written."""
     fresh(Tally)
     tallies = _tallies(n)
     for t in tallies:
         t.n += 1
     tallies[n - 3].__dict__["note"] = "x\udc80"
     with pytest.raises(DataError) as caught:
-        Tally.batch_update(tallies, ["n", "note"], validate=False)
+        if write == "batch_update":
+            Tally.batch_update(tallies, ["n", "note"], validate=False)
+        else:
+            Tally.batch_upsert(tallies, conflict="id", update=["n", "note"], validate=False)
     assert caught.value.record_index == n - 3
     assert caught.value.column == "note"
     assert sorted(t.n for t in Tally.query()) == list(range(n))

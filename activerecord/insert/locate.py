@@ -274,14 +274,24 @@ def _render(value: Any) -> str:
 
 def refused_in_rows(
     info: ModelInfo, fields: Sequence[str], rows: Iterable[Sequence[Any]],
-    exc: sa.exc.DBAPIError,
+    exc: sa.exc.StatementError | UnicodeError,
 ) -> tuple[int, str, Any, str | None] | None:
     """Where a statement over ``rows`` (values of ``fields``) was refused without the server
     naming the row (a multi-row UPDATE): (row, column name, value, SQLSTATE to report) of the
     first NULL of a NOT NULL column for a not-null violation, of the first text longer than
-    its column for "too long", of the first JSON holding NaN or Infinity for a JSON refusal;
-    None for another refusal, or where no row explains it."""
+    its column for "too long", of the first JSON holding NaN or Infinity for a JSON refusal,
+    of the first text with no UTF-8 (a lone surrogate) the driver could not encode; None
+    for another refusal, or where no row explains it."""
     columns = [info.columns[f] for f in fields]
+    orig = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
+    if isinstance(orig, UnicodeError):
+        for n, row in enumerate(rows):
+            for j, c in enumerate(columns):
+                if isinstance(row[j], str) and not _encodes(row[j]):
+                    return n, c.name, row[j], "22021"  # character not in repertoire
+        return None
+    if not isinstance(exc, sa.exc.DBAPIError):
+        return None
     if isinstance(translate_error(exc), NotNullViolation):
         wanted = [(j, c.name) for j, c in enumerate(columns) if not c.nullable]
         for n, row in enumerate(rows):
@@ -306,3 +316,11 @@ def refused_in_rows(
             if isinstance(row[j], str) and len(row[j]) > length:
                 return n, name, row[j], None
     return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeError:
+        return False
+    return True

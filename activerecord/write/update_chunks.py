@@ -205,31 +205,18 @@ def _unencodable(
     fields: Sequence[str],
     group: list[list[tuple[Any, ...]]],
     start: int,
-    exc: BaseException,
+    exc: sa.exc.StatementError | UnicodeError,
     context: str,
 ) -> DataError | None:
     """The error of a text the driver could not encode (a lone surrogate has no UTF-8),
     naming its record and column; None for another error."""
-    orig = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
-    if not isinstance(orig, UnicodeError):
+    found = refused_in_rows(model.__ar_info__, fields, (r for c in group for r in c), exc)
+    if found is None or found[3] != "22021":
         return None
-    for n, row in enumerate(row for chunk in group for row in chunk):
-        for fname, value in zip(fields, row):
-            if isinstance(value, str) and not _encodes(value):
-                error = DataError(f"cannot send {value!r}: {getattr(orig, 'reason', orig)}",
-                                  orig=orig)
-                error.context, error.record_index = context, start + n
-                error.column = model.__ar_info__.columns[fname].name
-                return error
-    return None
-
-
-def _encodes(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeError:
-        return False
-    return True
+    orig = exc.orig if isinstance(exc, sa.exc.StatementError) else exc
+    error = DataError(f"cannot send {found[2]!r}: {getattr(orig, 'reason', orig)}", orig=orig)
+    error.context, error.record_index, error.column = context, start + found[0], found[1]
+    return error
 
 
 def _groups(

@@ -260,7 +260,7 @@ class UpsertWriter:
                 with rows_located(records.__getitem__, always=True):
                     try:
                         changed += _run_merge(conn, plan, self.facts, types, part, scalars)
-                    except sa.exc.DBAPIError as exc:
+                    except (sa.exc.StatementError, UnicodeError) as exc:  # say whose value
                         located = self._located(row_fields, part, exc)
                         if located is None:
                             raise
@@ -271,16 +271,16 @@ class UpsertWriter:
                 changed += self._merge_rows(conn, spec, other, row_fields, part, records)
         return changed
 
-    def _located(
-        self, fields: list[str], part: list[tuple[Any, ...]], exc: sa.exc.DBAPIError
-    ) -> WriteFailed | None:
-        """The row (in ``part``) and column of the value the server refused without naming
-        its row (:func:`refused_in_rows`); None where none explains it."""
+    def _located(self, fields: list[str], part: list[tuple[Any, ...]],
+                 exc: sa.exc.StatementError | UnicodeError) -> WriteFailed | None:
+        """The row (in ``part``) and column of a value refused without its row named
+        (:func:`refused_in_rows`); None where none explains it."""
         found = refused_in_rows(self.info, fields, part, exc)
         if found is None:
             return None
         n, column, value, sqlstate = found
-        return WriteFailed(ValueRefused(column, exc.orig or exc, value, sqlstate=sqlstate), n)
+        orig = getattr(exc, "orig", None) or exc
+        return WriteFailed(ValueRefused(column, orig, value, sqlstate=sqlstate), n)
 
     def _refused(
         self,

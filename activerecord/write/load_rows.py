@@ -36,7 +36,7 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -82,8 +82,10 @@ class _Load(RowSource):
 
     def __init__(self) -> None:
         #: Per temporary table statement (one per table and columns): the columns' value
-        #: kinds for the file and the load statement.
+        #: kinds for the file and the load statement; and the line builder made of the
+        #: kinds at its first load (compiled once, not per chunk).
         self._loads: dict[str, tuple[list[str], str]] = {}
+        self._lines: dict[str, Callable[[Sequence[Any]], str]] = {}
 
     def refs(
         self, columns: Sequence[sa.Column[Any]], nrows: int, alias: str
@@ -111,8 +113,9 @@ class _Load(RowSource):
     ) -> int:
         """DROP, CREATE, LOAD, UPDATE, DROP (see the module docs); :class:`NotLoaded`, with
         nothing written, where the chunk cannot go so."""
-        made = None if plan.setup is None else self._loads.get(plan.setup)
-        if made is None:
+        setup = plan.setup
+        made = None if setup is None else self._loads.get(setup)
+        if setup is None or made is None:
             raise QueryError("internal: a LOAD update plan without its temporary table")
         kinds, load_sql = made
         raw = conn.connection.dbapi_connection
@@ -121,13 +124,16 @@ class _Load(RowSource):
         files = conn.dialect.loaded_dbapi.constants.CLIENT.LOCAL_FILES
         if not getattr(raw, "client_flag", 0) & files:
             raise NotLoaded("the connection sends no files (local_infile off)")
+        line = self._lines.get(setup)
+        if line is None:
+            encoders = conn.dialect.loaded_dbapi.converters.encoders
+            line = self._lines[setup] = line_builder(kinds, encoders)
         try:
-            payload = file_text(line_builder(kinds, conn.dialect.loaded_dbapi.converters.encoders),
-                                rows)
+            payload = file_text(line, rows)
         except Unloadable as exc:
             raise NotLoaded(str(exc)) from exc
         conn.exec_driver_sql(_DROP)
-        conn.exec_driver_sql(plan.setup)  # type: ignore[arg-type]
+        conn.exec_driver_sql(setup)
         try:
             taken, warnings = send_load(raw, load_sql, payload)
         except Exception as exc:  # noqa: BLE001 - the other form's statement reports it

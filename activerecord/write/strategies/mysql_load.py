@@ -214,7 +214,9 @@ class MysqlLoadDataStrategy(MysqlValuesStrategy):
         size = self.piece_rows
         starts = list(range(0, len(rows), size))
         keys: list[Any] = []
-        pending = first or self._workers().submit(file_text, line, rows[:size])
+        pending = first
+        if pending is None:
+            pending = self._workers().submit(file_text, line, rows[:size])
         for n, start in enumerate(starts):
             piece = rows[start : start + size]
             try:

@@ -15,6 +15,7 @@ from pydantic_core import PydanticCustomError
 from activerecord import (
     ActiveRecord,
     Col,
+    ForeignKeyViolation,
     OptimisticLockMixin,
     QueryError,
     RecordNotFound,
@@ -956,6 +957,58 @@ def test_graph_failure_rolls_everything_back_and_puts_records_back(db, fresh):
     writer.novels[1].genres = [Genre(label="free")]
     Writer.batch_insert([writer], include=["novels", "novels.genres"])
     assert Novel.query().count() == 2 and writer.novels[0].writer_id == writer.id
+
+
+class Shelf(Model):
+    __table_name__ = "as_shelves"
+
+    id: int | None = None
+    name: str
+    boxes = has_many("Box")
+
+
+class Box(Model):
+    __table_name__ = "as_boxes"
+
+    id: int | None = None
+    shelf_id: int | None = None
+    #: References as_labels under a deferred constraint: only the COMMIT checks it.
+    label_id: int | None = None
+
+
+@pytest.mark.backends("sqlite", "postgresql")
+def test_graph_whose_commit_is_refused_puts_every_level_back(db):
+    """The graph's own transaction marks its levels' records only once it commits: a COMMIT
+    refused (a deferred constraint) after every level was written puts them all back."""
+    with db.engine.begin() as conn:
+        for table in ("as_boxes", "as_shelves", "as_labels"):
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+        conn.exec_driver_sql("CREATE TABLE as_labels (id BIGINT PRIMARY KEY)")
+        conn.exec_driver_sql("CREATE TABLE as_shelves (id BIGSERIAL PRIMARY KEY, name TEXT)"
+                             if db.engine.dialect.name == "postgresql" else
+                             "CREATE TABLE as_shelves (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.exec_driver_sql(
+            "CREATE TABLE as_boxes (id {} PRIMARY KEY, shelf_id BIGINT, label_id BIGINT "
+            "REFERENCES as_labels (id) DEFERRABLE INITIALLY DEFERRED)".format(
+                "BIGSERIAL" if db.engine.dialect.name == "postgresql" else "INTEGER")
+        )
+        conn.exec_driver_sql("INSERT INTO as_labels (id) VALUES (1)")
+    shelves = [Shelf(name=f"s{i}", boxes=[Box(label_id=1), Box(label_id=1)]) for i in range(3)]
+    shelves[2].boxes[1].label_id = 99  # no such label: refused at COMMIT
+    with pytest.raises(ForeignKeyViolation, match="commit failed"):
+        Shelf.batch_insert(shelves, include=["boxes"])
+    boxes = [box for shelf in shelves for box in shelf.boxes]
+    assert [(s.id, s.is_new_record) for s in shelves] == [(None, True)] * 3
+    assert [(b.id, b.shelf_id, b.is_new_record) for b in boxes] == [(None, None, True)] * 6
+    assert Shelf.query().count() == 0 and Box.query().count() == 0
+    shelves[2].boxes[1].label_id = 1
+    assert Shelf.batch_insert(shelves, include=["boxes"]) == 3
+    assert all(not r.is_new_record and not r.changed_fields for r in [*shelves, *boxes])
+    assert [b.shelf_id for b in boxes] == [s.id for s in shelves for _ in range(2)]
+    assert Box.query().where({"shelf_id": shelves[1].id}).count() == 2
+    with db.engine.begin() as conn:
+        for table in ("as_boxes", "as_shelves", "as_labels"):
+            conn.exec_driver_sql(f"DROP TABLE {table}")
 
 
 def test_readme_associations_block_runs(tmp_path):

@@ -9,7 +9,11 @@ graph changes gets that key written (one ``batch_update`` of the key alone per r
 join row already linking two saved records is not inserted twice, and a saved record's own
 unsaved changes are not written (``changed_fields`` still holds them; as in Rails'
 activerecord-import, a graph insert inserts, it does not save). All of it runs in one
-transaction, and a failure anywhere rolls it all back and puts every record back.
+transaction, and a failure anywhere rolls it all back and puts every record back. Where that
+transaction is the graph's own and no model of it has hooks, nothing but the graph sees the
+records before it ends: each level's records are marked persisted once it commits, and its
+rollback puts them back as a failed insert does, with no snapshots taken (those were about 5%
+of a graph's time on SQLite); each level reuses the ``__dict__`` list read here.
 
 Validation covers the whole graph, errors naming the path (``record 3 -> books[1]: title:
 ...``) of every invalid record. Where a model of the graph has insert or update hooks, the
@@ -54,15 +58,20 @@ from itertools import compress, repeat
 from typing import TYPE_CHECKING, Any
 
 import pydantic
-import sqlalchemy as sa
 
-from ..backend.errors import translate_error
-from ..backend.transaction import Transaction, on_rollback, read_connection, tracks_rollback
+from ..backend.transaction import (
+    Transaction,
+    hold_marks,
+    on_rollback,
+    tracks_rollback,
+)
 from ..errors import ArgumentTypeError, BatchValidationError
 from ..validation import collector_paused, validate_rows
+from ..write.insert import batch_insert
 from .graph_dicts import graph_from_dicts, include_tree
+from .graph_join import insert_join_rows
 from .graph_keys import Moved, is_identity, key_checker, link, set_new_keys, values_of
-from .loading import key_chunk, related_caches
+from .loading import related_caches
 from .preload import Tree
 from .relation import Relation, relation_of
 
@@ -227,6 +236,11 @@ def _insert(model: type[ActiveRecord], root: _Node, *, validate: bool,
     moved = Moved()
     try:
         with Transaction(db):
+            if quiet and not callable(progress):
+                # The graph's own transaction, no user code in it: the levels' records are
+                # marked persisted once it commits, and put back by its rollback, with no
+                # snapshots taken (see the module docs).
+                hold_marks(db)
             if tracks_rollback(db):
                 on_rollback(moved.put_back, db)
             try:
@@ -295,10 +309,15 @@ def _write(node: _Node, moved: Moved, how: _Write, progress: Any = False) -> int
         if relation.kind == "belongs_to":
             _write(child, moved, how)
             _link_parents(node, relation, moved)
-    records = node.records
-    new_records = records if all(node.new) else list(compress(records, node.new))
-    inserted = model.batch_insert(new_records, validate=how.validate, batch_size=how.batch_size,
-                                  progress=progress) if new_records else 0
+    records, dicts = node.records, node.dicts
+    if not all(node.new):
+        records, dicts = list(compress(records, node.new)), list(compress(dicts, node.new))
+    # Quiet, the dicts _collect read (and type-checked) are still the records' own: no hook
+    # can swap one before the level is written.
+    inserted = batch_insert(
+        model, records, validate=how.validate, batch_size=how.batch_size, progress=progress,
+        return_records=False, dicts=dicts if how.quiet else None,
+    )[0] if records else 0
     for relation, child in node.children:
         if relation.kind == "belongs_to":
             continue
@@ -307,7 +326,8 @@ def _write(node: _Node, moved: Moved, how: _Write, progress: Any = False) -> int
             _write(child, moved, how)
         else:
             _write(child, moved, how)
-            _insert_join_rows(node, relation, child, how.batch_size)
+            insert_join_rows(relation, node.records, node.new, node.related[relation.name],
+                             dict(zip(map(id, child.records), child.new)), how.batch_size)
     return inserted
 
 
@@ -342,54 +362,3 @@ def _link_children(node: _Node, relation: Relation, child: _Node, moved: Moved,
     changed = link(moved, items, [new_of[id(item)] for item in items], fk, keys)
     if changed:  # saved children now pointing here: one update by key
         target.batch_update(changed, [fk])
-
-
-def _insert_join_rows(node: _Node, relation: Relation, child: _Node,
-                      batch_size: int | None) -> None:
-    """The join rows of a ``through`` relation: one per (record, target) pair, except
-    those already stored between two saved records."""
-    join = relation.through
-    assert join is not None
-    fk, tk = relation.foreign_key, relation.target_key
-    owner_keys = [record.__dict__.get(relation.primary_key) for record in node.records]
-    pairs: list[tuple[Any, Any]] = []
-    saved_owners: list[Any] = []
-    target_new = dict(zip(map(id, child.records), child.new))
-    for key, is_new, items in zip(owner_keys, node.new, node.related[relation.name]):
-        for item in items:
-            pairs.append((key, item.__dict__.get(relation.target_pk)))
-            if not is_new and not target_new[id(item)]:
-                saved_owners.append(key)
-    if saved_owners:
-        stored = _stored_links(relation, saved_owners)
-        pairs = [pair for pair in pairs if pair not in stored]
-    pairs = list(dict.fromkeys(pairs))  # a pair set twice is one row
-    if pairs:
-        join.batch_insert_from_dicts(
-            [{fk: key, tk: target_key} for key, target_key in pairs],
-            batch_size=batch_size, return_records=False,
-        )
-
-
-def _stored_links(relation: Relation, owner_keys: list[Any]) -> set[tuple[Any, Any]]:
-    """The (owner key, target key) pairs the join model already holds for these owners
-    (its default scope applies: a soft-deleted join row links nothing)."""
-    join = relation.through
-    assert join is not None
-    info = join.__ar_info__
-    owner_col, target_col = info.columns[relation.foreign_key], info.columns[relation.target_key]
-    keys = list(dict.fromkeys(owner_keys))
-    chunk = key_chunk(join)
-    stored: set[tuple[Any, Any]] = set()
-    try:
-        with read_connection(join.database()) as conn:
-            for start in range(0, len(keys), chunk):
-                stmt = sa.select(owner_col, target_col).where(
-                    owner_col.in_(keys[start : start + chunk]), *info.scope_criteria("default")
-                )
-                stored.update((row[0], row[1]) for row in conn.execute(stmt))
-    except sa.exc.DBAPIError as exc:
-        raise translate_error(
-            exc, context=f"reading the links of {relation.owner.__name__}.{relation.name}"
-        ) from exc
-    return stored

@@ -61,12 +61,15 @@ def batch_insert(
     return_records: bool = True,
     on_conflict: str = "error",
     hooks: bool = True,
+    dicts: list[dict[str, Any]] | None = None,
 ) -> tuple[int, list[Any]]:
     """Insert ``records`` (instances, or dicts with ``from_dicts``); see the module docs.
 
     Returns the row count and, when ``return_records``, the inserted instances in input order.
     ``on_conflict="ignore"`` skips rows whose unique key exists (see :mod:`.upsert`).
     ``hooks=False``: the loaders' bulk path, which runs no batch hooks (Rails' insert_all).
+    ``dicts``: the instances' ``__dict__``, read and type-checked by the caller (a graph
+    insert, where no hook can swap one before it is written).
     """
     # Arguments first: a wrong call fails before any input is read, empty or not.
     check_size(batch_size)
@@ -105,5 +108,6 @@ def batch_insert(
         # Dicts with return_records=False are the raw path (Rails insert_all): no records are
         # built, no hook runs.
         hooks=model._batch_hooks("insert", records) if need_keys and hooks else None,
+        dicts=dicts,
     )
     return run(plan, records, write)

@@ -10,7 +10,8 @@ that writes one prepared chunk (:data:`ChunkWriter`). The loop around it is the 
   chunks (a PostgreSQL ``COPY``: ``stream``), and the chunk size (the dialect's);
 * three context managers hold what spans the chunks: :func:`located_errors` (driver errors as
   ours, with the failing record's index), :func:`_outcome` (a failure puts the records back,
-  a success marks them and registers their put-back with the ambient transaction) and
+  a success marks them and registers their put-back with the ambient transaction; in a
+  transaction that holds marks, ``hold_marks``, both wait for its end) and
   :func:`_strategy` (the connection's insert strategy, and the open statement's end);
 * each chunk is prepared (validated or key-checked, defaults filled: :mod:`.prepare`), written
   by the writer, its records marked persisted and counted in the progress.
@@ -48,7 +49,14 @@ import sqlalchemy as sa
 from ..arguments import check_size, is_collection
 from ..backend import bridge
 from ..backend.errors import refused_value_error, translate_error
-from ..backend.transaction import holding_open, on_rollback, tracks_rollback, write_connection
+from ..backend.transaction import (
+    after_commit,
+    holding_open,
+    marks_held,
+    on_rollback,
+    tracks_rollback,
+    write_connection,
+)
 from ..errors import BatchValidationError, error_context
 from ..insert.locate import WriteFailed
 from ..model.state import Undo
@@ -116,6 +124,9 @@ class Plan:
     progress: bool | ProgressCallback
     #: Records in the input, when known (for the progress bar).
     total: int | None
+    #: The records' ``__dict__``, read and type-checked by the caller (a graph insert),
+    #: in input order: not read again.
+    dicts: list[dict[str, Any]] | None = None
 
     @classmethod
     def make(
@@ -123,6 +134,7 @@ class Plan:
         batch_size: int | None, validate: bool = True, progress: bool | ProgressCallback = False,
         from_dicts: bool = False, return_records: bool = True, copies: bool = False,
         stream: bool = False, hooks: ChunkHooks | None = None,
+        dicts: list[dict[str, Any]] | None = None,
     ) -> Plan:
         check_size(batch_size)
         facts = model.database().facts
@@ -131,7 +143,7 @@ class Plan:
         return cls(
             model, context, from_dicts, is_collection(records), validate, return_records,
             copies, stream, size, batch_size is not None, hooks, progress,
-            len(records) if isinstance(records, Sized) else None,
+            len(records) if isinstance(records, Sized) else None, dicts,
         )
 
     @property
@@ -143,11 +155,23 @@ class Plan:
             and self.hooks is None
         )
 
-    def undo(self, db: Database) -> Undo:
-        """How this call puts records back (see :class:`~activerecord.model.state.Undo`)."""
+    def undo(self, db: Database, *, held: bool = False) -> Undo:
+        """How this call puts records back (see :class:`~activerecord.model.state.Undo`);
+        ``held``: as the transaction's end says (:meth:`held`), no snapshots kept."""
         return Undo(
             active=not self.from_dicts, whole_call=self.whole_call, copies=self.copies,
-            ambient=tracks_rollback(db), rollback_only=self.from_dicts and self.return_records,
+            ambient=tracks_rollback(db) and not held,
+            rollback_only=self.from_dicts and self.return_records,
+        )
+
+    def held(self, db: Database) -> bool:
+        """Whether the records are marked persisted only when the ambient transaction
+        commits, and put back by its rollback as by a failed call (``hold_marks``: the
+        library's own transaction, no user code in it): a list of instances inserted
+        without hooks, whose put-back is the fields the call filled (each None before)."""
+        return (
+            not self.from_dicts and not self.copies and self.whole_call
+            and self.hooks is None and not callable(self.progress) and marks_held(db)
         )
 
 
@@ -205,9 +229,10 @@ def _translated(context: str) -> Iterator[None]:
 
 
 @contextmanager
-def _outcome(plan: Plan, undo: Undo, db: Database) -> Iterator[None]:
+def _outcome(plan: Plan, undo: Undo, db: Database, held: bool) -> Iterator[None]:
     """A failure puts the records back (and tells the hooks); a success marks them persisted
-    and registers with the ambient transaction what puts them back on its rollback."""
+    and registers with the ambient transaction what puts them back on its rollback (``held``:
+    its end marks them, or puts them back as this failure would)."""
     try:
         yield
     except BaseException:
@@ -215,6 +240,10 @@ def _outcome(plan: Plan, undo: Undo, db: Database) -> Iterator[None]:
         if plan.hooks is not None:
             plan.hooks.failed()
         raise
+    if held:
+        after_commit(undo.succeeded, db)
+        on_rollback(undo.failed, db)
+        return
     if plan.hooks is not None:
         plan.hooks.succeeded()
     restore = undo.succeeded()
@@ -248,13 +277,15 @@ def run(plan: Plan, records: Iterable[Any], write: ChunkWriter) -> tuple[int, li
     counted and, with ``return_records``, the records handed back, in input order."""
     db = plan.model.database()
     bar = _Progress(plan.progress, plan.total, plan.model.__name__)
-    undo = plan.undo(db)
+    held = plan.held(db)
+    undo = plan.undo(db, held=held)
     out: list[Any] = []
     failures: dict[int, list[Any]] = {}
     prepare = Preparer(plan.model, validate=plan.validate, from_dicts=plan.from_dicts,
-                       return_records=plan.return_records, build=plan.hooks is not None)
+                       return_records=plan.return_records, build=plan.hooks is not None,
+                       dicts=plan.dicts)
     try:
-        with located_errors(plan.context, plan.model.__name__), _outcome(plan, undo, db):
+        with located_errors(plan.context, plan.model.__name__), _outcome(plan, undo, db, held):
             with write_connection(db, statements=2) as conn, \
                     _strategy(plan, conn, undo, db) as strategy:
                 ramp = strategy.may_stream and not plan.size_given  # else as asked

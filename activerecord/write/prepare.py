@@ -58,8 +58,11 @@ class Preparer:
         from_dicts: bool,
         return_records: bool,
         build: bool = False,
+        dicts: list[dict[str, Any]] | None = None,
     ) -> None:
         info = model.__ar_info__
+        #: The instances' ``__dict__`` in input order, read and type-checked by the caller.
+        self.given = dicts
         self.model = model
         self.info = info
         self.validate = validate
@@ -162,6 +165,19 @@ class Preparer:
     def _instances(
         self, chunk: list[Any], offset: int, defaults: dict[str, Any], undo: Undo
     ) -> list[dict[str, Any]]:
+        if self.given is not None:  # a pass over 100k records fewer (cache misses, mostly)
+            datas = self.given[offset : offset + len(chunk)]
+        else:
+            datas = self._checked_dicts(chunk, offset)
+        undo.keep(chunk, datas)
+        for fname, value in defaults.items():
+            unset = [data for data in datas if data.get(fname) is None]
+            undo.filled(unset, fname)
+            for data in unset:
+                data[fname] = value
+        return datas
+
+    def _checked_dicts(self, chunk: list[Any], offset: int) -> list[dict[str, Any]]:
         model = self.model
         if set(map(type, chunk)) != {model}:
             for i, item in enumerate(chunk):
@@ -170,11 +186,4 @@ class Preparer:
                         f"record {offset + i}: expected a {model.__name__}, "
                         f"got {type(item).__name__}"
                     )
-        datas = list(map(_dict_of, chunk))
-        undo.keep(chunk, datas)
-        for fname, value in defaults.items():
-            unset = [data for data in datas if data.get(fname) is None]
-            undo.filled(unset, fname)
-            for data in unset:
-                data[fname] = value
-        return datas
+        return list(map(_dict_of, chunk))

@@ -36,7 +36,14 @@ from .ambient import (
 )
 from .block import Transaction
 from .frames import PendingStatement, resolve_database
-from .hooks import after_commit, commit_tracked, on_rollback, tracks_rollback
+from .hooks import (
+    after_commit,
+    commit_tracked,
+    hold_marks,
+    marks_held,
+    on_rollback,
+    tracks_rollback,
+)
 from .retry import is_retryable
 
 __all__ = [
@@ -46,9 +53,11 @@ __all__ = [
     "checkout",
     "commit_tracked",
     "current_connection",
+    "hold_marks",
     "holding_open",
     "in_transaction",
     "is_retryable",
+    "marks_held",
     "on_rollback",
     "read_connection",
     "resolve_database",

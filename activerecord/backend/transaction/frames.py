@@ -92,6 +92,9 @@ class Frame:
     #: A statement left open on the connection (a COPY streaming rows), flushed before
     #: anything else the library runs there (see ``holding_open``).
     pending: PendingStatement | None = None
+    #: The library's own writes in it mark their records persisted only once it commits,
+    #: and a rollback puts them back as a failed call does (see ``hold_marks``).
+    marks_held: bool = False
     #: Opened by the async API (``async with``): its connection is an async driver's, usable
     #: only inside the greenlet bridge.
     is_async: bool = field(default_factory=bridge.bridged)

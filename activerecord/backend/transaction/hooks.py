@@ -28,7 +28,9 @@ __all__ = [
     "after_commit",
     "commit_tracked",
     "drop_hooks",
+    "hold_marks",
     "lift_hooks",
+    "marks_held",
     "on_rollback",
     "run_hooks",
     "run_rollback_hooks",
@@ -79,6 +81,37 @@ def tracks_rollback(db: Database) -> bool:
     """
     frame = frame_of(db)
     return frame is not None and not (frame.external and frame.depth == 0)
+
+
+def hold_marks(db: Database) -> bool:
+    """In the outermost transaction on ``db``, opened by the library for one call of its own
+    in which no user code runs (a graph insert, ``activerecord.associations.graph``): let
+    the batch inserts in it mark their records persisted only once it commits, and have its
+    rollback put them back as a failed insert does (internal). No snapshot of the records is
+    kept for that: nothing marks them before the end, and nothing else sees them meanwhile.
+    Returns False, changing nothing, inside a savepoint or ``using()``, where the records
+    must be marked at once (the caller's code may look at them before the end).
+
+    >>> import activerecord
+    >>> from activerecord import Transaction
+    >>> db = activerecord.connect("sqlite://")
+    >>> with Transaction():
+    ...     with Transaction():
+    ...         nested = hold_marks(db)
+    ...     print(nested, hold_marks(db), marks_held(db))
+    False True True
+    """
+    frame = frame_of(db)
+    if frame is None or frame.external or frame.depth != 0:
+        return False
+    frame.marks_held = True
+    return True
+
+
+def marks_held(db: Database) -> bool:
+    """True inside a transaction that :func:`hold_marks` set (internal)."""
+    frame = frame_of(db)
+    return frame is not None and frame.marks_held
 
 
 def on_rollback(fn: Callable[[], Any], db: Database) -> None:
